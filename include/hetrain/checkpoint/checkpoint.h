@@ -1,0 +1,70 @@
+// HDF5 checkpoints (DESIGN §8), readable with h5py:
+//
+//   /                attrs: format="hetrain-checkpoint", format_version, hetrain_version, model,
+//                    in_channels, height, width, num_classes, norm_mean, norm_std, epoch,
+//                    epoch_position, round, global_step, samples_seen, seed, sync_mode,
+//                    world_size, config (JSON)
+//   /params/<name>   float32, the parameter's own shape
+//   /buffers/<name>  BatchNorm running stats (float32) and counters (int64)
+//   /optimizer       attrs: kind, lr, momentum, beta1, beta2, eps, weight_decay, step
+//   /optimizer/<state>/<name>   e.g. exp_avg/fc1.weight, momentum_buffer/fc1.weight
+//   /cluster/reports one JSON string per node report of the run
+//   /metrics/epochs  compound table: epoch, samples, train_loss, train_accuracy, test_loss,
+//                    test_accuracy, seconds, samples_per_sec
+//
+// Files are written to a temporary name and renamed, so a crash never leaves a torn checkpoint.
+#pragma once
+
+#include "hetrain/model/models.h"
+#include "hetrain/train/optimizer.h"
+#include "hetrain/train/records.h"
+
+#include <torch/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hetrain {
+
+inline constexpr int64_t kCheckpointFormatVersion = 1;
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// Where in the run the checkpoint was taken; enough to continue from it.
+struct TrainingPosition {
+  int64_t epoch = 0;          // epoch in progress, 0-based (== epochs when training is done)
+  int64_t epoch_position = 0; // samples of that epoch's permutation already consumed
+  int64_t round = 0;          // rounds (optimizer steps) completed within the epoch
+  int64_t global_step = 0;    // optimizer steps completed in the whole run
+  int64_t samples_seen = 0;
+};
+
+struct CheckpointContents {
+  ModelSpec model;
+  std::vector<double> norm_mean, norm_std; // the training set's normalisation
+  TrainingPosition position;
+  uint64_t seed = 0;
+  std::string sync_mode = "gradient";
+  int64_t world_size = 1;
+  std::string config_json;
+  NamedTensors params, buffers;
+  OptimizerOptions optimizer;
+  double learning_rate = 0;
+  int64_t optimizer_steps = 0;
+  std::vector<std::pair<std::string, NamedTensors>> optimizer_state; // state name -> per parameter
+  std::vector<std::string> cluster_reports;                          // JSON, one per report
+  std::vector<EpochRecord> epochs;
+};
+
+void write_checkpoint(const std::string &path, const CheckpointContents &contents);
+// Reads and validates; throws UserError naming the file and what is wrong with it.
+CheckpointContents read_checkpoint(const std::string &path);
+
+// Copies parameters and buffers into a model of the same spec; a missing tensor or a wrong shape
+// is a UserError that names it.
+void load_model_state(const CheckpointContents &contents, torch::nn::Module &model,
+                      const std::string &path_for_errors);
+NamedTensors named_buffers(const torch::nn::Module &model);
+
+} // namespace hetrain

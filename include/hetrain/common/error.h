@@ -1,0 +1,29 @@
+// Errors that cross module boundaries.
+//
+// UserError: the user gave us something we cannot use (bad flag, malformed file, mismatched
+// checkpoint). The command line prints its one-line message and exits with kExitBadInput; no
+// stack trace, no core dump. Everything else (a failed library call inside hetrain) is a
+// LibraryError, printed with the call, file and line that failed, and exits with kExitInternal.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace hetrain {
+
+// Exit codes of the hetrain binary (documented in README.md).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitInternal = 1; // a library call failed or an invariant broke
+inline constexpr int kExitBadInput = 2; // bad flag, malformed or mismatched file
+
+class UserError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+class LibraryError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+} // namespace hetrain

@@ -1,0 +1,54 @@
+// Everything `hetrain train` can be told, in one plain struct. The command line (cli/) and the
+// config file fill it; validate() refuses impossible values with one clear message; the whole
+// struct is stored as JSON in every checkpoint so a run can always be reconstructed.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace hetrain {
+
+struct TrainConfig {
+  // Data and model
+  std::string data;      // training dataset (.h5)
+  std::string test_data; // optional evaluation dataset (.h5)
+  std::string model = "cnn";
+  std::string data_residency = "auto"; // auto | memory | stream
+  int64_t limit_train_samples = 0;     // > 0: train on the first N samples only (quick runs, tests)
+
+  // Schedule of the optimisation
+  int64_t epochs = 1;
+  int64_t global_batch = 256; // samples per optimizer step (G = K * m)
+  int64_t micro_batch = 32;   // samples per forward/backward (m)
+  std::string optimizer = "adam"; // sgd | momentum | adam | adamw
+  double lr = 1e-3;
+  double momentum = 0.9;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double weight_decay = 0.0;
+  std::string lr_schedule = "constant"; // constant | cosine | step
+  int64_t warmup_steps = 0;
+  int64_t lr_step_size = 0; // step schedule: decay every this many steps (0 = once per epoch)
+  double lr_gamma = 0.1;    // step schedule: factor per decay
+  uint64_t seed = 1;
+
+  // Where it runs
+  std::string device = "auto"; // auto | cuda | cpu
+  int threads = 0;             // torch intra-op threads; 0 = the cores this process may use
+
+  // Output
+  std::string checkpoint_dir = "checkpoints";
+  int64_t checkpoint_every = 0; // also every R steps (0 = at epoch ends and at the end only)
+  int64_t keep_checkpoints = 3;
+  std::string summary_json;     // write a JSON summary here at the end
+  double progress_seconds = 5.0; // a progress line at most this often
+};
+
+// Throws UserError naming the first bad value.
+void validate(const TrainConfig &config);
+
+void to_json(nlohmann::json &out, const TrainConfig &config);
+void from_json(const nlohmann::json &in, TrainConfig &config);
+
+} // namespace hetrain

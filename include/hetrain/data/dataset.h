@@ -1,0 +1,62 @@
+// Serves any list of sample indices as a normalised float batch. The whole file is held in memory
+// when it fits (or when asked); otherwise each batch is read with HDF5 hyperslab selections.
+#pragma once
+
+#include "hetrain/data/dataset_file.h"
+
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hetrain {
+
+enum class DataResidency { Auto, Memory, Stream };
+
+struct Normalization {
+  std::vector<double> mean, std; // per channel, of pixel/255
+};
+
+struct Batch {
+  torch::Tensor images; // float32 [n, C, H, W], normalised
+  torch::Tensor labels; // int64 [n]
+};
+
+class Dataset {
+public:
+  // normalization: the statistics to apply; empty means the file's own (training data). Test data
+  // is normalised with the training set's statistics, so pass those.
+  Dataset(const std::string &path, DataResidency residency = DataResidency::Auto,
+          Normalization normalization = {});
+  ~Dataset();
+  Dataset(const Dataset &) = delete;
+  Dataset &operator=(const Dataset &) = delete;
+
+  const DatasetMeta &meta() const { return meta_; }
+  int64_t size() const { return meta_.count; }
+  bool in_memory() const { return !pixels_.empty(); }
+  const Normalization &normalization() const { return normalization_; }
+
+  Batch get(const int64_t *indices, int64_t count) const;
+  Batch get(const std::vector<int64_t> &indices) const {
+    return get(indices.data(), static_cast<int64_t>(indices.size()));
+  }
+
+private:
+  void read_rows(const int64_t *indices, int64_t count, uint8_t *pixels, int64_t *labels) const;
+
+  DatasetMeta meta_;
+  Normalization normalization_;
+  std::vector<uint8_t> pixels_; // whole /images when in memory
+  std::vector<int64_t> labels_; // always in memory (8 bytes a sample)
+  struct Hdf5State;
+  std::unique_ptr<Hdf5State> stream_; // open file + dataset when streaming
+  torch::Tensor mean_, inv_std_;      // [1, C, 1, 1]
+};
+
+// The permutation of one epoch (DESIGN §5): a pure function of (seed, epoch, n), computed by every
+// rank itself, independent of world size, compiler and standard library (own RNG + Fisher-Yates).
+std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t n);
+
+} // namespace hetrain

@@ -1,0 +1,31 @@
+// A whole `hetrain train` run: the stages of DESIGN §2 wired together. run/ sits after every
+// other stage (it calls data/, model/, train/, checkpoint/), so no stage reaches back.
+#pragma once
+
+#include "hetrain/config/config.h"
+#include "hetrain/train/records.h"
+
+#include <string>
+#include <vector>
+
+namespace hetrain {
+
+struct TrainSummary {
+  int world_size = 1;
+  std::string model;
+  int64_t epochs = 0, steps = 0, samples = 0;
+  double samples_per_sec = 0;
+  std::vector<double> epoch_seconds;
+  double test_accuracy = -1, test_loss = -1; // -1 without a test set
+  double final_train_loss = 0;
+  std::string final_checkpoint;
+  std::vector<EpochRecord> history;
+};
+
+// Trains on this process alone (world size 1): gradient accumulation over micro-batches, one
+// optimizer step per global batch, evaluation after every epoch, checkpoints, progress lines.
+TrainSummary run_local_training(const TrainConfig &config);
+
+std::string summary_to_json(const TrainSummary &summary);
+
+} // namespace hetrain

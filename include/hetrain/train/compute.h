@@ -1,0 +1,32 @@
+// The two things a trainer does with a model: sum gradients over samples, and evaluate.
+#pragma once
+
+#include "hetrain/data/dataset.h"
+#include "hetrain/model/models.h"
+
+#include <cstdint>
+
+namespace hetrain {
+
+struct ComputeStats {
+  double loss_sum = 0; // summed cross-entropy over the samples
+  int64_t correct = 0;
+  int64_t samples = 0;
+};
+
+// Forward + backward over `count` samples in micro-batches of at most `micro_batch`, *adding* the
+// gradient of the summed loss to the model's .grads. The caller divides by the samples of the
+// whole step, so any split of a step's samples over micro-batches and trainers gives the same sum.
+ComputeStats accumulate_gradients(Classifier &model, const Dataset &data, const int64_t *indices,
+                                  int64_t count, int64_t micro_batch);
+
+struct EvalResult {
+  double loss = 0;     // mean cross-entropy
+  double accuracy = 0; // fraction correct
+  int64_t samples = 0;
+};
+
+// Evaluation mode, no gradients (torch::NoGradGuard), the whole dataset in batches.
+EvalResult evaluate(Classifier &model, const Dataset &data, int64_t batch_size = 1000);
+
+} // namespace hetrain

@@ -1,0 +1,318 @@
+#include "hetrain/cli/cli.h"
+
+#include "hetrain/checkpoint/checkpoint.h"
+#include "hetrain/cluster/node_report.h"
+#include "hetrain/common/error.h"
+#include "hetrain/common/log.h"
+#include "hetrain/common/system_info.h"
+#include "hetrain/config/config.h"
+#include "hetrain/data/dataset.h"
+#include "hetrain/data/dataset_file.h"
+#include "hetrain/data/image_set.h"
+#include "hetrain/model/models.h"
+#include "hetrain/run/training_run.h"
+#include "hetrain/train/compute.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+
+#include <iostream>
+
+namespace hetrain {
+namespace {
+
+std::string first_line(const std::string &text) { return text.substr(0, text.find('\n')); }
+
+void add_train_options(CLI::App &cmd, TrainConfig &c) {
+  cmd.set_config("--config", "", "Read options from a TOML/INI file (keys are the long flag names)");
+  cmd.add_option("--data", c.data, "Training dataset (.h5, see `hetrain data`)");
+  cmd.add_option("--test-data", c.test_data, "Evaluation dataset, evaluated after every epoch");
+  cmd.add_option("--model", c.model, "mlp | cnn | resnet")->capture_default_str();
+  cmd.add_option("--epochs", c.epochs, "Passes over the training set")->capture_default_str();
+  cmd.add_option("--global-batch", c.global_batch, "Samples per optimizer step (G)")
+      ->capture_default_str();
+  cmd.add_option("--micro-batch", c.micro_batch, "Samples per forward/backward pass (m)")
+      ->capture_default_str();
+  cmd.add_option("--optimizer", c.optimizer, "sgd | momentum | adam | adamw")
+      ->capture_default_str();
+  cmd.add_option("--lr", c.lr, "Learning rate")->capture_default_str();
+  cmd.add_option("--momentum", c.momentum, "Momentum of --optimizer momentum")
+      ->capture_default_str();
+  cmd.add_option("--weight-decay", c.weight_decay, "L2 (decoupled for adamw)")
+      ->capture_default_str();
+  cmd.add_option("--beta1", c.beta1, "Adam beta1")->capture_default_str();
+  cmd.add_option("--beta2", c.beta2, "Adam beta2")->capture_default_str();
+  cmd.add_option("--eps", c.eps, "Adam epsilon")->capture_default_str();
+  cmd.add_option("--lr-schedule", c.lr_schedule, "constant | cosine | step")
+      ->capture_default_str();
+  cmd.add_option("--warmup-steps", c.warmup_steps, "Linear warm-up steps")->capture_default_str();
+  cmd.add_option("--lr-step-size", c.lr_step_size,
+                 "step schedule: decay every N steps (0 = every epoch)")
+      ->capture_default_str();
+  cmd.add_option("--lr-gamma", c.lr_gamma, "step schedule: decay factor")->capture_default_str();
+  cmd.add_option("--seed", c.seed, "Seed of the initial model and of every epoch's order")
+      ->capture_default_str();
+  cmd.add_option("--device", c.device, "auto | cuda | cpu")->capture_default_str();
+  cmd.add_option("--threads", c.threads, "Torch threads (0 = the cores this process may use)")
+      ->capture_default_str();
+  cmd.add_option("--data-residency", c.data_residency,
+                 "auto | memory | stream (HDF5 hyperslab reads)")
+      ->capture_default_str();
+  cmd.add_option("--limit-train-samples", c.limit_train_samples,
+                 "Train on the first N samples only (0 = all)")
+      ->capture_default_str();
+  cmd.add_option("--checkpoint-dir", c.checkpoint_dir, "Where checkpoints are written")
+      ->capture_default_str();
+  cmd.add_option("--checkpoint-every", c.checkpoint_every,
+                 "Also checkpoint every N steps (0 = epoch ends only)")
+      ->capture_default_str();
+  cmd.add_option("--keep-checkpoints", c.keep_checkpoints, "Newest checkpoints to keep")
+      ->capture_default_str();
+  cmd.add_option("--summary-json", c.summary_json, "Write a JSON summary of the run here");
+  cmd.add_option("--progress-seconds", c.progress_seconds, "Seconds between progress lines")
+      ->capture_default_str();
+}
+
+int cmd_train(const TrainConfig &config) {
+  TrainSummary summary = run_local_training(config);
+  if (summary.test_accuracy >= 0)
+    fmt::print("test accuracy {:.4f} (loss {:.4f}) after {} epochs, {:.0f} samples/s\n",
+               summary.test_accuracy, summary.test_loss, summary.epochs, summary.samples_per_sec);
+  return kExitOk;
+}
+
+int cmd_bench(bool json, double seconds) {
+  torch::set_num_threads(usable_cores());
+  NodeReport report = probe_node();
+  run_cpu_benchmarks(report, seconds);
+  if (json)
+    fmt::print("{}\n", report_to_json(report));
+  else
+    fmt::print("{}", report_to_text(report));
+  return kExitOk;
+}
+
+nlohmann::json meta_to_json(const DatasetMeta &m) {
+  return {{"path", m.path},       {"count", m.count},
+          {"channels", m.channels}, {"height", m.height},
+          {"width", m.width},     {"num_classes", m.num_classes},
+          {"class_names", m.class_names}, {"mean", m.mean},
+          {"std", m.std},         {"source", m.source}};
+}
+
+int cmd_data_info(const std::string &path, bool json) {
+  DatasetMeta m = read_dataset_meta(path);
+  if (json) {
+    fmt::print("{}\n", meta_to_json(m).dump(2));
+    return kExitOk;
+  }
+  fmt::print("{}: {} samples of {} (uint8), {} classes\n", m.path, m.count, m.shape_string(),
+             m.num_classes);
+  std::string names;
+  for (const auto &n : m.class_names)
+    names += (names.empty() ? "" : ", ") + n;
+  fmt::print("  classes: {}\n  mean: {}  std: {}\n  source: {}\n", names, fmt::join(m.mean, ", "),
+             fmt::join(m.std, ", "), m.source);
+  return kExitOk;
+}
+
+void apply_class_names(ImageSet &set, const std::vector<std::string> &names) {
+  if (names.empty())
+    return;
+  if (names.size() < set.class_names.size())
+    throw UserError(fmt::format("--class-names: {} names given but the labels need {}",
+                                names.size(), set.class_names.size()));
+  set.class_names = names;
+}
+
+int cmd_inspect(const std::string &path, bool json) {
+  CheckpointContents c = read_checkpoint(path);
+  nlohmann::json params = nlohmann::json::array(), buffers = nlohmann::json::array();
+  int64_t total = 0;
+  for (const auto &[name, t] : c.params) {
+    params.push_back({{"name", name}, {"shape", t.sizes().vec()}});
+    total += t.numel();
+  }
+  for (const auto &[name, t] : c.buffers)
+    buffers.push_back({{"name", name}, {"shape", t.sizes().vec()}});
+  nlohmann::json epochs = nlohmann::json::array();
+  for (const EpochRecord &r : c.epochs)
+    epochs.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss},
+                      {"test_accuracy", r.test_accuracy}, {"seconds", r.seconds},
+                      {"samples_per_sec", r.samples_per_sec}});
+  nlohmann::json state_names = nlohmann::json::array();
+  for (const auto &s : c.optimizer_state)
+    state_names.push_back(s.first);
+  nlohmann::json j{
+      {"path", path},
+      {"model", c.model.name},
+      {"input", fmt::format("{}x{}x{}", c.model.in_channels, c.model.height, c.model.width)},
+      {"num_classes", c.model.num_classes},
+      {"parameters", total},
+      {"epoch", c.position.epoch},
+      {"epoch_position", c.position.epoch_position},
+      {"global_step", c.position.global_step},
+      {"samples_seen", c.position.samples_seen},
+      {"seed", c.seed},
+      {"sync_mode", c.sync_mode},
+      {"world_size", c.world_size},
+      {"optimizer", {{"kind", c.optimizer.kind}, {"lr", c.learning_rate},
+                     {"step", c.optimizer_steps}, {"state", state_names}}},
+      {"params", params},
+      {"buffers", buffers},
+      {"cluster_reports", c.cluster_reports.size()},
+      {"epochs", epochs},
+      {"config", nlohmann::json::parse(c.config_json, nullptr, false)}};
+  if (json) {
+    fmt::print("{}\n", j.dump(2));
+    return kExitOk;
+  }
+  fmt::print("{}: hetrain checkpoint of model {} ({} parameters, input {}, {} classes)\n", path,
+             c.model.name, total, j["input"].get<std::string>(), c.model.num_classes);
+  fmt::print("  position: epoch {} (+{} samples), step {}, {} samples seen; seed {}, sync {}, "
+             "world size {}\n",
+             c.position.epoch, c.position.epoch_position, c.position.global_step,
+             c.position.samples_seen, c.seed, c.sync_mode, c.world_size);
+  fmt::print("  optimizer: {} lr {} after {} steps, state: {}\n", c.optimizer.kind,
+             c.learning_rate, c.optimizer_steps, state_names.dump());
+  for (const auto &[name, t] : c.params)
+    fmt::print("  /params/{:<28} {}\n", name, nlohmann::json(t.sizes().vec()).dump());
+  for (const auto &[name, t] : c.buffers)
+    fmt::print("  /buffers/{:<27} {}\n", name, nlohmann::json(t.sizes().vec()).dump());
+  for (const EpochRecord &r : c.epochs)
+    fmt::print("  epoch {}: train loss {:.4f}, test accuracy {:.4f}, {:.1f} s, {:.0f} samples/s\n",
+               r.epoch, r.train_loss, r.test_accuracy, r.seconds, r.samples_per_sec);
+  return kExitOk;
+}
+
+int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool json, int threads) {
+  torch::set_num_threads(threads > 0 ? threads : usable_cores());
+  CheckpointContents c = read_checkpoint(checkpoint);
+  Dataset dataset(data, DataResidency::Auto, Normalization{c.norm_mean, c.norm_std});
+  const DatasetMeta &m = dataset.meta();
+  if (m.channels != c.model.in_channels || m.height != c.model.height ||
+      m.width != c.model.width || m.num_classes != c.model.num_classes)
+    throw UserError(fmt::format("{} has {} images in {} classes, but checkpoint {} was trained on "
+                                "{}x{}x{} images in {} classes",
+                                data, m.shape_string(), m.num_classes, checkpoint,
+                                c.model.in_channels, c.model.height, c.model.width,
+                                c.model.num_classes));
+  std::shared_ptr<Classifier> model = make_model(c.model);
+  load_model_state(c, *model, checkpoint);
+  EvalResult r = evaluate(*model, dataset);
+  if (json)
+    fmt::print("{}\n", nlohmann::json{{"checkpoint", checkpoint}, {"data", data},
+                                      {"samples", r.samples}, {"accuracy", r.accuracy},
+                                      {"loss", r.loss}}
+                           .dump(2));
+  else
+    fmt::print("{} on {}: accuracy {:.4f}, loss {:.4f} ({} samples)\n", checkpoint, data,
+               r.accuracy, r.loss, r.samples);
+  return kExitOk;
+}
+
+} // namespace
+
+int run_cli(int argc, char **argv) {
+  CLI::App app{"hetrain: one network trained across unequal machines"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", HETRAIN_VERSION);
+
+  TrainConfig config;
+  auto *train = app.add_subcommand("train", "Train a model (one process, or under mpirun)");
+  add_train_options(*train, config);
+
+  bool json = false;
+  double bench_seconds = 1.0;
+  auto *bench = app.add_subcommand("bench", "Probe and benchmark this node, print its report");
+  bench->add_flag("--json", json, "Print the report as JSON");
+  bench->add_option("--seconds", bench_seconds, "Time cap of each benchmark")
+      ->check(CLI::Range(0.05, 60.0))
+      ->capture_default_str();
+
+  auto *data = app.add_subcommand("data", "Import and describe datasets");
+  data->require_subcommand(1);
+  std::string images, labels, out;
+  std::vector<std::string> inputs, class_names;
+  auto *import_idx = data->add_subcommand("import-idx", "Convert MNIST-style IDX files to HDF5");
+  import_idx->add_option("--images", images, "IDX image file (.gz or plain)")->required();
+  import_idx->add_option("--labels", labels, "IDX label file (.gz or plain)")->required();
+  import_idx->add_option("--out", out, "Output dataset (.h5)")->required();
+  import_idx->add_option("--class-names", class_names, "Class names, comma separated")
+      ->delimiter(',');
+  auto *import_cifar = data->add_subcommand("import-cifar", "Convert CIFAR-10 binary batches");
+  import_cifar->add_option("--input", inputs, "data_batch_*.bin files, appended in order")
+      ->required();
+  import_cifar->add_option("--out", out, "Output dataset (.h5)")->required();
+  std::string info_path;
+  auto *info = data->add_subcommand("info", "Describe a dataset file");
+  info->add_option("file", info_path, "Dataset (.h5)")->required();
+  info->add_flag("--json", json, "Print as JSON");
+
+  std::string checkpoint_path;
+  auto *inspect = app.add_subcommand("inspect", "Show what is in a checkpoint");
+  inspect->add_option("checkpoint", checkpoint_path, "Checkpoint (.h5)")->required();
+  inspect->add_flag("--json", json, "Print as JSON");
+
+  std::string eval_data;
+  int eval_threads = 0;
+  auto *evaluate_cmd = app.add_subcommand("evaluate", "Accuracy and loss of a checkpoint");
+  evaluate_cmd->add_option("--checkpoint", checkpoint_path, "Checkpoint (.h5)")->required();
+  evaluate_cmd->add_option("--data", eval_data, "Dataset (.h5)")->required();
+  evaluate_cmd->add_option("--threads", eval_threads, "Torch threads (0 = usable cores)");
+  evaluate_cmd->add_flag("--json", json, "Print as JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success &e) {
+    return app.exit(e); // --help, --version
+  } catch (const CLI::ParseError &e) {
+    std::string name = argc > 1 ? fmt::format("hetrain {}", argv[1]) : "hetrain";
+    fmt::print(stderr, "hetrain: error: {}\nRun '{} --help' for the options.\n",
+               first_line(e.what()), name);
+    return kExitBadInput;
+  }
+
+  try {
+    if (*train)
+      return cmd_train(config);
+    if (*bench)
+      return cmd_bench(json, bench_seconds);
+    if (*import_idx) {
+      ImageSet set = read_idx(images, labels);
+      apply_class_names(set, class_names);
+      write_dataset_file(out, set);
+      fmt::print("wrote {}: {} samples of {}x{}x{}, {} classes\n", out, set.count, set.channels,
+                 set.height, set.width, set.class_names.size());
+      return kExitOk;
+    }
+    if (*import_cifar) {
+      ImageSet set = read_cifar10(inputs);
+      write_dataset_file(out, set);
+      fmt::print("wrote {}: {} samples of 3x32x32, 10 classes\n", out, set.count);
+      return kExitOk;
+    }
+    if (*info)
+      return cmd_data_info(info_path, json);
+    if (*inspect)
+      return cmd_inspect(checkpoint_path, json);
+    if (*evaluate_cmd)
+      return cmd_evaluate(checkpoint_path, eval_data, json, eval_threads);
+  } catch (const UserError &e) {
+    fmt::print(stderr, "hetrain: error: {}\n", e.what());
+    return kExitBadInput;
+  } catch (const LibraryError &e) {
+    fmt::print(stderr, "hetrain: internal error: {}\n", e.what());
+    return kExitInternal;
+  } catch (const std::exception &e) {
+    // c10::Error carries a backtrace after the first line; the first line is the message.
+    fmt::print(stderr, "hetrain: internal error: {}\n", first_line(e.what()));
+    return kExitInternal;
+  }
+  return kExitOk;
+}
+
+} // namespace hetrain

@@ -1,0 +1,140 @@
+#include "hetrain/data/dataset.h"
+
+#include "hetrain/common/check.h"
+#include "hetrain/common/error.h"
+#include "hetrain/common/hdf5_util.h"
+#include "hetrain/common/system_info.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+
+namespace hetrain {
+
+struct Dataset::Hdf5State {
+  h5::Handle file, images;
+};
+
+Dataset::Dataset(const std::string &path, DataResidency residency, Normalization normalization)
+    : meta_(read_dataset_meta(path)), normalization_(std::move(normalization)) {
+  if (normalization_.mean.empty()) {
+    normalization_.mean = meta_.mean;
+    normalization_.std = meta_.std;
+  }
+  if (static_cast<int64_t>(normalization_.mean.size()) != meta_.channels ||
+      static_cast<int64_t>(normalization_.std.size()) != meta_.channels)
+    throw UserError(fmt::format("{}: has {} channels but the normalisation has {}", path,
+                                meta_.channels, normalization_.mean.size()));
+
+  h5::Handle file = h5::open_file_readonly(path);
+  h5::Handle labels = h5::open_dataset(file, "labels", path);
+  labels_.resize(static_cast<size_t>(meta_.count));
+  h5::read_dataset(labels, h5::Kind::I64, labels_.data());
+
+  const int64_t bytes = meta_.count * meta_.image_bytes();
+  // Auto keeps the images in memory when they take at most a quarter of what is available, so
+  // several ranks on one node can each hold a copy.
+  bool keep = residency == DataResidency::Memory ||
+              (residency == DataResidency::Auto && bytes <= meminfo_bytes("MemAvailable") / 4);
+  h5::Handle images = h5::open_dataset(file, "images", path);
+  if (keep) {
+    pixels_.resize(static_cast<size_t>(bytes));
+    h5::read_dataset(images, h5::Kind::U8, pixels_.data());
+  } else {
+    stream_ = std::make_unique<Hdf5State>();
+    stream_->file = std::move(file);
+    stream_->images = std::move(images);
+  }
+
+  auto shape = std::vector<int64_t>{1, meta_.channels, 1, 1};
+  std::vector<float> mean(normalization_.mean.begin(), normalization_.mean.end());
+  std::vector<float> inv_std;
+  for (double s : normalization_.std)
+    inv_std.push_back(static_cast<float>(1.0 / s));
+  mean_ = torch::tensor(mean).reshape(shape);
+  inv_std_ = torch::tensor(inv_std).reshape(shape);
+}
+
+Dataset::~Dataset() = default;
+
+void Dataset::read_rows(const int64_t *indices, int64_t count, uint8_t *pixels,
+                        int64_t *labels) const {
+  const int64_t row = meta_.image_bytes();
+  for (int64_t i = 0; i < count; ++i) {
+    if (indices[i] < 0 || indices[i] >= meta_.count)
+      throw LibraryError(fmt::format("sample index {} outside dataset of {}", indices[i],
+                                     meta_.count));
+    labels[i] = labels_[static_cast<size_t>(indices[i])];
+  }
+  if (in_memory()) {
+    for (int64_t i = 0; i < count; ++i)
+      std::copy_n(pixels_.data() + indices[i] * row, row, pixels + i * row);
+    return;
+  }
+  // HDF5 returns a union of hyperslabs in file order and merges duplicates, so read the sorted
+  // unique rows and scatter them back into the requested order.
+  std::vector<int64_t> unique(indices, indices + count);
+  std::sort(unique.begin(), unique.end());
+  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  h5::Handle space(CHECK_HDF5(H5Dget_space(stream_->images)), H5Sclose);
+  CHECK_HDF5(H5Sselect_none(space));
+  hsize_t block[4] = {1, hsize_t(meta_.channels), hsize_t(meta_.height), hsize_t(meta_.width)};
+  for (int64_t index : unique) {
+    hsize_t start[4] = {hsize_t(index), 0, 0, 0};
+    CHECK_HDF5(H5Sselect_hyperslab(space, H5S_SELECT_OR, start, nullptr, block, nullptr));
+  }
+  hsize_t mem_dims[1] = {hsize_t(unique.size()) * hsize_t(row)};
+  h5::Handle mem_space(CHECK_HDF5(H5Screate_simple(1, mem_dims, nullptr)), H5Sclose);
+  std::vector<uint8_t> sorted(static_cast<size_t>(mem_dims[0]));
+  CHECK_HDF5(
+      H5Dread(stream_->images, H5T_NATIVE_UINT8, mem_space, space, H5P_DEFAULT, sorted.data()));
+  for (int64_t i = 0; i < count; ++i) {
+    auto at = std::lower_bound(unique.begin(), unique.end(), indices[i]) - unique.begin();
+    std::copy_n(sorted.data() + at * row, row, pixels + i * row);
+  }
+}
+
+Batch Dataset::get(const int64_t *indices, int64_t count) const {
+  auto raw = torch::empty({count, meta_.channels, meta_.height, meta_.width}, torch::kUInt8);
+  auto labels = torch::empty({count}, torch::kInt64);
+  read_rows(indices, count, raw.data_ptr<uint8_t>(), labels.data_ptr<int64_t>());
+  // (x/255 - mean) / std, as one fused expression on the float batch.
+  auto images = (raw.to(torch::kFloat32).mul_(1.0f / 255.0f).sub_(mean_)).mul_(inv_std_);
+  return {images, labels};
+}
+
+namespace {
+// splitmix64: a tiny, well-known mixer; good enough to turn (seed, epoch) into a stream.
+uint64_t splitmix64(uint64_t &state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Unbiased integer in [0, bound) by rejection (Lemire's multiply-shift); no std:: distributions,
+// whose output differs between standard libraries.
+uint64_t bounded(uint64_t &state, uint64_t bound) {
+  for (;;) {
+    unsigned __int128 m = static_cast<unsigned __int128>(splitmix64(state)) * bound;
+    auto low = static_cast<uint64_t>(m);
+    if (low >= bound || low >= (0 - bound) % bound)
+      return static_cast<uint64_t>(m >> 64);
+  }
+}
+} // namespace
+
+std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t n) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  uint64_t state = seed * 0xd1342543de82ef95ULL + static_cast<uint64_t>(epoch) + 1;
+  splitmix64(state);
+  for (int64_t i = n - 1; i > 0; --i) {
+    auto j = static_cast<int64_t>(bounded(state, static_cast<uint64_t>(i) + 1));
+    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
+  }
+  return order;
+}
+
+} // namespace hetrain

@@ -1,0 +1,162 @@
+#include "hetrain/model/models.h"
+
+#include "hetrain/common/error.h"
+
+#include <torch/nn/modules.h>
+
+#include <fmt/format.h>
+
+namespace hetrain {
+namespace nn = torch::nn;
+namespace {
+
+// mlp: flatten, three hidden layers of 128 with ReLU, linear classifier (784-128-128-128-10).
+class Mlp : public Classifier {
+public:
+  explicit Mlp(const ModelSpec &spec) {
+    int64_t inputs = spec.in_channels * spec.height * spec.width;
+    fc1 = register_module("fc1", nn::Linear(inputs, 128));
+    fc2 = register_module("fc2", nn::Linear(128, 128));
+    fc3 = register_module("fc3", nn::Linear(128, 128));
+    out = register_module("out", nn::Linear(128, spec.num_classes));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = x.flatten(1);
+    x = torch::relu(fc1(x));
+    x = torch::relu(fc2(x));
+    x = torch::relu(fc3(x));
+    return out(x);
+  }
+
+private:
+  nn::Linear fc1{nullptr}, fc2{nullptr}, fc3{nullptr}, out{nullptr};
+};
+
+// One conv3x3 + BatchNorm + ReLU + 2x2 max-pool block of the cnn.
+struct ConvBlockImpl : nn::Module {
+  ConvBlockImpl(int64_t in, int64_t out) {
+    conv = register_module("conv", nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1).bias(false)));
+    bn = register_module("bn", nn::BatchNorm2d(out));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    return torch::max_pool2d(torch::relu(bn(conv(x))), 2);
+  }
+  nn::Conv2d conv{nullptr};
+  nn::BatchNorm2d bn{nullptr};
+};
+TORCH_MODULE(ConvBlock);
+
+// cnn: two conv blocks (32 and 64 channels), then 128 hidden units and the classifier.
+class Cnn : public Classifier {
+public:
+  explicit Cnn(const ModelSpec &spec) {
+    block1 = register_module("block1", ConvBlock(spec.in_channels, 32));
+    block2 = register_module("block2", ConvBlock(32, 64));
+    int64_t features = 64 * (spec.height / 4) * (spec.width / 4);
+    fc1 = register_module("fc1", nn::Linear(features, 128));
+    out = register_module("out", nn::Linear(128, spec.num_classes));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = block2(block1(x)).flatten(1);
+    return out(torch::relu(fc1(x)));
+  }
+
+private:
+  ConvBlock block1{nullptr}, block2{nullptr};
+  nn::Linear fc1{nullptr}, out{nullptr};
+};
+
+// The basic residual block of ResNet: two 3x3 convs with BatchNorm, identity or 1x1 shortcut.
+struct ResidualBlockImpl : nn::Module {
+  ResidualBlockImpl(int64_t in, int64_t out, int64_t stride) {
+    conv1 = register_module(
+        "conv1", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
+    bn1 = register_module("bn1", nn::BatchNorm2d(out));
+    conv2 = register_module("conv2",
+                            nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
+    bn2 = register_module("bn2", nn::BatchNorm2d(out));
+    if (stride != 1 || in != out) {
+      shortcut_conv = register_module(
+          "shortcut_conv", nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+      shortcut_bn = register_module("shortcut_bn", nn::BatchNorm2d(out));
+    }
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    auto y = torch::relu(bn1(conv1(x)));
+    y = bn2(conv2(y));
+    auto skip = shortcut_conv ? shortcut_bn(shortcut_conv(x)) : x;
+    return torch::relu(y + skip);
+  }
+  nn::Conv2d conv1{nullptr}, conv2{nullptr}, shortcut_conv{nullptr};
+  nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, shortcut_bn{nullptr};
+};
+TORCH_MODULE(ResidualBlock);
+
+// resnet: a small ResNet for 28x28 and 32x32 inputs: 3x3 stem (16 channels), three stages of two
+// residual blocks (16, 32, 64 channels; stride 1, 2, 2), global average pooling, classifier.
+class ResNet : public Classifier {
+public:
+  explicit ResNet(const ModelSpec &spec) {
+    stem = register_module(
+        "stem", nn::Conv2d(nn::Conv2dOptions(spec.in_channels, 16, 3).padding(1).bias(false)));
+    stem_bn = register_module("stem_bn", nn::BatchNorm2d(16));
+    const int64_t widths[] = {16, 32, 64};
+    int64_t in = 16;
+    for (int stage = 0; stage < 3; ++stage) {
+      for (int b = 0; b < 2; ++b) {
+        int64_t stride = (stage > 0 && b == 0) ? 2 : 1;
+        blocks->push_back(ResidualBlock(in, widths[stage], stride));
+        in = widths[stage];
+      }
+    }
+    register_module("blocks", blocks);
+    out = register_module("out", nn::Linear(64, spec.num_classes));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = torch::relu(stem_bn(stem(x)));
+    x = blocks->forward(x);
+    x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    return out(x);
+  }
+
+private:
+  nn::Conv2d stem{nullptr};
+  nn::BatchNorm2d stem_bn{nullptr};
+  nn::Sequential blocks;
+  nn::Linear out{nullptr};
+};
+
+} // namespace
+
+const std::vector<std::string> &model_names() {
+  static const std::vector<std::string> names = {"mlp", "cnn", "resnet"};
+  return names;
+}
+
+std::shared_ptr<Classifier> make_model(const ModelSpec &spec) {
+  if (spec.in_channels <= 0 || spec.height <= 0 || spec.width <= 0 || spec.num_classes <= 1)
+    throw UserError(fmt::format("model {}: bad input shape {}x{}x{} with {} classes", spec.name,
+                                spec.in_channels, spec.height, spec.width, spec.num_classes));
+  if (spec.name == "mlp")
+    return std::make_shared<Mlp>(spec);
+  if (spec.name == "cnn") {
+    if (spec.height < 4 || spec.width < 4)
+      throw UserError("model cnn needs images of at least 4x4");
+    return std::make_shared<Cnn>(spec);
+  }
+  if (spec.name == "resnet") {
+    if (spec.height < 8 || spec.width < 8)
+      throw UserError("model resnet needs images of at least 8x8");
+    return std::make_shared<ResNet>(spec);
+  }
+  throw UserError(fmt::format("unknown model '{}' (choose mlp, cnn or resnet)", spec.name));
+}
+
+int64_t parameter_count(const torch::nn::Module &model) {
+  int64_t n = 0;
+  for (const auto &p : model.parameters())
+    n += p.numel();
+  return n;
+}
+
+} // namespace hetrain

@@ -1,0 +1,276 @@
+#include "hetrain/run/training_run.h"
+
+#include "hetrain/checkpoint/checkpoint.h"
+#include "hetrain/common/atomic_file.h"
+#include "hetrain/common/error.h"
+#include "hetrain/common/log.h"
+#include "hetrain/common/system_info.h"
+#include "hetrain/data/dataset.h"
+#include "hetrain/model/models.h"
+#include "hetrain/train/compute.h"
+#include "hetrain/train/flat_parameters.h"
+#include "hetrain/train/optimizer.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+namespace hetrain {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_duration(double seconds) {
+  auto s = static_cast<int64_t>(seconds + 0.5);
+  return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+DataResidency parse_residency(const std::string &name) {
+  if (name == "memory")
+    return DataResidency::Memory;
+  if (name == "stream")
+    return DataResidency::Stream;
+  return DataResidency::Auto;
+}
+
+torch::Device choose_device(const std::string &requested) {
+  bool cuda = torch::cuda::is_available();
+  if (requested == "cuda" && !cuda)
+    throw UserError("--device cuda: no CUDA device is visible to this LibTorch build");
+  return (requested != "cpu" && cuda) ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+}
+
+// Keeps the newest `keep` files named ckpt-*.h5 in dir (names sort by step).
+void prune_checkpoints(const std::string &dir, int64_t keep) {
+  std::vector<fs::path> found;
+  for (const auto &entry : fs::directory_iterator(dir)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind("ckpt-", 0) == 0 && entry.path().extension() == ".h5")
+      found.push_back(entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep) < found.size(); ++i) {
+    std::error_code ec;
+    fs::remove(found[i], ec);
+  }
+}
+
+void prepare_checkpoint_dir(const std::string &dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir))
+    throw UserError(fmt::format("--checkpoint-dir {}: cannot create directory ({})", dir,
+                                ec ? ec.message() : "exists as a file"));
+}
+
+} // namespace
+
+TrainSummary run_local_training(const TrainConfig &config) {
+  validate(config);
+  const int threads = config.threads > 0 ? config.threads : usable_cores();
+  torch::set_num_threads(threads);
+  const torch::Device device = choose_device(config.device);
+  prepare_checkpoint_dir(config.checkpoint_dir);
+
+  // --- data ------------------------------------------------------------------------------
+  Dataset train(config.data, parse_residency(config.data_residency));
+  const DatasetMeta &meta = train.meta();
+  std::unique_ptr<Dataset> test;
+  if (!config.test_data.empty()) {
+    // Test images are normalised with the training set's statistics, as at inference time.
+    test = std::make_unique<Dataset>(config.test_data, parse_residency(config.data_residency),
+                                     train.normalization());
+    const DatasetMeta &t = test->meta();
+    if (t.channels != meta.channels || t.height != meta.height || t.width != meta.width ||
+        t.num_classes != meta.num_classes)
+      throw UserError(fmt::format("--test-data {} has {} images in {} classes, but the training "
+                                  "data {} has {} images in {} classes",
+                                  t.path, t.shape_string(), t.num_classes, meta.path,
+                                  meta.shape_string(), meta.num_classes));
+  }
+  const int64_t n = config.limit_train_samples > 0
+                        ? std::min(config.limit_train_samples, train.size())
+                        : train.size();
+  const int64_t G = config.global_batch, m = config.micro_batch;
+  const int64_t steps_per_epoch = (n + G - 1) / G;
+
+  // --- model, flat buffers, optimizer -------------------------------------------------------
+  torch::manual_seed(config.seed); // every rank builds the same initial model from the seed
+  ModelSpec spec{config.model, meta.channels, meta.height, meta.width, meta.num_classes};
+  std::shared_ptr<Classifier> model = make_model(spec);
+  model->to(device);
+  FlatParameters flat(*model);
+  OptimizerOptions opt_options{config.optimizer, config.momentum, config.beta1, config.beta2,
+                               config.eps, config.weight_decay};
+  Optimizer optimizer(opt_options, flat.numel(), device);
+  LrSchedule schedule{config.lr_schedule, config.lr, config.warmup_steps,
+                      config.lr_step_size > 0 ? config.lr_step_size : steps_per_epoch,
+                      config.lr_gamma, steps_per_epoch * config.epochs};
+
+  log_info("model {} ({} parameters) on {}, {} threads; data {} ({} samples of {}, {}{})",
+           spec.name, flat.numel(), device.str(), threads, meta.path, n, meta.shape_string(),
+           meta.num_classes, train.in_memory() ? " classes, in memory" : " classes, streamed");
+  log_info("global batch {} = {} micro-batches of {}; {} steps per epoch; optimizer {} lr {} "
+           "({} schedule)",
+           G, G / m, m, steps_per_epoch, config.optimizer, config.lr, config.lr_schedule);
+
+  TrainSummary summary;
+  summary.model = spec.name;
+  summary.epochs = config.epochs;
+  TrainingPosition position;
+  nlohmann::json config_json = config;
+
+  auto save = [&](const std::string &tag) {
+    CheckpointContents c;
+    c.model = spec;
+    c.norm_mean = train.normalization().mean;
+    c.norm_std = train.normalization().std;
+    c.position = position;
+    c.seed = config.seed;
+    c.world_size = 1;
+    c.config_json = config_json.dump();
+    for (const ParameterSlot &slot : flat.slots())
+      c.params.emplace_back(slot.name, FlatParameters::view_of(flat.params(), slot));
+    c.buffers = named_buffers(*model);
+    c.optimizer = opt_options;
+    c.learning_rate = learning_rate(schedule, std::max<int64_t>(0, position.global_step - 1));
+    c.optimizer_steps = optimizer.steps_taken();
+    for (const auto &[state_name, state] : optimizer.state()) {
+      NamedTensors per_param;
+      for (const ParameterSlot &slot : flat.slots())
+        per_param.emplace_back(slot.name, FlatParameters::view_of(state, slot));
+      c.optimizer_state.emplace_back(state_name, std::move(per_param));
+    }
+    c.cluster_reports = {nlohmann::json{{"rank", 0},
+                                        {"host", process_identity().host},
+                                        {"role", "single process"},
+                                        {"device", device.str()},
+                                        {"threads", threads}}
+                             .dump()};
+    c.epochs = summary.history;
+    std::string path = (fs::path(config.checkpoint_dir) /
+                        fmt::format("ckpt-s{:08}-{}.h5", position.global_step, tag))
+                           .string();
+    write_checkpoint(path, c);
+    prune_checkpoints(config.checkpoint_dir, config.keep_checkpoints);
+    return path;
+  };
+
+  // --- the loop: epochs of rounds; one round = one optimizer step over G samples -------------
+  const auto run_start = Clock::now();
+  auto last_progress = Clock::now();
+  for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    const std::vector<int64_t> order = epoch_permutation(config.seed, epoch, n);
+    position.epoch = epoch;
+    position.epoch_position = 0;
+    position.round = 0;
+    double loss_sum = 0;
+    int64_t correct = 0;
+    for (int64_t start = 0; start < n; start += G) {
+      const int64_t count = std::min(G, n - start);
+      flat.zero_grads();
+      ComputeStats stats =
+          accumulate_gradients(*model, train, order.data() + start, count, m);
+      // Mean over the samples of this step: the exact gradient of the global batch.
+      flat.grads().mul_(1.0 / static_cast<double>(count));
+      torch::Tensor params = flat.params();
+      optimizer.step(params, flat.grads(), learning_rate(schedule, position.global_step));
+      loss_sum += stats.loss_sum;
+      correct += stats.correct;
+      position.epoch_position = start + count;
+      position.round += 1;
+      position.global_step += 1;
+      position.samples_seen += count;
+
+      if (seconds_since(last_progress) >= config.progress_seconds) {
+        last_progress = Clock::now();
+        double elapsed = seconds_since(run_start);
+        double rate = static_cast<double>(position.samples_seen) / elapsed;
+        double remaining = static_cast<double>(n * config.epochs - position.samples_seen) / rate;
+        log_info("epoch {}/{} step {}/{} | {:.0f} samples/s | loss {:.4f} | ETA {}", epoch + 1,
+                 config.epochs, position.round, steps_per_epoch, rate,
+                 stats.loss_sum / static_cast<double>(count), format_duration(remaining));
+      }
+      if (config.checkpoint_every > 0 && position.global_step % config.checkpoint_every == 0 &&
+          start + count < n)
+        save("step");
+    }
+
+    EpochRecord record;
+    record.epoch = epoch + 1;
+    record.samples = n;
+    record.train_loss = loss_sum / static_cast<double>(n);
+    record.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
+    record.seconds = seconds_since(epoch_start); // training time, without evaluation
+    record.samples_per_sec = static_cast<double>(n) / record.seconds;
+    if (test) {
+      EvalResult eval = evaluate(*model, *test);
+      record.test_loss = eval.loss;
+      record.test_accuracy = eval.accuracy;
+    }
+    summary.history.push_back(record);
+    summary.epoch_seconds.push_back(record.seconds);
+    log_info("epoch {}/{} done in {:.1f} s ({:.0f} samples/s) | train loss {:.4f} acc {:.4f}{}",
+             epoch + 1, config.epochs, record.seconds, record.samples_per_sec, record.train_loss,
+             record.train_accuracy,
+             test ? fmt::format(" | test loss {:.4f} accuracy {:.4f}", record.test_loss,
+                                record.test_accuracy)
+                  : std::string());
+    // Position after a finished epoch: the start of the next one.
+    position.epoch = epoch + 1;
+    position.epoch_position = 0;
+    position.round = 0;
+    summary.final_checkpoint = save("epoch");
+  }
+
+  summary.steps = position.global_step;
+  summary.samples = position.samples_seen;
+  double train_seconds = 0;
+  for (double s : summary.epoch_seconds)
+    train_seconds += s;
+  summary.samples_per_sec = static_cast<double>(position.samples_seen) / train_seconds;
+  summary.final_train_loss = summary.history.back().train_loss;
+  summary.test_accuracy = summary.history.back().test_accuracy;
+  summary.test_loss = summary.history.back().test_loss;
+  log_info("finished: {} steps, {:.0f} samples/s, final checkpoint {}", summary.steps,
+           summary.samples_per_sec, summary.final_checkpoint);
+  if (!config.summary_json.empty())
+    write_text_file_atomically(config.summary_json, summary_to_json(summary) + "\n");
+  return summary;
+}
+
+std::string summary_to_json(const TrainSummary &s) {
+  nlohmann::json history = nlohmann::json::array();
+  for (const EpochRecord &r : s.history)
+    history.push_back({{"epoch", r.epoch},
+                       {"samples", r.samples},
+                       {"train_loss", r.train_loss},
+                       {"train_accuracy", r.train_accuracy},
+                       {"test_loss", r.test_loss},
+                       {"test_accuracy", r.test_accuracy},
+                       {"seconds", r.seconds},
+                       {"samples_per_sec", r.samples_per_sec}});
+  nlohmann::json j{{"world_size", s.world_size},
+                   {"model", s.model},
+                   {"epochs", s.epochs},
+                   {"steps", s.steps},
+                   {"samples", s.samples},
+                   {"samples_per_sec", s.samples_per_sec},
+                   {"epoch_seconds", s.epoch_seconds},
+                   {"test_accuracy", s.test_accuracy},
+                   {"test_loss", s.test_loss},
+                   {"final_train_loss", s.final_train_loss},
+                   {"final_checkpoint", s.final_checkpoint},
+                   {"history", history}};
+  return j.dump(2);
+}
+
+} // namespace hetrain
