@@ -26,8 +26,52 @@ namespace {
 
 std::string first_line(const std::string &text) { return text.substr(0, text.find('\n')); }
 
+// `--config FILE` (TOML or INI, keys are the long flag names without dashes) is expanded into
+// flags placed before the command line's own, so a flag given on the command line wins.
+std::vector<std::string> expand_config_file(std::vector<std::string> args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string path;
+    size_t consumed = 0;
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      path = args[i + 1];
+      consumed = 2;
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      path = args[i].substr(9);
+      consumed = 1;
+    } else {
+      continue;
+    }
+    std::vector<CLI::ConfigItem> items;
+    try {
+      items = CLI::ConfigTOML().from_file(path);
+    } catch (const CLI::Error &e) {
+      throw UserError(fmt::format("--config {}: {}", path, first_line(e.what())));
+    }
+    std::vector<std::string> flags;
+    for (const CLI::ConfigItem &item : items) {
+      if (!item.parents.empty() && !(item.parents.size() == 1 && item.parents[0] == "train"))
+        throw UserError(fmt::format("--config {}: unknown section [{}]", path, item.parents[0]));
+      if (item.name == "++" || item.name == "--")
+        continue; // section markers
+      flags.push_back("--" + item.name);
+      flags.insert(flags.end(), item.inputs.begin(), item.inputs.end());
+    }
+    args.erase(args.begin() + static_cast<std::ptrdiff_t>(i),
+               args.begin() + static_cast<std::ptrdiff_t>(i + consumed));
+    auto train_at = std::find(args.begin(), args.end(), "train");
+    args.insert(train_at == args.end() ? args.begin() + 1 : train_at + 1, flags.begin(),
+                flags.end());
+    return args;
+  }
+  return args;
+}
+
 void add_train_options(CLI::App &cmd, TrainConfig &c) {
-  cmd.set_config("--config", "", "Read options from a TOML/INI file (keys are the long flag names)");
+  // Repeating a flag (a script's default, then the user's "$@") takes the last value.
+  cmd.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::string unused_config_path; // expanded before parsing, see expand_config_file
+  cmd.add_option("--config", unused_config_path,
+                 "Read options from a TOML/INI file (keys are the long flag names)");
   cmd.add_option("--data", c.data, "Training dataset (.h5, see `hetrain data`)");
   cmd.add_option("--test-data", c.test_data, "Evaluation dataset, evaluated after every epoch");
   cmd.add_option("--model", c.model, "mlp | cnn | resnet")->capture_default_str();
@@ -191,8 +235,7 @@ int cmd_inspect(const std::string &path, bool json) {
 int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool json, int threads) {
   torch::set_num_threads(threads > 0 ? threads : usable_cores());
   CheckpointContents c = read_checkpoint(checkpoint);
-  Dataset dataset(data, DataResidency::Auto, Normalization{c.norm_mean, c.norm_std});
-  const DatasetMeta &m = dataset.meta();
+  const DatasetMeta m = read_dataset_meta(data);
   if (m.channels != c.model.in_channels || m.height != c.model.height ||
       m.width != c.model.width || m.num_classes != c.model.num_classes)
     throw UserError(fmt::format("{} has {} images in {} classes, but checkpoint {} was trained on "
@@ -200,6 +243,7 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
                                 data, m.shape_string(), m.num_classes, checkpoint,
                                 c.model.in_channels, c.model.height, c.model.width,
                                 c.model.num_classes));
+  Dataset dataset(data, DataResidency::Auto, Normalization{c.norm_mean, c.norm_std});
   std::shared_ptr<Classifier> model = make_model(c.model);
   load_model_state(c, *model, checkpoint);
   EvalResult r = evaluate(*model, dataset);
@@ -266,7 +310,14 @@ int run_cli(int argc, char **argv) {
   evaluate_cmd->add_flag("--json", json, "Print as JSON");
 
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args(argv, argv + argc);
+    args = expand_config_file(args);
+    args.erase(args.begin());               // the program name
+    std::reverse(args.begin(), args.end()); // CLI11 takes the arguments back to front
+    app.parse(args);
+  } catch (const UserError &e) {
+    fmt::print(stderr, "hetrain: error: {}\n", e.what());
+    return kExitBadInput;
   } catch (const CLI::Success &e) {
     return app.exit(e); // --help, --version
   } catch (const CLI::ParseError &e) {

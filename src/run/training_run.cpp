@@ -84,16 +84,16 @@ TrainSummary run_local_training(const TrainConfig &config) {
   const DatasetMeta &meta = train.meta();
   std::unique_ptr<Dataset> test;
   if (!config.test_data.empty()) {
-    // Test images are normalised with the training set's statistics, as at inference time.
-    test = std::make_unique<Dataset>(config.test_data, parse_residency(config.data_residency),
-                                     train.normalization());
-    const DatasetMeta &t = test->meta();
+    const DatasetMeta t = read_dataset_meta(config.test_data);
     if (t.channels != meta.channels || t.height != meta.height || t.width != meta.width ||
         t.num_classes != meta.num_classes)
       throw UserError(fmt::format("--test-data {} has {} images in {} classes, but the training "
                                   "data {} has {} images in {} classes",
                                   t.path, t.shape_string(), t.num_classes, meta.path,
                                   meta.shape_string(), meta.num_classes));
+    // Test images are normalised with the training set's statistics, as at inference time.
+    test = std::make_unique<Dataset>(config.test_data, parse_residency(config.data_residency),
+                                     train.normalization());
   }
   const int64_t n = config.limit_train_samples > 0
                         ? std::min(config.limit_train_samples, train.size())

@@ -1,0 +1,147 @@
+// The flat optimizer against torch::optim, step by step; flat gradient views against autograd's
+// own per-parameter gradients; the learning-rate schedules.
+#include "hetrain/model/models.h"
+#include "hetrain/train/flat_parameters.h"
+#include "hetrain/train/optimizer.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+using namespace hetrain;
+
+namespace {
+
+std::shared_ptr<Classifier> seeded_mlp() {
+  torch::manual_seed(3);
+  return make_model(ModelSpec{"mlp", 1, 6, 6, 4});
+}
+
+torch::Tensor loss_of(Classifier &model, int step) {
+  torch::manual_seed(100 + step);
+  auto x = torch::randn({8, 1, 6, 6});
+  auto y = torch::randint(0, 4, {8});
+  return torch::nn::functional::cross_entropy(model.forward(x), y);
+}
+
+TEST(FlatParameters, GradientsLandInTheFlatBufferAndEqualAutograd) {
+  auto reference = seeded_mlp();
+  auto model = seeded_mlp();
+  FlatParameters flat(*model);
+  loss_of(*reference, 0).backward();
+  loss_of(*model, 0).backward();
+  auto ref_params = reference->named_parameters();
+  for (const ParameterSlot &slot : flat.slots()) {
+    auto expected = ref_params[slot.name].grad();
+    auto got = FlatParameters::view_of(flat.grads(), slot);
+    EXPECT_TRUE(torch::allclose(got, expected, 1e-6, 1e-7)) << slot.name;
+    // The module's own parameter reads the flat buffer.
+    EXPECT_EQ(model->named_parameters()[slot.name].data_ptr(),
+              FlatParameters::view_of(flat.params(), slot).data_ptr());
+  }
+  // A second backward accumulates in place, into the same memory.
+  loss_of(*model, 1).backward();
+  EXPECT_EQ(model->named_parameters()[flat.slots()[0].name].grad().data_ptr(),
+            flat.grads().data_ptr());
+}
+
+struct OptimizerCase {
+  std::string kind;
+  double weight_decay;
+};
+
+void PrintTo(const OptimizerCase &c, std::ostream *os) { *os << c.kind << " wd=" << c.weight_decay; }
+
+class FlatOptimizerVsTorch : public ::testing::TestWithParam<OptimizerCase> {};
+
+TEST_P(FlatOptimizerVsTorch, MatchesTorchOptimOverSeveralSteps) {
+  const OptimizerCase c = GetParam();
+  const double lr = c.kind.find("adam") == 0 ? 1e-2 : 5e-2;
+  auto reference = seeded_mlp();
+  std::unique_ptr<torch::optim::Optimizer> torch_opt;
+  if (c.kind == "sgd")
+    torch_opt = std::make_unique<torch::optim::SGD>(
+        reference->parameters(), torch::optim::SGDOptions(lr).weight_decay(c.weight_decay));
+  else if (c.kind == "momentum")
+    torch_opt = std::make_unique<torch::optim::SGD>(
+        reference->parameters(),
+        torch::optim::SGDOptions(lr).momentum(0.9).weight_decay(c.weight_decay));
+  else if (c.kind == "adam")
+    torch_opt = std::make_unique<torch::optim::Adam>(
+        reference->parameters(), torch::optim::AdamOptions(lr).weight_decay(c.weight_decay));
+  else
+    torch_opt = std::make_unique<torch::optim::AdamW>(
+        reference->parameters(), torch::optim::AdamWOptions(lr).weight_decay(c.weight_decay));
+
+  auto model = seeded_mlp();
+  FlatParameters flat(*model);
+  OptimizerOptions options;
+  options.kind = c.kind;
+  options.weight_decay = c.weight_decay;
+  Optimizer ours(options, flat.numel());
+
+  for (int step = 0; step < 6; ++step) {
+    torch_opt->zero_grad();
+    loss_of(*reference, step).backward();
+    torch_opt->step();
+    flat.zero_grads();
+    loss_of(*model, step).backward();
+    torch::Tensor params = flat.params();
+    ours.step(params, flat.grads(), lr);
+  }
+  auto ref_params = reference->named_parameters();
+  for (const ParameterSlot &slot : flat.slots()) {
+    auto got = FlatParameters::view_of(flat.params(), slot);
+    EXPECT_TRUE(torch::allclose(got, ref_params[slot.name], 1e-5, 1e-6))
+        << c.kind << " " << slot.name << " max diff "
+        << (got - ref_params[slot.name]).abs().max().item<double>();
+  }
+  EXPECT_EQ(ours.steps_taken(), 6);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllKinds, FlatOptimizerVsTorch,
+                         ::testing::Values(OptimizerCase{"sgd", 0.0}, OptimizerCase{"sgd", 1e-2},
+                                           OptimizerCase{"momentum", 0.0},
+                                           OptimizerCase{"momentum", 1e-2},
+                                           OptimizerCase{"adam", 0.0},
+                                           OptimizerCase{"adam", 1e-2},
+                                           OptimizerCase{"adamw", 1e-2}),
+                         [](const ::testing::TestParamInfo<OptimizerCase> &info) {
+                           return info.param.kind + (info.param.weight_decay > 0 ? "_wd" : "");
+                         });
+
+TEST(Optimizer, StateRoundTripContinuesIdentically) {
+  OptimizerOptions options;
+  options.kind = "adam";
+  Optimizer a(options, 10), b(options, 10);
+  auto pa = torch::ones({10}), pb = torch::ones({10});
+  auto g = torch::linspace(-1, 1, 10);
+  a.step(pa, g, 0.1);
+  b.load_state(a.state(), a.steps_taken());
+  pb.copy_(pa);
+  a.step(pa, g * 2, 0.1);
+  b.step(pb, g * 2, 0.1);
+  EXPECT_TRUE(torch::equal(pa, pb));
+  OptimizerOptions sgd;
+  sgd.kind = "sgd";
+  Optimizer c(sgd, 10);
+  EXPECT_ANY_THROW(c.load_state(a.state(), 1));
+}
+
+TEST(LrSchedule, WarmupCosineAndStep) {
+  LrSchedule s{"cosine", 1.0, 10, 1, 0.1, 110};
+  EXPECT_DOUBLE_EQ(learning_rate(s, 0), 0.1);
+  EXPECT_DOUBLE_EQ(learning_rate(s, 9), 1.0);
+  EXPECT_NEAR(learning_rate(s, 10), 1.0, 1e-12);
+  EXPECT_NEAR(learning_rate(s, 60), 0.5, 1e-12);
+  EXPECT_NEAR(learning_rate(s, 110), 0.0, 1e-12);
+  LrSchedule step{"step", 1.0, 0, 5, 0.5, 100};
+  EXPECT_DOUBLE_EQ(learning_rate(step, 4), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate(step, 5), 0.5);
+  EXPECT_DOUBLE_EQ(learning_rate(step, 12), 0.25);
+  LrSchedule constant{"constant", 0.3, 0, 1, 0.1, 100};
+  EXPECT_DOUBLE_EQ(learning_rate(constant, 99), 0.3);
+}
+
+} // namespace

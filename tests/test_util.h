@@ -1,0 +1,50 @@
+// Shared helpers for the tests: temporary folders, tiny synthetic datasets, IDX writers, and
+// running the hetrain binary as a user would.
+#pragma once
+
+#include "hetrain/data/image_set.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace hetrain::testing {
+
+// A fresh folder under the system temp dir, removed with everything in it at scope end.
+class TempDir {
+public:
+  TempDir();
+  ~TempDir();
+  std::string path(const std::string &name) const { return (dir_ / name).string(); }
+  const std::filesystem::path &dir() const { return dir_; }
+  std::vector<std::string> files() const; // names of the entries, sorted
+
+private:
+  std::filesystem::path dir_;
+};
+
+// A learnable toy problem: `classes` classes of 1 x side x side images; class k lights up one
+// of the image's stripes, plus noise. Deterministic in `seed`.
+ImageSet synthetic_images(int64_t count, int64_t classes, int64_t side, uint32_t seed,
+                          int64_t channels = 1);
+
+// Writes a dataset file from synthetic images and returns its path.
+std::string write_synthetic_dataset(const TempDir &dir, const std::string &name, int64_t count,
+                                    int64_t classes, int64_t side, uint32_t seed,
+                                    int64_t channels = 1);
+
+// IDX bytes: magic, big-endian dimensions, payload.
+std::vector<uint8_t> idx_bytes(uint32_t magic, const std::vector<uint32_t> &dims,
+                               const std::vector<uint8_t> &payload);
+void write_bytes(const std::string &path, const std::vector<uint8_t> &bytes);
+void write_gzip(const std::string &path, const std::vector<uint8_t> &bytes);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output; // stdout and stderr together
+};
+// Runs the hetrain binary with the given arguments (shell-quoted for you).
+CommandResult run_hetrain(const std::vector<std::string> &args);
+
+} // namespace hetrain::testing
