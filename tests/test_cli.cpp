@@ -38,8 +38,14 @@ TEST(Cli, BadFlagValuesAreRefusedWithExitCode2) {
   std::filesystem::create_directory(dir.path("summary-dir"));
   auto rgb = write_synthetic_dataset(dir, "rgb.h5", 10, 2, 8, 3, /*channels=*/3);
   for (const BadFlags &c : cases) {
-    std::vector<std::string> args = {"train", "--data", data, "--epochs", "1",
-                                     "--checkpoint-dir", dir.path("ck"), "--summary-json",
+    std::vector<std::string> args = {"train",
+                                     "--data",
+                                     data,
+                                     "--epochs",
+                                     "1",
+                                     "--checkpoint-dir",
+                                     dir.path("ck"),
+                                     "--summary-json",
                                      dir.path("summary.json")};
     for (const std::string &a : c.args)
       args.push_back(a == "RGB" ? rgb : a);

@@ -117,7 +117,8 @@ TEST(DatasetFile, MalformedLayoutsAreRefusedWithTheirReason) {
   EXPECT_THROW(read_dataset_meta(dir.path("text.h5")), UserError);
   write_dataset_file(dir.path("whole.h5"), synthetic_images(50, 2, 8, 1));
   std::filesystem::copy_file(dir.path("whole.h5"), dir.path("cut.h5"));
-  std::filesystem::resize_file(dir.path("cut.h5"), std::filesystem::file_size(dir.path("cut.h5")) / 2);
+  std::filesystem::resize_file(dir.path("cut.h5"),
+                               std::filesystem::file_size(dir.path("cut.h5")) / 2);
   EXPECT_THROW(Dataset(dir.path("cut.h5")), UserError);
 }
 

@@ -87,8 +87,7 @@ std::vector<MalformedCase> malformed_cases() {
       {"trailing_bytes", trailing, good.labels, false, "unexpected bytes"},
       {"count_mismatch", good.images, idx_bytes(kLabels, {4}, {0, 1, 2, 1}), false,
        "count mismatch"},
-      {"zero_width", idx_bytes(kImages, {5, 3, 0}, {}), good.labels, false,
-       "bad image dimensions"},
+      {"zero_width", idx_bytes(kImages, {5, 3, 0}, {}), good.labels, false, "bad image dimensions"},
       {"huge_dimensions", idx_bytes(kImages, {1, 100000, 2}, {}), good.labels, false,
        "bad image dimensions"},
       {"no_images", idx_bytes(kImages, {0, 3, 4}, {}), idx_bytes(kLabels, {0}, {}), false,
@@ -120,7 +119,8 @@ TEST_P(MalformedIdx, IsRefusedWithExitCode2AndNoOutput) {
 INSTANTIATE_TEST_SUITE_P(AllCases, MalformedIdx,
                          ::testing::Range(0, static_cast<int>(malformed_cases().size())),
                          [](const ::testing::TestParamInfo<int> &info) {
-                           return std::string(malformed_cases()[static_cast<size_t>(info.param)].name);
+                           return std::string(
+                               malformed_cases()[static_cast<size_t>(info.param)].name);
                          });
 
 TEST(IdxImport, TruncatedGzipStreamIsRefused) {
@@ -177,11 +177,12 @@ TEST(CifarImport, MalformedFilesAreRefused) {
   write_bytes(dir.path("cut.bin"), cut);
   write_bytes(dir.path("label.bin"), cifar_records({10}));
   write_bytes(dir.path("empty.bin"), {});
-  for (auto [file, phrase] : std::vector<std::pair<std::string, std::string>>{
-           {"cut.bin", "not a multiple"}, {"label.bin", "has label 10"},
-           {"empty.bin", "file is empty"}}) {
-    auto r = run_hetrain(
-        {"data", "import-cifar", "--input", dir.path(file), "--out", dir.path("c.h5")});
+  for (auto [file, phrase] :
+       std::vector<std::pair<std::string, std::string>>{{"cut.bin", "not a multiple"},
+                                                        {"label.bin", "has label 10"},
+                                                        {"empty.bin", "file is empty"}}) {
+    auto r =
+        run_hetrain({"data", "import-cifar", "--input", dir.path(file), "--out", dir.path("c.h5")});
     EXPECT_EQ(r.exit_code, 2) << file;
     EXPECT_NE(r.output.find(phrase), std::string::npos) << file << ": " << r.output;
     EXPECT_FALSE(std::filesystem::exists(dir.path("c.h5")));

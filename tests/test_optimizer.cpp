@@ -51,7 +51,9 @@ struct OptimizerCase {
   double weight_decay;
 };
 
-void PrintTo(const OptimizerCase &c, std::ostream *os) { *os << c.kind << " wd=" << c.weight_decay; }
+void PrintTo(const OptimizerCase &c, std::ostream *os) {
+  *os << c.kind << " wd=" << c.weight_decay;
+}
 
 class FlatOptimizerVsTorch : public ::testing::TestWithParam<OptimizerCase> {};
 
@@ -104,8 +106,7 @@ INSTANTIATE_TEST_SUITE_P(AllKinds, FlatOptimizerVsTorch,
                          ::testing::Values(OptimizerCase{"sgd", 0.0}, OptimizerCase{"sgd", 1e-2},
                                            OptimizerCase{"momentum", 0.0},
                                            OptimizerCase{"momentum", 1e-2},
-                                           OptimizerCase{"adam", 0.0},
-                                           OptimizerCase{"adam", 1e-2},
+                                           OptimizerCase{"adam", 0.0}, OptimizerCase{"adam", 1e-2},
                                            OptimizerCase{"adamw", 1e-2}),
                          [](const ::testing::TestParamInfo<OptimizerCase> &info) {
                            return info.param.kind + (info.param.weight_decay > 0 ? "_wd" : "");

@@ -81,7 +81,8 @@ TEST(Checkpoint, WriteThenReadGivesIdenticalTensorsAndAttributes) {
   c.seed = 99;
   c.world_size = 4;
   c.config_json = R"({"model":"cnn"})";
-  c.params = {{"a.weight", torch::randn({3, 4})}, {"a.bias", torch::randn({3})},
+  c.params = {{"a.weight", torch::randn({3, 4})},
+              {"a.bias", torch::randn({3})},
               {"z.first", torch::randn({2, 2, 2})}};
   c.buffers = {{"bn.running_mean", torch::randn({3})},
                {"bn.num_batches_tracked", torch::tensor(int64_t{7})}};
@@ -117,7 +118,8 @@ TEST(Checkpoint, WriteThenReadGivesIdenticalTensorsAndAttributes) {
   EXPECT_EQ(d.buffers[1].second.scalar_type(), torch::kInt64);
   ASSERT_EQ(d.optimizer_state.size(), 2u);
   EXPECT_EQ(d.optimizer_state[1].first, "exp_avg_sq");
-  EXPECT_TRUE(torch::equal(d.optimizer_state[1].second[0].second, c.optimizer_state[1].second[0].second));
+  EXPECT_TRUE(
+      torch::equal(d.optimizer_state[1].second[0].second, c.optimizer_state[1].second[0].second));
   EXPECT_EQ(d.optimizer.kind, "adam");
   EXPECT_EQ(d.optimizer_steps, 95);
   EXPECT_EQ(d.cluster_reports, c.cluster_reports);
@@ -153,7 +155,8 @@ TEST(Checkpoint, MismatchedTensorsAreNamed) {
   EXPECT_THROW(read_checkpoint(data), UserError);
   write_checkpoint(dir.path("c.h5"), c);
   std::filesystem::copy_file(dir.path("c.h5"), dir.path("cut.h5"));
-  std::filesystem::resize_file(dir.path("cut.h5"), std::filesystem::file_size(dir.path("c.h5")) / 3);
+  std::filesystem::resize_file(dir.path("cut.h5"),
+                               std::filesystem::file_size(dir.path("c.h5")) / 3);
   EXPECT_THROW(read_checkpoint(dir.path("cut.h5")), UserError);
 }
 
@@ -174,15 +177,31 @@ TEST(EndToEnd, EvaluateOnTheSavedCheckpointGivesTheAccuracyTrainingPrinted) {
   TempDir dir;
   auto train = write_synthetic_dataset(dir, "train.h5", 300, 3, 8, 5);
   auto test = write_synthetic_dataset(dir, "test.h5", 150, 3, 8, 6);
-  auto r = run_hetrain({"train", "--data", train, "--test-data", test, "--model", "cnn",
-                        "--epochs", "1", "--global-batch", "30", "--micro-batch", "10", "--lr",
-                        "0.01", "--threads", "1", "--checkpoint-dir", dir.path("ck"),
-                        "--summary-json", dir.path("summary.json")});
+  auto r = run_hetrain({"train",
+                        "--data",
+                        train,
+                        "--test-data",
+                        test,
+                        "--model",
+                        "cnn",
+                        "--epochs",
+                        "1",
+                        "--global-batch",
+                        "30",
+                        "--micro-batch",
+                        "10",
+                        "--lr",
+                        "0.01",
+                        "--threads",
+                        "1",
+                        "--checkpoint-dir",
+                        dir.path("ck"),
+                        "--summary-json",
+                        dir.path("summary.json")});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto summary = nlohmann::json::parse(std::ifstream(dir.path("summary.json")));
   for (const char *key : {"world_size", "model", "epochs", "steps", "samples_per_sec",
-                          "epoch_seconds", "test_accuracy", "final_train_loss",
-                          "final_checkpoint"})
+                          "epoch_seconds", "test_accuracy", "final_train_loss", "final_checkpoint"})
     EXPECT_TRUE(summary.contains(key)) << key;
   EXPECT_EQ(summary["world_size"], 1);
   EXPECT_EQ(summary["steps"], 10);
@@ -190,8 +209,8 @@ TEST(EndToEnd, EvaluateOnTheSavedCheckpointGivesTheAccuracyTrainingPrinted) {
   EXPECT_NE(r.output.find(fmt::format("test accuracy {:.4f}", trained)), std::string::npos)
       << r.output;
 
-  auto e = run_hetrain({"evaluate", "--checkpoint", summary["final_checkpoint"], "--data", test,
-                        "--json"});
+  auto e = run_hetrain(
+      {"evaluate", "--checkpoint", summary["final_checkpoint"], "--data", test, "--json"});
   ASSERT_EQ(e.exit_code, 0) << e.output;
   auto evaluated = nlohmann::json::parse(e.output);
   EXPECT_DOUBLE_EQ(evaluated["accuracy"].get<double>(), trained);

@@ -87,7 +87,8 @@ std::vector<uint8_t> idx_bytes(uint32_t magic, const std::vector<uint32_t> &dims
 
 void write_bytes(const std::string &path, const std::vector<uint8_t> &bytes) {
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char *>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char *>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 void write_gzip(const std::string &path, const std::vector<uint8_t> &bytes) {

@@ -19,8 +19,8 @@ namespace {
 h5::Handle create_ordered_group(hid_t loc, const std::string &name) {
   h5::Handle plist(CHECK_HDF5(H5Pcreate(H5P_GROUP_CREATE)), H5Pclose);
   CHECK_HDF5(H5Pset_link_creation_order(plist, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
-  return h5::Handle(
-      CHECK_HDF5(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, plist, H5P_DEFAULT)), H5Gclose);
+  return h5::Handle(CHECK_HDF5(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, plist, H5P_DEFAULT)),
+                    H5Gclose);
 }
 
 void write_tensor(hid_t group, const std::string &name, const torch::Tensor &tensor) {
@@ -137,8 +137,8 @@ void write_checkpoint(const std::string &path, const CheckpointContents &c) {
     h5::Handle type = epoch_record_type();
     hsize_t dims[1] = {c.epochs.size()};
     h5::Handle space(CHECK_HDF5(H5Screate_simple(1, dims, nullptr)), H5Sclose);
-    h5::Handle table(CHECK_HDF5(H5Dcreate2(metrics, "epochs", type, space, H5P_DEFAULT,
-                                           H5P_DEFAULT, H5P_DEFAULT)),
+    h5::Handle table(CHECK_HDF5(H5Dcreate2(metrics, "epochs", type, space, H5P_DEFAULT, H5P_DEFAULT,
+                                           H5P_DEFAULT)),
                      H5Dclose);
     if (!c.epochs.empty())
       CHECK_HDF5(H5Dwrite(table, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.epochs.data()));
@@ -151,7 +151,8 @@ CheckpointContents read_checkpoint(const std::string &path) {
   h5::Handle file = h5::open_file_readonly(path);
   CheckpointContents c;
   try {
-    if (!h5::has_attr(file, "format") || h5::read_attr_string(file, "format") != "hetrain-checkpoint")
+    if (!h5::has_attr(file, "format") ||
+        h5::read_attr_string(file, "format") != "hetrain-checkpoint")
       throw UserError("not a hetrain checkpoint (attribute format != \"hetrain-checkpoint\")");
     int64_t version = h5::read_attr_int(file, "format_version");
     if (version > kCheckpointFormatVersion)
@@ -188,8 +189,7 @@ CheckpointContents read_checkpoint(const std::string &path) {
     c.optimizer.weight_decay = h5::read_attr_double(optimizer, "weight_decay");
     c.optimizer_steps = h5::read_attr_int(optimizer, "step");
     for (const std::string &state_name : h5::list_children(optimizer))
-      c.optimizer_state.emplace_back(state_name,
-                                     read_group_tensors(optimizer, state_name, path));
+      c.optimizer_state.emplace_back(state_name, read_group_tensors(optimizer, state_name, path));
 
     h5::Handle cluster = h5::open_group(file, "cluster", path);
     c.cluster_reports = h5::read_string_dataset(cluster, "reports");

@@ -90,8 +90,7 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
   cmd.add_option("--beta1", c.beta1, "Adam beta1")->capture_default_str();
   cmd.add_option("--beta2", c.beta2, "Adam beta2")->capture_default_str();
   cmd.add_option("--eps", c.eps, "Adam epsilon")->capture_default_str();
-  cmd.add_option("--lr-schedule", c.lr_schedule, "constant | cosine | step")
-      ->capture_default_str();
+  cmd.add_option("--lr-schedule", c.lr_schedule, "constant | cosine | step")->capture_default_str();
   cmd.add_option("--warmup-steps", c.warmup_steps, "Linear warm-up steps")->capture_default_str();
   cmd.add_option("--lr-step-size", c.lr_step_size,
                  "step schedule: decay every N steps (0 = every epoch)")
@@ -140,11 +139,16 @@ int cmd_bench(bool json, double seconds) {
 }
 
 nlohmann::json meta_to_json(const DatasetMeta &m) {
-  return {{"path", m.path},       {"count", m.count},
-          {"channels", m.channels}, {"height", m.height},
-          {"width", m.width},     {"num_classes", m.num_classes},
-          {"class_names", m.class_names}, {"mean", m.mean},
-          {"std", m.std},         {"source", m.source}};
+  return {{"path", m.path},
+          {"count", m.count},
+          {"channels", m.channels},
+          {"height", m.height},
+          {"width", m.width},
+          {"num_classes", m.num_classes},
+          {"class_names", m.class_names},
+          {"mean", m.mean},
+          {"std", m.std},
+          {"source", m.source}};
 }
 
 int cmd_data_info(const std::string &path, bool json) {
@@ -184,8 +188,10 @@ int cmd_inspect(const std::string &path, bool json) {
     buffers.push_back({{"name", name}, {"shape", t.sizes().vec()}});
   nlohmann::json epochs = nlohmann::json::array();
   for (const EpochRecord &r : c.epochs)
-    epochs.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss},
-                      {"test_accuracy", r.test_accuracy}, {"seconds", r.seconds},
+    epochs.push_back({{"epoch", r.epoch},
+                      {"train_loss", r.train_loss},
+                      {"test_accuracy", r.test_accuracy},
+                      {"seconds", r.seconds},
                       {"samples_per_sec", r.samples_per_sec}});
   nlohmann::json state_names = nlohmann::json::array();
   for (const auto &s : c.optimizer_state)
@@ -203,8 +209,11 @@ int cmd_inspect(const std::string &path, bool json) {
       {"seed", c.seed},
       {"sync_mode", c.sync_mode},
       {"world_size", c.world_size},
-      {"optimizer", {{"kind", c.optimizer.kind}, {"lr", c.learning_rate},
-                     {"step", c.optimizer_steps}, {"state", state_names}}},
+      {"optimizer",
+       {{"kind", c.optimizer.kind},
+        {"lr", c.learning_rate},
+        {"step", c.optimizer_steps},
+        {"state", state_names}}},
       {"params", params},
       {"buffers", buffers},
       {"cluster_reports", c.cluster_reports.size()},
@@ -220,8 +229,8 @@ int cmd_inspect(const std::string &path, bool json) {
              "world size {}\n",
              c.position.epoch, c.position.epoch_position, c.position.global_step,
              c.position.samples_seen, c.seed, c.sync_mode, c.world_size);
-  fmt::print("  optimizer: {} lr {} after {} steps, state: {}\n", c.optimizer.kind,
-             c.learning_rate, c.optimizer_steps, state_names.dump());
+  fmt::print("  optimizer: {} lr {} after {} steps, state: {}\n", c.optimizer.kind, c.learning_rate,
+             c.optimizer_steps, state_names.dump());
   for (const auto &[name, t] : c.params)
     fmt::print("  /params/{:<28} {}\n", name, nlohmann::json(t.sizes().vec()).dump());
   for (const auto &[name, t] : c.buffers)
@@ -236,8 +245,8 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
   torch::set_num_threads(threads > 0 ? threads : usable_cores());
   CheckpointContents c = read_checkpoint(checkpoint);
   const DatasetMeta m = read_dataset_meta(data);
-  if (m.channels != c.model.in_channels || m.height != c.model.height ||
-      m.width != c.model.width || m.num_classes != c.model.num_classes)
+  if (m.channels != c.model.in_channels || m.height != c.model.height || m.width != c.model.width ||
+      m.num_classes != c.model.num_classes)
     throw UserError(fmt::format("{} has {} images in {} classes, but checkpoint {} was trained on "
                                 "{}x{}x{} images in {} classes",
                                 data, m.shape_string(), m.num_classes, checkpoint,
@@ -248,8 +257,10 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
   load_model_state(c, *model, checkpoint);
   EvalResult r = evaluate(*model, dataset);
   if (json)
-    fmt::print("{}\n", nlohmann::json{{"checkpoint", checkpoint}, {"data", data},
-                                      {"samples", r.samples}, {"accuracy", r.accuracy},
+    fmt::print("{}\n", nlohmann::json{{"checkpoint", checkpoint},
+                                      {"data", data},
+                                      {"samples", r.samples},
+                                      {"accuracy", r.accuracy},
                                       {"loss", r.loss}}
                            .dump(2));
   else

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <atomic>
 #include <chrono>
@@ -76,8 +77,8 @@ NodeReport probe_node() {
   r.usable_cores = usable_cores();
   r.mem_available = meminfo_bytes("MemAvailable");
   r.swap_free = meminfo_bytes("SwapFree");
-  r.torch_version = fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR,
-                                TORCH_VERSION_PATCH);
+  r.torch_version =
+      fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
   r.blas = detect_blas();
   r.gpus = probe_gpus(r.gpu_status);
   return r;
@@ -145,22 +146,23 @@ std::string report_to_json(const NodeReport &r, int indent) {
                     {"memory_free_bytes", g.memory_free},
                     {"compute_capability", fmt::format("{}.{}", g.cc_major, g.cc_minor)},
                     {"sm_count", g.sm_count}});
-  nlohmann::json j{{"host", r.host},
-                   {"pid", r.pid},
-                   {"cpu_model", r.cpu_model},
-                   {"usable_cores", r.usable_cores},
-                   {"mem_available_bytes", r.mem_available},
-                   {"swap_free_bytes", r.swap_free},
-                   {"torch_version", r.torch_version},
-                   {"blas", {{"library", r.blas.library}, {"name", r.blas.name},
-                             {"optimized", r.blas.optimized}}},
-                   {"gpu_status", r.gpu_status},
-                   {"gpus", gpus},
-                   {"cpu_score_mops", r.cpu_score},
-                   {"matmul_gflops", r.matmul_gflops},
-                   {"gemm_tflops", {{"fp16", r.gemm_tflops_fp16}, {"fp32", r.gemm_tflops_fp32},
-                                    {"fp64", r.gemm_tflops_fp64}}},
-                   {"pinned_copy_gbps", {{"h2d", r.h2d_gbps}, {"d2h", r.d2h_gbps}}}};
+  nlohmann::json j{
+      {"host", r.host},
+      {"pid", r.pid},
+      {"cpu_model", r.cpu_model},
+      {"usable_cores", r.usable_cores},
+      {"mem_available_bytes", r.mem_available},
+      {"swap_free_bytes", r.swap_free},
+      {"torch_version", r.torch_version},
+      {"blas",
+       {{"library", r.blas.library}, {"name", r.blas.name}, {"optimized", r.blas.optimized}}},
+      {"gpu_status", r.gpu_status},
+      {"gpus", gpus},
+      {"cpu_score_mops", r.cpu_score},
+      {"matmul_gflops", r.matmul_gflops},
+      {"gemm_tflops",
+       {{"fp16", r.gemm_tflops_fp16}, {"fp32", r.gemm_tflops_fp32}, {"fp64", r.gemm_tflops_fp64}}},
+      {"pinned_copy_gbps", {{"h2d", r.h2d_gbps}, {"d2h", r.d2h_gbps}}}};
   return j.dump(indent);
 }
 

@@ -23,11 +23,11 @@ AtomicOutputFile::AtomicOutputFile(std::string final_path) : final_path_(std::mo
   fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
-    throw UserError(fmt::format("cannot write {}: directory {} does not exist", final_path_,
-                                dir.string()));
+    throw UserError(
+        fmt::format("cannot write {}: directory {} does not exist", final_path_, dir.string()));
   if (access(dir.c_str(), W_OK) != 0)
-    throw UserError(fmt::format("cannot write {}: directory {} is not writable", final_path_,
-                                dir.string()));
+    throw UserError(
+        fmt::format("cannot write {}: directory {} is not writable", final_path_, dir.string()));
   if (fs::is_directory(target, ec))
     throw UserError(fmt::format("cannot write {}: it is a directory", final_path_));
   temp_path_ = fmt::format("{}.tmp-{}", final_path_, getpid());

@@ -10,8 +10,8 @@
 
 namespace hetrain::detail {
 
-void fail_library(const char *library, const std::string &what, const char *call,
-                  const char *file, int line) {
+void fail_library(const char *library, const std::string &what, const char *call, const char *file,
+                  int line) {
   const ProcessIdentity &id = process_identity();
   throw LibraryError(fmt::format("{} call failed on rank {} ({}): {} at {}:{}: {}", library,
                                  id.rank, id.host, call, file, line, what));

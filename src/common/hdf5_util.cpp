@@ -362,9 +362,9 @@ void write_string_dataset(hid_t loc, const std::string &name,
                           const std::vector<std::string> &rows) {
   Handle type = make_vlen_string_type();
   Handle space = simple_space({rows.size()});
-  Handle dataset(CHECK_HDF5(H5Dcreate2(loc, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT,
-                                       H5P_DEFAULT)),
-                 H5Dclose);
+  Handle dataset(
+      CHECK_HDF5(H5Dcreate2(loc, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
+      H5Dclose);
   std::vector<const char *> ptrs;
   for (const auto &r : rows)
     ptrs.push_back(r.c_str());

@@ -63,8 +63,8 @@ void Dataset::read_rows(const int64_t *indices, int64_t count, uint8_t *pixels,
   const int64_t row = meta_.image_bytes();
   for (int64_t i = 0; i < count; ++i) {
     if (indices[i] < 0 || indices[i] >= meta_.count)
-      throw LibraryError(fmt::format("sample index {} outside dataset of {}", indices[i],
-                                     meta_.count));
+      throw LibraryError(
+          fmt::format("sample index {} outside dataset of {}", indices[i], meta_.count));
     labels[i] = labels_[static_cast<size_t>(indices[i])];
   }
   if (in_memory()) {

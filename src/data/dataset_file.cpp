@@ -28,8 +28,8 @@ void validate_image_set(const ImageSet &set) {
     throw UserError(fmt::format("{} images but {} labels", set.count, set.labels.size()));
   for (int32_t label : set.labels)
     if (label < 0 || label >= static_cast<int32_t>(set.class_names.size()))
-      throw UserError(fmt::format("label {} is outside the {} class names", label,
-                                  set.class_names.size()));
+      throw UserError(
+          fmt::format("label {} is outside the {} class names", label, set.class_names.size()));
 }
 
 } // namespace
@@ -57,9 +57,9 @@ void write_dataset_file(const std::string &path, const ImageSet &set) {
   AtomicOutputFile out(path);
   {
     h5::Handle file = h5::create_file(out.temp_path());
-    h5::write_dataset(file, "images", h5::Kind::U8, set.pixels.data(),
-                      {hsize_t(set.count), hsize_t(set.channels), hsize_t(set.height),
-                       hsize_t(set.width)});
+    h5::write_dataset(
+        file, "images", h5::Kind::U8, set.pixels.data(),
+        {hsize_t(set.count), hsize_t(set.channels), hsize_t(set.height), hsize_t(set.width)});
     h5::write_dataset(file, "labels", h5::Kind::I32, set.labels.data(), {hsize_t(set.count)});
     h5::write_attr(file, "format", "hetrain-dataset");
     h5::write_attr(file, "format_version", kDatasetFormatVersion);
@@ -107,8 +107,8 @@ DatasetMeta read_dataset_meta(const std::string &path) {
   auto [min_it, max_it] = std::minmax_element(label_values.begin(), label_values.end());
   if (*min_it < 0)
     throw UserError(fmt::format("{}: label {} is negative", path, *min_it));
-  meta.num_classes = meta.class_names.empty() ? *max_it + 1
-                                              : static_cast<int64_t>(meta.class_names.size());
+  meta.num_classes =
+      meta.class_names.empty() ? *max_it + 1 : static_cast<int64_t>(meta.class_names.size());
   if (*max_it >= meta.num_classes)
     throw UserError(fmt::format("{}: label {} is out of range for {} classes", path, *max_it,
                                 meta.num_classes));

@@ -20,7 +20,8 @@ constexpr uint32_t kIdxLabelsMagic = 0x00000801; // unsigned bytes, 1 dimension
 constexpr int64_t kMaxSide = 4096;               // larger "images" mean a misread header
 
 bool ends_with(const std::string &s, const std::string &suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 void require_regular_file(const std::string &path) {
@@ -81,8 +82,8 @@ struct IdxHeader {
 IdxHeader parse_idx_header(const std::vector<uint8_t> &data, const std::string &path,
                            uint32_t expected_magic, const char *what) {
   if (data.size() < 4)
-    throw UserError(fmt::format("{}: truncated: {} bytes is too short for an IDX header", path,
-                                data.size()));
+    throw UserError(
+        fmt::format("{}: truncated: {} bytes is too short for an IDX header", path, data.size()));
   uint32_t magic = big_endian_u32(data, 0);
   if (magic != expected_magic)
     throw UserError(fmt::format("{}: bad magic number 0x{:08x}, expected 0x{:08x} (IDX {})", path,
@@ -163,7 +164,7 @@ ImageSet read_cifar10(const std::vector<std::string> &paths) {
   set.channels = 3;
   set.height = 32;
   set.width = 32;
-  set.class_names = {"airplane", "automobile", "bird", "cat", "deer",
+  set.class_names = {"airplane", "automobile", "bird",  "cat",  "deer",
                      "dog",      "frog",       "horse", "ship", "truck"};
   for (const std::string &path : paths) {
     require_regular_file(path);
@@ -179,13 +180,13 @@ ImageSet read_cifar10(const std::vector<std::string> &paths) {
       if (!in)
         throw UserError(fmt::format("{}: read error at record {}", path, r));
       if (record[0] >= 10)
-        throw UserError(fmt::format("{}: record {} has label {}, CIFAR-10 labels are 0..9", path,
-                                    r, record[0]));
+        throw UserError(fmt::format("{}: record {} has label {}, CIFAR-10 labels are 0..9", path, r,
+                                    record[0]));
       set.labels.push_back(record[0]);
       set.pixels.insert(set.pixels.end(), record.begin() + 1, record.end());
     }
-    set.source += (set.source.empty() ? "cifar10:" : ",") +
-                  std::filesystem::path(path).filename().string();
+    set.source +=
+        (set.source.empty() ? "cifar10:" : ",") + std::filesystem::path(path).filename().string();
   }
   set.count = static_cast<int64_t>(set.labels.size());
   return set;

@@ -35,12 +35,11 @@ private:
 // One conv3x3 + BatchNorm + ReLU + 2x2 max-pool block of the cnn.
 struct ConvBlockImpl : nn::Module {
   ConvBlockImpl(int64_t in, int64_t out) {
-    conv = register_module("conv", nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1).bias(false)));
+    conv =
+        register_module("conv", nn::Conv2d(nn::Conv2dOptions(in, out, 3).padding(1).bias(false)));
     bn = register_module("bn", nn::BatchNorm2d(out));
   }
-  torch::Tensor forward(torch::Tensor x) {
-    return torch::max_pool2d(torch::relu(bn(conv(x))), 2);
-  }
+  torch::Tensor forward(torch::Tensor x) { return torch::max_pool2d(torch::relu(bn(conv(x))), 2); }
   nn::Conv2d conv{nullptr};
   nn::BatchNorm2d bn{nullptr};
 };
@@ -72,8 +71,8 @@ struct ResidualBlockImpl : nn::Module {
     conv1 = register_module(
         "conv1", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
     bn1 = register_module("bn1", nn::BatchNorm2d(out));
-    conv2 = register_module("conv2",
-                            nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
+    conv2 =
+        register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
     bn2 = register_module("bn2", nn::BatchNorm2d(out));
     if (stride != 1 || in != out) {
       shortcut_conv = register_module(

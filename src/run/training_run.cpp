@@ -107,12 +107,13 @@ TrainSummary run_local_training(const TrainConfig &config) {
   std::shared_ptr<Classifier> model = make_model(spec);
   model->to(device);
   FlatParameters flat(*model);
-  OptimizerOptions opt_options{config.optimizer, config.momentum, config.beta1, config.beta2,
-                               config.eps, config.weight_decay};
+  OptimizerOptions opt_options{config.optimizer, config.momentum, config.beta1,
+                               config.beta2,     config.eps,      config.weight_decay};
   Optimizer optimizer(opt_options, flat.numel(), device);
-  LrSchedule schedule{config.lr_schedule, config.lr, config.warmup_steps,
-                      config.lr_step_size > 0 ? config.lr_step_size : steps_per_epoch,
-                      config.lr_gamma, steps_per_epoch * config.epochs};
+  LrSchedule schedule{
+      config.lr_schedule,  config.lr,
+      config.warmup_steps, config.lr_step_size > 0 ? config.lr_step_size : steps_per_epoch,
+      config.lr_gamma,     steps_per_epoch * config.epochs};
 
   log_info("model {} ({} parameters) on {}, {} threads; data {} ({} samples of {}, {}{})",
            spec.name, flat.numel(), device.str(), threads, meta.path, n, meta.shape_string(),
@@ -148,12 +149,12 @@ TrainSummary run_local_training(const TrainConfig &config) {
         per_param.emplace_back(slot.name, FlatParameters::view_of(state, slot));
       c.optimizer_state.emplace_back(state_name, std::move(per_param));
     }
-    c.cluster_reports = {nlohmann::json{{"rank", 0},
-                                        {"host", process_identity().host},
-                                        {"role", "single process"},
-                                        {"device", device.str()},
-                                        {"threads", threads}}
-                             .dump()};
+    c.cluster_reports = {nlohmann::json{
+        {"rank", 0},
+        {"host", process_identity().host},
+        {"role", "single process"},
+        {"device", device.str()},
+        {"threads", threads}}.dump()};
     c.epochs = summary.history;
     std::string path = (fs::path(config.checkpoint_dir) /
                         fmt::format("ckpt-s{:08}-{}.h5", position.global_step, tag))
@@ -177,8 +178,7 @@ TrainSummary run_local_training(const TrainConfig &config) {
     for (int64_t start = 0; start < n; start += G) {
       const int64_t count = std::min(G, n - start);
       flat.zero_grads();
-      ComputeStats stats =
-          accumulate_gradients(*model, train, order.data() + start, count, m);
+      ComputeStats stats = accumulate_gradients(*model, train, order.data() + start, count, m);
       // Mean over the samples of this step: the exact gradient of the global batch.
       flat.grads().mul_(1.0 / static_cast<double>(count));
       torch::Tensor params = flat.params();

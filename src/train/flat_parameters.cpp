@@ -16,8 +16,10 @@ FlatParameters::FlatParameters(torch::nn::Module &model) {
     total += slot.numel;
     slots_.push_back(std::move(slot));
   }
-  auto options = torch::TensorOptions().dtype(torch::kFloat32).device(
-      named.is_empty() ? torch::Device(torch::kCPU) : named[0].value().device());
+  auto options =
+      torch::TensorOptions()
+          .dtype(torch::kFloat32)
+          .device(named.is_empty() ? torch::Device(torch::kCPU) : named[0].value().device());
   params_ = torch::empty({total}, options);
   grads_ = torch::zeros({total}, options);
 

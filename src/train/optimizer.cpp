@@ -75,8 +75,7 @@ void Optimizer::load_state(const std::vector<std::pair<std::string, torch::Tenso
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < mine.size(); ++i) {
     if (mine[i].first != state[i].first || mine[i].second.numel() != state[i].second.numel())
-      throw UserError(fmt::format("optimizer state '{}' does not match the model",
-                                  state[i].first));
+      throw UserError(fmt::format("optimizer state '{}' does not match the model", state[i].first));
     mine[i].second.copy_(state[i].second.reshape({-1}));
   }
   steps_ = steps;
@@ -87,7 +86,8 @@ double learning_rate(const LrSchedule &s, int64_t step) {
     return s.base_lr * static_cast<double>(step + 1) / static_cast<double>(s.warmup_steps);
   if (s.kind == "cosine") {
     int64_t span = std::max<int64_t>(1, s.total_steps - s.warmup_steps);
-    double t = std::min(1.0, static_cast<double>(step - s.warmup_steps) / static_cast<double>(span));
+    double t =
+        std::min(1.0, static_cast<double>(step - s.warmup_steps) / static_cast<double>(span));
     return s.base_lr * 0.5 * (1.0 + std::cos(M_PI * t));
   }
   if (s.kind == "step") {

@@ -32,10 +32,10 @@ struct NodeReport {
   std::string gpu_status; // why no GPU is listed, when none is
   std::vector<GpuInfo> gpus;
   // Benchmarks, each time-capped.
-  double cpu_score = 0;           // fixed-work multi-threaded loop, work units per second
-  double matmul_gflops = 0;       // 256x784x128 float32 matrix products through LibTorch
+  double cpu_score = 0;     // fixed-work multi-threaded loop, work units per second
+  double matmul_gflops = 0; // 256x784x128 float32 matrix products through LibTorch
   double gemm_tflops_fp16 = 0, gemm_tflops_fp32 = 0, gemm_tflops_fp64 = 0; // cuBLAS (GPU path)
-  double h2d_gbps = 0, d2h_gbps = 0;                                        // pinned copies
+  double h2d_gbps = 0, d2h_gbps = 0;                                       // pinned copies
 };
 
 // Host facts only (fast): CPU, memory, BLAS, GPUs.

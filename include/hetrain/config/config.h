@@ -20,8 +20,8 @@ struct TrainConfig {
 
   // Schedule of the optimisation
   int64_t epochs = 1;
-  int64_t global_batch = 256; // samples per optimizer step (G = K * m)
-  int64_t micro_batch = 32;   // samples per forward/backward (m)
+  int64_t global_batch = 256;     // samples per optimizer step (G = K * m)
+  int64_t micro_batch = 32;       // samples per forward/backward (m)
   std::string optimizer = "adam"; // sgd | momentum | adam | adamw
   double lr = 1e-3;
   double momentum = 0.9;
@@ -41,7 +41,7 @@ struct TrainConfig {
   std::string checkpoint_dir = "checkpoints";
   int64_t checkpoint_every = 0; // also every R steps (0 = at epoch ends and at the end only)
   int64_t keep_checkpoints = 3;
-  std::string summary_json;     // write a JSON summary here at the end
+  std::string summary_json;      // write a JSON summary here at the end
   double progress_seconds = 5.0; // a progress line at most this often
 };
 

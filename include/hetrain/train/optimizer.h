@@ -16,8 +16,8 @@
 namespace hetrain {
 
 struct OptimizerOptions {
-  std::string kind = "adam"; // sgd | momentum | adam | adamw
-  double momentum = 0.9;     // momentum
+  std::string kind = "adam";                     // sgd | momentum | adam | adamw
+  double momentum = 0.9;                         // momentum
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8; // adam, adamw
   double weight_decay = 0.0; // L2 (sgd, momentum, adam) or decoupled (adamw), as in PyTorch
 };
