@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -55,6 +56,17 @@ TEST(Cli, BadFlagValuesAreRefusedWithExitCode2) {
     EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << c.name;
     EXPECT_FALSE(std::filesystem::exists(dir.path("summary.json"))) << c.name;
   }
+}
+
+TEST(Cli, SeveralLaunchedProcessesAreRefusedRatherThanTrainingApart) {
+  TempDir dir;
+  auto data = write_synthetic_dataset(dir, "d.h5", 40, 2, 8, 1);
+  setenv("OMPI_COMM_WORLD_SIZE", "3", 1);
+  auto r = run_hetrain({"train", "--data", data, "--checkpoint-dir", dir.path("ck")});
+  unsetenv("OMPI_COMM_WORLD_SIZE");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("started as 3 processes"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.path("ck")));
 }
 
 TEST(Cli, UnknownSubcommandAndMissingArgumentsAreRefused) {

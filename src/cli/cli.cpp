@@ -19,6 +19,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
 
 namespace hetrain {
@@ -119,7 +121,21 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
       ->capture_default_str();
 }
 
+// How many processes the launcher started (mpirun/srun export it to every rank); 1 when none.
+int launched_world_size() {
+  for (const char *name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
+    if (const char *value = std::getenv(name))
+      return std::max(1, std::atoi(value));
+  return 1;
+}
+
 int cmd_train(const TrainConfig &config) {
+  // This version trains in one process; N copies under mpirun would each train alone and write
+  // over each other's checkpoints, so refuse instead.
+  if (int world = launched_world_size(); world > 1)
+    throw UserError(fmt::format("started as {} processes by an MPI launcher, but this version of "
+                                "hetrain trains in one process only; run it without mpirun",
+                                world));
   TrainSummary summary = run_local_training(config);
   if (summary.test_accuracy >= 0)
     fmt::print("test accuracy {:.4f} (loss {:.4f}) after {} epochs, {:.0f} samples/s\n",
