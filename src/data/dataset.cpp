@@ -17,7 +17,7 @@ struct Dataset::Hdf5State {
 };
 
 Dataset::Dataset(const std::string &path, DataResidency residency, Normalization normalization)
-    : meta_(read_dataset_meta(path)), normalization_(std::move(normalization)) {
+    : meta_(read_dataset_meta(path, &labels_)), normalization_(std::move(normalization)) {
   if (normalization_.mean.empty()) {
     normalization_.mean = meta_.mean;
     normalization_.std = meta_.std;
@@ -28,10 +28,6 @@ Dataset::Dataset(const std::string &path, DataResidency residency, Normalization
                                 meta_.channels, normalization_.mean.size()));
 
   h5::Handle file = h5::open_file_readonly(path);
-  h5::Handle labels = h5::open_dataset(file, "labels", path);
-  labels_.resize(static_cast<size_t>(meta_.count));
-  h5::read_dataset(labels, h5::Kind::I64, labels_.data());
-
   const int64_t bytes = meta_.count * meta_.image_bytes();
   // Auto keeps the images in memory when they take at most a quarter of what is available, so
   // several ranks on one node can each hold a copy.

@@ -71,7 +71,7 @@ void write_dataset_file(const std::string &path, const ImageSet &set) {
   out.commit();
 }
 
-DatasetMeta read_dataset_meta(const std::string &path) {
+DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *labels_out) {
   h5::Handle file = h5::open_file_readonly(path);
   DatasetMeta meta;
   meta.path = path;
@@ -112,6 +112,8 @@ DatasetMeta read_dataset_meta(const std::string &path) {
   if (*max_it >= meta.num_classes)
     throw UserError(fmt::format("{}: label {} is out of range for {} classes", path, *max_it,
                                 meta.num_classes));
+  if (labels_out != nullptr)
+    *labels_out = std::move(label_values);
   if (meta.class_names.empty())
     for (int64_t c = 0; c < meta.num_classes; ++c)
       meta.class_names.push_back(std::to_string(c));

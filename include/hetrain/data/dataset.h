@@ -46,10 +46,11 @@ public:
 private:
   void read_rows(const int64_t *indices, int64_t count, uint8_t *pixels, int64_t *labels) const;
 
+  std::vector<int64_t> labels_; // always in memory (8 bytes a sample); filled while meta_ is read,
+                                // so it is declared (constructed) first
   DatasetMeta meta_;
   Normalization normalization_;
   std::vector<uint8_t> pixels_; // whole /images when in memory
-  std::vector<int64_t> labels_; // always in memory (8 bytes a sample)
   struct Hdf5State;
   std::unique_ptr<Hdf5State> stream_; // open file + dataset when streaming
   torch::Tensor mean_, inv_std_;      // [1, C, 1, 1]

@@ -30,6 +30,7 @@ struct DatasetMeta {
 void write_dataset_file(const std::string &path, const ImageSet &set);
 
 // Reads and validates the layout and labels (lengths match, N > 0, labels in [0, classes)).
-DatasetMeta read_dataset_meta(const std::string &path);
+// The labels have to be read to be validated; pass `labels` to keep them instead of reading twice.
+DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *labels = nullptr);
 
 } // namespace hetrain
