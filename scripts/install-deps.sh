@@ -17,6 +17,8 @@ packages=(
   googletest libgtest-dev libbenchmark-dev
   # the default dataset, and what the Python scripts use
   dataset-fashion-mnist python3 python3-h5py python3-numpy
+  # bench/compare-pytorch.sh: the same models in PyTorch, for side-by-side speed
+  python3-torch
 )
 
 missing=()
