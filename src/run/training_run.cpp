@@ -1,5 +1,7 @@
 #include "hetrain/run/training_run.h"
 
+#include "run_support.h"
+
 #include "hetrain/checkpoint/checkpoint.h"
 #include "hetrain/common/atomic_file.h"
 #include "hetrain/common/error.h"
@@ -20,57 +22,7 @@
 
 namespace hetrain {
 namespace fs = std::filesystem;
-namespace {
-
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-std::string format_duration(double seconds) {
-  auto s = static_cast<int64_t>(seconds + 0.5);
-  return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
-}
-
-DataResidency parse_residency(const std::string &name) {
-  if (name == "memory")
-    return DataResidency::Memory;
-  if (name == "stream")
-    return DataResidency::Stream;
-  return DataResidency::Auto;
-}
-
-torch::Device choose_device(const std::string &requested) {
-  bool cuda = torch::cuda::is_available();
-  if (requested == "cuda" && !cuda)
-    throw UserError("--device cuda: no CUDA device is visible to this LibTorch build");
-  return (requested != "cpu" && cuda) ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-}
-
-// Keeps the newest `keep` files named ckpt-*.h5 in dir (names sort by step).
-void prune_checkpoints(const std::string &dir, int64_t keep) {
-  std::vector<fs::path> found;
-  for (const auto &entry : fs::directory_iterator(dir)) {
-    std::string name = entry.path().filename().string();
-    if (name.rfind("ckpt-", 0) == 0 && entry.path().extension() == ".h5")
-      found.push_back(entry.path());
-  }
-  std::sort(found.begin(), found.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep) < found.size(); ++i) {
-    std::error_code ec;
-    fs::remove(found[i], ec);
-  }
-}
-
-void prepare_checkpoint_dir(const std::string &dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir))
-    throw UserError(fmt::format("--checkpoint-dir {}: cannot create directory ({})", dir,
-                                ec ? ec.message() : "exists as a file"));
-}
-
-} // namespace
+using namespace run;
 
 TrainSummary run_local_training(const TrainConfig &config) {
   validate(config);
@@ -126,42 +78,18 @@ TrainSummary run_local_training(const TrainConfig &config) {
   summary.model = spec.name;
   summary.epochs = config.epochs;
   TrainingPosition position;
-  nlohmann::json config_json = config;
 
+  CheckpointSource source{
+      &config, spec, train.normalization(), model.get(), &flat, &optimizer, &schedule, 1, {}};
+  source.reports = {nlohmann::json{
+      {"rank", 0},
+      {"host", process_identity().host},
+      {"role", "single process"},
+      {"device", device.str()},
+      {"threads",
+       threads}}.dump()};
   auto save = [&](const std::string &tag) {
-    CheckpointContents c;
-    c.model = spec;
-    c.norm_mean = train.normalization().mean;
-    c.norm_std = train.normalization().std;
-    c.position = position;
-    c.seed = config.seed;
-    c.world_size = 1;
-    c.config_json = config_json.dump();
-    for (const ParameterSlot &slot : flat.slots())
-      c.params.emplace_back(slot.name, FlatParameters::view_of(flat.params(), slot));
-    c.buffers = named_buffers(*model);
-    c.optimizer = opt_options;
-    c.learning_rate = learning_rate(schedule, std::max<int64_t>(0, position.global_step - 1));
-    c.optimizer_steps = optimizer.steps_taken();
-    for (const auto &[state_name, state] : optimizer.state()) {
-      NamedTensors per_param;
-      for (const ParameterSlot &slot : flat.slots())
-        per_param.emplace_back(slot.name, FlatParameters::view_of(state, slot));
-      c.optimizer_state.emplace_back(state_name, std::move(per_param));
-    }
-    c.cluster_reports = {nlohmann::json{
-        {"rank", 0},
-        {"host", process_identity().host},
-        {"role", "single process"},
-        {"device", device.str()},
-        {"threads", threads}}.dump()};
-    c.epochs = summary.history;
-    std::string path = (fs::path(config.checkpoint_dir) /
-                        fmt::format("ckpt-s{:08}-{}.h5", position.global_step, tag))
-                           .string();
-    write_checkpoint(path, c);
-    prune_checkpoints(config.checkpoint_dir, config.keep_checkpoints);
-    return path;
+    return save_checkpoint(source, position, summary.history, tag);
   };
 
   // --- the loop: epochs of rounds; one round = one optimizer step over G samples -------------

@@ -1,0 +1,107 @@
+#include "run_support.h"
+
+#include "hetrain/common/error.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace hetrain::run {
+namespace fs = std::filesystem;
+
+std::string format_duration(double seconds) {
+  auto s = static_cast<int64_t>(seconds + 0.5);
+  return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+DataResidency parse_residency(const std::string &name) {
+  if (name == "memory")
+    return DataResidency::Memory;
+  if (name == "stream")
+    return DataResidency::Stream;
+  return DataResidency::Auto;
+}
+
+torch::Device choose_device(const std::string &requested, int cuda_index) {
+  const bool cuda = torch::cuda::is_available();
+  if (requested == "cuda" && !cuda)
+    throw UserError("--device cuda: no CUDA device is visible to this LibTorch build");
+  if (requested == "cpu" || !cuda)
+    return torch::Device(torch::kCPU);
+  const int count = static_cast<int>(torch::cuda::device_count());
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(cuda_index % count));
+}
+
+void prepare_checkpoint_dir(const std::string &dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir))
+    throw UserError(fmt::format("--checkpoint-dir {}: cannot create directory ({})", dir,
+                                ec ? ec.message() : "exists as a file"));
+}
+
+OptimizerOptions optimizer_options(const TrainConfig &c) {
+  return OptimizerOptions{c.optimizer, c.momentum, c.beta1, c.beta2, c.eps, c.weight_decay};
+}
+
+LrSchedule lr_schedule(const TrainConfig &c, int64_t steps_per_epoch) {
+  return LrSchedule{c.lr_schedule,  c.lr,
+                    c.warmup_steps, c.lr_step_size > 0 ? c.lr_step_size : steps_per_epoch,
+                    c.lr_gamma,     steps_per_epoch * c.epochs};
+}
+
+namespace {
+// Keeps the newest `keep` files named ckpt-*.h5 in dir (names sort by step).
+void prune_checkpoints(const std::string &dir, int64_t keep) {
+  std::vector<fs::path> found;
+  for (const auto &entry : fs::directory_iterator(dir)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind("ckpt-", 0) == 0 && entry.path().extension() == ".h5")
+      found.push_back(entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep) < found.size(); ++i) {
+    std::error_code ec;
+    fs::remove(found[i], ec);
+  }
+}
+} // namespace
+
+std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &position,
+                            const std::vector<EpochRecord> &history, const std::string &tag) {
+  const TrainConfig &config = *s.config;
+  CheckpointContents c;
+  c.model = s.spec;
+  c.norm_mean = s.normalization.mean;
+  c.norm_std = s.normalization.std;
+  c.position = position;
+  c.seed = config.seed;
+  c.world_size = s.world_size;
+  c.config_json = nlohmann::json(config).dump();
+  for (const ParameterSlot &slot : s.flat->slots())
+    c.params.emplace_back(slot.name, FlatParameters::view_of(s.flat->params(), slot));
+  c.buffers = named_buffers(*s.model);
+  c.optimizer = s.optimizer->options();
+  c.learning_rate = learning_rate(*s.schedule, std::max<int64_t>(0, position.global_step - 1));
+  c.optimizer_steps = s.optimizer->steps_taken();
+  for (const auto &[state_name, state] : s.optimizer->state()) {
+    NamedTensors per_param;
+    for (const ParameterSlot &slot : s.flat->slots())
+      per_param.emplace_back(slot.name, FlatParameters::view_of(state, slot));
+    c.optimizer_state.emplace_back(state_name, std::move(per_param));
+  }
+  c.cluster_reports = s.reports;
+  c.epochs = history;
+  std::string path = (fs::path(config.checkpoint_dir) /
+                      fmt::format("ckpt-s{:08}-{}.h5", position.global_step, tag))
+                         .string();
+  write_checkpoint(path, c);
+  prune_checkpoints(config.checkpoint_dir, config.keep_checkpoints);
+  return path;
+}
+
+} // namespace hetrain::run
