@@ -58,17 +58,6 @@ TEST(Cli, BadFlagValuesAreRefusedWithExitCode2) {
   }
 }
 
-TEST(Cli, SeveralLaunchedProcessesAreRefusedRatherThanTrainingApart) {
-  TempDir dir;
-  auto data = write_synthetic_dataset(dir, "d.h5", 40, 2, 8, 1);
-  setenv("OMPI_COMM_WORLD_SIZE", "3", 1);
-  auto r = run_hetrain({"train", "--data", data, "--checkpoint-dir", dir.path("ck")});
-  unsetenv("OMPI_COMM_WORLD_SIZE");
-  EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("started as 3 processes"), std::string::npos) << r.output;
-  EXPECT_FALSE(std::filesystem::exists(dir.path("ck")));
-}
-
 TEST(Cli, UnknownSubcommandAndMissingArgumentsAreRefused) {
   auto r = run_hetrain({"frobnicate"});
   EXPECT_EQ(r.exit_code, 2) << r.output;

@@ -2,6 +2,7 @@
 
 #include "hetrain/checkpoint/checkpoint.h"
 #include "hetrain/cluster/node_report.h"
+#include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
 #include "hetrain/common/system_info.h"
@@ -109,6 +110,27 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
   cmd.add_option("--limit-train-samples", c.limit_train_samples,
                  "Train on the first N samples only (0 = all)")
       ->capture_default_str();
+  cmd.add_option("--balance", c.balance,
+                 "Shares per trainer: benchmark (by measured speed) | equal | static:a,b,...")
+      ->capture_default_str();
+  cmd.add_option("--rebalance-every", c.rebalance_every,
+                 "Re-plan from measured round times every R rounds (0 = never)")
+      ->capture_default_str();
+  cmd.add_option("--join-timeout", c.join_timeout, "Seconds rank 0 waits for trainer reports")
+      ->capture_default_str();
+  cmd.add_option("--straggler-timeout", c.straggler_timeout,
+                 "Seconds any wait for a peer may take before the job ends")
+      ->capture_default_str();
+  cmd.add_option("--chunk-mb", c.chunk_mb, "Size of one message of the flat buffers")
+      ->capture_default_str();
+  cmd.add_option("--min-relative-speed", c.min_relative_speed,
+                 "Admission: reject trainers slower than this fraction of the fastest")
+      ->capture_default_str();
+  cmd.add_flag("--require-gpu", c.require_gpu, "Admission: reject trainers without a GPU");
+  cmd.add_option("--debug-sample-log", c.debug_sample_log,
+                 "Trainers append 'epoch index' per sample used to FILE.rank<r> (for tests)");
+  cmd.add_option("--fault-slow-probe-rank", c.fault_slow_probe_rank,
+                 "Testing only: this rank reports a 100x slower training probe");
   cmd.add_option("--checkpoint-dir", c.checkpoint_dir, "Where checkpoints are written")
       ->capture_default_str();
   cmd.add_option("--checkpoint-every", c.checkpoint_every,
@@ -129,13 +151,31 @@ int launched_world_size() {
   return 1;
 }
 
-int cmd_train(const TrainConfig &config) {
-  // This version trains in one process; N copies under mpirun would each train alone and write
-  // over each other's checkpoints, so refuse instead.
-  if (int world = launched_world_size(); world > 1)
-    throw UserError(fmt::format("started as {} processes by an MPI launcher, but this version of "
-                                "hetrain trains in one process only; run it without mpirun",
-                                world));
+int cmd_train(const TrainConfig &config, int argc, char **argv) {
+  if (launched_world_size() > 1) {
+    MpiSession mpi(&argc, &argv);
+    if (mpi.size() > 1) {
+      try {
+        TrainSummary summary = run_distributed_training(config);
+        if (mpi.rank() == 0 && summary.test_accuracy >= 0)
+          fmt::print("test accuracy {:.4f} (loss {:.4f}) after {} epochs, {:.0f} samples/s\n",
+                     summary.test_accuracy, summary.test_loss, summary.epochs,
+                     summary.samples_per_sec);
+        return kExitOk;
+      } catch (const PeerTimeout &e) {
+        // A peer is gone or hung: say who, then end the whole job rather than wait in MPI.
+        log_error("{}; ending the job", e.what());
+        MPI_Abort(MPI_COMM_WORLD, kExitPeerLost);
+      } catch (const UserError &e) {
+        log_error("{}", e.what());
+        MPI_Abort(MPI_COMM_WORLD, kExitBadInput);
+      } catch (const std::exception &e) {
+        log_error("{}", first_line(e.what()));
+        MPI_Abort(MPI_COMM_WORLD, kExitInternal);
+      }
+      return kExitInternal;
+    }
+  }
   TrainSummary summary = run_local_training(config);
   if (summary.test_accuracy >= 0)
     fmt::print("test accuracy {:.4f} (loss {:.4f}) after {} epochs, {:.0f} samples/s\n",
@@ -356,7 +396,7 @@ int run_cli(int argc, char **argv) {
 
   try {
     if (*train)
-      return cmd_train(config);
+      return cmd_train(config, argc, argv);
     if (*bench)
       return cmd_bench(json, bench_seconds);
     if (*import_idx) {

@@ -1,6 +1,7 @@
 #include "hetrain/config/config.h"
 
 #include "hetrain/common/error.h"
+#include "hetrain/schedule/plan.h"
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +62,13 @@ void validate(const TrainConfig &c) {
   require(c.keep_checkpoints >= 1, "--keep-checkpoints: must be at least 1");
   require(!c.checkpoint_dir.empty(), "--checkpoint-dir: must not be empty");
   require(c.progress_seconds > 0, "--progress-seconds: must be positive");
+  parse_balance(c.balance); // throws with the reason
+  require(c.rebalance_every >= 0, "--rebalance-every: must be >= 0 (0 = never)");
+  require(c.join_timeout > 0, "--join-timeout: must be positive");
+  require(c.straggler_timeout > 0, "--straggler-timeout: must be positive");
+  require(c.chunk_mb > 0 && c.chunk_mb <= 1024, "--chunk-mb: must be in (0, 1024]");
+  require(c.min_relative_speed >= 0 && c.min_relative_speed <= 1,
+          "--min-relative-speed: must be in [0, 1]");
 }
 
 void to_json(nlohmann::json &j, const TrainConfig &c) {
@@ -90,7 +98,14 @@ void to_json(nlohmann::json &j, const TrainConfig &c) {
                      {"checkpoint_every", c.checkpoint_every},
                      {"keep_checkpoints", c.keep_checkpoints},
                      {"summary_json", c.summary_json},
-                     {"progress_seconds", c.progress_seconds}};
+                     {"progress_seconds", c.progress_seconds},
+                     {"balance", c.balance},
+                     {"rebalance_every", c.rebalance_every},
+                     {"join_timeout", c.join_timeout},
+                     {"straggler_timeout", c.straggler_timeout},
+                     {"chunk_mb", c.chunk_mb},
+                     {"min_relative_speed", c.min_relative_speed},
+                     {"require_gpu", c.require_gpu}};
 }
 
 void from_json(const nlohmann::json &j, TrainConfig &c) {
@@ -123,6 +138,13 @@ void from_json(const nlohmann::json &j, TrainConfig &c) {
   c.keep_checkpoints = j.value("keep_checkpoints", d.keep_checkpoints);
   c.summary_json = j.value("summary_json", d.summary_json);
   c.progress_seconds = j.value("progress_seconds", d.progress_seconds);
+  c.balance = j.value("balance", d.balance);
+  c.rebalance_every = j.value("rebalance_every", d.rebalance_every);
+  c.join_timeout = j.value("join_timeout", d.join_timeout);
+  c.straggler_timeout = j.value("straggler_timeout", d.straggler_timeout);
+  c.chunk_mb = j.value("chunk_mb", d.chunk_mb);
+  c.min_relative_speed = j.value("min_relative_speed", d.min_relative_speed);
+  c.require_gpu = j.value("require_gpu", d.require_gpu);
 }
 
 } // namespace hetrain

@@ -198,6 +198,18 @@ std::string summary_to_json(const TrainSummary &s) {
                    {"final_train_loss", s.final_train_loss},
                    {"final_checkpoint", s.final_checkpoint},
                    {"history", history}};
+  if (!s.trainers.empty()) {
+    nlohmann::json trainers = nlohmann::json::array();
+    for (const TrainerSummary &t : s.trainers)
+      trainers.push_back({{"rank", t.rank},
+                          {"host", t.host},
+                          {"share", t.micro_batches},
+                          {"samples", t.samples},
+                          {"compute_seconds", t.compute_seconds},
+                          {"wait_seconds", t.wait_seconds}});
+    j["trainers"] = trainers;
+    j["plan_history"] = s.plan_history;
+  }
   return j.dump(2);
 }
 

@@ -37,6 +37,17 @@ struct TrainConfig {
   std::string device = "auto"; // auto | cuda | cpu
   int threads = 0;             // torch intra-op threads; 0 = the cores this process may use
 
+  // The distributed job (world size > 1; DESIGN §3, §4, §7)
+  std::string balance = "benchmark"; // benchmark | equal | static:a,b,...
+  int64_t rebalance_every = 0;       // re-plan from measured round times every R rounds (0 = never)
+  double join_timeout = 60;          // seconds rank 0 waits for the trainers' reports
+  double straggler_timeout = 120;    // seconds any wait for a peer may take in a round
+  double chunk_mb = 4;               // size of one message of the flat buffers
+  double min_relative_speed = 0;     // admission: probe speed / fastest trainer's
+  bool require_gpu = false;          // admission: trainers without a GPU are rejected
+  std::string debug_sample_log;      // trainers append "epoch index" per sample to FILE.rank<r>
+  int fault_slow_probe_rank = -1;    // testing only: this rank reports a 100x slower probe
+
   // Output
   std::string checkpoint_dir = "checkpoints";
   int64_t checkpoint_every = 0; // also every R steps (0 = at epoch ends and at the end only)

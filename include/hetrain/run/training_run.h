@@ -10,6 +10,14 @@
 
 namespace hetrain {
 
+struct TrainerSummary {
+  int rank = 0;
+  std::string host;
+  int64_t micro_batches = 0; // share in the last plan
+  int64_t samples = 0;       // over the whole run
+  double compute_seconds = 0, wait_seconds = 0;
+};
+
 struct TrainSummary {
   int world_size = 1;
   std::string model;
@@ -20,11 +28,19 @@ struct TrainSummary {
   double final_train_loss = 0;
   std::string final_checkpoint;
   std::vector<EpochRecord> history;
+  std::vector<TrainerSummary> trainers;  // distributed runs
+  std::vector<std::string> plan_history; // every plan, as logged
 };
 
 // Trains on this process alone (world size 1): gradient accumulation over micro-batches, one
 // optimizer step per global batch, evaluation after every epoch, checkpoints, progress lines.
 TrainSummary run_local_training(const TrainConfig &config);
+
+// This rank's part of a job of world size >= 2 (MPI initialised): rank 0 aggregates, the other
+// ranks train (DESIGN §1-§7, gradient sync). The full summary is returned on rank 0; trainers
+// return theirs with world_size set. Throws UserError on bad input, PeerTimeout-derived
+// JobAborted when a peer stops answering (after rank 0 has written a checkpoint).
+TrainSummary run_distributed_training(const TrainConfig &config);
 
 std::string summary_to_json(const TrainSummary &summary);
 

@@ -1,0 +1,72 @@
+// MPI for hetrain: one session per process, point-to-point transfers in fixed-size chunks, and
+// waits that always have a deadline and name whom they were waiting for (DESIGN §7).
+#pragma once
+
+#include <mpi.h>
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace hetrain {
+
+// MPI_Init_thread / MPI_Finalize, with MPI_ERRORS_RETURN on MPI_COMM_WORLD so that every code
+// reaches CHECK_MPI. Records rank and world size for log lines.
+class MpiSession {
+public:
+  MpiSession(int *argc, char ***argv);
+  ~MpiSession();
+  MpiSession(const MpiSession &) = delete;
+  MpiSession &operator=(const MpiSession &) = delete;
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+private:
+  int rank_ = 0, size_ = 1;
+};
+
+// Rank among the processes of this node (MPI_COMM_TYPE_SHARED): picks this rank's GPU.
+int node_local_rank(MPI_Comm comm);
+
+// A wait that ran out of time. `peer` is the rank that did not answer.
+class PeerTimeout : public std::runtime_error {
+public:
+  PeerTimeout(int peer, const std::string &what) : std::runtime_error(what), peer_(peer) {}
+  int peer() const { return peer_; }
+
+private:
+  int peer_;
+};
+
+// Outstanding non-blocking operations, each with the peer and what it is for.
+class RequestSet {
+public:
+  void add(MPI_Request request, int peer, std::string what);
+  size_t size() const { return requests_.size(); }
+  MPI_Request &request(size_t i) { return requests_[i]; }
+  bool done(size_t i) const { return requests_[i] == MPI_REQUEST_NULL; }
+  // Tests every pending request once; returns true when all are complete.
+  bool test_all();
+  // Polls (sleeping briefly between tests, so an oversubscribed node keeps its cores for the
+  // trainers) until all complete or `timeout_seconds` pass; then throws PeerTimeout naming the
+  // first incomplete request. `on_progress` runs after every poll (pipelined reduction).
+  void wait_all(double timeout_seconds, const std::function<void()> &on_progress = {});
+  // Cancels and frees what is still pending (after a timeout).
+  void cancel_pending();
+
+private:
+  std::vector<MPI_Request> requests_;
+  std::vector<int> peers_;
+  std::vector<std::string> whats_;
+};
+
+// Posts a buffer as chunks of at most `chunk_elems` floats (no message exceeds MPI's int count).
+// Returns the index in `set` of the first chunk; chunk k is at first + k.
+size_t isend_chunks(RequestSet &set, const float *data, int64_t length, int64_t chunk_elems,
+                    int peer, int tag, MPI_Comm comm, const std::string &what);
+size_t irecv_chunks(RequestSet &set, float *data, int64_t length, int64_t chunk_elems, int peer,
+                    int tag, MPI_Comm comm, const std::string &what);
+int64_t chunk_count(int64_t length, int64_t chunk_elems);
+
+} // namespace hetrain

@@ -1,0 +1,125 @@
+#include "hetrain/comm/mpi_comm.h"
+
+#include "hetrain/common/check.h"
+#include "hetrain/common/log.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+namespace hetrain {
+
+MpiSession::MpiSession(int *argc, char ***argv) {
+  int provided = 0;
+  CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+  set_process_rank(rank_, size_);
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized)
+    MPI_Finalize();
+}
+
+int node_local_rank(MPI_Comm comm) {
+  MPI_Comm local;
+  CHECK_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local));
+  int rank = 0;
+  CHECK_MPI(MPI_Comm_rank(local, &rank));
+  CHECK_MPI(MPI_Comm_free(&local));
+  return rank;
+}
+
+void RequestSet::add(MPI_Request request, int peer, std::string what) {
+  requests_.push_back(request);
+  peers_.push_back(peer);
+  whats_.push_back(std::move(what));
+}
+
+bool RequestSet::test_all() {
+  bool all = true;
+  for (auto &r : requests_) {
+    if (r == MPI_REQUEST_NULL)
+      continue;
+    int flag = 0;
+    CHECK_MPI(MPI_Test(&r, &flag, MPI_STATUS_IGNORE));
+    all = all && flag;
+  }
+  return all;
+}
+
+void RequestSet::wait_all(double timeout_seconds, const std::function<void()> &on_progress) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_seconds);
+  auto pause = std::chrono::microseconds(20);
+  for (;;) {
+    bool all = test_all();
+    if (on_progress)
+      on_progress();
+    if (all)
+      return;
+    if (Clock::now() > deadline) {
+      for (size_t i = 0; i < requests_.size(); ++i)
+        if (requests_[i] != MPI_REQUEST_NULL)
+          throw PeerTimeout(peers_[i], fmt::format("rank {} did not answer within {:.0f} s ({})",
+                                                   peers_[i], timeout_seconds, whats_[i]));
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(1000));
+  }
+}
+
+void RequestSet::cancel_pending() {
+  for (auto &r : requests_) {
+    if (r == MPI_REQUEST_NULL)
+      continue;
+    MPI_Cancel(&r);
+    MPI_Request_free(&r);
+    r = MPI_REQUEST_NULL;
+  }
+}
+
+int64_t chunk_count(int64_t length, int64_t chunk_elems) {
+  return length == 0 ? 1 : (length + chunk_elems - 1) / chunk_elems;
+}
+
+namespace {
+template <typename Post>
+size_t post_chunks(RequestSet &set, int64_t length, int64_t chunk_elems, int peer,
+                   const std::string &what, Post post) {
+  const size_t first = set.size();
+  const int64_t chunks = chunk_count(length, chunk_elems);
+  for (int64_t k = 0; k < chunks; ++k) {
+    const int64_t begin = k * chunk_elems;
+    const int count = static_cast<int>(std::min(chunk_elems, length - begin));
+    MPI_Request request;
+    post(begin, count, &request);
+    set.add(request, peer, fmt::format("{}, chunk {}/{}", what, k + 1, chunks));
+  }
+  return first;
+}
+} // namespace
+
+size_t isend_chunks(RequestSet &set, const float *data, int64_t length, int64_t chunk_elems,
+                    int peer, int tag, MPI_Comm comm, const std::string &what) {
+  return post_chunks(set, length, chunk_elems, peer, what,
+                     [&](int64_t begin, int count, MPI_Request *r) {
+                       CHECK_MPI(MPI_Isend(data + begin, count, MPI_FLOAT, peer, tag, comm, r));
+                     });
+}
+
+size_t irecv_chunks(RequestSet &set, float *data, int64_t length, int64_t chunk_elems, int peer,
+                    int tag, MPI_Comm comm, const std::string &what) {
+  return post_chunks(set, length, chunk_elems, peer, what,
+                     [&](int64_t begin, int count, MPI_Request *r) {
+                       CHECK_MPI(MPI_Irecv(data + begin, count, MPI_FLOAT, peer, tag, comm, r));
+                     });
+}
+
+} // namespace hetrain

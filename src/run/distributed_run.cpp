@@ -1,0 +1,660 @@
+// The distributed job (DESIGN §1-§7), gradient sync: read it top to bottom.
+//
+//   every trainer: probe + benchmark -> report to rank 0 -> verdict
+//   rank 0: collect reports (deadline) -> admit -> communicator of the admitted -> plan
+//   each round:  rank 0 sends each trainer its slice of the epoch's order
+//                trainers sum the gradients of their micro-batches, send the sum (in chunks),
+//                their sample count and BatchNorm buffers
+//                rank 0 reduces every chunk as soon as all copies of it arrived (weights 1/S),
+//                steps the optimizer on its master copy and sends parameters + averaged buffers
+//   every --rebalance-every rounds rank 0 re-plans from the measured compute times.
+//
+// All traffic after admission is point to point with deadlines, never a collective a lost peer
+// would block.
+#include "hetrain/aggregate/weighted_sum.h"
+#include "hetrain/cluster/admission.h"
+#include "hetrain/cluster/node_report.h"
+#include "hetrain/cluster/report_message.h"
+#include "hetrain/cluster/training_probe.h"
+#include "hetrain/comm/mpi_comm.h"
+#include "hetrain/common/atomic_file.h"
+#include "hetrain/common/check.h"
+#include "hetrain/common/error.h"
+#include "hetrain/common/log.h"
+#include "hetrain/common/system_info.h"
+#include "hetrain/run/training_run.h"
+#include "hetrain/schedule/plan.h"
+#include "hetrain/train/compute.h"
+
+#include "run_support.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <fstream>
+#include <numeric>
+#include <thread>
+
+namespace hetrain {
+using namespace run;
+namespace {
+
+enum Tag : int {
+  kTagReport = 11,
+  kTagVerdict,
+  kTagCommand,
+  kTagStats,
+  kTagGrads,
+  kTagBuffers,
+  kTagParams,
+  kTagParamBuffers
+};
+// Command to a trainer for one round: {kind, epoch, offset, count, global_step}.
+enum CommandKind : int64_t { kRound = 1, kSkip = 2, kStop = 3 };
+constexpr int kCommandLength = 5;
+constexpr int kVerdictBytes = 512;
+constexpr int kStatsLength = 4; // loss sum, correct, samples, compute seconds
+
+// BatchNorm running stats and counters travel as one float vector, averaged by samples.
+int64_t buffer_elements(const torch::nn::Module &model) {
+  int64_t n = 0;
+  for (const auto &b : model.buffers())
+    n += b.numel();
+  return n;
+}
+void flatten_buffers(const torch::nn::Module &model, float *out) {
+  for (const auto &b : model.buffers()) {
+    auto f = b.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    std::copy_n(f.data_ptr<float>(), f.numel(), out);
+    out += f.numel();
+  }
+}
+void load_buffers(torch::nn::Module &model, const float *in) {
+  torch::NoGradGuard no_grad;
+  for (auto &b : model.buffers()) {
+    auto f = torch::from_blob(const_cast<float *>(in), b.sizes(), torch::kFloat32);
+    b.copy_(b.is_floating_point() ? f : f.round()); // counters stay integers
+    in += b.numel();
+  }
+}
+
+ModelSpec spec_of(const TrainConfig &config, const DatasetMeta &meta) {
+  return ModelSpec{config.model, meta.channels, meta.height, meta.width, meta.num_classes};
+}
+
+int64_t chunk_elements(const TrainConfig &config) {
+  return std::max<int64_t>(1, static_cast<int64_t>(config.chunk_mb * (1 << 20)) / 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trainer side
+// ---------------------------------------------------------------------------------------------
+TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_rank) {
+  TrainSummary summary;
+  summary.world_size = process_identity().world_size;
+  const DatasetMeta meta = read_dataset_meta(config.data);
+  const ModelSpec spec = spec_of(config, meta);
+  const torch::Device device = choose_device(config.device, local_rank);
+  torch::set_num_threads(config.threads > 0 ? config.threads : usable_cores());
+
+  // --- report and admission ---
+  NodeReport node = probe_node();
+  run_cpu_benchmarks(node, 0.3);
+  ProbeResult probe = run_training_probe(spec, config.micro_batch, device);
+  if (config.fault_slow_probe_rank == world_rank)
+    probe.samples_per_sec /= 100; // testing hook (--fault-slow-probe-rank)
+  TrainerReport report;
+  report.rank = world_rank;
+  report.pid = node.pid;
+  report.host = node.host;
+  report.cpu_model = node.cpu_model;
+  report.device = device.is_cuda() && !node.gpus.empty()
+                      ? node.gpus[device.index() % node.gpus.size()].name
+                      : fmt::format("cpu ({} cores)", node.usable_cores);
+  report.blas = node.blas.name;
+  report.usable_cores = node.usable_cores;
+  report.mem_available = node.mem_available;
+  report.swap_free = node.swap_free;
+  report.gpu_count = static_cast<int>(node.gpus.size());
+  report.device_memory_free = device.is_cuda() && !node.gpus.empty()
+                                  ? node.gpus[device.index() % node.gpus.size()].memory_free
+                                  : node.mem_available;
+  report.cpu_score = node.cpu_score;
+  report.matmul_gflops = node.matmul_gflops;
+  report.probe_samples_per_sec = probe.samples_per_sec;
+  report.probe_peak_bytes = probe.peak_bytes;
+  std::vector<uint8_t> bytes = encode_report(report);
+  char verdict[kVerdictBytes] = {0};
+  {
+    RequestSet set;
+    MPI_Request r;
+    CHECK_MPI(MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kTagReport,
+                        MPI_COMM_WORLD, &r));
+    set.add(r, 0, "sending this trainer's report");
+    CHECK_MPI(MPI_Irecv(verdict, kVerdictBytes, MPI_BYTE, 0, kTagVerdict, MPI_COMM_WORLD, &r));
+    set.add(r, 0, "waiting for rank 0's admission verdict");
+    set.wait_all(config.join_timeout + 60);
+  }
+  const bool admitted = verdict[0] == '1';
+  MPI_Comm job;
+  CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, admitted ? 0 : MPI_UNDEFINED, world_rank, &job));
+  if (!admitted) {
+    log_warn("not admitted by rank 0: {}; this rank exits", verdict + 1);
+    return summary;
+  }
+  CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
+
+  // --- model, data, the flat buffers ---
+  torch::manual_seed(config.seed);
+  auto model = make_model(spec);
+  model->to(device);
+  FlatParameters flat(*model);
+  Dataset data(config.data, parse_residency(config.data_residency));
+  const int64_t n = config.limit_train_samples > 0
+                        ? std::min(config.limit_train_samples, data.size())
+                        : data.size();
+  const int64_t chunk = chunk_elements(config);
+  const int64_t nbuf = buffer_elements(*model);
+  // Host copies of what travels: on a CPU trainer these are the flat buffers themselves.
+  const bool host = device.is_cpu();
+  torch::Tensor params_host = host ? flat.params() : torch::empty({flat.numel()});
+  torch::Tensor grads_host = host ? flat.grads() : torch::empty({flat.numel()});
+  std::vector<float> buffers(static_cast<size_t>(nbuf));
+  std::ofstream sample_log;
+  if (!config.debug_sample_log.empty())
+    sample_log.open(fmt::format("{}.rank{}", config.debug_sample_log, world_rank));
+
+  auto receive_parameters = [&](const char *when) {
+    RequestSet set;
+    irecv_chunks(set, params_host.data_ptr<float>(), flat.numel(), chunk, 0, kTagParams, job,
+                 fmt::format("parameters from rank 0 {}", when));
+    irecv_chunks(set, buffers.data(), nbuf, chunk, 0, kTagParamBuffers, job,
+                 fmt::format("buffers from rank 0 {}", when));
+    set.wait_all(config.straggler_timeout);
+    torch::NoGradGuard no_grad;
+    if (!host)
+      flat.params().copy_(params_host);
+    load_buffers(*model, buffers.data());
+  };
+
+  receive_parameters("at the start");
+  std::vector<int64_t> order;
+  int64_t order_epoch = -1;
+  for (;;) {
+    int64_t command[kCommandLength] = {0};
+    {
+      RequestSet set;
+      MPI_Request r;
+      CHECK_MPI(MPI_Irecv(command, kCommandLength, MPI_INT64_T, 0, kTagCommand, job, &r));
+      set.add(r, 0, "waiting for the next round's command");
+      // Rank 0 evaluates and checkpoints between epochs: allow for that on top of a round.
+      set.wait_all(2 * config.straggler_timeout + 60);
+    }
+    if (command[0] == kStop)
+      break;
+    const int64_t epoch = command[1], offset = command[2], count = command[3];
+    if (command[0] == kRound) {
+      if (epoch != order_epoch) {
+        order = epoch_permutation(config.seed, epoch, n);
+        order_epoch = epoch;
+      }
+      const auto start = Clock::now();
+      flat.zero_grads();
+      ComputeStats stats =
+          accumulate_gradients(*model, data, order.data() + offset, count, config.micro_batch);
+      if (!host)
+        grads_host.copy_(flat.grads());
+      const double compute = seconds_since(start);
+      if (sample_log)
+        for (int64_t i = 0; i < count; ++i)
+          sample_log << epoch << ' ' << order[static_cast<size_t>(offset + i)] << '\n';
+      double out_stats[kStatsLength] = {stats.loss_sum, static_cast<double>(stats.correct),
+                                        static_cast<double>(stats.samples), compute};
+      flatten_buffers(*model, buffers.data());
+      RequestSet set;
+      MPI_Request r;
+      CHECK_MPI(MPI_Isend(out_stats, kStatsLength, MPI_DOUBLE, 0, kTagStats, job, &r));
+      set.add(r, 0, "sending round statistics");
+      isend_chunks(set, grads_host.data_ptr<float>(), flat.numel(), chunk, 0, kTagGrads, job,
+                   "sending gradients");
+      isend_chunks(set, buffers.data(), nbuf, chunk, 0, kTagBuffers, job, "sending buffers");
+      set.wait_all(config.straggler_timeout);
+    }
+    receive_parameters("after a round");
+  }
+  if (sample_log)
+    sample_log.close();
+  CHECK_MPI(MPI_Comm_free(&job));
+  return summary;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregator side (rank 0)
+// ---------------------------------------------------------------------------------------------
+struct Trainer {
+  int world_rank = 0, job_rank = 0;
+  TrainerReport report;
+  double speed = 0; // smoothed samples/s, from the probe, then from rounds
+  int64_t samples = 0;
+  double compute_seconds = 0, wait_seconds = 0;
+};
+
+std::string plan_text(const Plan &plan, const std::vector<Trainer> &trainers, int64_t m) {
+  std::string text;
+  for (size_t i = 0; i < plan.ranks.size(); ++i) {
+    const Trainer &t = trainers[static_cast<size_t>(plan.ranks[i] - 1)];
+    text += fmt::format("{}rank {} ({}) {} x {}", i ? ", " : "", t.world_rank, t.report.host,
+                        plan.micro_batches[i], m);
+  }
+  return text + fmt::format("; estimated round {:.3f} s", plan.estimated_round_seconds);
+}
+
+Plan plan_for(const std::vector<Trainer> &trainers, const TrainConfig &config, int64_t flat_bytes) {
+  std::vector<TrainerSpeed> speeds;
+  for (const Trainer &t : trainers)
+    // Transfer estimate: gradients up and parameters down over a link of ~1 GB/s until the
+    // bandwidth is measured (the GPU-path issue adds the measurement).
+    speeds.push_back(
+        {t.job_rank, t.report.host, t.speed, 2.0 * static_cast<double>(flat_bytes) / 1e9});
+  return make_plan(speeds, config.global_batch / config.micro_batch, config.micro_batch,
+                   parse_balance(config.balance));
+}
+
+TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
+  // Bad data is found before anyone waits for reports (the trainers read the same files).
+  const DatasetMeta meta = read_dataset_meta(config.data);
+  // --- collect reports until the join deadline ---
+  std::vector<std::vector<uint8_t>> raw(static_cast<size_t>(world_size - 1),
+                                        std::vector<uint8_t>(kReportMessageBytes + 64));
+  std::vector<MPI_Request> requests(raw.size());
+  std::vector<int> received(raw.size(), -1);
+  for (size_t i = 0; i < raw.size(); ++i)
+    CHECK_MPI(MPI_Irecv(raw[i].data(), static_cast<int>(raw[i].size()), MPI_BYTE,
+                        static_cast<int>(i + 1), kTagReport, MPI_COMM_WORLD, &requests[i]));
+  const auto join_start = Clock::now();
+  while (seconds_since(join_start) < config.join_timeout &&
+         std::count(received.begin(), received.end(), -1) > 0) {
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (received[i] >= 0)
+        continue;
+      int flag = 0;
+      MPI_Status status;
+      CHECK_MPI(MPI_Test(&requests[i], &flag, &status));
+      if (flag)
+        CHECK_MPI(MPI_Get_count(&status, MPI_BYTE, &received[i]));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+
+  // --- decode, admit, tell every trainer ---
+  std::vector<TrainerReport> valid;
+  std::vector<AdmissionVerdict> verdicts(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    verdicts[i].rank = static_cast<int>(i + 1);
+    if (received[i] < 0) {
+      verdicts[i].reason = fmt::format("no report within --join-timeout {} s", config.join_timeout);
+      continue;
+    }
+    try {
+      raw[i].resize(static_cast<size_t>(received[i]));
+      TrainerReport r = decode_report(raw[i]);
+      r.rank = static_cast<int>(i + 1); // the sender is who MPI says it is
+      valid.push_back(r);
+    } catch (const UserError &e) {
+      verdicts[i].reason = e.what();
+    }
+  }
+  AdmissionPolicy policy{config.require_gpu, config.min_relative_speed};
+  for (const AdmissionVerdict &v : decide_admission(valid, policy))
+    verdicts[static_cast<size_t>(v.rank - 1)] = v;
+
+  log_info("cluster: {} trainers reported of {}", valid.size(), raw.size());
+  log_info("  {:>4}  {:<16} {:<28} {:>12} {:>10}  {}", "rank", "host", "device", "probe smp/s",
+           "mem GiB", "verdict");
+  std::vector<Trainer> trainers;
+  std::vector<std::string> report_json;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const AdmissionVerdict &v = verdicts[i];
+    auto found = std::find_if(valid.begin(), valid.end(),
+                              [&](const TrainerReport &r) { return r.rank == v.rank; });
+    if (found != valid.end()) {
+      log_info("  {:>4}  {:<16} {:<28} {:>12.0f} {:>10.1f}  {}", v.rank, found->host, found->device,
+               found->probe_samples_per_sec, static_cast<double>(found->mem_available) / (1 << 30),
+               v.admitted ? "admitted" : "rejected: " + v.reason);
+      report_json.push_back(nlohmann::json{
+          {"rank", v.rank},
+          {"host", found->host},
+          {"pid", found->pid},
+          {"cpu_model", found->cpu_model},
+          {"usable_cores", found->usable_cores},
+          {"device", found->device},
+          {"blas", found->blas},
+          {"probe_samples_per_sec", found->probe_samples_per_sec},
+          {"admitted", v.admitted},
+          {"reason", v.reason}}.dump());
+    } else {
+      log_info("  {:>4}  {:<16} {:<28} {:>12} {:>10}  rejected: {}", v.rank, "?", "?", "-", "-",
+               v.reason);
+    }
+    if (!v.admitted)
+      log_warn("rank {} rejected: {}", v.rank, v.reason);
+    if (v.admitted) {
+      Trainer t;
+      t.world_rank = v.rank;
+      t.job_rank = static_cast<int>(trainers.size()) + 1;
+      t.report = *found;
+      t.speed = found->probe_samples_per_sec;
+      trainers.push_back(t);
+    }
+  }
+  std::vector<std::array<char, kVerdictBytes>> verdict_text(raw.size());
+  {
+    RequestSet set;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      std::string text = (verdicts[i].admitted ? "1" : "0") + verdicts[i].reason;
+      verdict_text[i].fill(0);
+      std::copy_n(text.begin(), std::min(text.size(), size_t{kVerdictBytes - 1}),
+                  verdict_text[i].begin());
+      MPI_Request r;
+      CHECK_MPI(MPI_Isend(verdict_text[i].data(), kVerdictBytes, MPI_BYTE, static_cast<int>(i + 1),
+                          kTagVerdict, MPI_COMM_WORLD, &r));
+      set.add(r, static_cast<int>(i + 1), "sending the admission verdict");
+    }
+    set.wait_all(config.join_timeout);
+  }
+  MPI_Comm job;
+  CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, 0, 0, &job));
+  CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
+  for (size_t i = 0; i < raw.size(); ++i)
+    if (received[i] < 0)
+      MPI_Cancel(&requests[i]);
+  if (trainers.empty())
+    throw UserError("no trainer was admitted (see the table above); nothing to train with");
+
+  // --- the master model, optimizer, plan ---
+  const ModelSpec spec = spec_of(config, meta);
+  torch::set_num_threads(config.threads > 0 ? config.threads : usable_cores());
+  torch::manual_seed(config.seed);
+  auto model = make_model(spec);
+  FlatParameters flat(*model);
+  const Normalization normalization{meta.mean, meta.std};
+  std::unique_ptr<Dataset> test;
+  if (!config.test_data.empty()) {
+    const DatasetMeta t = read_dataset_meta(config.test_data);
+    if (t.channels != meta.channels || t.height != meta.height || t.width != meta.width ||
+        t.num_classes != meta.num_classes)
+      throw UserError(fmt::format("--test-data {} has {} images in {} classes, but the training "
+                                  "data {} has {} images in {} classes",
+                                  t.path, t.shape_string(), t.num_classes, meta.path,
+                                  meta.shape_string(), meta.num_classes));
+    test = std::make_unique<Dataset>(config.test_data, parse_residency(config.data_residency),
+                                     normalization);
+  }
+  const int64_t n = config.limit_train_samples > 0
+                        ? std::min(config.limit_train_samples, meta.count)
+                        : meta.count;
+  const int64_t G = config.global_batch, m = config.micro_batch;
+  const int64_t steps_per_epoch = (n + G - 1) / G;
+  Optimizer optimizer(optimizer_options(config), flat.numel());
+  const LrSchedule schedule = lr_schedule(config, steps_per_epoch);
+  const int64_t chunk = chunk_elements(config);
+  const int64_t nbuf = buffer_elements(*model);
+  prepare_checkpoint_dir(config.checkpoint_dir);
+
+  TrainSummary summary;
+  summary.world_size = world_size;
+  summary.model = spec.name;
+  summary.epochs = config.epochs;
+  TrainingPosition position;
+  CheckpointSource source{&config,    spec,      normalization, model.get(), &flat,
+                          &optimizer, &schedule, world_size,    report_json};
+
+  Plan plan = plan_for(trainers, config, flat.numel() * 4);
+  for (const std::string &note : plan.notes)
+    log_info("plan: {}", note);
+  summary.plan_history.push_back(plan_text(plan, trainers, m));
+  log_info("plan: {}", summary.plan_history.back());
+
+  std::vector<float> buffers(static_cast<size_t>(nbuf));
+  auto send_parameters = [&]() {
+    flatten_buffers(*model, buffers.data());
+    RequestSet set;
+    for (const Trainer &t : trainers) {
+      isend_chunks(set, flat.params().data_ptr<float>(), flat.numel(), chunk, t.job_rank,
+                   kTagParams, job, fmt::format("sending parameters to rank {}", t.world_rank));
+      isend_chunks(set, buffers.data(), nbuf, chunk, t.job_rank, kTagParamBuffers, job,
+                   fmt::format("sending buffers to rank {}", t.world_rank));
+    }
+    set.wait_all(config.straggler_timeout);
+  };
+  auto send_command = [&](RequestSet &set, std::vector<std::array<int64_t, kCommandLength>> &cmds) {
+    for (size_t j = 0; j < trainers.size(); ++j) {
+      MPI_Request r;
+      CHECK_MPI(MPI_Isend(cmds[j].data(), kCommandLength, MPI_INT64_T, trainers[j].job_rank,
+                          kTagCommand, job, &r));
+      set.add(r, trainers[j].world_rank, "sending the round's command");
+    }
+  };
+
+  std::vector<std::vector<float>> grads_in(trainers.size(),
+                                           std::vector<float>(static_cast<size_t>(flat.numel())));
+  std::vector<std::vector<float>> buffers_in(trainers.size(),
+                                             std::vector<float>(static_cast<size_t>(nbuf)));
+  std::vector<std::array<double, kStatsLength>> stats_in(trainers.size());
+  std::vector<std::array<int64_t, kCommandLength>> commands(trainers.size());
+
+  send_parameters();
+  const auto run_start = Clock::now();
+  auto last_progress = Clock::now();
+  int64_t rounds_since_plan = 0;
+  for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    position.epoch = epoch;
+    position.epoch_position = 0;
+    position.round = 0;
+    double loss_sum = 0;
+    int64_t correct = 0;
+    for (int64_t start = 0; start < n; start += G) {
+      const auto round_start = Clock::now();
+      const int64_t count = std::min(G, n - start);
+      const RoundShard shard = shard_round(plan.micro_batches, m, start, count);
+      // Who works this round: trainers of the plan with samples; the others skip.
+      std::vector<int> working; // indices into trainers
+      for (size_t j = 0; j < trainers.size(); ++j)
+        commands[j] = {kSkip, epoch, 0, 0, position.global_step};
+      for (size_t p = 0; p < plan.ranks.size(); ++p) {
+        if (shard.counts[p] == 0)
+          continue;
+        const size_t j = static_cast<size_t>(plan.ranks[p] - 1);
+        commands[j] = {kRound, epoch, shard.offsets[p], shard.counts[p], position.global_step};
+        working.push_back(static_cast<int>(j));
+      }
+      RequestSet sends;
+      send_command(sends, commands);
+      RequestSet set;
+      std::vector<size_t> first_chunk(trainers.size());
+      for (int j : working) {
+        const Trainer &t = trainers[static_cast<size_t>(j)];
+        MPI_Request r;
+        CHECK_MPI(MPI_Irecv(stats_in[static_cast<size_t>(j)].data(), kStatsLength, MPI_DOUBLE,
+                            t.job_rank, kTagStats, job, &r));
+        set.add(r, t.world_rank,
+                fmt::format("round {} statistics from rank {} ({})", position.global_step,
+                            t.world_rank, t.report.host));
+        first_chunk[static_cast<size_t>(j)] =
+            irecv_chunks(set, grads_in[static_cast<size_t>(j)].data(), flat.numel(), chunk,
+                         t.job_rank, kTagGrads, job,
+                         fmt::format("round {} gradients from rank {} ({})", position.global_step,
+                                     t.world_rank, t.report.host));
+        irecv_chunks(
+            set, buffers_in[static_cast<size_t>(j)].data(), nbuf, chunk, t.job_rank, kTagBuffers,
+            job, fmt::format("round {} buffers from rank {}", position.global_step, t.world_rank));
+      }
+      // Reduce chunk c as soon as every working trainer's copy of it has arrived.
+      const int64_t chunks = chunk_count(flat.numel(), chunk);
+      std::vector<bool> reduced(static_cast<size_t>(chunks), false);
+      const std::vector<float> weights(working.size(), 1.0f / static_cast<float>(count));
+      float *grads = flat.grads().data_ptr<float>();
+      auto reduce_ready = [&] {
+        for (int64_t c = 0; c < chunks; ++c) {
+          if (reduced[static_cast<size_t>(c)])
+            continue;
+          bool ready = true;
+          std::vector<const float *> inputs;
+          for (int j : working) {
+            ready = ready && set.done(first_chunk[static_cast<size_t>(j)] + static_cast<size_t>(c));
+            inputs.push_back(grads_in[static_cast<size_t>(j)].data() + c * chunk);
+          }
+          if (!ready)
+            continue;
+          weighted_sum_cpu(inputs, weights, grads + c * chunk,
+                           std::min(chunk, flat.numel() - c * chunk));
+          reduced[static_cast<size_t>(c)] = true;
+        }
+      };
+      try {
+        sends.wait_all(config.straggler_timeout);
+        set.wait_all(config.straggler_timeout, reduce_ready);
+      } catch (const PeerTimeout &e) {
+        log_error("{}; the last complete round is {} (epoch {})", e.what(), position.global_step,
+                  epoch + 1);
+        std::string path = save_checkpoint(source, position, summary.history, "abort");
+        log_error("wrote {}; ending the job (exit code {})", path, kExitPeerLost);
+        throw;
+      }
+      // Buffers: sample-weighted mean of what the working trainers ran with.
+      if (nbuf > 0) {
+        std::vector<const float *> inputs;
+        std::vector<float> w;
+        for (int j : working) {
+          inputs.push_back(buffers_in[static_cast<size_t>(j)].data());
+          w.push_back(
+              static_cast<float>(stats_in[static_cast<size_t>(j)][2] / static_cast<double>(count)));
+        }
+        weighted_sum_cpu(inputs, w, buffers.data(), nbuf);
+        load_buffers(*model, buffers.data());
+      }
+      torch::Tensor params = flat.params();
+      optimizer.step(params, flat.grads(), learning_rate(schedule, position.global_step));
+      send_parameters();
+
+      // Bookkeeping: statistics, smoothed speeds, progress, re-plan.
+      const double round_seconds = seconds_since(round_start);
+      for (int j : working) {
+        Trainer &t = trainers[static_cast<size_t>(j)];
+        const auto &s = stats_in[static_cast<size_t>(j)];
+        loss_sum += s[0];
+        correct += static_cast<int64_t>(s[1]);
+        t.samples += static_cast<int64_t>(s[2]);
+        t.compute_seconds += s[3];
+        t.wait_seconds += std::max(0.0, round_seconds - s[3]);
+        if (s[3] > 0)
+          t.speed = 0.7 * t.speed + 0.3 * (s[2] / s[3]);
+      }
+      position.epoch_position = start + count;
+      position.round += 1;
+      position.global_step += 1;
+      position.samples_seen += count;
+      if (seconds_since(last_progress) >= config.progress_seconds) {
+        last_progress = Clock::now();
+        const double rate = static_cast<double>(position.samples_seen) / seconds_since(run_start);
+        const double remaining =
+            static_cast<double>(n * config.epochs - position.samples_seen) / rate;
+        log_info("epoch {}/{} round {}/{} | {:.0f} samples/s | loss {:.4f} | ETA {}", epoch + 1,
+                 config.epochs, position.round, steps_per_epoch, rate,
+                 loss_sum / static_cast<double>(position.epoch_position),
+                 format_duration(remaining));
+      }
+      if (config.rebalance_every > 0 && ++rounds_since_plan >= config.rebalance_every) {
+        rounds_since_plan = 0;
+        Plan next = plan_for(trainers, config, flat.numel() * 4);
+        if (next.ranks != plan.ranks || next.micro_batches != plan.micro_batches) {
+          plan = next;
+          summary.plan_history.push_back(plan_text(plan, trainers, m));
+          log_info("re-plan after round {}: {}", position.global_step, summary.plan_history.back());
+        }
+      }
+      if (config.checkpoint_every > 0 && position.global_step % config.checkpoint_every == 0 &&
+          start + count < n)
+        save_checkpoint(source, position, summary.history, "step");
+    }
+
+    EpochRecord record;
+    record.epoch = epoch + 1;
+    record.samples = n;
+    record.train_loss = loss_sum / static_cast<double>(n);
+    record.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
+    record.seconds = seconds_since(epoch_start);
+    record.samples_per_sec = static_cast<double>(n) / record.seconds;
+    if (test) {
+      EvalResult eval = evaluate(*model, *test);
+      record.test_loss = eval.loss;
+      record.test_accuracy = eval.accuracy;
+    }
+    summary.history.push_back(record);
+    summary.epoch_seconds.push_back(record.seconds);
+    log_info("epoch {}/{} done in {:.1f} s ({:.0f} samples/s) | train loss {:.4f} acc {:.4f}{}",
+             epoch + 1, config.epochs, record.seconds, record.samples_per_sec, record.train_loss,
+             record.train_accuracy,
+             test ? fmt::format(" | test loss {:.4f} accuracy {:.4f}", record.test_loss,
+                                record.test_accuracy)
+                  : std::string());
+    for (const Trainer &t : trainers)
+      log_info(
+          "  rank {} ({}): {} samples so far, compute {:.1f} s, wait {:.1f} s, {:.0f} samples/s",
+          t.world_rank, t.report.host, t.samples, t.compute_seconds, t.wait_seconds, t.speed);
+    position.epoch = epoch + 1;
+    position.epoch_position = 0;
+    position.round = 0;
+    summary.final_checkpoint = save_checkpoint(source, position, summary.history, "epoch");
+  }
+
+  {
+    for (auto &c : commands)
+      c = {kStop, 0, 0, 0, 0};
+    RequestSet set;
+    send_command(set, commands);
+    set.wait_all(config.straggler_timeout);
+  }
+  CHECK_MPI(MPI_Comm_free(&job));
+
+  summary.steps = position.global_step;
+  summary.samples = position.samples_seen;
+  double train_seconds =
+      std::accumulate(summary.epoch_seconds.begin(), summary.epoch_seconds.end(), 0.0);
+  summary.samples_per_sec = static_cast<double>(position.samples_seen) / train_seconds;
+  summary.final_train_loss = summary.history.back().train_loss;
+  summary.test_accuracy = summary.history.back().test_accuracy;
+  summary.test_loss = summary.history.back().test_loss;
+  for (const Trainer &t : trainers) {
+    TrainerSummary ts{t.world_rank, t.report.host, 0, t.samples, t.compute_seconds, t.wait_seconds};
+    for (size_t p = 0; p < plan.ranks.size(); ++p)
+      if (plan.ranks[p] == t.job_rank)
+        ts.micro_batches = plan.micro_batches[p];
+    summary.trainers.push_back(ts);
+  }
+  log_info("finished: {} steps, {:.0f} samples/s, final checkpoint {}", summary.steps,
+           summary.samples_per_sec, summary.final_checkpoint);
+  if (!config.summary_json.empty())
+    write_text_file_atomically(config.summary_json, summary_to_json(summary) + "\n");
+  return summary;
+}
+
+} // namespace
+
+TrainSummary run_distributed_training(const TrainConfig &config) {
+  validate(config);
+  const ProcessIdentity &id = process_identity();
+  // Collective over the world, so every rank calls it before anything can diverge.
+  const int local_rank = node_local_rank(MPI_COMM_WORLD);
+  if (id.rank == 0)
+    return run_aggregator(config, id.world_size);
+  return run_trainer(config, id.rank, local_rank);
+}
+
+} // namespace hetrain

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# MPI tests of the distributed core, run by ctest (label mpi) with oversubscribed ranks.
+# Usage: mpi_tests.sh CASE   with HETRAIN, MPIEXEC and DATA (data folder) in the environment.
+#   exactness     2 trainers static:3,1 and 3 trainers static:1,2,5 end within 1e-4 (per tensor)
+#                 of the one-process run with the same seed, global batch and micro-batch
+#   exactly_once  every sample index is used once per epoch, summed over trainers, read from the
+#                 trainers' own debug records (not from the plan)
+#   rejection     a trainer failing admission is named with its reason; the job goes on without it
+set -euo pipefail
+case_name=$1
+py=/usr/bin/python3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+mpi() { local np=$1; shift; "$MPIEXEC" --oversubscribe -np "$np" --mca mpi_yield_when_idle 1 "$@"; }
+here=$(cd "$(dirname "$0")" && pwd)
+train=$DATA/fashion-mnist-train.h5
+[ -f "$train" ] || { echo "missing $train: run scripts/prepare-data.sh" >&2; exit 1; }
+
+case $case_name in
+exactness)
+  s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256
+     --micro-batch 32 --limit-train-samples 6000 --threads 1 --seed 7 --progress-seconds 1000)
+  "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/one" >/dev/null
+  mpi 3 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/two" --balance static:3,1 | tail -n 3
+  mpi 4 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/three" --balance static:1,2,5 | tail -n 3
+  $py "$here/compare_checkpoints.py" "$work"/one/ckpt-*.h5 "$work"/two/ckpt-*.h5 1e-4
+  $py "$here/compare_checkpoints.py" "$work"/one/ckpt-*.h5 "$work"/three/ckpt-*.h5 1e-4
+  ;;
+exactly_once)
+  # 1000 samples in rounds of 96: the last round of each epoch is partial (40 samples).
+  mpi 4 "$HETRAIN" train --data "$train" --model mlp --epochs 2 --global-batch 96 --micro-batch 8 \
+    --limit-train-samples 1000 --threads 1 --balance benchmark --rebalance-every 3 \
+    --checkpoint-dir "$work/ck" --debug-sample-log "$work/samples" --summary-json "$work/s.json" \
+    --progress-seconds 1000 | tail -n 5
+  $py - "$work" <<'PY'
+import collections, glob, json, sys
+work = sys.argv[1]
+files = sorted(glob.glob(work + "/samples.rank*"))
+assert len(files) == 3, f"expected a record from each of 3 trainers, got {files}"
+counts = collections.Counter()
+for f in files:
+    for line in open(f):
+        epoch, index = map(int, line.split())
+        counts[(epoch, index)] += 1
+for epoch in (0, 1):
+    seen = {i: counts[(epoch, i)] for i in range(1000)}
+    bad = {i: c for i, c in seen.items() if c != 1}
+    assert not bad, f"epoch {epoch}: indices not used exactly once: {list(bad.items())[:10]}"
+extra = [k for k in counts if k[1] >= 1000 or k[0] not in (0, 1)]
+assert not extra, f"unexpected records {extra[:5]}"
+summary = json.load(open(work + "/s.json"))
+assert sum(t["samples"] for t in summary["trainers"]) == 2000, summary["trainers"]
+print("exactly once: 2 epochs x 1000 samples, each used once across", len(files), "trainers")
+PY
+  ;;
+rejection)
+  out=$(mpi 4 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --global-batch 64 \
+    --micro-batch 16 --limit-train-samples 640 --threads 1 --min-relative-speed 0.2 \
+    --fault-slow-probe-rank 2 --checkpoint-dir "$work/ck" --summary-json "$work/s.json" 2>&1)
+  echo "$out" | grep -E "rejected|plan:|finished"
+  echo "$out" | grep -q "rank 2 rejected: .* below --min-relative-speed 0.2" || { echo "no rejection line for rank 2"; exit 1; }
+  echo "$out" | grep -q "not admitted by rank 0" || { echo "rank 2 did not log its own rejection"; exit 1; }
+  $py -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+ranks = sorted(t["rank"] for t in s["trainers"])
+assert ranks == [1, 3], ranks
+assert sum(t["samples"] for t in s["trainers"]) == 640
+print("rejection: rank 2 left out, ranks", ranks, "trained all 640 samples")' "$work/s.json"
+  ;;
+*) echo "unknown case $case_name" >&2; exit 2 ;;
+esac
