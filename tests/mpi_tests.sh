@@ -6,6 +6,8 @@
 #   exactly_once  every sample index is used once per epoch, summed over trainers, read from the
 #                 trainers' own debug records (not from the plan)
 #   rejection     a trainer failing admission is named with its reason; the job goes on without it
+#   wire_dtype    bf16 / fp16 uploads stay close to the exact run (and bf16 is really lossy)
+#   params        --sync params --local-steps 4 trains the mlp to a sensible accuracy
 set -euo pipefail
 case_name=$1
 py=/usr/bin/python3
@@ -68,6 +70,33 @@ ranks = sorted(t["rank"] for t in s["trainers"])
 assert ranks == [1, 3], ranks
 assert sum(t["samples"] for t in s["trainers"]) == 640
 print("rejection: rank 2 left out, ranks", ranks, "trained all 640 samples")' "$work/s.json"
+  ;;
+wire_dtype)
+  s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256
+     --micro-batch 32 --limit-train-samples 6000 --threads 1 --seed 7 --progress-seconds 1000)
+  "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/one" >/dev/null
+  mpi 4 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/bf16" --wire-dtype bf16 | tail -n 1
+  mpi 4 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/fp16" --wire-dtype fp16 | tail -n 1
+  $py "$here/compare_checkpoints.py" "$work"/one/ckpt-*.h5 "$work"/bf16/ckpt-*.h5 1e-2
+  $py "$here/compare_checkpoints.py" "$work"/one/ckpt-*.h5 "$work"/fp16/ckpt-*.h5 1e-3
+  # bf16 keeps 8 bits of mantissa: if the result were exact, nothing was converted.
+  if $py "$here/compare_checkpoints.py" "$work"/one/ckpt-*.h5 "$work"/bf16/ckpt-*.h5 1e-6 >/dev/null; then
+    echo "bf16 run is identical to fp32: the wire dtype was not applied"; exit 1
+  fi
+  ;;
+params)
+  mpi 4 "$HETRAIN" train --data "$train" --test-data "$DATA/fashion-mnist-test.h5" --model mlp \
+    --epochs 2 --optimizer adam --lr 1e-3 --global-batch 256 --micro-batch 32 --threads 1 \
+    --sync params --local-steps 4 --checkpoint-dir "$work/ck" --summary-json "$work/s.json" \
+    --progress-seconds 1000 | tail -n 3
+  $py -c '
+import json, sys, h5py
+s = json.load(open(sys.argv[1]))
+acc = s["test_accuracy"]
+assert acc >= 0.80, f"params mode reached only {acc}"
+with h5py.File(s["final_checkpoint"]) as f:
+    assert f.attrs["sync_mode"] == "params", f.attrs["sync_mode"]
+print(f"params mode: test accuracy {acc:.4f} (needs >= 0.80)")' "$work/s.json"
   ;;
 *) echo "unknown case $case_name" >&2; exit 2 ;;
 esac

@@ -110,6 +110,15 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
   cmd.add_option("--limit-train-samples", c.limit_train_samples,
                  "Train on the first N samples only (0 = all)")
       ->capture_default_str();
+  cmd.add_option("--sync", c.sync,
+                 "gradient: exact gradient of the global batch | params: local steps, then "
+                 "sample-weighted parameter averaging")
+      ->capture_default_str();
+  cmd.add_option("--local-steps", c.local_steps, "params: local optimizer steps per averaging")
+      ->capture_default_str();
+  cmd.add_option("--wire-dtype", c.wire_dtype,
+                 "fp32 | bf16 | fp16: dtype of the trainers' uploads (accumulation is fp32)")
+      ->capture_default_str();
   cmd.add_option("--balance", c.balance,
                  "Shares per trainer: benchmark (by measured speed) | equal | static:a,b,...")
       ->capture_default_str();

@@ -106,19 +106,25 @@ size_t post_chunks(RequestSet &set, int64_t length, int64_t chunk_elems, int pee
 }
 } // namespace
 
-size_t isend_chunks(RequestSet &set, const float *data, int64_t length, int64_t chunk_elems,
-                    int peer, int tag, MPI_Comm comm, const std::string &what) {
+size_t isend_chunks(RequestSet &set, const void *data, int64_t length, int64_t chunk_elems,
+                    MPI_Datatype type, size_t elem_bytes, int peer, int tag, MPI_Comm comm,
+                    const std::string &what) {
+  const auto *bytes = static_cast<const char *>(data);
   return post_chunks(set, length, chunk_elems, peer, what,
                      [&](int64_t begin, int count, MPI_Request *r) {
-                       CHECK_MPI(MPI_Isend(data + begin, count, MPI_FLOAT, peer, tag, comm, r));
+                       CHECK_MPI(MPI_Isend(bytes + begin * static_cast<int64_t>(elem_bytes), count,
+                                           type, peer, tag, comm, r));
                      });
 }
 
-size_t irecv_chunks(RequestSet &set, float *data, int64_t length, int64_t chunk_elems, int peer,
-                    int tag, MPI_Comm comm, const std::string &what) {
+size_t irecv_chunks(RequestSet &set, void *data, int64_t length, int64_t chunk_elems,
+                    MPI_Datatype type, size_t elem_bytes, int peer, int tag, MPI_Comm comm,
+                    const std::string &what) {
+  auto *bytes = static_cast<char *>(data);
   return post_chunks(set, length, chunk_elems, peer, what,
                      [&](int64_t begin, int count, MPI_Request *r) {
-                       CHECK_MPI(MPI_Irecv(data + begin, count, MPI_FLOAT, peer, tag, comm, r));
+                       CHECK_MPI(MPI_Irecv(bytes + begin * static_cast<int64_t>(elem_bytes), count,
+                                           type, peer, tag, comm, r));
                      });
 }
 

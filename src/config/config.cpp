@@ -63,6 +63,10 @@ void validate(const TrainConfig &c) {
   require(!c.checkpoint_dir.empty(), "--checkpoint-dir: must not be empty");
   require(c.progress_seconds > 0, "--progress-seconds: must be positive");
   parse_balance(c.balance); // throws with the reason
+  require_one_of("sync", c.sync, {"gradient", "params"});
+  require_one_of("wire-dtype", c.wire_dtype, {"fp32", "bf16", "fp16"});
+  require(c.local_steps >= 1,
+          fmt::format("--local-steps: must be at least 1, got {}", c.local_steps));
   require(c.rebalance_every >= 0, "--rebalance-every: must be >= 0 (0 = never)");
   require(c.join_timeout > 0, "--join-timeout: must be positive");
   require(c.straggler_timeout > 0, "--straggler-timeout: must be positive");
@@ -99,6 +103,9 @@ void to_json(nlohmann::json &j, const TrainConfig &c) {
                      {"keep_checkpoints", c.keep_checkpoints},
                      {"summary_json", c.summary_json},
                      {"progress_seconds", c.progress_seconds},
+                     {"sync", c.sync},
+                     {"local_steps", c.local_steps},
+                     {"wire_dtype", c.wire_dtype},
                      {"balance", c.balance},
                      {"rebalance_every", c.rebalance_every},
                      {"join_timeout", c.join_timeout},
@@ -138,6 +145,9 @@ void from_json(const nlohmann::json &j, TrainConfig &c) {
   c.keep_checkpoints = j.value("keep_checkpoints", d.keep_checkpoints);
   c.summary_json = j.value("summary_json", d.summary_json);
   c.progress_seconds = j.value("progress_seconds", d.progress_seconds);
+  c.sync = j.value("sync", d.sync);
+  c.local_steps = j.value("local_steps", d.local_steps);
+  c.wire_dtype = j.value("wire_dtype", d.wire_dtype);
   c.balance = j.value("balance", d.balance);
   c.rebalance_every = j.value("rebalance_every", d.rebalance_every);
   c.join_timeout = j.value("join_timeout", d.join_timeout);

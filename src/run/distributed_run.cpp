@@ -54,9 +54,9 @@ enum Tag : int {
   kTagParams,
   kTagParamBuffers
 };
-// Command to a trainer for one round: {kind, epoch, offset, count, global_step}.
+// Command to a trainer for one round: {kind, epoch, offset, count, global_step, local_steps}.
 enum CommandKind : int64_t { kRound = 1, kSkip = 2, kStop = 3 };
-constexpr int kCommandLength = 5;
+constexpr int kCommandLength = 6;
 constexpr int kVerdictBytes = 512;
 constexpr int kStatsLength = 4; // loss sum, correct, samples, compute seconds
 
@@ -85,6 +85,20 @@ void load_buffers(torch::nn::Module &model, const float *in) {
 
 ModelSpec spec_of(const TrainConfig &config, const DatasetMeta &meta) {
   return ModelSpec{config.model, meta.channels, meta.height, meta.width, meta.num_classes};
+}
+
+// --wire-dtype: how trainers' uploads travel. Accumulation at rank 0 is always fp32.
+struct WireFormat {
+  MPI_Datatype mpi_type = MPI_FLOAT;
+  size_t bytes = 4;
+  torch::ScalarType dtype = torch::kFloat32;
+};
+WireFormat wire_format(const std::string &name) {
+  if (name == "bf16")
+    return {MPI_UINT16_T, 2, torch::kBFloat16};
+  if (name == "fp16")
+    return {MPI_UINT16_T, 2, torch::kHalf};
+  return {};
 }
 
 int64_t chunk_elements(const TrainConfig &config) {
@@ -165,6 +179,16 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
   torch::Tensor params_host = host ? flat.params() : torch::empty({flat.numel()});
   torch::Tensor grads_host = host ? flat.grads() : torch::empty({flat.numel()});
   std::vector<float> buffers(static_cast<size_t>(nbuf));
+  const WireFormat wire = wire_format(config.wire_dtype);
+  const bool params_mode = config.sync == "params";
+  // params mode: each trainer steps its own optimizer (its state stays here) between averagings.
+  std::unique_ptr<Optimizer> local_optimizer;
+  std::unique_ptr<LrSchedule> local_schedule;
+  if (params_mode) {
+    local_optimizer = std::make_unique<Optimizer>(optimizer_options(config), flat.numel(), device);
+    const int64_t steps_per_epoch = (n + config.global_batch - 1) / config.global_batch;
+    local_schedule = std::make_unique<LrSchedule>(lr_schedule(config, steps_per_epoch));
+  }
   std::ofstream sample_log;
   if (!config.debug_sample_log.empty())
     sample_log.open(fmt::format("{}.rank{}", config.debug_sample_log, world_rank));
@@ -198,17 +222,46 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
     if (command[0] == kStop)
       break;
     const int64_t epoch = command[1], offset = command[2], count = command[3];
+    const int64_t global_step = command[4], local_steps = command[5];
     if (command[0] == kRound) {
       if (epoch != order_epoch) {
         order = epoch_permutation(config.seed, epoch, n);
         order_epoch = epoch;
       }
       const auto start = Clock::now();
-      flat.zero_grads();
-      ComputeStats stats =
-          accumulate_gradients(*model, data, order.data() + offset, count, config.micro_batch);
-      if (!host)
-        grads_host.copy_(flat.grads());
+      ComputeStats stats;
+      torch::Tensor upload;
+      if (!params_mode) {
+        // gradient: the sum of the gradients of all this trainer's micro-batches.
+        flat.zero_grads();
+        stats =
+            accumulate_gradients(*model, data, order.data() + offset, count, config.micro_batch);
+        upload = host ? grads_host : grads_host.copy_(flat.grads());
+      } else {
+        // params: `local_steps` optimizer steps over consecutive parts of the slice.
+        const std::vector<int64_t> parts =
+            largest_remainder(std::vector<double>(static_cast<size_t>(local_steps), 1.0), count, 0);
+        int64_t at = offset;
+        for (int64_t s = 0; s < local_steps; ++s) {
+          const int64_t part = parts[static_cast<size_t>(s)];
+          if (part == 0)
+            continue;
+          flat.zero_grads();
+          ComputeStats p =
+              accumulate_gradients(*model, data, order.data() + at, part, config.micro_batch);
+          flat.grads().mul_(1.0 / static_cast<double>(part));
+          torch::Tensor params = flat.params();
+          local_optimizer->step(params, flat.grads(),
+                                learning_rate(*local_schedule, global_step + s));
+          stats.loss_sum += p.loss_sum;
+          stats.correct += p.correct;
+          stats.samples += p.samples;
+          at += part;
+        }
+        upload = host ? flat.params() : params_host.copy_(flat.params());
+      }
+      torch::Tensor wire_upload =
+          wire.dtype == torch::kFloat32 ? upload : upload.to(wire.dtype).contiguous();
       const double compute = seconds_since(start);
       if (sample_log)
         for (int64_t i = 0; i < count; ++i)
@@ -220,8 +273,8 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       MPI_Request r;
       CHECK_MPI(MPI_Isend(out_stats, kStatsLength, MPI_DOUBLE, 0, kTagStats, job, &r));
       set.add(r, 0, "sending round statistics");
-      isend_chunks(set, grads_host.data_ptr<float>(), flat.numel(), chunk, 0, kTagGrads, job,
-                   "sending gradients");
+      isend_chunks(set, wire_upload.data_ptr(), flat.numel(), chunk, wire.mpi_type, wire.bytes, 0,
+                   kTagGrads, job, params_mode ? "sending parameters" : "sending gradients");
       isend_chunks(set, buffers.data(), nbuf, chunk, 0, kTagBuffers, job, "sending buffers");
       set.wait_all(config.straggler_timeout);
     }
@@ -441,8 +494,13 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
     }
   };
 
-  std::vector<std::vector<float>> grads_in(trainers.size(),
-                                           std::vector<float>(static_cast<size_t>(flat.numel())));
+  const WireFormat wire = wire_format(config.wire_dtype);
+  const bool params_mode = config.sync == "params";
+  const int64_t local_steps = params_mode ? config.local_steps : 1;
+  const int64_t round_samples = G * local_steps; // samples of the epoch's order per round
+  // What trainers upload: gradient sums (gradient) or their parameters (params), in wire dtype.
+  std::vector<std::vector<uint8_t>> uploads(
+      trainers.size(), std::vector<uint8_t>(static_cast<size_t>(flat.numel()) * wire.bytes));
   std::vector<std::vector<float>> buffers_in(trainers.size(),
                                              std::vector<float>(static_cast<size_t>(nbuf)));
   std::vector<std::array<double, kStatsLength>> stats_in(trainers.size());
@@ -459,61 +517,84 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
     position.round = 0;
     double loss_sum = 0;
     int64_t correct = 0;
-    for (int64_t start = 0; start < n; start += G) {
+    for (int64_t start = 0; start < n; start += round_samples) {
       const auto round_start = Clock::now();
-      const int64_t count = std::min(G, n - start);
-      const RoundShard shard = shard_round(plan.micro_batches, m, start, count);
+      const int64_t count = std::min(round_samples, n - start);
+      const int64_t steps = (count + G - 1) / G; // optimizer steps this round (params: local)
+      const RoundShard shard = shard_round(plan.micro_batches, m * local_steps, start, count);
       // Who works this round: trainers of the plan with samples; the others skip.
       std::vector<int> working; // indices into trainers
       for (size_t j = 0; j < trainers.size(); ++j)
-        commands[j] = {kSkip, epoch, 0, 0, position.global_step};
+        commands[j] = {kSkip, epoch, 0, 0, position.global_step, steps};
       for (size_t p = 0; p < plan.ranks.size(); ++p) {
         if (shard.counts[p] == 0)
           continue;
         const size_t j = static_cast<size_t>(plan.ranks[p] - 1);
-        commands[j] = {kRound, epoch, shard.offsets[p], shard.counts[p], position.global_step};
+        commands[j] = {kRound, epoch, shard.offsets[p], shard.counts[p], position.global_step,
+                       steps};
         working.push_back(static_cast<int>(j));
       }
       RequestSet sends;
       send_command(sends, commands);
       RequestSet set;
-      std::vector<size_t> first_chunk(trainers.size());
+      std::vector<size_t> first_chunk(trainers.size()), stats_index(trainers.size());
       for (int j : working) {
         const Trainer &t = trainers[static_cast<size_t>(j)];
         MPI_Request r;
         CHECK_MPI(MPI_Irecv(stats_in[static_cast<size_t>(j)].data(), kStatsLength, MPI_DOUBLE,
                             t.job_rank, kTagStats, job, &r));
+        stats_index[static_cast<size_t>(j)] = set.size();
         set.add(r, t.world_rank,
                 fmt::format("round {} statistics from rank {} ({})", position.global_step,
                             t.world_rank, t.report.host));
-        first_chunk[static_cast<size_t>(j)] =
-            irecv_chunks(set, grads_in[static_cast<size_t>(j)].data(), flat.numel(), chunk,
-                         t.job_rank, kTagGrads, job,
-                         fmt::format("round {} gradients from rank {} ({})", position.global_step,
-                                     t.world_rank, t.report.host));
+        first_chunk[static_cast<size_t>(j)] = irecv_chunks(
+            set, uploads[static_cast<size_t>(j)].data(), flat.numel(), chunk, wire.mpi_type,
+            wire.bytes, t.job_rank, kTagGrads, job,
+            fmt::format("round {} {} from rank {} ({})", position.global_step,
+                        params_mode ? "parameters" : "gradients", t.world_rank, t.report.host));
         irecv_chunks(
             set, buffers_in[static_cast<size_t>(j)].data(), nbuf, chunk, t.job_rank, kTagBuffers,
             job, fmt::format("round {} buffers from rank {}", position.global_step, t.world_rank));
       }
-      // Reduce chunk c as soon as every working trainer's copy of it has arrived.
+      // Reduce chunk c as soon as every working trainer's copy of it has arrived. gradient:
+      // sum / S into the gradient; params: sample-weighted mean straight into the parameters,
+      // whose weights need the sample counts that come with the statistics.
       const int64_t chunks = chunk_count(flat.numel(), chunk);
       std::vector<bool> reduced(static_cast<size_t>(chunks), false);
-      const std::vector<float> weights(working.size(), 1.0f / static_cast<float>(count));
-      float *grads = flat.grads().data_ptr<float>();
+      float *target =
+          params_mode ? flat.params().data_ptr<float>() : flat.grads().data_ptr<float>();
       auto reduce_ready = [&] {
+        if (params_mode)
+          for (int j : working)
+            if (!set.done(stats_index[static_cast<size_t>(j)]))
+              return;
         for (int64_t c = 0; c < chunks; ++c) {
           if (reduced[static_cast<size_t>(c)])
             continue;
           bool ready = true;
-          std::vector<const float *> inputs;
-          for (int j : working) {
+          for (int j : working)
             ready = ready && set.done(first_chunk[static_cast<size_t>(j)] + static_cast<size_t>(c));
-            inputs.push_back(grads_in[static_cast<size_t>(j)].data() + c * chunk);
-          }
           if (!ready)
             continue;
-          weighted_sum_cpu(inputs, weights, grads + c * chunk,
-                           std::min(chunk, flat.numel() - c * chunk));
+          const int64_t length = std::min(chunk, flat.numel() - c * chunk);
+          std::vector<const float *> inputs;
+          std::vector<float> weights;
+          std::vector<torch::Tensor> widened; // fp32 copies of 16-bit chunks, alive until summed
+          for (int j : working) {
+            const uint8_t *bytes = uploads[static_cast<size_t>(j)].data() +
+                                   c * chunk * static_cast<int64_t>(wire.bytes);
+            if (wire.dtype == torch::kFloat32) {
+              inputs.push_back(reinterpret_cast<const float *>(bytes));
+            } else {
+              widened.push_back(torch::from_blob(const_cast<uint8_t *>(bytes), {length}, wire.dtype)
+                                    .to(torch::kFloat32));
+              inputs.push_back(widened.back().data_ptr<float>());
+            }
+            weights.push_back(params_mode ? static_cast<float>(stats_in[static_cast<size_t>(j)][2] /
+                                                               static_cast<double>(count))
+                                          : 1.0f / static_cast<float>(count));
+          }
+          weighted_sum_cpu(inputs, weights, target + c * chunk, length);
           reduced[static_cast<size_t>(c)] = true;
         }
       };
@@ -539,8 +620,10 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
         weighted_sum_cpu(inputs, w, buffers.data(), nbuf);
         load_buffers(*model, buffers.data());
       }
-      torch::Tensor params = flat.params();
-      optimizer.step(params, flat.grads(), learning_rate(schedule, position.global_step));
+      if (!params_mode) {
+        torch::Tensor params = flat.params();
+        optimizer.step(params, flat.grads(), learning_rate(schedule, position.global_step));
+      }
       send_parameters();
 
       // Bookkeeping: statistics, smoothed speeds, progress, re-plan.
@@ -558,7 +641,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
       }
       position.epoch_position = start + count;
       position.round += 1;
-      position.global_step += 1;
+      position.global_step += steps;
       position.samples_seen += count;
       if (seconds_since(last_progress) >= config.progress_seconds) {
         last_progress = Clock::now();
@@ -566,7 +649,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
         const double remaining =
             static_cast<double>(n * config.epochs - position.samples_seen) / rate;
         log_info("epoch {}/{} round {}/{} | {:.0f} samples/s | loss {:.4f} | ETA {}", epoch + 1,
-                 config.epochs, position.round, steps_per_epoch, rate,
+                 config.epochs, position.round, (n + round_samples - 1) / round_samples, rate,
                  loss_sum / static_cast<double>(position.epoch_position),
                  format_duration(remaining));
       }
@@ -616,7 +699,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
 
   {
     for (auto &c : commands)
-      c = {kStop, 0, 0, 0, 0};
+      c = {kStop, 0, 0, 0, 0, 0};
     RequestSet set;
     send_command(set, commands);
     set.wait_all(config.straggler_timeout);

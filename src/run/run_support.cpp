@@ -81,6 +81,7 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
   c.position = position;
   c.seed = config.seed;
   c.world_size = s.world_size;
+  c.sync_mode = config.sync;
   c.config_json = nlohmann::json(config).dump();
   for (const ParameterSlot &slot : s.flat->slots())
     c.params.emplace_back(slot.name, FlatParameters::view_of(s.flat->params(), slot));

@@ -61,12 +61,23 @@ private:
   std::vector<std::string> whats_;
 };
 
-// Posts a buffer as chunks of at most `chunk_elems` floats (no message exceeds MPI's int count).
-// Returns the index in `set` of the first chunk; chunk k is at first + k.
-size_t isend_chunks(RequestSet &set, const float *data, int64_t length, int64_t chunk_elems,
-                    int peer, int tag, MPI_Comm comm, const std::string &what);
-size_t irecv_chunks(RequestSet &set, float *data, int64_t length, int64_t chunk_elems, int peer,
-                    int tag, MPI_Comm comm, const std::string &what);
+// Posts a buffer as chunks of at most `chunk_elems` elements of `type` (`elem_bytes` each), so no
+// message exceeds MPI's int count. Returns the index in `set` of the first chunk; chunk k is at
+// first + k.
+size_t isend_chunks(RequestSet &set, const void *data, int64_t length, int64_t chunk_elems,
+                    MPI_Datatype type, size_t elem_bytes, int peer, int tag, MPI_Comm comm,
+                    const std::string &what);
+size_t irecv_chunks(RequestSet &set, void *data, int64_t length, int64_t chunk_elems,
+                    MPI_Datatype type, size_t elem_bytes, int peer, int tag, MPI_Comm comm,
+                    const std::string &what);
+inline size_t isend_chunks(RequestSet &set, const float *data, int64_t length, int64_t chunk_elems,
+                           int peer, int tag, MPI_Comm comm, const std::string &what) {
+  return isend_chunks(set, data, length, chunk_elems, MPI_FLOAT, 4, peer, tag, comm, what);
+}
+inline size_t irecv_chunks(RequestSet &set, float *data, int64_t length, int64_t chunk_elems,
+                           int peer, int tag, MPI_Comm comm, const std::string &what) {
+  return irecv_chunks(set, data, length, chunk_elems, MPI_FLOAT, 4, peer, tag, comm, what);
+}
 int64_t chunk_count(int64_t length, int64_t chunk_elems);
 
 } // namespace hetrain

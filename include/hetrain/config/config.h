@@ -38,6 +38,9 @@ struct TrainConfig {
   int threads = 0;             // torch intra-op threads; 0 = the cores this process may use
 
   // The distributed job (world size > 1; DESIGN §3, §4, §7)
+  std::string sync = "gradient";     // gradient (exact) | params (local SGD, model averaging)
+  int64_t local_steps = 4;           // params: local optimizer steps between averagings
+  std::string wire_dtype = "fp32";   // fp32 | bf16 | fp16: trainers' uploads on the wire
   std::string balance = "benchmark"; // benchmark | equal | static:a,b,...
   int64_t rebalance_every = 0;       // re-plan from measured round times every R rounds (0 = never)
   double join_timeout = 60;          // seconds rank 0 waits for the trainers' reports
