@@ -28,6 +28,15 @@ exactness)
   mpi 4 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/three" --balance static:1,2,5 | tail -n 3
   $py "$here/compare_checkpoints.py" "$work"/one/ckpt-*.h5 "$work"/two/ckpt-*.h5 1e-4
   $py "$here/compare_checkpoints.py" "$work"/one/ckpt-*.h5 "$work"/three/ckpt-*.h5 1e-4
+  # The checkpoint stores every trainer's report and its share.
+  $py -c '
+import glob, json, sys, h5py
+with h5py.File(glob.glob(sys.argv[1] + "/ckpt-*.h5")[0]) as f:
+    reports = [json.loads(r) for r in f["cluster/reports"][()]]
+    assert f.attrs["world_size"] == 4
+shares = [r["micro_batches"] for r in sorted(reports, key=lambda r: r["rank"])]
+assert shares == [1, 2, 5], shares
+print("checkpoint reports and shares:", shares)' "$work/three"
   ;;
 exactly_once)
   # 1000 samples in rounds of 96: the last round of each epoch is partial (40 samples).

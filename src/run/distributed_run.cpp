@@ -370,7 +370,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
   log_info("  {:>4}  {:<16} {:<28} {:>12} {:>10}  {}", "rank", "host", "device", "probe smp/s",
            "mem GiB", "verdict");
   std::vector<Trainer> trainers;
-  std::vector<std::string> report_json;
+  std::vector<nlohmann::json> report_json; // every report, with its verdict; shares added later
   for (size_t i = 0; i < raw.size(); ++i) {
     const AdmissionVerdict &v = verdicts[i];
     auto found = std::find_if(valid.begin(), valid.end(),
@@ -379,17 +379,16 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
       log_info("  {:>4}  {:<16} {:<28} {:>12.0f} {:>10.1f}  {}", v.rank, found->host, found->device,
                found->probe_samples_per_sec, static_cast<double>(found->mem_available) / (1 << 30),
                v.admitted ? "admitted" : "rejected: " + v.reason);
-      report_json.push_back(nlohmann::json{
-          {"rank", v.rank},
-          {"host", found->host},
-          {"pid", found->pid},
-          {"cpu_model", found->cpu_model},
-          {"usable_cores", found->usable_cores},
-          {"device", found->device},
-          {"blas", found->blas},
-          {"probe_samples_per_sec", found->probe_samples_per_sec},
-          {"admitted", v.admitted},
-          {"reason", v.reason}}.dump());
+      report_json.push_back(nlohmann::json{{"rank", v.rank},
+                                           {"host", found->host},
+                                           {"pid", found->pid},
+                                           {"cpu_model", found->cpu_model},
+                                           {"usable_cores", found->usable_cores},
+                                           {"device", found->device},
+                                           {"blas", found->blas},
+                                           {"probe_samples_per_sec", found->probe_samples_per_sec},
+                                           {"admitted", v.admitted},
+                                           {"reason", v.reason}});
     } else {
       log_info("  {:>4}  {:<16} {:<28} {:>12} {:>10}  rejected: {}", v.rank, "?", "?", "-", "-",
                v.reason);
@@ -465,9 +464,22 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
   summary.epochs = config.epochs;
   TrainingPosition position;
   CheckpointSource source{&config,    spec,      normalization, model.get(), &flat,
-                          &optimizer, &schedule, world_size,    report_json};
+                          &optimizer, &schedule, world_size,    {}};
 
   Plan plan = plan_for(trainers, config, flat.numel() * 4);
+  // Checkpoints store every report with the trainer's share in the current plan.
+  auto save = [&](const std::string &tag) {
+    source.reports.clear();
+    for (nlohmann::json r : report_json) {
+      r["micro_batches"] = 0;
+      for (const Trainer &t : trainers)
+        for (size_t p = 0; p < plan.ranks.size(); ++p)
+          if (t.world_rank == r["rank"].get<int>() && plan.ranks[p] == t.job_rank)
+            r["micro_batches"] = plan.micro_batches[p];
+      source.reports.push_back(r.dump());
+    }
+    return save_checkpoint(source, position, summary.history, tag);
+  };
   for (const std::string &note : plan.notes)
     log_info("plan: {}", note);
   summary.plan_history.push_back(plan_text(plan, trainers, m));
@@ -604,7 +616,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
       } catch (const PeerTimeout &e) {
         log_error("{}; the last complete round is {} (epoch {})", e.what(), position.global_step,
                   epoch + 1);
-        std::string path = save_checkpoint(source, position, summary.history, "abort");
+        std::string path = save("abort");
         log_error("wrote {}; ending the job (exit code {})", path, kExitPeerLost);
         throw;
       }
@@ -664,7 +676,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
       }
       if (config.checkpoint_every > 0 && position.global_step % config.checkpoint_every == 0 &&
           start + count < n)
-        save_checkpoint(source, position, summary.history, "step");
+        save("step");
     }
 
     EpochRecord record;
@@ -694,7 +706,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
     position.epoch = epoch + 1;
     position.epoch_position = 0;
     position.round = 0;
-    summary.final_checkpoint = save_checkpoint(source, position, summary.history, "epoch");
+    summary.final_checkpoint = save("epoch");
   }
 
   {
