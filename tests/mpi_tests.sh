@@ -7,6 +7,8 @@
 #                 trainers' own debug records (not from the plan)
 #   rejection     a trainer failing admission is named with its reason; the job goes on without it
 #   wire_dtype    bf16 / fp16 uploads stay close to the exact run (and bf16 is really lossy)
+#   pinned_shares trainers 1 and 2 share CPU 0, trainer 3 has CPU 1 alone: with --balance
+#                 benchmark (and re-planning) the lone trainer's share is at least 1.5x each other's
 #   params        --sync params --local-steps 4 trains the mlp to a sensible accuracy
 set -euo pipefail
 case_name=$1
@@ -92,6 +94,19 @@ wire_dtype)
   if $py "$here/compare_checkpoints.py" "$work"/one/ckpt-*.h5 "$work"/bf16/ckpt-*.h5 1e-6 >/dev/null; then
     echo "bf16 run is identical to fp32: the wire dtype was not applied"; exit 1
   fi
+  ;;
+pinned_shares)
+  [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs to pin"; exit 1; }
+  mpi 4 --bind-to none "$here/../scripts/pin-rank.sh" "1:0 2:0 3:1" "$HETRAIN" train \
+    --data "$train" --model cnn --epochs 1 --global-batch 256 --micro-batch 32 --threads 1 \
+    --limit-train-samples 7680 --balance benchmark --rebalance-every 5 \
+    --checkpoint-dir "$work/ck" --summary-json "$work/s.json" --progress-seconds 1000 | grep -E "plan"
+  $py -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+share = {t["rank"]: t["share"] for t in s["trainers"]}
+print("final shares", share, "plans", len(s["plan_history"]))
+assert share[3] >= 1.5 * share[1] and share[3] >= 1.5 * share[2], share' "$work/s.json"
   ;;
 params)
   mpi 4 "$HETRAIN" train --data "$train" --test-data "$DATA/fashion-mnist-test.h5" --model mlp \

@@ -307,15 +307,28 @@ std::string plan_text(const Plan &plan, const std::vector<Trainer> &trainers, in
   return text + fmt::format("; estimated round {:.3f} s", plan.estimated_round_seconds);
 }
 
-Plan plan_for(const std::vector<Trainer> &trainers, const TrainConfig &config, int64_t flat_bytes) {
+std::vector<TrainerSpeed> speeds_of(const std::vector<Trainer> &trainers, int64_t flat_bytes) {
   std::vector<TrainerSpeed> speeds;
   for (const Trainer &t : trainers)
     // Transfer estimate: gradients up and parameters down over a link of ~1 GB/s until the
     // bandwidth is measured (the GPU-path issue adds the measurement).
     speeds.push_back(
         {t.job_rank, t.report.host, t.speed, 2.0 * static_cast<double>(flat_bytes) / 1e9});
-  return make_plan(speeds, config.global_batch / config.micro_batch, config.micro_batch,
-                   parse_balance(config.balance));
+  return speeds;
+}
+
+Plan plan_for(const std::vector<Trainer> &trainers, const TrainConfig &config, int64_t flat_bytes) {
+  return make_plan(speeds_of(trainers, flat_bytes), config.global_batch / config.micro_batch,
+                   config.micro_batch, parse_balance(config.balance));
+}
+
+// The estimated round time of an existing plan under the trainers' current speeds.
+double current_estimate(const Plan &plan, const std::vector<Trainer> &trainers, int64_t flat_bytes,
+                        int64_t micro_batch) {
+  std::vector<TrainerSpeed> all = speeds_of(trainers, flat_bytes), in_plan;
+  for (int rank : plan.ranks)
+    in_plan.push_back(all[static_cast<size_t>(rank - 1)]);
+  return estimated_round_seconds(in_plan, plan.micro_batches, micro_batch);
 }
 
 TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
@@ -667,8 +680,12 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
       }
       if (config.rebalance_every > 0 && ++rounds_since_plan >= config.rebalance_every) {
         rounds_since_plan = 0;
+        // A new plan is adopted only when it is estimated at least 5% faster than keeping the
+        // current one: measured speeds are noisy, and shares that flip on noise help no one.
         Plan next = plan_for(trainers, config, flat.numel() * 4);
-        if (next.ranks != plan.ranks || next.micro_batches != plan.micro_batches) {
+        const double keep = current_estimate(plan, trainers, flat.numel() * 4, m);
+        if ((next.ranks != plan.ranks || next.micro_batches != plan.micro_batches) &&
+            next.estimated_round_seconds < 0.95 * keep) {
           plan = next;
           summary.plan_history.push_back(plan_text(plan, trainers, m));
           log_info("re-plan after round {}: {}", position.global_step, summary.plan_history.back());
