@@ -9,6 +9,8 @@
 #   wire_dtype    bf16 / fp16 uploads stay close to the exact run (and bf16 is really lossy)
 #   pinned_shares trainers 1 and 2 share CPU 0, trainer 3 has CPU 1 alone: with --balance
 #                 benchmark (and re-planning) the lone trainer's share is at least 1.5x each other's
+#   straggler     a trainer that stops answering is named (rank, host, what) within
+#                 --straggler-timeout; rank 0 checkpoints the last complete round; exit code 3
 #   params        --sync params --local-steps 4 trains the mlp to a sensible accuracy
 set -euo pipefail
 case_name=$1
@@ -94,6 +96,25 @@ wire_dtype)
   if $py "$here/compare_checkpoints.py" "$work"/one/ckpt-*.h5 "$work"/bf16/ckpt-*.h5 1e-6 >/dev/null; then
     echo "bf16 run is identical to fp32: the wire dtype was not applied"; exit 1
   fi
+  ;;
+straggler)
+  start=$(date +%s)
+  set +e
+  out=$(mpi 4 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --global-batch 64 \
+    --micro-batch 16 --limit-train-samples 2000 --threads 1 --straggler-timeout 3 \
+    --fault-stall-rank 2 --checkpoint-dir "$work/ck" 2>&1)
+  code=$?
+  set -e
+  took=$(( $(date +%s) - start ))
+  echo "$out" | grep -E "did not answer|wrote|stalling" | head -5
+  echo "exit code $code after $took s"
+  [ "$code" -eq 3 ] || { echo "expected exit code 3, got $code"; echo "$out" | tail -20; exit 1; }
+  [ "$took" -lt 30 ] || { echo "took $took s to give up"; exit 1; }
+  echo "$out" | grep -q "rank 2 did not answer within 3 s (round 3 .*from rank 2 (" ||
+    { echo "the message does not name rank 2 and what it waited for"; exit 1; }
+  ckpt=$(ls "$work"/ck/ckpt-*-abort.h5)
+  "$HETRAIN" inspect "$ckpt" | head -2
+  "$HETRAIN" inspect "$ckpt" --json | $py -c 'import json,sys; d=json.load(sys.stdin); assert d["global_step"] == 2, d["global_step"]'
   ;;
 pinned_shares)
   [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs to pin"; exit 1; }

@@ -199,7 +199,9 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
                  fmt::format("parameters from rank 0 {}", when));
     irecv_chunks(set, buffers.data(), nbuf, chunk, 0, kTagParamBuffers, job,
                  fmt::format("buffers from rank 0 {}", when));
-    set.wait_all(config.straggler_timeout);
+    // Rank 0 sends parameters only after hearing from every trainer (up to the straggler
+    // timeout), and must have time to checkpoint when one is lost: wait longer than it does.
+    set.wait_all(2 * config.straggler_timeout + 30);
     torch::NoGradGuard no_grad;
     if (!host)
       flat.params().copy_(params_host);
@@ -209,6 +211,7 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
   receive_parameters("at the start");
   std::vector<int64_t> order;
   int64_t order_epoch = -1;
+  int64_t rounds_worked = 0;
   for (;;) {
     int64_t command[kCommandLength] = {0};
     {
@@ -224,6 +227,11 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
     const int64_t epoch = command[1], offset = command[2], count = command[3];
     const int64_t global_step = command[4], local_steps = command[5];
     if (command[0] == kRound) {
+      if (config.fault_stall_rank == world_rank && ++rounds_worked == 3) {
+        // Testing hook (--fault-stall-rank): a hung trainer, for the deadline tests.
+        log_warn("--fault-stall-rank: stalling instead of computing round {}", global_step);
+        std::this_thread::sleep_for(std::chrono::duration<double>(config.straggler_timeout * 4));
+      }
       if (epoch != order_epoch) {
         order = epoch_permutation(config.seed, epoch, n);
         order_epoch = epoch;
@@ -570,16 +578,17 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
                             t.job_rank, kTagStats, job, &r));
         stats_index[static_cast<size_t>(j)] = set.size();
         set.add(r, t.world_rank,
-                fmt::format("round {} statistics from rank {} ({})", position.global_step,
+                fmt::format("round {} statistics from rank {} ({})", position.global_step + 1,
                             t.world_rank, t.report.host));
         first_chunk[static_cast<size_t>(j)] = irecv_chunks(
             set, uploads[static_cast<size_t>(j)].data(), flat.numel(), chunk, wire.mpi_type,
             wire.bytes, t.job_rank, kTagGrads, job,
-            fmt::format("round {} {} from rank {} ({})", position.global_step,
+            fmt::format("round {} {} from rank {} ({})", position.global_step + 1,
                         params_mode ? "parameters" : "gradients", t.world_rank, t.report.host));
         irecv_chunks(
             set, buffers_in[static_cast<size_t>(j)].data(), nbuf, chunk, t.job_rank, kTagBuffers,
-            job, fmt::format("round {} buffers from rank {}", position.global_step, t.world_rank));
+            job,
+            fmt::format("round {} buffers from rank {}", position.global_step + 1, t.world_rank));
       }
       // Reduce chunk c as soon as every working trainer's copy of it has arrived. gradient:
       // sum / S into the gradient; params: sample-weighted mean straight into the parameters,
@@ -626,11 +635,11 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
       try {
         sends.wait_all(config.straggler_timeout);
         set.wait_all(config.straggler_timeout, reduce_ready);
-      } catch (const PeerTimeout &e) {
-        log_error("{}; the last complete round is {} (epoch {})", e.what(), position.global_step,
-                  epoch + 1);
-        std::string path = save("abort");
-        log_error("wrote {}; ending the job (exit code {})", path, kExitPeerLost);
+      } catch (const PeerTimeout &) {
+        // The caller names the peer and ends the job; first save the last complete round.
+        const std::string path = save("abort");
+        log_error("lost a trainer in round {} (epoch {}); wrote {} (the last complete round)",
+                  position.global_step + 1, epoch + 1, path);
         throw;
       }
       // Buffers: sample-weighted mean of what the working trainers ran with.

@@ -50,6 +50,7 @@ struct TrainConfig {
   bool require_gpu = false;          // admission: trainers without a GPU are rejected
   std::string debug_sample_log;      // trainers append "epoch index" per sample to FILE.rank<r>
   int fault_slow_probe_rank = -1;    // testing only: this rank reports a 100x slower probe
+  int fault_stall_rank = -1;         // testing only: this rank stops answering in its 3rd round
 
   // Output
   std::string checkpoint_dir = "checkpoints";
