@@ -83,6 +83,15 @@ ranks = sorted(t["rank"] for t in s["trainers"])
 assert ranks == [1, 3], ranks
 assert sum(t["samples"] for t in s["trainers"]) == 640
 print("rejection: rank 2 left out, ranks", ranks, "trained all 640 samples")' "$work/s.json"
+  # No GPU anywhere and --require-gpu: nobody is admitted, so the job ends with a clear error.
+  set +e
+  none=$(mpi 3 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --limit-train-samples 640 \
+    --threads 1 --require-gpu --checkpoint-dir "$work/ck2" 2>&1)
+  code=$?
+  set -e
+  echo "$none" | grep -E "no trainer was admitted" | head -1
+  [ "$code" -ne 0 ] || { echo "a job without trainers exited 0"; exit 1; }
+  echo "$none" | grep -q "no trainer was admitted" || { echo "no clear message"; echo "$none" | tail; exit 1; }
   ;;
 wire_dtype)
   s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256

@@ -2,6 +2,7 @@
 #include "test_util.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -85,6 +86,11 @@ TEST(Cli, BenchReportsTheBlasInUse) {
   EXPECT_NE(r.output.find("\"blas\""), std::string::npos);
   EXPECT_NE(r.output.find("\"library\""), std::string::npos);
   EXPECT_NE(r.output.find("\"matmul_gflops\""), std::string::npos);
+  auto report = nlohmann::json::parse(r.output);
+  EXPECT_GT(report["training_probe"]["samples_per_sec"].get<double>(), 0.0);
+  EXPECT_EQ(report["training_probe"]["model"], "cnn");
+  r = run_hetrain({"bench", "--model", "gpt"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
 }
 
 TEST(Cli, ConfigFileSetsOptions) {

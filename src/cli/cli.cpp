@@ -2,6 +2,7 @@
 
 #include "hetrain/checkpoint/checkpoint.h"
 #include "hetrain/cluster/node_report.h"
+#include "hetrain/cluster/training_probe.h"
 #include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
@@ -194,14 +195,40 @@ int cmd_train(const TrainConfig &config, int argc, char **argv) {
   return kExitOk;
 }
 
-int cmd_bench(bool json, double seconds) {
+// The node report plus the training probe (what the plan uses) for a model and micro-batch; the
+// input shape comes from --data when given, else Fashion-MNIST's 1x28x28 with 10 classes.
+int cmd_bench(bool json, double seconds, const std::string &model, int64_t micro_batch,
+              const std::string &data, const std::string &device_name) {
   torch::set_num_threads(usable_cores());
   NodeReport report = probe_node();
   run_cpu_benchmarks(report, seconds);
-  if (json)
-    fmt::print("{}\n", report_to_json(report));
-  else
+  ModelSpec spec{model, 1, 28, 28, 10};
+  if (!data.empty()) {
+    const DatasetMeta m = read_dataset_meta(data);
+    spec = ModelSpec{model, m.channels, m.height, m.width, m.num_classes};
+  }
+  const torch::Device device = device_name == "cpu" || !torch::cuda::is_available()
+                                   ? torch::Device(torch::kCPU)
+                                   : torch::Device(torch::kCUDA, 0);
+  if (device_name == "cuda" && device.is_cpu())
+    throw UserError("--device cuda: no CUDA device is visible to this LibTorch build");
+  const ProbeResult probe = run_training_probe(spec, micro_batch, device, seconds * 1.5);
+  if (json) {
+    nlohmann::json j = nlohmann::json::parse(report_to_json(report));
+    j["training_probe"] = {
+        {"model", model},
+        {"input", fmt::format("{}x{}x{}", spec.in_channels, spec.height, spec.width)},
+        {"micro_batch", micro_batch},
+        {"device", device.str()},
+        {"samples_per_sec", probe.samples_per_sec},
+        {"estimated_bytes", probe.peak_bytes}};
+    fmt::print("{}\n", j.dump(2));
+  } else {
     fmt::print("{}", report_to_text(report));
+    fmt::print("  {:<16} {:.0f} samples/s ({} on {}x{}x{}, micro-batch {}, {}); ~{:.0f} MiB\n",
+               "training probe", probe.samples_per_sec, model, spec.in_channels, spec.height,
+               spec.width, micro_batch, device.str(), probe.peak_bytes / (1 << 20));
+  }
   return kExitOk;
 }
 
@@ -354,6 +381,18 @@ int run_cli(int argc, char **argv) {
   bench->add_option("--seconds", bench_seconds, "Time cap of each benchmark")
       ->check(CLI::Range(0.05, 60.0))
       ->capture_default_str();
+  std::string bench_model = "cnn", bench_data, bench_device = "auto";
+  int64_t bench_micro_batch = 32;
+  bench->add_option("--model", bench_model, "Model of the training probe")
+      ->check(CLI::IsMember({"mlp", "cnn", "resnet"}))
+      ->capture_default_str();
+  bench->add_option("--micro-batch", bench_micro_batch, "Micro-batch of the training probe")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  bench->add_option("--data", bench_data, "Take the probe's input shape from this dataset");
+  bench->add_option("--device", bench_device, "auto | cuda | cpu")
+      ->check(CLI::IsMember({"auto", "cuda", "cpu"}))
+      ->capture_default_str();
 
   auto *data = app.add_subcommand("data", "Import and describe datasets");
   data->require_subcommand(1);
@@ -409,7 +448,8 @@ int run_cli(int argc, char **argv) {
     if (*train)
       return cmd_train(config, argc, argv);
     if (*bench)
-      return cmd_bench(json, bench_seconds);
+      return cmd_bench(json, bench_seconds, bench_model, bench_micro_batch, bench_data,
+                       bench_device);
     if (*import_idx) {
       ImageSet set = read_idx(images, labels);
       apply_class_names(set, class_names);
