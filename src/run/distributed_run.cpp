@@ -127,17 +127,17 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
   report.pid = node.pid;
   report.host = node.host;
   report.cpu_model = node.cpu_model;
-  report.device = device.is_cuda() && !node.gpus.empty()
-                      ? node.gpus[device.index() % node.gpus.size()].name
-                      : fmt::format("cpu ({} cores)", node.usable_cores);
+  // The GPU this trainer uses, when it uses one.
+  const GpuInfo *gpu = device.is_cuda() && !node.gpus.empty()
+                           ? &node.gpus[static_cast<size_t>(device.index()) % node.gpus.size()]
+                           : nullptr;
+  report.device = gpu ? gpu->name : fmt::format("cpu ({} cores)", node.usable_cores);
   report.blas = node.blas.name;
   report.usable_cores = node.usable_cores;
   report.mem_available = node.mem_available;
   report.swap_free = node.swap_free;
   report.gpu_count = static_cast<int>(node.gpus.size());
-  report.device_memory_free = device.is_cuda() && !node.gpus.empty()
-                                  ? node.gpus[device.index() % node.gpus.size()].memory_free
-                                  : node.mem_available;
+  report.device_memory_free = gpu ? gpu->memory_free : node.mem_available;
   report.cpu_score = node.cpu_score;
   report.matmul_gflops = node.matmul_gflops;
   report.probe_samples_per_sec = probe.samples_per_sec;
