@@ -456,18 +456,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
   auto model = make_model(spec);
   FlatParameters flat(*model);
   const Normalization normalization{meta.mean, meta.std};
-  std::unique_ptr<Dataset> test;
-  if (!config.test_data.empty()) {
-    const DatasetMeta t = read_dataset_meta(config.test_data);
-    if (t.channels != meta.channels || t.height != meta.height || t.width != meta.width ||
-        t.num_classes != meta.num_classes)
-      throw UserError(fmt::format("--test-data {} has {} images in {} classes, but the training "
-                                  "data {} has {} images in {} classes",
-                                  t.path, t.shape_string(), t.num_classes, meta.path,
-                                  meta.shape_string(), meta.num_classes));
-    test = std::make_unique<Dataset>(config.test_data, parse_residency(config.data_residency),
-                                     normalization);
-  }
+  std::unique_ptr<Dataset> test = open_test_data(config, meta, normalization);
   const int64_t n = config.limit_train_samples > 0
                         ? std::min(config.limit_train_samples, meta.count)
                         : meta.count;
@@ -705,26 +694,9 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
         save("step");
     }
 
-    EpochRecord record;
-    record.epoch = epoch + 1;
-    record.samples = n;
-    record.train_loss = loss_sum / static_cast<double>(n);
-    record.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
-    record.seconds = seconds_since(epoch_start);
-    record.samples_per_sec = static_cast<double>(n) / record.seconds;
-    if (test) {
-      EvalResult eval = evaluate(*model, *test);
-      record.test_loss = eval.loss;
-      record.test_accuracy = eval.accuracy;
-    }
-    summary.history.push_back(record);
-    summary.epoch_seconds.push_back(record.seconds);
-    log_info("epoch {}/{} done in {:.1f} s ({:.0f} samples/s) | train loss {:.4f} acc {:.4f}{}",
-             epoch + 1, config.epochs, record.seconds, record.samples_per_sec, record.train_loss,
-             record.train_accuracy,
-             test ? fmt::format(" | test loss {:.4f} accuracy {:.4f}", record.test_loss,
-                                record.test_accuracy)
-                  : std::string());
+    // Training time only: evaluation is not part of the epoch's seconds.
+    finish_epoch({epoch, n, loss_sum, correct, seconds_since(epoch_start)}, *model, test.get(),
+                 config.epochs, summary);
     for (const Trainer &t : trainers)
       log_info(
           "  rank {} ({}): {} samples so far, compute {:.1f} s, wait {:.1f} s, {:.0f} samples/s",
@@ -744,14 +716,6 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
   }
   CHECK_MPI(MPI_Comm_free(&job));
 
-  summary.steps = position.global_step;
-  summary.samples = position.samples_seen;
-  double train_seconds =
-      std::accumulate(summary.epoch_seconds.begin(), summary.epoch_seconds.end(), 0.0);
-  summary.samples_per_sec = static_cast<double>(position.samples_seen) / train_seconds;
-  summary.final_train_loss = summary.history.back().train_loss;
-  summary.test_accuracy = summary.history.back().test_accuracy;
-  summary.test_loss = summary.history.back().test_loss;
   for (const Trainer &t : trainers) {
     TrainerSummary ts{t.world_rank, t.report.host, 0, t.samples, t.compute_seconds, t.wait_seconds};
     for (size_t p = 0; p < plan.ranks.size(); ++p)
@@ -759,10 +723,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
         ts.micro_batches = plan.micro_batches[p];
     summary.trainers.push_back(ts);
   }
-  log_info("finished: {} steps, {:.0f} samples/s, final checkpoint {}", summary.steps,
-           summary.samples_per_sec, summary.final_checkpoint);
-  if (!config.summary_json.empty())
-    write_text_file_atomically(config.summary_json, summary_to_json(summary) + "\n");
+  finish_run(config, position, summary);
   return summary;
 }
 

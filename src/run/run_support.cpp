@@ -1,6 +1,9 @@
 #include "run_support.h"
 
+#include "hetrain/common/atomic_file.h"
 #include "hetrain/common/error.h"
+#include "hetrain/common/log.h"
+#include "hetrain/train/compute.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -9,6 +12,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <numeric>
 
 namespace hetrain::run {
 namespace fs = std::filesystem;
@@ -103,6 +107,61 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
   write_checkpoint(path, c);
   prune_checkpoints(config.checkpoint_dir, config.keep_checkpoints);
   return path;
+}
+
+std::unique_ptr<Dataset> open_test_data(const TrainConfig &config, const DatasetMeta &train,
+                                        const Normalization &normalization) {
+  if (config.test_data.empty())
+    return nullptr;
+  const DatasetMeta t = read_dataset_meta(config.test_data);
+  if (t.channels != train.channels || t.height != train.height || t.width != train.width ||
+      t.num_classes != train.num_classes)
+    throw UserError(fmt::format("--test-data {} has {} images in {} classes, but the training "
+                                "data {} has {} images in {} classes",
+                                t.path, t.shape_string(), t.num_classes, train.path,
+                                train.shape_string(), train.num_classes));
+  return std::make_unique<Dataset>(config.test_data, parse_residency(config.data_residency),
+                                   normalization);
+}
+
+void finish_epoch(const EpochTotals &totals, Classifier &model, const Dataset *test, int64_t epochs,
+                  TrainSummary &summary) {
+  EpochRecord record;
+  record.epoch = totals.epoch + 1;
+  record.samples = totals.samples;
+  record.train_loss = totals.loss_sum / static_cast<double>(totals.samples);
+  record.train_accuracy = static_cast<double>(totals.correct) / static_cast<double>(totals.samples);
+  record.seconds = totals.seconds;
+  record.samples_per_sec = static_cast<double>(totals.samples) / totals.seconds;
+  if (test != nullptr) {
+    EvalResult eval = evaluate(model, *test);
+    record.test_loss = eval.loss;
+    record.test_accuracy = eval.accuracy;
+  }
+  summary.history.push_back(record);
+  summary.epoch_seconds.push_back(record.seconds);
+  log_info("epoch {}/{} done in {:.1f} s ({:.0f} samples/s) | train loss {:.4f} acc {:.4f}{}",
+           record.epoch, epochs, record.seconds, record.samples_per_sec, record.train_loss,
+           record.train_accuracy,
+           test ? fmt::format(" | test loss {:.4f} accuracy {:.4f}", record.test_loss,
+                              record.test_accuracy)
+                : std::string());
+}
+
+void finish_run(const TrainConfig &config, const TrainingPosition &position,
+                TrainSummary &summary) {
+  summary.steps = position.global_step;
+  summary.samples = position.samples_seen;
+  const double train_seconds =
+      std::accumulate(summary.epoch_seconds.begin(), summary.epoch_seconds.end(), 0.0);
+  summary.samples_per_sec = static_cast<double>(position.samples_seen) / train_seconds;
+  summary.final_train_loss = summary.history.back().train_loss;
+  summary.test_accuracy = summary.history.back().test_accuracy;
+  summary.test_loss = summary.history.back().test_loss;
+  log_info("finished: {} steps, {:.0f} samples/s, final checkpoint {}", summary.steps,
+           summary.samples_per_sec, summary.final_checkpoint);
+  if (!config.summary_json.empty())
+    write_text_file_atomically(config.summary_json, summary_to_json(summary) + "\n");
 }
 
 } // namespace hetrain::run

@@ -5,11 +5,13 @@
 #include "hetrain/config/config.h"
 #include "hetrain/data/dataset.h"
 #include "hetrain/model/models.h"
+#include "hetrain/run/training_run.h"
 #include "hetrain/train/flat_parameters.h"
 #include "hetrain/train/optimizer.h"
 #include "hetrain/train/records.h"
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,5 +45,26 @@ struct CheckpointSource {
 // Writes <checkpoint-dir>/ckpt-s<step>-<tag>.h5 atomically, prunes old ones, returns the path.
 std::string save_checkpoint(const CheckpointSource &source, const TrainingPosition &position,
                             const std::vector<EpochRecord> &history, const std::string &tag);
+
+// Opens --test-data (if any) after checking it has the training data's image shape and classes;
+// it is normalised with the training set's statistics, as at inference time.
+std::unique_ptr<Dataset> open_test_data(const TrainConfig &config, const DatasetMeta &train,
+                                        const Normalization &normalization);
+
+// What the training part of an epoch added up to (evaluation not included).
+struct EpochTotals {
+  int64_t epoch = 0; // 0-based
+  int64_t samples = 0;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  double seconds = 0;
+};
+// Makes the epoch's record (test loss and accuracy when there is a test set), logs the epoch
+// line and appends the record to the summary.
+void finish_epoch(const EpochTotals &totals, Classifier &model, const Dataset *test, int64_t epochs,
+                  TrainSummary &summary);
+
+// Run totals from the history and position, the closing log line, and --summary-json.
+void finish_run(const TrainConfig &config, const TrainingPosition &position, TrainSummary &summary);
 
 } // namespace hetrain::run

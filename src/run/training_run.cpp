@@ -34,19 +34,7 @@ TrainSummary run_local_training(const TrainConfig &config) {
   // --- data ------------------------------------------------------------------------------
   Dataset train(config.data, parse_residency(config.data_residency));
   const DatasetMeta &meta = train.meta();
-  std::unique_ptr<Dataset> test;
-  if (!config.test_data.empty()) {
-    const DatasetMeta t = read_dataset_meta(config.test_data);
-    if (t.channels != meta.channels || t.height != meta.height || t.width != meta.width ||
-        t.num_classes != meta.num_classes)
-      throw UserError(fmt::format("--test-data {} has {} images in {} classes, but the training "
-                                  "data {} has {} images in {} classes",
-                                  t.path, t.shape_string(), t.num_classes, meta.path,
-                                  meta.shape_string(), meta.num_classes));
-    // Test images are normalised with the training set's statistics, as at inference time.
-    test = std::make_unique<Dataset>(config.test_data, parse_residency(config.data_residency),
-                                     train.normalization());
-  }
+  std::unique_ptr<Dataset> test = open_test_data(config, meta, train.normalization());
   const int64_t n = config.limit_train_samples > 0
                         ? std::min(config.limit_train_samples, train.size())
                         : train.size();
@@ -59,13 +47,8 @@ TrainSummary run_local_training(const TrainConfig &config) {
   std::shared_ptr<Classifier> model = make_model(spec);
   model->to(device);
   FlatParameters flat(*model);
-  OptimizerOptions opt_options{config.optimizer, config.momentum, config.beta1,
-                               config.beta2,     config.eps,      config.weight_decay};
-  Optimizer optimizer(opt_options, flat.numel(), device);
-  LrSchedule schedule{
-      config.lr_schedule,  config.lr,
-      config.warmup_steps, config.lr_step_size > 0 ? config.lr_step_size : steps_per_epoch,
-      config.lr_gamma,     steps_per_epoch * config.epochs};
+  Optimizer optimizer(optimizer_options(config), flat.numel(), device);
+  const LrSchedule schedule = lr_schedule(config, steps_per_epoch);
 
   log_info("model {} ({} parameters) on {}, {} threads; data {} ({} samples of {}, {}{})",
            spec.name, flat.numel(), device.str(), threads, meta.path, n, meta.shape_string(),
@@ -132,26 +115,9 @@ TrainSummary run_local_training(const TrainConfig &config) {
         save("step");
     }
 
-    EpochRecord record;
-    record.epoch = epoch + 1;
-    record.samples = n;
-    record.train_loss = loss_sum / static_cast<double>(n);
-    record.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
-    record.seconds = seconds_since(epoch_start); // training time, without evaluation
-    record.samples_per_sec = static_cast<double>(n) / record.seconds;
-    if (test) {
-      EvalResult eval = evaluate(*model, *test);
-      record.test_loss = eval.loss;
-      record.test_accuracy = eval.accuracy;
-    }
-    summary.history.push_back(record);
-    summary.epoch_seconds.push_back(record.seconds);
-    log_info("epoch {}/{} done in {:.1f} s ({:.0f} samples/s) | train loss {:.4f} acc {:.4f}{}",
-             epoch + 1, config.epochs, record.seconds, record.samples_per_sec, record.train_loss,
-             record.train_accuracy,
-             test ? fmt::format(" | test loss {:.4f} accuracy {:.4f}", record.test_loss,
-                                record.test_accuracy)
-                  : std::string());
+    // Training time only: evaluation is not part of the epoch's seconds.
+    finish_epoch({epoch, n, loss_sum, correct, seconds_since(epoch_start)}, *model, test.get(),
+                 config.epochs, summary);
     // Position after a finished epoch: the start of the next one.
     position.epoch = epoch + 1;
     position.epoch_position = 0;
@@ -159,19 +125,7 @@ TrainSummary run_local_training(const TrainConfig &config) {
     summary.final_checkpoint = save("epoch");
   }
 
-  summary.steps = position.global_step;
-  summary.samples = position.samples_seen;
-  double train_seconds = 0;
-  for (double s : summary.epoch_seconds)
-    train_seconds += s;
-  summary.samples_per_sec = static_cast<double>(position.samples_seen) / train_seconds;
-  summary.final_train_loss = summary.history.back().train_loss;
-  summary.test_accuracy = summary.history.back().test_accuracy;
-  summary.test_loss = summary.history.back().test_loss;
-  log_info("finished: {} steps, {:.0f} samples/s, final checkpoint {}", summary.steps,
-           summary.samples_per_sec, summary.final_checkpoint);
-  if (!config.summary_json.empty())
-    write_text_file_atomically(config.summary_json, summary_to_json(summary) + "\n");
+  finish_run(config, position, summary);
   return summary;
 }
 
