@@ -77,14 +77,15 @@ TrainerReport decode_report(const std::vector<uint8_t> &bytes) {
   Reader in(bytes);
   auto magic = in.get<uint32_t>();
   if (magic != kReportMagic)
-    throw UserError(fmt::format("report message: bad magic 0x{:08x} (not a hetrain report)", magic));
+    throw UserError(
+        fmt::format("report message: bad magic 0x{:08x} (not a hetrain report)", magic));
   auto version = in.get<uint32_t>();
   if (version != kProtocolVersion)
     throw UserError(fmt::format("report message: protocol version {}, this hetrain speaks {}",
                                 version, kProtocolVersion));
   if (bytes.size() != kReportMessageBytes)
-    throw UserError(fmt::format("report message: {} bytes, expected {}", bytes.size(),
-                                kReportMessageBytes));
+    throw UserError(
+        fmt::format("report message: {} bytes, expected {}", bytes.size(), kReportMessageBytes));
   TrainerReport r;
   r.rank = in.get<int32_t>();
   r.pid = in.get<int64_t>();

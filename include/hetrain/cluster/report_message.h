@@ -18,8 +18,8 @@ namespace hetrain {
 
 inline constexpr uint32_t kReportMagic = 0x50525448; // "HTRP" read as little-endian bytes
 inline constexpr uint32_t kProtocolVersion = 1;
-inline constexpr size_t kReportMessageBytes = 4 + 4 + 4 + 8 + 4 + 8 + 8 + 4 + 8 + 8 * 4 + 64 +
-                                              128 + 96 + 160;
+inline constexpr size_t kReportMessageBytes =
+    4 + 4 + 4 + 8 + 4 + 8 + 8 + 4 + 8 + 8 * 4 + 64 + 128 + 96 + 160;
 
 // What admission and the plan need of a trainer, decoded from its message.
 struct TrainerReport {
