@@ -102,39 +102,4 @@ TEST(Admission, RulesNameTheirReasons) {
   EXPECT_TRUE(decide_admission({sample_report(1, 5)}, AdmissionPolicy{})[0].admitted);
 }
 
-TEST(WeightedSumCpu, MatchesAFloat64ReferenceForManyShapes) {
-  std::mt19937 rng(11);
-  std::normal_distribution<float> value(0.0f, 1.0f);
-  for (int64_t length : {1, 7, 4099, (1 << 20) + 3}) {
-    for (size_t n : {1u, 2u, 3u, 8u}) {
-      std::vector<std::vector<float>> data(n, std::vector<float>(static_cast<size_t>(length)));
-      std::vector<const float *> inputs;
-      std::vector<float> weights;
-      for (auto &d : data) {
-        for (auto &x : d)
-          x = value(rng);
-        inputs.push_back(d.data());
-        weights.push_back(value(rng));
-      }
-      std::vector<float> out(static_cast<size_t>(length), NAN); // poisoned
-      weighted_sum_cpu(inputs, weights, out.data(), length, 2);
-      for (int64_t j = 0; j < length; j += std::max<int64_t>(1, length / 997)) {
-        double expected = 0, scale = 0;
-        for (size_t i = 0; i < n; ++i) {
-          expected += double(weights[i]) * double(data[i][static_cast<size_t>(j)]);
-          scale += std::abs(double(weights[i]) * double(data[i][static_cast<size_t>(j)]));
-        }
-        ASSERT_NEAR(out[static_cast<size_t>(j)], expected, 1e-6 * std::max(1.0, scale))
-            << "length " << length << " n " << n << " j " << j;
-      }
-    }
-  }
-  std::vector<float> a = {1, NAN, INFINITY}, b = {1, 1, 1}, out(3);
-  weighted_sum_cpu({a.data(), b.data()}, {0.5f, 0.5f}, out.data(), 3);
-  EXPECT_FLOAT_EQ(out[0], 1.0f);
-  EXPECT_TRUE(std::isnan(out[1]));
-  EXPECT_TRUE(std::isinf(out[2]));
-  EXPECT_THROW(weighted_sum_cpu({a.data()}, {1.0f, 2.0f}, out.data(), 3), std::invalid_argument);
-}
-
 } // namespace
