@@ -6,7 +6,12 @@
 
 #include <fmt/format.h>
 
+#if defined(__SSE2__) || defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
@@ -34,36 +39,120 @@ DType parse_dtype(const std::string &name) {
 
 namespace {
 
+// Writes `count` floats to `out`, bypassing the caches where the CPU can (x86 non-temporal
+// stores): the output is not read again here, and a normal store first reads every line it writes
+// (read-for-ownership), a third more memory traffic for a two-input sum.
+void stream_out(float *out, const float *from, int64_t count) {
+#if defined(__SSE2__)
+  int64_t j = 0;
+  for (; j < count && reinterpret_cast<uintptr_t>(out + j) % 16 != 0; ++j)
+    out[j] = from[j];
+  for (; j + 4 <= count; j += 4)
+    _mm_stream_ps(out + j, _mm_loadu_ps(from + j));
+  for (; j < count; ++j)
+    out[j] = from[j];
+#else
+  std::memcpy(out, from, static_cast<size_t>(count) * sizeof(float));
+#endif
+}
+
 template <typename T>
 void weighted_sum_block(const std::vector<const void *> &inputs, const std::vector<float> &weights,
                         float *out, int64_t begin, int64_t end) {
   using S = typename T::Storage;
-  // Tiles of the output stay in L1 while every input adds into them: one pass over each input,
-  // one write of the output. The inner loops vectorise (fp32 and bf16 widen without branches).
-  constexpr int64_t kTile = 2048;
+  // Tiles are summed in an L1-resident buffer while every input adds into it: one pass over each
+  // input, one (streaming) write of the output. The inner loops vectorise (fp32 and bf16 widen
+  // without branches).
+  constexpr int64_t kTile = 4096;
+  alignas(64) float acc[kTile];
+  const size_t n = inputs.size();
   for (int64_t t = begin; t < end; t += kTile) {
-    const int64_t stop = std::min(end, t + kTile);
-    const float w0 = weights[0];
-    const S *x0 = static_cast<const S *>(inputs[0]);
-    for (int64_t j = t; j < stop; ++j)
-      out[j] = w0 * T::to_float(x0[j]);
-    for (size_t i = 1; i < inputs.size(); ++i) {
-      const float w = weights[i];
-      const S *x = static_cast<const S *>(inputs[i]);
-      for (int64_t j = t; j < stop; ++j)
-        out[j] += w * T::to_float(x[j]);
+    const int64_t count = std::min(end - t, kTile);
+    // Inputs four at a time: one load and store of the running sum per four inputs, and four
+    // input streams in flight for the prefetchers. The additions stay in input order.
+    for (size_t i = 0; i < n;) {
+      if (n - i >= 4) {
+        const S *a = static_cast<const S *>(inputs[i]) + t;
+        const S *b = static_cast<const S *>(inputs[i + 1]) + t;
+        const S *c = static_cast<const S *>(inputs[i + 2]) + t;
+        const S *d = static_cast<const S *>(inputs[i + 3]) + t;
+        const float wa = weights[i], wb = weights[i + 1], wc = weights[i + 2],
+                    wd = weights[i + 3];
+        if (i == 0)
+          for (int64_t j = 0; j < count; ++j)
+            acc[j] = wa * T::to_float(a[j]) + wb * T::to_float(b[j]) + wc * T::to_float(c[j]) +
+                     wd * T::to_float(d[j]);
+        else
+          for (int64_t j = 0; j < count; ++j)
+            acc[j] = acc[j] + wa * T::to_float(a[j]) + wb * T::to_float(b[j]) +
+                     wc * T::to_float(c[j]) + wd * T::to_float(d[j]);
+        i += 4;
+      } else {
+        const S *x = static_cast<const S *>(inputs[i]) + t;
+        const float w = weights[i];
+        if (i == 0)
+          for (int64_t j = 0; j < count; ++j)
+            acc[j] = w * T::to_float(x[j]);
+        else
+          for (int64_t j = 0; j < count; ++j)
+            acc[j] += w * T::to_float(x[j]);
+        i += 1;
+      }
     }
+    stream_out(out + t, acc, count);
   }
+#if defined(__SSE2__)
+  _mm_sfence(); // streamed stores are weakly ordered: make them visible before the join
+#endif
 }
 
-template <typename T>
-void weighted_sum_typed(const std::vector<const void *> &inputs, const std::vector<float> &weights,
-                        float *out, int64_t length, int threads) {
+#if defined(__x86_64__)
+// fp16 with the F16C instructions (8 halves widened per instruction), chosen at run time: the
+// portable conversion branches on every element and runs at a tenth of the memory's speed.
+__attribute__((target("avx,f16c"))) void widen_fp16_f16c(const uint16_t *in, float *out,
+                                                          int64_t count) {
+  int64_t j = 0;
+  for (; j + 8 <= count; j += 8)
+    _mm256_storeu_ps(out + j,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(in + j))));
+  for (; j < count; ++j)
+    out[j] = kernel::fp16_to_float(in[j]);
+}
+
+void weighted_sum_block_f16c(const std::vector<const void *> &inputs,
+                             const std::vector<float> &weights, float *out, int64_t begin,
+                             int64_t end) {
+  constexpr int64_t kTile = 4096;
+  alignas(64) float acc[kTile], x[kTile];
+  for (int64_t t = begin; t < end; t += kTile) {
+    const int64_t count = std::min(end - t, kTile);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      widen_fp16_f16c(static_cast<const uint16_t *>(inputs[i]) + t, x, count);
+      const float w = weights[i];
+      if (i == 0)
+        for (int64_t j = 0; j < count; ++j)
+          acc[j] = w * x[j];
+      else
+        for (int64_t j = 0; j < count; ++j)
+          acc[j] += w * x[j];
+    }
+    stream_out(out + t, acc, count);
+  }
+  _mm_sfence();
+}
+#endif
+
+using BlockFunction = void (*)(const std::vector<const void *> &, const std::vector<float> &,
+                               float *, int64_t, int64_t);
+
+void weighted_sum_threads(BlockFunction block, const std::vector<const void *> &inputs,
+                          const std::vector<float> &weights, float *out, int64_t length,
+                          int threads) {
   int n = threads > 0 ? threads : usable_cores();
   // Below ~1 MiB of output a thread costs more to start than it saves.
   n = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, length / (1 << 18))));
   if (n == 1) {
-    weighted_sum_block<T>(inputs, weights, out, 0, length);
+    block(inputs, weights, out, 0, length);
     return;
   }
   std::vector<std::thread> pool;
@@ -71,8 +160,7 @@ void weighted_sum_typed(const std::vector<const void *> &inputs, const std::vect
   for (int k = 0; k < n; ++k) {
     const int64_t begin = k * per, end = std::min(length, begin + per);
     if (begin < end)
-      pool.emplace_back(weighted_sum_block<T>, std::cref(inputs), std::cref(weights), out, begin,
-                        end);
+      pool.emplace_back(block, std::cref(inputs), std::cref(weights), out, begin, end);
   }
   for (auto &t : pool)
     t.join();
@@ -86,14 +174,17 @@ void weighted_sum_cpu(const std::vector<const void *> &inputs, DType dtype,
     throw std::invalid_argument("weighted_sum_cpu: need as many weights as inputs, at least one");
   if (length <= 0)
     return;
-  switch (dtype) {
-  case DType::kFloat32:
-    return weighted_sum_typed<kernel::Fp32>(inputs, weights, out, length, threads);
-  case DType::kBFloat16:
-    return weighted_sum_typed<kernel::Bf16>(inputs, weights, out, length, threads);
-  case DType::kFloat16:
-    return weighted_sum_typed<kernel::Fp16>(inputs, weights, out, length, threads);
+  BlockFunction block = weighted_sum_block<kernel::Fp32>;
+  if (dtype == DType::kBFloat16)
+    block = weighted_sum_block<kernel::Bf16>;
+  if (dtype == DType::kFloat16) {
+    block = weighted_sum_block<kernel::Fp16>;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx"))
+      block = weighted_sum_block_f16c;
+#endif
   }
+  weighted_sum_threads(block, inputs, weights, out, length, threads);
 }
 
 void weighted_sum_cpu(const std::vector<const float *> &inputs, const std::vector<float> &weights,
