@@ -32,6 +32,10 @@ TrainerReport sample_report(int rank, double speed) {
   r.matmul_gflops = 120;
   r.probe_samples_per_sec = speed;
   r.probe_peak_bytes = 1e7;
+  r.gemm_tflops_fp16 = 700.5;
+  r.gemm_tflops_fp32 = 51.25;
+  r.h2d_gbps = 24.5;
+  r.bf16 = true;
   return r;
 }
 
@@ -49,6 +53,10 @@ TEST(ReportMessage, RoundTripKeepsEveryField) {
   EXPECT_EQ(d.mem_available, int64_t{8} << 30);
   EXPECT_DOUBLE_EQ(d.probe_samples_per_sec, 1234.5);
   EXPECT_DOUBLE_EQ(d.probe_peak_bytes, 1e7);
+  EXPECT_DOUBLE_EQ(d.gemm_tflops_fp16, 700.5);
+  EXPECT_DOUBLE_EQ(d.gemm_tflops_fp32, 51.25);
+  EXPECT_DOUBLE_EQ(d.h2d_gbps, 24.5);
+  EXPECT_TRUE(d.bf16);
   // Over-long text is cut, not overflowed.
   r.host = std::string(300, 'h');
   EXPECT_EQ(decode_report(encode_report(r)).host, std::string(63, 'h'));
@@ -70,7 +78,7 @@ TEST(ReportMessage, MalformedAndWrongVersionMessagesAreRefused) {
   bad = good;
   uint32_t version = kProtocolVersion + 1;
   std::memcpy(bad.data() + 4, &version, 4);
-  expect_refused(bad, "protocol version 2");
+  expect_refused(bad, ("protocol version " + std::to_string(kProtocolVersion + 1)).c_str());
   bad = good;
   bad.pop_back();
   expect_refused(bad, "expected");
@@ -96,6 +104,14 @@ TEST(Admission, RulesNameTheirReasons) {
   EXPECT_NE(verdicts[2].reason.find("probe did not run"), std::string::npos);
   EXPECT_FALSE(verdicts[3].admitted);
   EXPECT_NE(verdicts[3].reason.find("MiB free"), std::string::npos) << verdicts[3].reason;
+  TrainerReport old_gpu = sample_report(1, 1000);
+  old_gpu.bf16 = false;
+  old_gpu.device = "Tesla V100";
+  auto bf16 = decide_admission({old_gpu, sample_report(2, 900)}, AdmissionPolicy{false, 0, true});
+  EXPECT_FALSE(bf16[0].admitted);
+  EXPECT_NE(bf16[0].reason.find("Tesla V100 has no bf16"), std::string::npos) << bf16[0].reason;
+  EXPECT_TRUE(bf16[1].admitted);
+  EXPECT_TRUE(decide_admission({old_gpu}, AdmissionPolicy{})[0].admitted);
   auto gpu = decide_admission({sample_report(1, 1000)}, AdmissionPolicy{true, 0});
   EXPECT_FALSE(gpu[0].admitted);
   EXPECT_NE(gpu[0].reason.find("--require-gpu"), std::string::npos);

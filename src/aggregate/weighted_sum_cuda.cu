@@ -69,7 +69,7 @@ int cuda_devices(std::string *why) {
   if (rc != cudaSuccess) {
     cudaGetLastError(); // no driver / no device is a state, not an error: clear it
     if (why)
-      *why = std::string("CUDA runtime: ") + cudaGetErrorString(rc);
+      *why = std::string("no usable CUDA device (CUDA runtime: ") + cudaGetErrorString(rc) + ")";
     return 0;
   }
   if (count == 0 && why)

@@ -103,6 +103,14 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
   cmd.add_option("--seed", c.seed, "Seed of the initial model and of every epoch's order")
       ->capture_default_str();
   cmd.add_option("--device", c.device, "auto | cuda | cpu")->capture_default_str();
+  cmd.add_option("--aggregator-device", c.aggregator_device,
+                 "auto | cuda | cpu: where rank 0 averages and steps (auto: cuda when this build, "
+                 "its LibTorch and a visible GPU allow it)")
+      ->capture_default_str();
+  cmd.add_option("--amp", c.amp,
+                 "off | bf16 | fp16: mixed-precision forward passes (fp16 with loss scaling; "
+                 "CUDA trainers, and bf16 on CPU trainers)")
+      ->capture_default_str();
   cmd.add_option("--threads", c.threads, "Torch threads (0 = the cores this process may use)")
       ->capture_default_str();
   cmd.add_option("--data-residency", c.data_residency,
@@ -137,6 +145,8 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
                  "Admission: reject trainers slower than this fraction of the fastest")
       ->capture_default_str();
   cmd.add_flag("--require-gpu", c.require_gpu, "Admission: reject trainers without a GPU");
+  cmd.add_flag("--require-bf16", c.require_bf16,
+               "Admission: reject trainers whose device has no bf16 arithmetic");
   cmd.add_option("--debug-sample-log", c.debug_sample_log,
                  "Trainers append 'epoch index' per sample used to FILE.rank<r> (for tests)");
   cmd.add_option("--fault-slow-probe-rank", c.fault_slow_probe_rank,
@@ -202,6 +212,7 @@ int cmd_bench(bool json, double seconds, const std::string &model, int64_t micro
   torch::set_num_threads(usable_cores());
   NodeReport report = probe_node();
   run_cpu_benchmarks(report, seconds);
+  run_gpu_benchmarks(report, -1, seconds / 2); // every visible GPU; nothing without one
   ModelSpec spec{model, 1, 28, 28, 10};
   if (!data.empty()) {
     const DatasetMeta m = read_dataset_meta(data);

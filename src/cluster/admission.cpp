@@ -19,6 +19,8 @@ std::vector<AdmissionVerdict> decide_admission(const std::vector<TrainerReport> 
       v.reason = "its training probe did not run";
     else if (policy.require_gpu && r.gpu_count == 0)
       v.reason = "no GPU and --require-gpu is set";
+    else if (policy.require_bf16 && !r.bf16)
+      v.reason = fmt::format("{} has no bf16 arithmetic and --require-bf16 is set", r.device);
     else if (r.device_memory_free > 0 && r.probe_peak_bytes > r.device_memory_free)
       v.reason = fmt::format("needs {:.0f} MiB for the model and one micro-batch, has {:.0f} MiB "
                              "free",

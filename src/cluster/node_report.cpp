@@ -81,6 +81,7 @@ NodeReport probe_node() {
       fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
   r.blas = detect_blas();
   r.gpus = probe_gpus(r.gpu_status);
+  r.cpu_bf16 = cpu_has_bf16();
   return r;
 }
 
@@ -145,12 +146,20 @@ std::string report_to_json(const NodeReport &r, int indent) {
                     {"memory_total_bytes", g.memory_total},
                     {"memory_free_bytes", g.memory_free},
                     {"compute_capability", fmt::format("{}.{}", g.cc_major, g.cc_minor)},
-                    {"sm_count", g.sm_count}});
+                    {"sm_count", g.sm_count},
+                    {"bf16", g.bf16},
+                    {"gemm_size", g.gemm_size},
+                    {"gemm_tflops",
+                     {{"fp16", g.gemm_tflops_fp16},
+                      {"fp32", g.gemm_tflops_fp32},
+                      {"fp64", g.gemm_tflops_fp64}}},
+                    {"pinned_copy_gbps", {{"h2d", g.h2d_gbps}, {"d2h", g.d2h_gbps}}}});
   nlohmann::json j{
       {"host", r.host},
       {"pid", r.pid},
       {"cpu_model", r.cpu_model},
       {"usable_cores", r.usable_cores},
+      {"cpu_bf16", r.cpu_bf16},
       {"mem_available_bytes", r.mem_available},
       {"swap_free_bytes", r.swap_free},
       {"torch_version", r.torch_version},
@@ -185,6 +194,13 @@ std::string report_to_text(const NodeReport &r) {
          fmt::format("{} cc {}.{}, {} SMs, {:.1f}/{:.1f} GiB free, {}", g.name, g.cc_major,
                      g.cc_minor, g.sm_count, static_cast<double>(g.memory_free) / (1 << 30),
                      static_cast<double>(g.memory_total) / (1 << 30), g.uuid));
+  for (const GpuInfo &g : r.gpus)
+    if (g.gemm_size > 0)
+      line(fmt::format("gpu {} bench", g.index),
+           fmt::format("GEMM {}^3: {:.1f} TFLOP/s fp16, {:.1f} fp32, {:.1f} fp64; pinned copies "
+                       "{:.1f} GB/s h2d, {:.1f} d2h",
+                       g.gemm_size, g.gemm_tflops_fp16, g.gemm_tflops_fp32, g.gemm_tflops_fp64,
+                       g.h2d_gbps, g.d2h_gbps));
   line("cpu score", fmt::format("{:.0f} M iterations/s", r.cpu_score));
   line("matmul", fmt::format("{:.1f} GFLOP/s (256x784x128 float32 via LibTorch)", r.matmul_gflops));
   return out;

@@ -64,6 +64,10 @@ std::vector<uint8_t> encode_report(const TrainerReport &r) {
   w.put<double>(r.matmul_gflops);
   w.put<double>(r.probe_samples_per_sec);
   w.put<double>(r.probe_peak_bytes);
+  w.put<double>(r.gemm_tflops_fp16);
+  w.put<double>(r.gemm_tflops_fp32);
+  w.put<double>(r.h2d_gbps);
+  w.put<int32_t>(r.bf16 ? 1 : 0);
   w.text(r.host, 64);
   w.text(r.cpu_model, 128);
   w.text(r.device, 96);
@@ -98,13 +102,19 @@ TrainerReport decode_report(const std::vector<uint8_t> &bytes) {
   r.matmul_gflops = in.get<double>();
   r.probe_samples_per_sec = in.get<double>();
   r.probe_peak_bytes = in.get<double>();
+  r.gemm_tflops_fp16 = in.get<double>();
+  r.gemm_tflops_fp32 = in.get<double>();
+  r.h2d_gbps = in.get<double>();
+  r.bf16 = (in.get<int32_t>() & 1) != 0;
   r.host = in.text(64);
   r.cpu_model = in.text(128);
   r.device = in.text(96);
   r.blas = in.text(160);
   if (r.usable_cores < 0 || r.gpu_count < 0 || r.mem_available < 0 ||
       !std::isfinite(r.probe_samples_per_sec) || r.probe_samples_per_sec < 0 ||
-      !std::isfinite(r.probe_peak_bytes) || r.probe_peak_bytes < 0)
+      !std::isfinite(r.probe_peak_bytes) || r.probe_peak_bytes < 0 ||
+      !std::isfinite(r.gemm_tflops_fp16) || !std::isfinite(r.gemm_tflops_fp32) ||
+      !std::isfinite(r.h2d_gbps))
     throw UserError("report message: a field is out of range");
   return r;
 }

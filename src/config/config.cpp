@@ -37,6 +37,8 @@ void validate(const TrainConfig &c) {
   require_one_of("optimizer", c.optimizer, {"sgd", "momentum", "adam", "adamw"});
   require_one_of("lr-schedule", c.lr_schedule, {"constant", "cosine", "step"});
   require_one_of("device", c.device, {"auto", "cuda", "cpu"});
+  require_one_of("aggregator-device", c.aggregator_device, {"auto", "cuda", "cpu"});
+  require_one_of("amp", c.amp, {"off", "bf16", "fp16"});
   require_one_of("data-residency", c.data_residency, {"auto", "memory", "stream"});
   require(c.epochs > 0, fmt::format("--epochs: must be positive, got {}", c.epochs));
   require(c.global_batch > 0,
@@ -112,7 +114,10 @@ void to_json(nlohmann::json &j, const TrainConfig &c) {
                      {"straggler_timeout", c.straggler_timeout},
                      {"chunk_mb", c.chunk_mb},
                      {"min_relative_speed", c.min_relative_speed},
-                     {"require_gpu", c.require_gpu}};
+                     {"require_gpu", c.require_gpu},
+                     {"require_bf16", c.require_bf16},
+                     {"aggregator_device", c.aggregator_device},
+                     {"amp", c.amp}};
 }
 
 void from_json(const nlohmann::json &j, TrainConfig &c) {
@@ -155,6 +160,9 @@ void from_json(const nlohmann::json &j, TrainConfig &c) {
   c.chunk_mb = j.value("chunk_mb", d.chunk_mb);
   c.min_relative_speed = j.value("min_relative_speed", d.min_relative_speed);
   c.require_gpu = j.value("require_gpu", d.require_gpu);
+  c.require_bf16 = j.value("require_bf16", d.require_bf16);
+  c.aggregator_device = j.value("aggregator_device", d.aggregator_device);
+  c.amp = j.value("amp", d.amp);
 }
 
 } // namespace hetrain

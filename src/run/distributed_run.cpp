@@ -11,7 +11,9 @@
 //
 // All traffic after admission is point to point with deadlines, never a collective a lost peer
 // would block.
+#include "hetrain/aggregate/chunk_reducer.h"
 #include "hetrain/aggregate/weighted_sum.h"
+#include "hetrain/aggregate/weighted_sum_cuda.h"
 #include "hetrain/cluster/admission.h"
 #include "hetrain/cluster/node_report.h"
 #include "hetrain/cluster/report_message.h"
@@ -24,6 +26,7 @@
 #include "hetrain/common/system_info.h"
 #include "hetrain/run/training_run.h"
 #include "hetrain/schedule/plan.h"
+#include "hetrain/train/amp.h"
 #include "hetrain/train/compute.h"
 
 #include "run_support.h"
@@ -92,13 +95,20 @@ struct WireFormat {
   MPI_Datatype mpi_type = MPI_FLOAT;
   size_t bytes = 4;
   torch::ScalarType dtype = torch::kFloat32;
+  DType reduce_dtype = DType::kFloat32;
 };
 WireFormat wire_format(const std::string &name) {
   if (name == "bf16")
-    return {MPI_UINT16_T, 2, torch::kBFloat16};
+    return {MPI_UINT16_T, 2, torch::kBFloat16, DType::kBFloat16};
   if (name == "fp16")
-    return {MPI_UINT16_T, 2, torch::kHalf};
+    return {MPI_UINT16_T, 2, torch::kHalf, DType::kFloat16};
   return {};
+}
+
+// Host memory the GPU path copies through: pinned (page-locked) when the model is on a GPU, so
+// that copies run at the bus's speed and can overlap with MPI.
+torch::Tensor host_buffer(int64_t numel, torch::ScalarType dtype, bool pinned) {
+  return torch::empty({numel}, torch::TensorOptions().dtype(dtype).pinned_memory(pinned));
 }
 
 int64_t chunk_elements(const TrainConfig &config) {
@@ -119,6 +129,8 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
   // --- report and admission ---
   NodeReport node = probe_node();
   run_cpu_benchmarks(node, 0.3);
+  if (device.is_cuda())
+    run_gpu_benchmarks(node, device.index(), 0.2); // cuBLAS GEMM and pinned copies, capped
   ProbeResult probe = run_training_probe(spec, config.micro_batch, device);
   if (config.fault_slow_probe_rank == world_rank)
     probe.samples_per_sec /= 100; // testing hook (--fault-slow-probe-rank)
@@ -142,6 +154,10 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
   report.matmul_gflops = node.matmul_gflops;
   report.probe_samples_per_sec = probe.samples_per_sec;
   report.probe_peak_bytes = probe.peak_bytes;
+  report.gemm_tflops_fp16 = node.gemm_tflops_fp16;
+  report.gemm_tflops_fp32 = node.gemm_tflops_fp32;
+  report.h2d_gbps = node.h2d_gbps;
+  report.bf16 = gpu ? gpu->bf16 : node.cpu_bf16;
   std::vector<uint8_t> bytes = encode_report(report);
   char verdict[kVerdictBytes] = {0};
   {
@@ -174,12 +190,18 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
                         : data.size();
   const int64_t chunk = chunk_elements(config);
   const int64_t nbuf = buffer_elements(*model);
-  // Host copies of what travels: on a CPU trainer these are the flat buffers themselves.
+  // Host copies of what travels: on a CPU trainer the flat buffers themselves (fp32 wire); on a
+  // GPU trainer pinned buffers, filled chunk by chunk just before each chunk is sent.
   const bool host = device.is_cpu();
-  torch::Tensor params_host = host ? flat.params() : torch::empty({flat.numel()});
-  torch::Tensor grads_host = host ? flat.grads() : torch::empty({flat.numel()});
-  std::vector<float> buffers(static_cast<size_t>(nbuf));
   const WireFormat wire = wire_format(config.wire_dtype);
+  torch::Tensor params_host =
+      host ? flat.params() : host_buffer(flat.numel(), torch::kFloat32, true);
+  torch::Tensor upload_host = host ? torch::Tensor() : host_buffer(flat.numel(), wire.dtype, true);
+  std::vector<float> buffers(static_cast<size_t>(nbuf));
+  MixedPrecision amp(config.amp, device);
+  if (amp.enabled() && device.is_cuda() && gpu && !gpu->bf16 && amp.dtype() == torch::kBFloat16)
+    log_warn("--amp bf16 on {} (compute capability {}.{}): no bf16 hardware, expect it slow",
+             gpu->name, gpu->cc_major, gpu->cc_minor);
   const bool params_mode = config.sync == "params";
   // params mode: each trainer steps its own optimizer (its state stays here) between averagings.
   std::unique_ptr<Optimizer> local_optimizer;
@@ -241,10 +263,8 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       torch::Tensor upload;
       if (!params_mode) {
         // gradient: the sum of the gradients of all this trainer's micro-batches.
-        flat.zero_grads();
-        stats =
-            accumulate_gradients(*model, data, order.data() + offset, count, config.micro_batch);
-        upload = host ? grads_host : grads_host.copy_(flat.grads());
+        stats = amp.gradients(*model, data, order.data() + offset, count, config.micro_batch, flat);
+        upload = flat.grads();
       } else {
         // params: `local_steps` optimizer steps over consecutive parts of the slice.
         const std::vector<int64_t> parts =
@@ -254,9 +274,8 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
           const int64_t part = parts[static_cast<size_t>(s)];
           if (part == 0)
             continue;
-          flat.zero_grads();
           ComputeStats p =
-              accumulate_gradients(*model, data, order.data() + at, part, config.micro_batch);
+              amp.gradients(*model, data, order.data() + at, part, config.micro_batch, flat);
           flat.grads().mul_(1.0 / static_cast<double>(part));
           torch::Tensor params = flat.params();
           local_optimizer->step(params, flat.grads(),
@@ -266,10 +285,13 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
           stats.samples += p.samples;
           at += part;
         }
-        upload = host ? flat.params() : params_host.copy_(flat.params());
+        upload = flat.params();
       }
+      // On the device that computed it: the wire dtype's conversion runs there too.
       torch::Tensor wire_upload =
           wire.dtype == torch::kFloat32 ? upload : upload.to(wire.dtype).contiguous();
+      if (!host)
+        torch::cuda::synchronize(); // compute time is the GPU's, not just the launches'
       const double compute = seconds_since(start);
       if (sample_log)
         for (int64_t i = 0; i < count; ++i)
@@ -281,8 +303,21 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       MPI_Request r;
       CHECK_MPI(MPI_Isend(out_stats, kStatsLength, MPI_DOUBLE, 0, kTagStats, job, &r));
       set.add(r, 0, "sending round statistics");
-      isend_chunks(set, wire_upload.data_ptr(), flat.numel(), chunk, wire.mpi_type, wire.bytes, 0,
-                   kTagGrads, job, params_mode ? "sending parameters" : "sending gradients");
+      const std::string what = params_mode ? "sending parameters" : "sending gradients";
+      if (host) {
+        isend_chunks(set, wire_upload.data_ptr(), flat.numel(), chunk, wire.mpi_type, wire.bytes, 0,
+                     kTagGrads, job, what);
+      } else {
+        // One device-to-host copy per chunk into pinned memory, each chunk sent as soon as it is
+        // there: the copy of chunk c+1 overlaps the network transfer of chunk c.
+        auto *bytes_host = static_cast<uint8_t *>(upload_host.data_ptr());
+        for (int64_t at = 0; at < flat.numel(); at += chunk) {
+          const int64_t length = std::min(chunk, flat.numel() - at);
+          upload_host.narrow(0, at, length).copy_(wire_upload.narrow(0, at, length));
+          isend_chunks(set, bytes_host + at * static_cast<int64_t>(wire.bytes), length, chunk,
+                       wire.mpi_type, wire.bytes, 0, kTagGrads, job, what);
+        }
+      }
       isend_chunks(set, buffers.data(), nbuf, chunk, 0, kTagBuffers, job, "sending buffers");
       set.wait_all(config.straggler_timeout);
     }
@@ -339,7 +374,30 @@ double current_estimate(const Plan &plan, const std::vector<Trainer> &trainers, 
   return estimated_round_seconds(in_plan, plan.micro_batches, micro_batch);
 }
 
-TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
+// --aggregator-device: where rank 0 averages and steps. CUDA needs three things: a build with
+// the kernel, a LibTorch with CUDA (the master parameters and the optimizer live in it), and a
+// visible GPU. auto takes CUDA when all three are there; cuda without them is an error that says
+// which is missing.
+struct AggregatorPlace {
+  ReduceDevice reduce = ReduceDevice::kCpu;
+  torch::Device device{torch::kCPU};
+};
+AggregatorPlace choose_aggregator_device(const std::string &requested, int local_rank) {
+  if (requested == "cpu")
+    return {};
+  std::string why;
+  const int gpus = cuda_devices(&why);
+  if (gpus > 0 && !torch::cuda::is_available())
+    why = "this LibTorch has no CUDA (build with a CUDA LibTorch on CMAKE_PREFIX_PATH)";
+  if (gpus > 0 && torch::cuda::is_available())
+    return {ReduceDevice::kCuda,
+            torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus))};
+  if (requested == "cuda")
+    throw UserError(fmt::format("--aggregator-device cuda: {}", why));
+  return {};
+}
+
+TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local_rank) {
   // Bad data is found before anyone waits for reports (the trainers read the same files).
   const DatasetMeta meta = read_dataset_meta(config.data);
   // --- collect reports until the join deadline ---
@@ -383,7 +441,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
       verdicts[i].reason = e.what();
     }
   }
-  AdmissionPolicy policy{config.require_gpu, config.min_relative_speed};
+  AdmissionPolicy policy{config.require_gpu, config.min_relative_speed, config.require_bf16};
   for (const AdmissionVerdict &v : decide_admission(valid, policy))
     verdicts[static_cast<size_t>(v.rank - 1)] = v;
 
@@ -453,7 +511,9 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
   const ModelSpec spec = spec_of(config, meta);
   torch::set_num_threads(config.threads > 0 ? config.threads : usable_cores());
   torch::manual_seed(config.seed);
+  const AggregatorPlace place = choose_aggregator_device(config.aggregator_device, local_rank);
   auto model = make_model(spec);
+  model->to(place.device); // the master parameters and the optimizer state live here
   FlatParameters flat(*model);
   const Normalization normalization{meta.mean, meta.std};
   std::unique_ptr<Dataset> test = open_test_data(config, meta, normalization);
@@ -462,7 +522,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
                         : meta.count;
   const int64_t G = config.global_batch, m = config.micro_batch;
   const int64_t steps_per_epoch = (n + G - 1) / G;
-  Optimizer optimizer(optimizer_options(config), flat.numel());
+  Optimizer optimizer(optimizer_options(config), flat.numel(), place.device);
   const LrSchedule schedule = lr_schedule(config, steps_per_epoch);
   const int64_t chunk = chunk_elements(config);
   const int64_t nbuf = buffer_elements(*model);
@@ -496,12 +556,19 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
   log_info("plan: {}", summary.plan_history.back());
 
   std::vector<float> buffers(static_cast<size_t>(nbuf));
+  // The broadcast leaves from host memory: the master parameters themselves on the CPU, a pinned
+  // copy of them when they live on the GPU.
+  const bool master_on_gpu = place.device.is_cuda();
+  torch::Tensor params_out =
+      master_on_gpu ? host_buffer(flat.numel(), torch::kFloat32, true) : flat.params();
   auto send_parameters = [&]() {
     flatten_buffers(*model, buffers.data());
+    if (master_on_gpu)
+      params_out.copy_(flat.params());
     RequestSet set;
     for (const Trainer &t : trainers) {
-      isend_chunks(set, flat.params().data_ptr<float>(), flat.numel(), chunk, t.job_rank,
-                   kTagParams, job, fmt::format("sending parameters to rank {}", t.world_rank));
+      isend_chunks(set, params_out.data_ptr<float>(), flat.numel(), chunk, t.job_rank, kTagParams,
+                   job, fmt::format("sending parameters to rank {}", t.world_rank));
       isend_chunks(set, buffers.data(), nbuf, chunk, t.job_rank, kTagParamBuffers, job,
                    fmt::format("sending buffers to rank {}", t.world_rank));
     }
@@ -520,9 +587,14 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
   const bool params_mode = config.sync == "params";
   const int64_t local_steps = params_mode ? config.local_steps : 1;
   const int64_t round_samples = G * local_steps; // samples of the epoch's order per round
-  // What trainers upload: gradient sums (gradient) or their parameters (params), in wire dtype.
-  std::vector<std::vector<uint8_t>> uploads(
-      trainers.size(), std::vector<uint8_t>(static_cast<size_t>(flat.numel()) * wire.bytes));
+  // What trainers upload (gradient sums, or their parameters in params mode, in the wire dtype)
+  // lands in the reducer's buffers, one per trainer, and is reduced there chunk by chunk.
+  ChunkReducer reducer(place.reduce, trainers.size(), flat.numel(), wire.reduce_dtype,
+                       config.threads, place.device.is_cuda() ? place.device.index() : 0);
+  log_info("aggregator: master parameters and optimizer on {}; reduce on {}", place.device.str(),
+           reducer.description());
+  summary.aggregator_device = place.device.str();
+  summary.amp = config.amp;
   std::vector<std::vector<float>> buffers_in(trainers.size(),
                                              std::vector<float>(static_cast<size_t>(nbuf)));
   std::vector<std::array<double, kStatsLength>> stats_in(trainers.size());
@@ -570,7 +642,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
                 fmt::format("round {} statistics from rank {} ({})", position.global_step + 1,
                             t.world_rank, t.report.host));
         first_chunk[static_cast<size_t>(j)] = irecv_chunks(
-            set, uploads[static_cast<size_t>(j)].data(), flat.numel(), chunk, wire.mpi_type,
+            set, reducer.receive_buffer(static_cast<size_t>(j)), flat.numel(), chunk, wire.mpi_type,
             wire.bytes, t.job_rank, kTagGrads, job,
             fmt::format("round {} {} from rank {} ({})", position.global_step + 1,
                         params_mode ? "parameters" : "gradients", t.world_rank, t.report.host));
@@ -586,6 +658,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
       std::vector<bool> reduced(static_cast<size_t>(chunks), false);
       float *target =
           params_mode ? flat.params().data_ptr<float>() : flat.grads().data_ptr<float>();
+      bool round_begun = false;
       auto reduce_ready = [&] {
         if (params_mode)
           for (int j : working)
@@ -599,31 +672,28 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size) {
             ready = ready && set.done(first_chunk[static_cast<size_t>(j)] + static_cast<size_t>(c));
           if (!ready)
             continue;
-          const int64_t length = std::min(chunk, flat.numel() - c * chunk);
-          std::vector<const float *> inputs;
-          std::vector<float> weights;
-          std::vector<torch::Tensor> widened; // fp32 copies of 16-bit chunks, alive until summed
-          for (int j : working) {
-            const uint8_t *bytes = uploads[static_cast<size_t>(j)].data() +
-                                   c * chunk * static_cast<int64_t>(wire.bytes);
-            if (wire.dtype == torch::kFloat32) {
-              inputs.push_back(reinterpret_cast<const float *>(bytes));
-            } else {
-              widened.push_back(torch::from_blob(const_cast<uint8_t *>(bytes), {length}, wire.dtype)
-                                    .to(torch::kFloat32));
-              inputs.push_back(widened.back().data_ptr<float>());
+          if (!round_begun) {
+            // Weights: 1/S for gradient sums; each trainer's share of the samples for params.
+            std::vector<size_t> slots;
+            std::vector<float> weights;
+            for (int j : working) {
+              slots.push_back(static_cast<size_t>(j));
+              weights.push_back(params_mode
+                                    ? static_cast<float>(stats_in[static_cast<size_t>(j)][2] /
+                                                         static_cast<double>(count))
+                                    : 1.0f / static_cast<float>(count));
             }
-            weights.push_back(params_mode ? static_cast<float>(stats_in[static_cast<size_t>(j)][2] /
-                                                               static_cast<double>(count))
-                                          : 1.0f / static_cast<float>(count));
+            reducer.begin_round(slots, weights);
+            round_begun = true;
           }
-          weighted_sum_cpu(inputs, weights, target + c * chunk, length);
+          reducer.reduce_chunk(c * chunk, std::min(chunk, flat.numel() - c * chunk), target);
           reduced[static_cast<size_t>(c)] = true;
         }
       };
       try {
         sends.wait_all(config.straggler_timeout);
         set.wait_all(config.straggler_timeout, reduce_ready);
+        reducer.finish();
       } catch (const PeerTimeout &) {
         // The caller names the peer and ends the job; first save the last complete round.
         const std::string path = save("abort");
@@ -735,7 +805,7 @@ TrainSummary run_distributed_training(const TrainConfig &config) {
   // Collective over the world, so every rank calls it before anything can diverge.
   const int local_rank = node_local_rank(MPI_COMM_WORLD);
   if (id.rank == 0)
-    return run_aggregator(config, id.world_size);
+    return run_aggregator(config, id.world_size, local_rank);
   return run_trainer(config, id.rank, local_rank);
 }
 

@@ -1,4 +1,5 @@
 #include "hetrain/run/training_run.h"
+#include "hetrain/train/amp.h"
 
 #include "run_support.h"
 
@@ -49,6 +50,7 @@ TrainSummary run_local_training(const TrainConfig &config) {
   FlatParameters flat(*model);
   Optimizer optimizer(optimizer_options(config), flat.numel(), device);
   const LrSchedule schedule = lr_schedule(config, steps_per_epoch);
+  MixedPrecision amp(config.amp, device);
 
   log_info("model {} ({} parameters) on {}, {} threads; data {} ({} samples of {}, {}{})",
            spec.name, flat.numel(), device.str(), threads, meta.path, n, meta.shape_string(),
@@ -56,10 +58,14 @@ TrainSummary run_local_training(const TrainConfig &config) {
   log_info("global batch {} = {} micro-batches of {}; {} steps per epoch; optimizer {} lr {} "
            "({} schedule)",
            G, G / m, m, steps_per_epoch, config.optimizer, config.lr, config.lr_schedule);
+  if (amp.enabled())
+    log_info("mixed precision: {}", amp.describe());
 
   TrainSummary summary;
   summary.model = spec.name;
   summary.epochs = config.epochs;
+  summary.aggregator_device = device.str();
+  summary.amp = config.amp;
   TrainingPosition position;
 
   CheckpointSource source{
@@ -88,8 +94,7 @@ TrainSummary run_local_training(const TrainConfig &config) {
     int64_t correct = 0;
     for (int64_t start = 0; start < n; start += G) {
       const int64_t count = std::min(G, n - start);
-      flat.zero_grads();
-      ComputeStats stats = accumulate_gradients(*model, train, order.data() + start, count, m);
+      ComputeStats stats = amp.gradients(*model, train, order.data() + start, count, m, flat);
       // Mean over the samples of this step: the exact gradient of the global batch.
       flat.grads().mul_(1.0 / static_cast<double>(count));
       torch::Tensor params = flat.params();
@@ -142,6 +147,8 @@ std::string summary_to_json(const TrainSummary &s) {
                        {"samples_per_sec", r.samples_per_sec}});
   nlohmann::json j{{"world_size", s.world_size},
                    {"model", s.model},
+                   {"aggregator_device", s.aggregator_device},
+                   {"amp", s.amp},
                    {"epochs", s.epochs},
                    {"steps", s.steps},
                    {"samples", s.samples},

@@ -1,6 +1,8 @@
 #include "hetrain/train/compute.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <numeric>
@@ -11,10 +13,68 @@ torch::Device device_of(Classifier &model) {
   auto params = model.parameters();
   return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
 }
+// Autocast on for one forward pass (LibTorch's C++ side of torch.autocast). The API was renamed
+// in LibTorch 2.4 (per device type); both spellings are kept so Debian's 1.13 and a CUDA LibTorch
+// 2.x build the same code.
+class AutocastGuard {
+public:
+  AutocastGuard(torch::Device device, torch::ScalarType dtype)
+      : active_(dtype != torch::kFloat32), type_(device.type()) {
+    if (!active_)
+      return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    previous_ = at::autocast::is_autocast_enabled(type_);
+    previous_dtype_ = at::autocast::get_autocast_dtype(type_);
+    at::autocast::set_autocast_dtype(type_, dtype);
+    at::autocast::set_autocast_enabled(type_, true);
+#else
+    if (type_ == torch::kCUDA) {
+      previous_ = at::autocast::is_enabled();
+      previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+      at::autocast::set_autocast_gpu_dtype(dtype);
+      at::autocast::set_enabled(true);
+    } else {
+      previous_ = at::autocast::is_cpu_enabled();
+      previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
+      at::autocast::set_autocast_cpu_dtype(dtype);
+      at::autocast::set_cpu_enabled(true);
+    }
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    if (!active_)
+      return;
+    // Autocast caches fp16/bf16 copies of the weights; they change every step.
+    if (at::autocast::decrement_nesting() == 0)
+      at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(type_, previous_);
+    at::autocast::set_autocast_dtype(type_, previous_dtype_);
+#else
+    if (type_ == torch::kCUDA) {
+      at::autocast::set_enabled(previous_);
+      at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+    } else {
+      at::autocast::set_cpu_enabled(previous_);
+      at::autocast::set_autocast_cpu_dtype(previous_dtype_);
+    }
+#endif
+  }
+  AutocastGuard(const AutocastGuard &) = delete;
+  AutocastGuard &operator=(const AutocastGuard &) = delete;
+
+private:
+  bool active_ = false, previous_ = false;
+  torch::DeviceType type_;
+  torch::ScalarType previous_dtype_ = torch::kFloat32;
+};
+
 } // namespace
 
 ComputeStats accumulate_gradients(Classifier &model, const Dataset &data, const int64_t *indices,
-                                  int64_t count, int64_t micro_batch) {
+                                  int64_t count, int64_t micro_batch,
+                                  const AutocastSettings &autocast) {
   ComputeStats stats;
   const torch::Device device = device_of(model);
   model.train();
@@ -23,11 +83,19 @@ ComputeStats accumulate_gradients(Classifier &model, const Dataset &data, const 
     Batch batch = data.get(indices + start, n);
     batch.images = batch.images.to(device);
     batch.labels = batch.labels.to(device);
-    torch::Tensor logits = model.forward(batch.images);
-    torch::Tensor loss = torch::nn::functional::cross_entropy(
-        logits, batch.labels,
-        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-    loss.backward();
+    torch::Tensor logits, loss;
+    {
+      // Forward under autocast; backward outside it, as PyTorch recommends.
+      AutocastGuard guard(device, autocast.dtype);
+      logits = model.forward(batch.images);
+      loss = torch::nn::functional::cross_entropy(
+          logits.to(torch::kFloat32), batch.labels,
+          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    }
+    if (autocast.loss_scale != 1.0)
+      (loss * autocast.loss_scale).backward();
+    else
+      loss.backward();
     stats.loss_sum += loss.item<double>();
     stats.correct += logits.argmax(1).eq(batch.labels).sum().item<int64_t>();
     stats.samples += n;

@@ -12,6 +12,7 @@ namespace hetrain {
 struct AdmissionPolicy {
   bool require_gpu = false;        // --require-gpu
   double min_relative_speed = 0.0; // --min-relative-speed: probe speed / fastest trainer's
+  bool require_bf16 = false;       // --require-bf16: bf16 arithmetic in the trainer's hardware
 };
 
 struct AdmissionVerdict {

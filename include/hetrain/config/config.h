@@ -34,8 +34,10 @@ struct TrainConfig {
   uint64_t seed = 1;
 
   // Where it runs
-  std::string device = "auto"; // auto | cuda | cpu
-  int threads = 0;             // torch intra-op threads; 0 = the cores this process may use
+  std::string device = "auto";            // auto | cuda | cpu (trainers; one-process runs)
+  std::string aggregator_device = "auto"; // auto | cuda | cpu: where rank 0 averages and steps
+  std::string amp = "off";                // off | bf16 | fp16: autocast of forward passes
+  int threads = 0; // torch intra-op threads; 0 = the cores this process may use
 
   // The distributed job (world size > 1; DESIGN §3, §4, §7)
   std::string sync = "gradient";     // gradient (exact) | params (local SGD, model averaging)
@@ -48,6 +50,7 @@ struct TrainConfig {
   double chunk_mb = 4;               // size of one message of the flat buffers
   double min_relative_speed = 0;     // admission: probe speed / fastest trainer's
   bool require_gpu = false;          // admission: trainers without a GPU are rejected
+  bool require_bf16 = false;         // admission: trainers without bf16 hardware are rejected
   std::string debug_sample_log;      // trainers append "epoch index" per sample to FILE.rank<r>
   int fault_slow_probe_rank = -1;    // testing only: this rank reports a 100x slower probe
   int fault_stall_rank = -1;         // testing only: this rank stops answering in its 3rd round

@@ -21,6 +21,8 @@ struct TrainerSummary {
 struct TrainSummary {
   int world_size = 1;
   std::string model;
+  std::string aggregator_device = "cpu"; // where the master parameters were stepped
+  std::string amp = "off";
   int64_t epochs = 0, steps = 0, samples = 0;
   double samples_per_sec = 0;
   std::vector<double> epoch_seconds;

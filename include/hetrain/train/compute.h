@@ -14,11 +14,19 @@ struct ComputeStats {
   int64_t samples = 0;
 };
 
+// Autocast of the forward pass (train/amp.h): kFloat32 = off. The loss is multiplied by
+// `loss_scale` before backward (fp16); the statistics stay unscaled.
+struct AutocastSettings {
+  torch::ScalarType dtype = torch::kFloat32;
+  double loss_scale = 1.0;
+};
+
 // Forward + backward over `count` samples in micro-batches of at most `micro_batch`, *adding* the
 // gradient of the summed loss to the model's .grads. The caller divides by the samples of the
 // whole step, so any split of a step's samples over micro-batches and trainers gives the same sum.
 ComputeStats accumulate_gradients(Classifier &model, const Dataset &data, const int64_t *indices,
-                                  int64_t count, int64_t micro_batch);
+                                  int64_t count, int64_t micro_batch,
+                                  const AutocastSettings &autocast = {});
 
 struct EvalResult {
   double loss = 0;     // mean cross-entropy

@@ -1,0 +1,45 @@
+// --amp: mixed precision (DESIGN §7). Forward passes run under LibTorch's autocast in bf16 or fp16;
+// parameters, gradients, the wire and the optimizer stay fp32, so the aggregation is unchanged.
+// fp16 has a narrow range: the loss is scaled before backward and the summed gradient unscaled
+// after it; a round whose gradient overflowed is recomputed at half the scale (as PyTorch's
+// GradScaler does, except that the round is redone rather than skipped, so no samples are lost).
+#pragma once
+
+#include "hetrain/train/compute.h"
+#include "hetrain/train/flat_parameters.h"
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace hetrain {
+
+class MixedPrecision {
+public:
+  // `mode`: off | bf16 | fp16. Throws UserError when the device cannot do it (fp16 autocast on a
+  // CPU, or a GPU without bf16 arithmetic for bf16).
+  MixedPrecision(const std::string &mode, torch::Device device);
+
+  bool enabled() const { return dtype_ != torch::kFloat32; }
+  torch::ScalarType dtype() const { return dtype_; }
+  double loss_scale() const { return scale_; }
+  std::string describe() const;
+
+  // Zeroes the gradients, then sums the gradients of `count` samples into flat.grads() (unscaled),
+  // in micro-batches. fp16: recomputes with a lower loss scale while the sum is not finite.
+  ComputeStats gradients(Classifier &model, const Dataset &data, const int64_t *indices,
+                         int64_t count, int64_t micro_batch, FlatParameters &flat);
+
+  // The loss-scale rules, apart from the model (unit-tested): true when `grads` are finite after
+  // dividing them by the scale; false (scale halved) otherwise. Grows the scale x2 after
+  // kGrowthInterval finite rounds in a row.
+  bool unscale(torch::Tensor grads);
+  static constexpr int64_t kGrowthInterval = 2000;
+
+private:
+  torch::ScalarType dtype_ = torch::kFloat32;
+  double scale_ = 1.0;
+  int64_t finite_rounds_ = 0;
+};
+
+} // namespace hetrain

@@ -1,0 +1,66 @@
+#include "hetrain/train/amp.h"
+
+#include "hetrain/common/error.h"
+#include "hetrain/common/log.h"
+
+#include <fmt/format.h>
+
+namespace hetrain {
+
+MixedPrecision::MixedPrecision(const std::string &mode, torch::Device device) {
+  if (mode == "off")
+    return;
+  if (mode != "bf16" && mode != "fp16")
+    throw UserError(fmt::format("--amp: '{}' is not one of off, bf16, fp16", mode));
+  if (mode == "fp16" && !device.is_cuda())
+    throw UserError("--amp fp16 needs a CUDA device (LibTorch's CPU autocast does bf16 only); use "
+                    "--amp bf16 or --amp off on CPU trainers");
+  dtype_ = mode == "bf16" ? torch::kBFloat16 : torch::kHalf;
+  if (dtype_ == torch::kHalf)
+    scale_ = 65536.0; // GradScaler's initial scale
+}
+
+std::string MixedPrecision::describe() const {
+  if (!enabled())
+    return "off (fp32)";
+  return dtype_ == torch::kBFloat16
+             ? "bf16 autocast"
+             : fmt::format("fp16 autocast, dynamic loss scale (now {:.0f})", scale_);
+}
+
+bool MixedPrecision::unscale(torch::Tensor grads) {
+  if (dtype_ != torch::kHalf)
+    return true;
+  grads.div_(scale_);
+  if (!torch::isfinite(grads).all().item<bool>()) {
+    scale_ /= 2;
+    finite_rounds_ = 0;
+    return false;
+  }
+  if (++finite_rounds_ >= kGrowthInterval && scale_ < 16777216.0) {
+    scale_ *= 2;
+    finite_rounds_ = 0;
+  }
+  return true;
+}
+
+ComputeStats MixedPrecision::gradients(Classifier &model, const Dataset &data,
+                                       const int64_t *indices, int64_t count, int64_t micro_batch,
+                                       FlatParameters &flat) {
+  for (int attempt = 0;; ++attempt) {
+    flat.zero_grads();
+    const double scale = dtype_ == torch::kHalf ? scale_ : 1.0;
+    ComputeStats stats =
+        accumulate_gradients(model, data, indices, count, micro_batch, {dtype_, scale});
+    if (unscale(flat.grads()))
+      return stats;
+    // BatchNorm statistics of the discarded pass stay updated: a small bias, once per overflow.
+    log_warn("--amp fp16: gradient overflowed at loss scale {:.0f}; recomputing at {:.0f}", scale,
+             scale_);
+    if (attempt >= 24)
+      throw UserError("--amp fp16: the gradient is not finite even at a tiny loss scale; the "
+                      "model diverged (try --amp bf16 or a lower --lr)");
+  }
+}
+
+} // namespace hetrain
