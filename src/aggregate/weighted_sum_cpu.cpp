@@ -57,8 +57,9 @@ void stream_out(float *out, const float *from, int64_t count) {
 }
 
 template <typename T>
-void weighted_sum_block(const std::vector<const void *> &inputs, const std::vector<float> &weights,
-                        float *out, int64_t begin, int64_t end) {
+[[gnu::always_inline]] inline void weighted_sum_block(const std::vector<const void *> &inputs,
+                                                      const std::vector<float> &weights, float *out,
+                                                      int64_t begin, int64_t end) {
   using S = typename T::Storage;
   // Tiles are summed in an L1-resident buffer while every input adds into it: one pass over each
   // input, one (streaming) write of the output. The inner loops vectorise (fp32 and bf16 widen
@@ -76,8 +77,7 @@ void weighted_sum_block(const std::vector<const void *> &inputs, const std::vect
         const S *b = static_cast<const S *>(inputs[i + 1]) + t;
         const S *c = static_cast<const S *>(inputs[i + 2]) + t;
         const S *d = static_cast<const S *>(inputs[i + 3]) + t;
-        const float wa = weights[i], wb = weights[i + 1], wc = weights[i + 2],
-                    wd = weights[i + 3];
+        const float wa = weights[i], wb = weights[i + 1], wc = weights[i + 2], wd = weights[i + 3];
         if (i == 0)
           for (int64_t j = 0; j < count; ++j)
             acc[j] = wa * T::to_float(a[j]) + wb * T::to_float(b[j]) + wc * T::to_float(c[j]) +
@@ -106,10 +106,34 @@ void weighted_sum_block(const std::vector<const void *> &inputs, const std::vect
 #endif
 }
 
+// The loops above are bound by how many floats an instruction handles as much as by memory: the
+// fp32 and bf16 blocks are built twice, for x86-64-v3 (AVX2, 8 floats an instruction) and for the
+// baseline (SSE2), and the loader picks one by the CPU it runs on (GCC function multiversioning).
+// Measured on the 2-core EPYC VM: 0.68-0.76 of memcpy's bandwidth with SSE2 only.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HETRAIN_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define HETRAIN_CPU_CLONES
+#endif
+HETRAIN_CPU_CLONES void block_fp32(const std::vector<const void *> &inputs,
+                                   const std::vector<float> &weights, float *out, int64_t begin,
+                                   int64_t end) {
+  weighted_sum_block<kernel::Fp32>(inputs, weights, out, begin, end);
+}
+HETRAIN_CPU_CLONES void block_bf16(const std::vector<const void *> &inputs,
+                                   const std::vector<float> &weights, float *out, int64_t begin,
+                                   int64_t end) {
+  weighted_sum_block<kernel::Bf16>(inputs, weights, out, begin, end);
+}
+void block_fp16(const std::vector<const void *> &inputs, const std::vector<float> &weights,
+                float *out, int64_t begin, int64_t end) {
+  weighted_sum_block<kernel::Fp16>(inputs, weights, out, begin, end);
+}
+
 #if defined(__x86_64__)
 // fp16 with the F16C instructions (8 halves widened per instruction), chosen at run time: the
 // portable conversion branches on every element and runs at a tenth of the memory's speed.
-__attribute__((target("avx,f16c"))) void widen_fp16_f16c(const uint16_t *in, float *out,
+__attribute__((target("avx2,f16c"))) void widen_fp16_f16c(const uint16_t *in, float *out,
                                                           int64_t count) {
   int64_t j = 0;
   for (; j + 8 <= count; j += 8)
@@ -119,22 +143,38 @@ __attribute__((target("avx,f16c"))) void widen_fp16_f16c(const uint16_t *in, flo
     out[j] = kernel::fp16_to_float(in[j]);
 }
 
-void weighted_sum_block_f16c(const std::vector<const void *> &inputs,
-                             const std::vector<float> &weights, float *out, int64_t begin,
-                             int64_t end) {
-  constexpr int64_t kTile = 4096;
-  alignas(64) float acc[kTile], x[kTile];
+__attribute__((target("avx2,f16c"))) void
+weighted_sum_block_f16c(const std::vector<const void *> &inputs, const std::vector<float> &weights,
+                        float *out, int64_t begin, int64_t end) {
+  // As weighted_sum_block, four inputs a pass; each input's tile is widened first (L1-resident).
+  constexpr int64_t kTile = 1024;
+  alignas(64) float acc[kTile], x[4][kTile];
+  const size_t n = inputs.size();
+  auto input = [&](size_t i) { return static_cast<const uint16_t *>(inputs[i]); };
   for (int64_t t = begin; t < end; t += kTile) {
     const int64_t count = std::min(end - t, kTile);
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      widen_fp16_f16c(static_cast<const uint16_t *>(inputs[i]) + t, x, count);
-      const float w = weights[i];
-      if (i == 0)
-        for (int64_t j = 0; j < count; ++j)
-          acc[j] = w * x[j];
-      else
-        for (int64_t j = 0; j < count; ++j)
-          acc[j] += w * x[j];
+    for (size_t i = 0; i < n;) {
+      const size_t group = n - i >= 4 ? 4 : 1;
+      for (size_t u = 0; u < group; ++u)
+        widen_fp16_f16c(input(i + u) + t, x[u], count);
+      if (group == 4) {
+        const float wa = weights[i], wb = weights[i + 1], wc = weights[i + 2], wd = weights[i + 3];
+        if (i == 0)
+          for (int64_t j = 0; j < count; ++j)
+            acc[j] = wa * x[0][j] + wb * x[1][j] + wc * x[2][j] + wd * x[3][j];
+        else
+          for (int64_t j = 0; j < count; ++j)
+            acc[j] = acc[j] + wa * x[0][j] + wb * x[1][j] + wc * x[2][j] + wd * x[3][j];
+      } else {
+        const float w = weights[i];
+        if (i == 0)
+          for (int64_t j = 0; j < count; ++j)
+            acc[j] = w * x[0][j];
+        else
+          for (int64_t j = 0; j < count; ++j)
+            acc[j] += w * x[0][j];
+      }
+      i += group;
     }
     stream_out(out + t, acc, count);
   }
@@ -174,13 +214,13 @@ void weighted_sum_cpu(const std::vector<const void *> &inputs, DType dtype,
     throw std::invalid_argument("weighted_sum_cpu: need as many weights as inputs, at least one");
   if (length <= 0)
     return;
-  BlockFunction block = weighted_sum_block<kernel::Fp32>;
+  BlockFunction block = block_fp32;
   if (dtype == DType::kBFloat16)
-    block = weighted_sum_block<kernel::Bf16>;
+    block = block_bf16;
   if (dtype == DType::kFloat16) {
-    block = weighted_sum_block<kernel::Fp16>;
+    block = block_fp16;
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx"))
+    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2"))
       block = weighted_sum_block_f16c;
 #endif
   }
