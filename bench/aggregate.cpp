@@ -124,7 +124,7 @@ nlohmann::json result_json(const Case &c, double bytes, const std::vector<double
           {"elements", c.elements},
           {"bytes_moved", bytes},
           {"weighted_sum_gbps", sum_bw},
-          {"weighted_sum_gbps_all", t_sum.size()},
+          {"samples", t_sum.size()},
           {"copy_gbps", copy_bw},
           {"ratio", sum_bw / copy_bw},
           {"goal", goal},
