@@ -73,19 +73,9 @@ TEST(MixedPrecision, Fp16LossScaleHalvesOnOverflowAndGrowsAfterFiniteRounds) {
 
 TEST(MixedPrecision, Bf16TrainingStillLearnsTheToyProblem) {
   TempDir dir;
-  TrainConfig c;
-  c.data = write_synthetic_dataset(dir, "train.h5", 500, 4, 8, 1);
-  c.test_data = write_synthetic_dataset(dir, "test.h5", 200, 4, 8, 2);
-  c.model = "mlp";
-  c.epochs = 3;
-  c.global_batch = 64;
-  c.micro_batch = 16;
-  c.optimizer = "momentum";
-  c.lr = 0.05;
-  c.threads = 1;
+  TrainConfig c = toy_train_config(dir, write_synthetic_dataset(dir, "train.h5", 500, 4, 8, 1),
+                                   write_synthetic_dataset(dir, "test.h5", 200, 4, 8, 2));
   c.amp = "bf16";
-  c.checkpoint_dir = dir.path("ckpt");
-  c.progress_seconds = 1000;
   TrainSummary s = run_local_training(c);
   EXPECT_EQ(s.amp, "bf16");
   EXPECT_GT(s.test_accuracy, 0.9);

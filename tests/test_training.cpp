@@ -21,27 +21,11 @@ using namespace hetrain::testing;
 
 namespace {
 
-TrainConfig small_config(const TempDir &dir, const std::string &train, const std::string &test) {
-  TrainConfig c;
-  c.data = train;
-  c.test_data = test;
-  c.model = "mlp";
-  c.epochs = 3;
-  c.global_batch = 64;
-  c.micro_batch = 16;
-  c.optimizer = "momentum";
-  c.lr = 0.05;
-  c.threads = 1;
-  c.checkpoint_dir = dir.path("ckpt");
-  c.progress_seconds = 1000;
-  return c;
-}
-
 TEST(LocalTraining, ShortRunLowersTheLossAndLearnsTheToyProblem) {
   TempDir dir;
   auto train = write_synthetic_dataset(dir, "train.h5", 500, 4, 8, 1);
   auto test = write_synthetic_dataset(dir, "test.h5", 200, 4, 8, 2);
-  TrainSummary s = run_local_training(small_config(dir, train, test));
+  TrainSummary s = run_local_training(toy_train_config(dir, train, test));
   ASSERT_EQ(s.history.size(), 3u);
   EXPECT_LT(s.history[2].train_loss, 0.5 * s.history[0].train_loss);
   EXPECT_GT(s.test_accuracy, 0.9);
@@ -55,7 +39,7 @@ TEST(LocalTraining, ShortRunLowersTheLossAndLearnsTheToyProblem) {
 TEST(LocalTraining, GradientAccumulationEqualsOneBigBatch) {
   TempDir dir;
   auto train = write_synthetic_dataset(dir, "train.h5", 256, 4, 8, 1);
-  TrainConfig a = small_config(dir, train, "");
+  TrainConfig a = toy_train_config(dir, train, "");
   a.epochs = 1;
   a.micro_batch = 8; // 8 micro-batches a step
   TrainConfig b = a;

@@ -119,4 +119,21 @@ CommandResult run_hetrain(const std::vector<std::string> &args) {
   return result;
 }
 
+TrainConfig toy_train_config(const TempDir &dir, const std::string &train,
+                             const std::string &test) {
+  TrainConfig c;
+  c.data = train;
+  c.test_data = test;
+  c.model = "mlp";
+  c.epochs = 3;
+  c.global_batch = 64;
+  c.micro_batch = 16;
+  c.optimizer = "momentum";
+  c.lr = 0.05;
+  c.threads = 1;
+  c.checkpoint_dir = dir.path("ckpt");
+  c.progress_seconds = 1000;
+  return c;
+}
+
 } // namespace hetrain::testing

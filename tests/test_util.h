@@ -2,6 +2,7 @@
 // running the hetrain binary as a user would.
 #pragma once
 
+#include "hetrain/config/config.h"
 #include "hetrain/data/image_set.h"
 
 #include <cstdint>
@@ -33,6 +34,10 @@ ImageSet synthetic_images(int64_t count, int64_t classes, int64_t side, uint32_t
 std::string write_synthetic_dataset(const TempDir &dir, const std::string &name, int64_t count,
                                     int64_t classes, int64_t side, uint32_t seed,
                                     int64_t channels = 1);
+
+// A short one-process run on the toy problem: mlp, 3 epochs, global batch 64 of micro-batches
+// of 16, momentum SGD, one thread, checkpoints under dir/ckpt.
+TrainConfig toy_train_config(const TempDir &dir, const std::string &train, const std::string &test);
 
 // IDX bytes: magic, big-endian dimensions, payload.
 std::vector<uint8_t> idx_bytes(uint32_t magic, const std::vector<uint32_t> &dims,
