@@ -12,6 +12,10 @@
 #   straggler     a trainer that stops answering is named (rank, host, what) within
 #                 --straggler-timeout; rank 0 checkpoints the last complete round; exit code 3
 #   params        --sync params --local-steps 4 trains the mlp to a sensible accuracy
+#   resume        exact continuation: 2 epochs with 3 trainers straight, against 1 epoch with 2
+#                 trainers then --resume auto with 3 for the second; and a resume from the middle
+#                 of an epoch (a step checkpoint) with 1 trainer; parameters within 1e-4 per tensor;
+#                 a checkpoint of another model or seed is refused with exit 2
 set -euo pipefail
 case_name=$1
 py=/usr/bin/python3
@@ -41,6 +45,45 @@ with h5py.File(glob.glob(sys.argv[1] + "/ckpt-*.h5")[0]) as f:
 shares = [r["micro_batches"] for r in sorted(reports, key=lambda r: r["rank"])]
 assert shares == [1, 2, 5], shares
 print("checkpoint reports and shares:", shares)' "$work/three"
+  ;;
+resume)
+  s=(--data "$train" --model mlp --optimizer momentum --lr 0.05 --global-batch 256 --micro-batch 32
+     --limit-train-samples 6000 --threads 1 --seed 7 --progress-seconds 1000)
+  mpi 4 "$HETRAIN" train "${s[@]}" --epochs 2 --checkpoint-dir "$work/straight" | tail -n 2
+  mpi 3 "$HETRAIN" train "${s[@]}" --epochs 1 --checkpoint-dir "$work/split" | tail -n 1
+  mpi 4 "$HETRAIN" train "${s[@]}" --epochs 2 --checkpoint-dir "$work/split" --resume auto \
+    --summary-json "$work/split.json" | grep -E "resuming|finished"
+  newest() { find "$1" -name 'ckpt-*-epoch.h5' | sort | tail -n 1; }
+  $py "$here/compare_checkpoints.py" "$(newest "$work/straight")" "$(newest "$work/split")" 1e-4
+  $py -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert [r["epoch"] for r in s["history"]] == [1, 2], s["history"]
+assert s["steps"] == 2 * 24, s["steps"]  # 6000 samples in rounds of 256: 24 a epoch
+print("resumed run: history", [r["epoch"] for r in s["history"]], "steps", s["steps"])' "$work/split.json"
+  # From the middle of the first epoch (a step checkpoint at step 10), with one trainer.
+  mpi 3 "$HETRAIN" train "${s[@]}" --epochs 1 --checkpoint-every 10 --keep-checkpoints 10 \
+    --checkpoint-dir "$work/mid" | tail -n 1
+  mkdir "$work/mid2"
+  cp "$work"/mid/ckpt-s00000010-step.h5 "$work/mid2/"
+  mpi 2 "$HETRAIN" train "${s[@]}" --epochs 2 --checkpoint-dir "$work/mid2" --resume auto \
+    | grep -E "resuming|finished"
+  $py "$here/compare_checkpoints.py" "$(newest "$work/straight")" "$(newest "$work/mid2")" 1e-4
+  # Mismatches are refused with exit 2 and a message naming them.
+  set +e
+  out=$("$HETRAIN" train "${s[@]}" --epochs 2 --model cnn --checkpoint-dir "$work/x" \
+    --resume "$(newest "$work/straight")" 2>&1); rc=$?
+  set -e
+  echo "$out" | tail -n 1
+  [ $rc -eq 2 ] && echo "$out" | grep -q "a checkpoint of model 'mlp', this run trains 'cnn'" \
+    || { echo "another model was not refused (rc $rc)"; exit 1; }
+  set +e
+  out=$("$HETRAIN" train "${s[@]/7/8}" --epochs 2 --checkpoint-dir "$work/x" \
+    --resume "$(newest "$work/straight")" 2>&1); rc=$?
+  set -e
+  echo "$out" | tail -n 1
+  [ $rc -eq 2 ] && echo "$out" | grep -q "made with --seed 7, this run has --seed 8" \
+    || { echo "another seed was not refused (rc $rc)"; exit 1; }
   ;;
 exactly_once)
   # 1000 samples in rounds of 96: the last round of each epoch is partial (40 samples).

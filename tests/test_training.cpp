@@ -216,3 +216,55 @@ TEST(EndToEnd, EvaluateOnTheSavedCheckpointGivesTheAccuracyTrainingPrinted) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(Resume, OneProcessContinuesExactlyFromEpochAndStepCheckpoints) {
+  TempDir dir;
+  auto train = write_synthetic_dataset(dir, "train.h5", 320, 4, 8, 1);
+  TrainConfig straight = toy_train_config(dir, train, "");
+  straight.epochs = 2;
+  straight.checkpoint_dir = dir.path("straight");
+  const auto reference = read_checkpoint(run_local_training(straight).final_checkpoint);
+
+  // One epoch, then --resume auto for the second; and from a step checkpoint mid-epoch.
+  TrainConfig first = straight;
+  first.epochs = 1;
+  first.checkpoint_every = 3;
+  first.keep_checkpoints = 10;
+  first.checkpoint_dir = dir.path("split");
+  run_local_training(first);
+  TrainConfig second = straight;
+  second.checkpoint_dir = dir.path("split");
+  second.resume = "auto";
+  TrainSummary resumed = run_local_training(second);
+  ASSERT_EQ(resumed.history.size(), 2u);
+  EXPECT_EQ(resumed.steps, 2 * 5); // 320 samples in steps of 64
+  TrainConfig mid = straight;
+  mid.checkpoint_dir = dir.path("mid");
+  mid.resume = dir.path("split") + "/ckpt-s00000003-step.h5";
+  TrainSummary from_mid = run_local_training(mid);
+  for (const TrainSummary *s : {&resumed, &from_mid}) {
+    const auto c = read_checkpoint(s->final_checkpoint);
+    ASSERT_EQ(c.params.size(), reference.params.size());
+    for (size_t i = 0; i < c.params.size(); ++i) {
+      const auto &x = c.params[i].second, &y = reference.params[i].second;
+      EXPECT_LT((x - y).norm().item<double>() / y.norm().item<double>(), 1e-5) << c.params[i].first;
+    }
+  }
+}
+
+TEST(Resume, AutoWithoutCheckpointsStartsAfreshAndBadPathsAreRefused) {
+  TempDir dir;
+  auto train = write_synthetic_dataset(dir, "train.h5", 128, 4, 8, 1);
+  TrainConfig c = toy_train_config(dir, train, "");
+  c.epochs = 1;
+  c.resume = "auto";
+  EXPECT_EQ(run_local_training(c).history.size(), 1u);
+  c.resume = dir.path("absent.h5");
+  EXPECT_THROW(run_local_training(c), UserError);
+  c.resume = train; // a dataset, not a checkpoint
+  EXPECT_THROW(run_local_training(c), UserError);
+}
+
+} // namespace

@@ -155,6 +155,9 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
                  "Testing only: this rank stops answering in its 3rd round");
   cmd.add_option("--checkpoint-dir", c.checkpoint_dir, "Where checkpoints are written")
       ->capture_default_str();
+  cmd.add_option("--resume", c.resume,
+                 "Continue from a checkpoint: auto (the newest valid one in --checkpoint-dir, or "
+                 "start afresh when there is none) or a file");
   cmd.add_option("--checkpoint-every", c.checkpoint_every,
                  "Also checkpoint every N steps (0 = epoch ends only)")
       ->capture_default_str();

@@ -116,6 +116,7 @@ void to_json(nlohmann::json &j, const TrainConfig &c) {
                      {"min_relative_speed", c.min_relative_speed},
                      {"require_gpu", c.require_gpu},
                      {"require_bf16", c.require_bf16},
+                     {"resume", c.resume},
                      {"aggregator_device", c.aggregator_device},
                      {"amp", c.amp}};
 }
@@ -161,6 +162,7 @@ void from_json(const nlohmann::json &j, TrainConfig &c) {
   c.min_relative_speed = j.value("min_relative_speed", d.min_relative_speed);
   c.require_gpu = j.value("require_gpu", d.require_gpu);
   c.require_bf16 = j.value("require_bf16", d.require_bf16);
+  c.resume = j.value("resume", d.resume);
   c.aggregator_device = j.value("aggregator_device", d.aggregator_device);
   c.amp = j.value("amp", d.amp);
 }

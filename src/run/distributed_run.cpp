@@ -533,6 +533,11 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   summary.model = spec.name;
   summary.epochs = config.epochs;
   TrainingPosition position;
+  // --resume: rank 0 alone reads the checkpoint; the trainers get the parameters as at any start,
+  // and each round's command says where in which epoch it is.
+  if (auto resume = find_resume_point(config, spec))
+    position = restore_training(*resume, *model, flat, optimizer, summary);
+  const TrainingPosition resumed = position;
   CheckpointSource source{&config,    spec,      normalization, model.get(), &flat,
                           &optimizer, &schedule, world_size,    {}};
 
@@ -604,14 +609,16 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   const auto run_start = Clock::now();
   auto last_progress = Clock::now();
   int64_t rounds_since_plan = 0;
-  for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+  for (int64_t epoch = resumed.epoch; epoch < config.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
+    // A resumed epoch goes on from the saved position; its record covers this part only.
+    const int64_t first = epoch == resumed.epoch ? std::min(resumed.epoch_position, n) : 0;
     position.epoch = epoch;
-    position.epoch_position = 0;
-    position.round = 0;
+    position.epoch_position = first;
+    position.round = epoch == resumed.epoch ? resumed.round : 0;
     double loss_sum = 0;
     int64_t correct = 0;
-    for (int64_t start = 0; start < n; start += round_samples) {
+    for (int64_t start = first; start < n; start += round_samples) {
       const auto round_start = Clock::now();
       const int64_t count = std::min(round_samples, n - start);
       const int64_t steps = (count + G - 1) / G; // optimizer steps this round (params: local)
@@ -738,7 +745,8 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
       position.samples_seen += count;
       if (seconds_since(last_progress) >= config.progress_seconds) {
         last_progress = Clock::now();
-        const double rate = static_cast<double>(position.samples_seen) / seconds_since(run_start);
+        const double rate = static_cast<double>(position.samples_seen - resumed.samples_seen) /
+                            seconds_since(run_start);
         const double remaining =
             static_cast<double>(n * config.epochs - position.samples_seen) / rate;
         log_info("epoch {}/{} round {}/{} | {:.0f} samples/s | loss {:.4f} | ETA {}", epoch + 1,
@@ -765,8 +773,8 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     }
 
     // Training time only: evaluation is not part of the epoch's seconds.
-    finish_epoch({epoch, n, loss_sum, correct, seconds_since(epoch_start)}, *model, test.get(),
-                 config.epochs, summary);
+    finish_epoch({epoch, n - first, loss_sum, correct, seconds_since(epoch_start)}, *model,
+                 test.get(), config.epochs, summary);
     for (const Trainer &t : trainers)
       log_info(
           "  rank {} ({}): {} samples so far, compute {:.1f} s, wait {:.1f} s, {:.0f} samples/s",

@@ -109,6 +109,100 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
   return path;
 }
 
+namespace {
+void check_resumable(const CheckpointContents &c, const ModelSpec &spec, const TrainConfig &config,
+                     const std::string &path) {
+  auto refuse = [&](const std::string &what) {
+    throw UserError(fmt::format("--resume {}: {}", path, what));
+  };
+  if (c.model.name != spec.name)
+    refuse(
+        fmt::format("a checkpoint of model '{}', this run trains '{}'", c.model.name, spec.name));
+  if (c.model.in_channels != spec.in_channels || c.model.height != spec.height ||
+      c.model.width != spec.width)
+    refuse(fmt::format("made for {}x{}x{} images, the dataset has {}x{}x{}", c.model.in_channels,
+                       c.model.height, c.model.width, spec.in_channels, spec.height, spec.width));
+  if (c.model.num_classes != spec.num_classes)
+    refuse(fmt::format("made for {} classes, the dataset has {}", c.model.num_classes,
+                       spec.num_classes));
+  if (c.seed != config.seed)
+    refuse(fmt::format("made with --seed {}, this run has --seed {}; the epoch order depends on "
+                       "it, so pass --seed {}",
+                       c.seed, config.seed, c.seed));
+  if (c.optimizer.kind != config.optimizer)
+    refuse(
+        fmt::format("its optimizer is {}, this run's is {}", c.optimizer.kind, config.optimizer));
+}
+} // namespace
+
+std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec) {
+  if (config.resume.empty())
+    return nullptr;
+  auto point = std::make_unique<ResumePoint>();
+  if (config.resume != "auto") {
+    point->path = config.resume;
+    point->contents = read_checkpoint(config.resume); // UserError names the file and problem
+    check_resumable(point->contents, spec, config, point->path);
+    return point;
+  }
+  std::vector<fs::path> found;
+  std::error_code ec;
+  if (fs::is_directory(config.checkpoint_dir, ec))
+    for (const auto &entry : fs::directory_iterator(config.checkpoint_dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("ckpt-", 0) == 0 && entry.path().extension() == ".h5")
+        found.push_back(entry.path());
+    }
+  // Newest first: names sort by step; at one step an epoch-end file beats a step file.
+  std::sort(found.begin(), found.end(), [](const fs::path &a, const fs::path &b) {
+    const std::string x = a.filename().string(), y = b.filename().string();
+    return x.substr(0, 14) != y.substr(0, 14) ? x > y : x.find("-epoch") != std::string::npos;
+  });
+  for (const fs::path &path : found) {
+    try {
+      point->contents = read_checkpoint(path.string());
+    } catch (const UserError &e) {
+      log_warn("--resume auto: skipping {}: {}", path.string(), e.what());
+      continue;
+    }
+    point->path = path.string();
+    check_resumable(point->contents, spec, config, point->path);
+    return point;
+  }
+  log_info("--resume auto: no checkpoint in {}; starting from the beginning",
+           config.checkpoint_dir);
+  return nullptr;
+}
+
+TrainingPosition restore_training(const ResumePoint &resume, Classifier &model,
+                                  FlatParameters &flat, Optimizer &optimizer,
+                                  TrainSummary &summary) {
+  const CheckpointContents &c = resume.contents;
+  load_model_state(c, model, resume.path);
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  for (const auto &[state_name, per_param] : c.optimizer_state) {
+    torch::Tensor flat_state = torch::zeros_like(flat.params());
+    for (const ParameterSlot &slot : flat.slots()) {
+      auto it = std::find_if(per_param.begin(), per_param.end(),
+                             [&](const auto &p) { return p.first == slot.name; });
+      if (it == per_param.end() || it->second.numel() != slot.numel)
+        throw UserError(fmt::format("--resume {}: optimizer state {}/{} is missing or has the "
+                                    "wrong size",
+                                    resume.path, state_name, slot.name));
+      flat_state.narrow(0, slot.offset, slot.numel).copy_(it->second.reshape({slot.numel}));
+    }
+    state.emplace_back(state_name, flat_state);
+  }
+  optimizer.load_state(state, c.optimizer_steps);
+  summary.history = c.epochs;
+  for (const EpochRecord &r : c.epochs)
+    summary.epoch_seconds.push_back(r.seconds);
+  summary.final_checkpoint = resume.path;
+  log_info("resuming from {}: epoch {}, {} samples into it, step {}", resume.path,
+           c.position.epoch + 1, c.position.epoch_position, c.position.global_step);
+  return c.position;
+}
+
 std::unique_ptr<Dataset> open_test_data(const TrainConfig &config, const DatasetMeta &train,
                                         const Normalization &normalization) {
   if (config.test_data.empty())

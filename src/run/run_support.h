@@ -46,6 +46,22 @@ struct CheckpointSource {
 std::string save_checkpoint(const CheckpointSource &source, const TrainingPosition &position,
                             const std::vector<EpochRecord> &history, const std::string &tag);
 
+// --resume: the checkpoint a run continues from. auto: the newest ckpt-*.h5 in --checkpoint-dir
+// that reads back (unreadable ones are skipped with a warning; none at all means a fresh start);
+// a path: that file, which must be valid. Refuses (UserError naming the mismatch) a checkpoint of
+// another model, input shape or number of classes, or one made with another --seed (the epoch
+// order, and so which samples are left in the epoch, depends on it).
+struct ResumePoint {
+  std::string path;
+  CheckpointContents contents;
+};
+std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec);
+// Loads the parameters, buffers and optimizer state, and returns where training stopped; the
+// summary takes over the finished epochs' records.
+TrainingPosition restore_training(const ResumePoint &resume, Classifier &model,
+                                  FlatParameters &flat, Optimizer &optimizer,
+                                  TrainSummary &summary);
+
 // Opens --test-data (if any) after checking it has the training data's image shape and classes;
 // it is normalised with the training set's statistics, as at inference time.
 std::unique_ptr<Dataset> open_test_data(const TrainConfig &config, const DatasetMeta &train,

@@ -67,6 +67,10 @@ TrainSummary run_local_training(const TrainConfig &config) {
   summary.aggregator_device = device.str();
   summary.amp = config.amp;
   TrainingPosition position;
+  // --resume: the finished epochs, the position in the current one, parameters and optimizer.
+  if (auto resume = find_resume_point(config, spec))
+    position = restore_training(*resume, *model, flat, optimizer, summary);
+  const TrainingPosition resumed = position;
 
   CheckpointSource source{
       &config, spec, train.normalization(), model.get(), &flat, &optimizer, &schedule, 1, {}};
@@ -84,15 +88,17 @@ TrainSummary run_local_training(const TrainConfig &config) {
   // --- the loop: epochs of rounds; one round = one optimizer step over G samples -------------
   const auto run_start = Clock::now();
   auto last_progress = Clock::now();
-  for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+  for (int64_t epoch = resumed.epoch; epoch < config.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     const std::vector<int64_t> order = epoch_permutation(config.seed, epoch, n);
+    // A resumed epoch goes on from the saved position; its record covers this part only.
+    const int64_t first = epoch == resumed.epoch ? std::min(resumed.epoch_position, n) : 0;
     position.epoch = epoch;
-    position.epoch_position = 0;
-    position.round = 0;
+    position.epoch_position = first;
+    position.round = epoch == resumed.epoch ? resumed.round : 0;
     double loss_sum = 0;
     int64_t correct = 0;
-    for (int64_t start = 0; start < n; start += G) {
+    for (int64_t start = first; start < n; start += G) {
       const int64_t count = std::min(G, n - start);
       ComputeStats stats = amp.gradients(*model, train, order.data() + start, count, m, flat);
       // Mean over the samples of this step: the exact gradient of the global batch.
@@ -109,7 +115,7 @@ TrainSummary run_local_training(const TrainConfig &config) {
       if (seconds_since(last_progress) >= config.progress_seconds) {
         last_progress = Clock::now();
         double elapsed = seconds_since(run_start);
-        double rate = static_cast<double>(position.samples_seen) / elapsed;
+        double rate = static_cast<double>(position.samples_seen - resumed.samples_seen) / elapsed;
         double remaining = static_cast<double>(n * config.epochs - position.samples_seen) / rate;
         log_info("epoch {}/{} step {}/{} | {:.0f} samples/s | loss {:.4f} | ETA {}", epoch + 1,
                  config.epochs, position.round, steps_per_epoch, rate,
@@ -121,8 +127,8 @@ TrainSummary run_local_training(const TrainConfig &config) {
     }
 
     // Training time only: evaluation is not part of the epoch's seconds.
-    finish_epoch({epoch, n, loss_sum, correct, seconds_since(epoch_start)}, *model, test.get(),
-                 config.epochs, summary);
+    finish_epoch({epoch, n - first, loss_sum, correct, seconds_since(epoch_start)}, *model,
+                 test.get(), config.epochs, summary);
     // Position after a finished epoch: the start of the next one.
     position.epoch = epoch + 1;
     position.epoch_position = 0;

@@ -57,6 +57,7 @@ struct TrainConfig {
 
   // Output
   std::string checkpoint_dir = "checkpoints";
+  std::string resume; // "" (start afresh) | auto (newest valid in checkpoint_dir) | a file
   int64_t checkpoint_every = 0; // also every R steps (0 = at epoch ends and at the end only)
   int64_t keep_checkpoints = 3;
   std::string summary_json;      // write a JSON summary here at the end
