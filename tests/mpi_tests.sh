@@ -16,6 +16,9 @@
 #                 trainers then --resume auto with 3 for the second; and a resume from the middle
 #                 of an epoch (a step checkpoint) with 1 trainer; parameters within 1e-4 per tensor;
 #                 a checkpoint of another model or seed is refused with exit 2
+#   signal        SIGTERM to a one-process run and SIGUSR1 to mpirun (forwarded to every rank) end
+#                 the run after the current step/round with exit code 4 and a valid
+#                 ckpt-*-signal.h5; --resume auto (with another number of trainers) completes it
 set -euo pipefail
 case_name=$1
 py=/usr/bin/python3
@@ -84,6 +87,51 @@ print("resumed run: history", [r["epoch"] for r in s["history"]], "steps", s["st
   echo "$out" | tail -n 1
   [ $rc -eq 2 ] && echo "$out" | grep -q "made with --seed 7, this run has --seed 8" \
     || { echo "another seed was not refused (rc $rc)"; exit 1; }
+  ;;
+signal)
+  s=(--data "$train" --model cnn --epochs 3 --limit-train-samples 4000 --threads 1
+     --checkpoint-every 2 --keep-checkpoints 20 --progress-seconds 1000)
+  # Waits for the run's first step checkpoint, sends the signal, returns the run's exit code.
+  signal_run() {  # signal_run SIGNAL DIR CMD...
+    local sig=$1 dir=$2; shift 2
+    "$@" --checkpoint-dir "$dir" >"$dir.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 600); do
+      compgen -G "$dir/ckpt-*-step.h5" >/dev/null && break
+      sleep 0.1
+    done
+    kill "-$sig" "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    grep -E "$sig|warning" "$dir.log" | tail -n 2
+    return $rc
+  }
+  check_stopped() {  # check_stopped RC DIR: exit code 4 and a readable signal checkpoint
+    [ "$1" -eq 4 ] || { echo "exit code $1, expected 4"; tail -n 20 "$2.log"; exit 1; }
+    local ck
+    ck=$(find "$2" -name 'ckpt-*-signal.h5' | head -n 1)
+    [ -n "$ck" ] || { echo "no signal checkpoint in $2"; ls "$2"; exit 1; }
+    "$HETRAIN" inspect "$ck" | grep -E "epoch|step" | head -n 2
+  }
+  rc=0; signal_run TERM "$work/one" "$HETRAIN" train "${s[@]}" || rc=$?
+  check_stopped $rc "$work/one"
+  "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/one" --resume auto \
+    --summary-json "$work/one.json" | grep -E "resuming|finished"
+  # mpirun itself (not a shell function around it) gets the signal, and forwards it.
+  rc=0; signal_run USR1 "$work/mpi" "$MPIEXEC" --oversubscribe -np 3 --mca mpi_yield_when_idle 1 \
+    "$HETRAIN" train "${s[@]}" || rc=$?
+  check_stopped $rc "$work/mpi"
+  mpi 4 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/mpi" --resume auto \
+    --summary-json "$work/mpi.json" | grep -E "resuming|finished"
+  $py -c '
+import json, sys
+for path in sys.argv[1:]:
+    s = json.load(open(path))
+    assert [r["epoch"] for r in s["history"]] == [1, 2, 3], s["history"]
+    assert s["steps"] == 3 * 16, s["steps"]   # 4000 samples in steps of 256: 16 an epoch
+    assert s["test_accuracy"] == -1 or s["test_accuracy"] > 0
+    print(path.rsplit("/", 1)[-1], "completed after the resume: 3 epochs,", s["steps"], "steps")' \
+    "$work/one.json" "$work/mpi.json"
   ;;
 exactly_once)
   # 1000 samples in rounds of 96: the last round of each epoch is partial (40 samples).

@@ -6,6 +6,7 @@
 #include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
+#include "hetrain/common/signals.h"
 #include "hetrain/common/system_info.h"
 #include "hetrain/config/config.h"
 #include "hetrain/data/dataset.h"
@@ -179,9 +180,12 @@ int launched_world_size() {
 int cmd_train(const TrainConfig &config, int argc, char **argv) {
   if (launched_world_size() > 1) {
     MpiSession mpi(&argc, &argv);
+    install_stop_handlers(); // after MPI_Init, so that ours win
     if (mpi.size() > 1) {
       try {
         TrainSummary summary = run_distributed_training(config);
+        if (summary.stopped_by_signal != 0)
+          return mpi.rank() == 0 ? kExitStopped : kExitOk;
         if (mpi.rank() == 0 && summary.test_accuracy >= 0)
           fmt::print("test accuracy {:.4f} (loss {:.4f}) after {} epochs, {:.0f} samples/s\n",
                      summary.test_accuracy, summary.test_loss, summary.epochs,
@@ -201,7 +205,10 @@ int cmd_train(const TrainConfig &config, int argc, char **argv) {
       return kExitInternal;
     }
   }
+  install_stop_handlers();
   TrainSummary summary = run_local_training(config);
+  if (summary.stopped_by_signal != 0)
+    return kExitStopped;
   if (summary.test_accuracy >= 0)
     fmt::print("test accuracy {:.4f} (loss {:.4f}) after {} epochs, {:.0f} samples/s\n",
                summary.test_accuracy, summary.test_loss, summary.epochs, summary.samples_per_sec);

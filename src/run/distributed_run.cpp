@@ -23,6 +23,7 @@
 #include "hetrain/common/check.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
+#include "hetrain/common/signals.h"
 #include "hetrain/common/system_info.h"
 #include "hetrain/run/training_run.h"
 #include "hetrain/schedule/plan.h"
@@ -61,7 +62,7 @@ enum Tag : int {
 enum CommandKind : int64_t { kRound = 1, kSkip = 2, kStop = 3 };
 constexpr int kCommandLength = 6;
 constexpr int kVerdictBytes = 512;
-constexpr int kStatsLength = 4; // loss sum, correct, samples, compute seconds
+constexpr int kStatsLength = 5; // loss sum, correct, samples, compute seconds, stop signal
 
 // BatchNorm running stats and counters travel as one float vector, averaged by samples.
 int64_t buffer_elements(const torch::nn::Module &model) {
@@ -296,8 +297,10 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       if (sample_log)
         for (int64_t i = 0; i < count; ++i)
           sample_log << epoch << ' ' << order[static_cast<size_t>(offset + i)] << '\n';
+      // A SIGTERM/SIGUSR1 here is passed on to rank 0, which decides when the job stops.
       double out_stats[kStatsLength] = {stats.loss_sum, static_cast<double>(stats.correct),
-                                        static_cast<double>(stats.samples), compute};
+                                        static_cast<double>(stats.samples), compute,
+                                        static_cast<double>(stop_signal())};
       flatten_buffers(*model, buffers.data());
       RequestSet set;
       MPI_Request r;
@@ -609,6 +612,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   const auto run_start = Clock::now();
   auto last_progress = Clock::now();
   int64_t rounds_since_plan = 0;
+  int pending_signal = 0; // SIGTERM/SIGUSR1 seen here or reported by a trainer
   for (int64_t epoch = resumed.epoch; epoch < config.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     // A resumed epoch goes on from the saved position; its record covers this part only.
@@ -770,7 +774,21 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
       if (config.checkpoint_every > 0 && position.global_step % config.checkpoint_every == 0 &&
           start + count < n)
         save("step");
+      // SIGTERM/SIGUSR1 here or at a trainer (it says so in its statistics): the round is
+      // complete, so checkpoint it and stop every trainer.
+      for (int j : working)
+        if (pending_signal == 0 && stats_in[static_cast<size_t>(j)][4] != 0)
+          pending_signal = static_cast<int>(stats_in[static_cast<size_t>(j)][4]);
+      if (pending_signal == 0)
+        pending_signal = stop_signal();
+      if (pending_signal != 0 && start + count < n) {
+        summary.final_checkpoint = save("signal");
+        summary.stopped_by_signal = pending_signal;
+        break;
+      }
     }
+    if (summary.stopped_by_signal != 0)
+      break;
 
     // Training time only: evaluation is not part of the epoch's seconds.
     finish_epoch({epoch, n - first, loss_sum, correct, seconds_since(epoch_start)}, *model,
@@ -783,6 +801,12 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     position.epoch_position = 0;
     position.round = 0;
     summary.final_checkpoint = save("epoch");
+    if (pending_signal == 0)
+      pending_signal = stop_signal();
+    if (pending_signal != 0 && epoch + 1 < config.epochs) {
+      summary.stopped_by_signal = pending_signal;
+      break;
+    }
   }
 
   {
@@ -793,6 +817,12 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     set.wait_all(config.straggler_timeout);
   }
   CHECK_MPI(MPI_Comm_free(&job));
+  if (summary.stopped_by_signal != 0) {
+    log_warn("{}: stopped at step {} (epoch {}), wrote {}; continue with --resume auto",
+             signal_name(summary.stopped_by_signal), position.global_step, position.epoch + 1,
+             summary.final_checkpoint);
+    return summary;
+  }
 
   for (const Trainer &t : trainers) {
     TrainerSummary ts{t.world_rank, t.report.host, 0, t.samples, t.compute_seconds, t.wait_seconds};

@@ -7,6 +7,7 @@
 #include "hetrain/common/atomic_file.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
+#include "hetrain/common/signals.h"
 #include "hetrain/common/system_info.h"
 #include "hetrain/data/dataset.h"
 #include "hetrain/model/models.h"
@@ -124,6 +125,13 @@ TrainSummary run_local_training(const TrainConfig &config) {
       if (config.checkpoint_every > 0 && position.global_step % config.checkpoint_every == 0 &&
           start + count < n)
         save("step");
+      if (const int signal = stop_signal(); signal != 0 && start + count < n) {
+        summary.final_checkpoint = save("signal");
+        summary.stopped_by_signal = signal;
+        log_warn("{}: stopped after step {} (epoch {}), wrote {}; continue with --resume auto",
+                 signal_name(signal), position.global_step, epoch + 1, summary.final_checkpoint);
+        return summary;
+      }
     }
 
     // Training time only: evaluation is not part of the epoch's seconds.
@@ -134,6 +142,12 @@ TrainSummary run_local_training(const TrainConfig &config) {
     position.epoch_position = 0;
     position.round = 0;
     summary.final_checkpoint = save("epoch");
+    if (const int signal = stop_signal(); signal != 0 && epoch + 1 < config.epochs) {
+      summary.stopped_by_signal = signal;
+      log_warn("{}: stopped after epoch {}, wrote {}; continue with --resume auto",
+               signal_name(signal), epoch + 1, summary.final_checkpoint);
+      return summary;
+    }
   }
 
   finish_run(config, position, summary);

@@ -16,6 +16,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitInternal = 1; // a library call failed or an invariant broke
 inline constexpr int kExitBadInput = 2; // bad flag, malformed or mismatched file
 inline constexpr int kExitPeerLost = 3; // a peer stopped answering; rank 0 checkpointed first
+inline constexpr int kExitStopped = 4;  // SIGTERM/SIGUSR1: checkpoint written, resume with
+                                        // --resume auto
 
 class UserError : public std::runtime_error {
 public:

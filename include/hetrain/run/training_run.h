@@ -23,6 +23,7 @@ struct TrainSummary {
   std::string model;
   std::string aggregator_device = "cpu"; // where the master parameters were stepped
   std::string amp = "off";
+  int stopped_by_signal = 0; // SIGTERM/SIGUSR1 ended the run early (final_checkpoint has it)
   int64_t epochs = 0, steps = 0, samples = 0;
   double samples_per_sec = 0;
   std::vector<double> epoch_seconds;
