@@ -18,7 +18,9 @@
 #                 a checkpoint of another model or seed is refused with exit 2
 #   signal        SIGTERM to a one-process run and SIGUSR1 to mpirun (forwarded to every rank) end
 #                 the run after the current step/round with exit code 4 and a valid
-#                 ckpt-*-signal.h5; --resume auto (with another number of trainers) completes it
+#                 ckpt-*-signal.h5; --resume auto (with another number of trainers) completes it;
+#                 a round that cannot finish (a stalled trainer) is abandoned on SIGTERM to rank 0
+#                 after its grace: checkpoint of the last complete round, exit 4, in seconds
 set -euo pipefail
 case_name=$1
 py=/usr/bin/python3
@@ -132,6 +134,28 @@ for path in sys.argv[1:]:
     assert s["test_accuracy"] == -1 or s["test_accuracy"] > 0
     print(path.rsplit("/", 1)[-1], "completed after the resume: 3 epochs,", s["steps"], "steps")' \
     "$work/one.json" "$work/mpi.json"
+  # Trainer 2 stalls in its 3rd round; SIGTERM to rank 0 alone while it waits for that round.
+  "$MPIEXEC" --oversubscribe -np 3 --mca mpi_yield_when_idle 1 "$HETRAIN" train --data "$train" \
+    --model mlp --epochs 1 --global-batch 64 --micro-batch 16 --limit-train-samples 2000 \
+    --threads 1 --fault-stall-rank 2 --straggler-timeout 60 --checkpoint-every 1 \
+    --keep-checkpoints 10 --checkpoint-dir "$work/stall" >"$work/stall.log" 2>&1 &
+  job=$!
+  for _ in $(seq 1 600); do [ -f "$work/stall/ckpt-s00000002-step.h5" ] && break; sleep 0.1; done
+  sleep 1
+  rank0=""
+  for p in $(pgrep -f "$HETRAIN train --data"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=0 && rank0=$p
+  done
+  [ -n "$rank0" ] || { echo "rank 0 not found"; kill "$job"; exit 1; }
+  start=$SECONDS
+  kill -TERM "$rank0"
+  rc=0; wait "$job" || rc=$?
+  took=$((SECONDS - start))
+  grep -E "abandoned" "$work/stall.log" | tail -n 1
+  [ "$rc" -eq 4 ] || { echo "exit code $rc, expected 4"; tail -n 20 "$work/stall.log"; exit 1; }
+  [ "$took" -lt 20 ] || { echo "took $took s to stop, --straggler-timeout is 60"; exit 1; }
+  "$HETRAIN" inspect "$work/stall/ckpt-s00000002-signal.h5" | grep -E "step"
+  echo "abandoned the stalled round and stopped in $took s"
   ;;
 exactly_once)
   # 1000 samples in rounds of 96: the last round of each epoch is partial (40 samples).

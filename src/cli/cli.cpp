@@ -191,6 +191,9 @@ int cmd_train(const TrainConfig &config, int argc, char **argv) {
                      summary.test_accuracy, summary.test_loss, summary.epochs,
                      summary.samples_per_sec);
         return kExitOk;
+      } catch (const RoundAbandoned &e) {
+        log_warn("{}", e.what());
+        MPI_Abort(MPI_COMM_WORLD, kExitStopped);
       } catch (const PeerTimeout &e) {
         // A peer is gone or hung: say who, then end the whole job rather than wait in MPI.
         log_error("{}; ending the job", e.what());

@@ -42,6 +42,7 @@
 #include <chrono>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <thread>
 
 namespace hetrain {
@@ -670,7 +671,19 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
       float *target =
           params_mode ? flat.params().data_ptr<float>() : flat.grads().data_ptr<float>();
       bool round_begun = false;
+      // SIGTERM/SIGUSR1 during the round: it may finish within a short grace (the checkpoint then
+      // holds it); past that it is abandoned, since the launcher kills the job soon after its
+      // signal (Open MPI after about a second).
+      constexpr double kAbandonGrace = 0.5;
+      std::optional<Clock::time_point> signal_at;
       auto reduce_ready = [&] {
+        if (stop_signal() != 0) {
+          if (!signal_at)
+            signal_at = Clock::now();
+          else if (seconds_since(*signal_at) > kAbandonGrace)
+            throw RoundAbandoned(fmt::format("{} during round {}", signal_name(stop_signal()),
+                                             position.global_step + 1));
+        }
         if (params_mode)
           for (int j : working)
             if (!set.done(stats_index[static_cast<size_t>(j)]))
@@ -711,6 +724,11 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
         log_error("lost a trainer in round {} (epoch {}); wrote {} (the last complete round)",
                   position.global_step + 1, epoch + 1, path);
         throw;
+      } catch (const RoundAbandoned &e) {
+        const std::string path = save("signal");
+        throw RoundAbandoned(fmt::format("{}: abandoned it and wrote {} (the last complete round); "
+                                         "continue with --resume auto",
+                                         e.what(), path));
       }
       // Buffers: sample-weighted mean of what the working trainers ran with.
       if (nbuf > 0) {

@@ -47,4 +47,11 @@ TrainSummary run_distributed_training(const TrainConfig &config);
 
 std::string summary_to_json(const TrainSummary &summary);
 
+// Rank 0 abandoned a round on SIGTERM/SIGUSR1 (the round did not complete within the grace
+// period) after checkpointing the last complete one; the job ends with kExitStopped.
+class RoundAbandoned : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
 } // namespace hetrain
