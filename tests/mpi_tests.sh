@@ -21,6 +21,9 @@
 #                 ckpt-*-signal.h5; --resume auto (with another number of trainers) completes it;
 #                 a round that cannot finish (a stalled trainer) is abandoned on SIGTERM to rank 0
 #                 after its grace: checkpoint of the last complete round, exit 4, in seconds
+#   torn_checkpoint rank 0 dies (SIGKILL) inside its 3rd checkpoint write: the two before stay
+#                 valid, the half-written one never appears under its final name, and
+#                 --resume auto continues from the newest valid one to the end
 set -euo pipefail
 case_name=$1
 py=/usr/bin/python3
@@ -162,6 +165,30 @@ for path in sys.argv[1:]:
   [ "$took" -lt 20 ] || { echo "took $took s to stop, --straggler-timeout is 60"; exit 1; }
   "$HETRAIN" inspect "$work/stall/ckpt-s00000002-signal.h5" | grep -E "step"
   echo "abandoned the stalled round and stopped in $took s"
+  ;;
+torn_checkpoint)
+  s=(--data "$train" --model mlp --epochs 1 --global-batch 64 --micro-batch 16
+     --limit-train-samples 2000 --threads 1 --checkpoint-every 2 --keep-checkpoints 10
+     --progress-seconds 1000 --checkpoint-dir "$work/ck")
+  set +e
+  mpi 3 "$HETRAIN" train "${s[@]}" --fault-crash-in-checkpoint 3 >"$work/crash.log" 2>&1
+  rc=$?
+  set -e
+  [ $rc -ne 0 ] || { echo "the job did not die"; exit 1; }
+  ls "$work/ck"
+  [ ! -e "$work/ck/ckpt-s00000006-step.h5" ] || { echo "the torn checkpoint has its final name"; exit 1; }
+  compgen -G "$work/ck/ckpt-s00000006-step.h5.tmp-*" >/dev/null \
+    || { echo "expected the half-written temporary file"; exit 1; }
+  for f in "$work"/ck/ckpt-s00000002-step.h5 "$work"/ck/ckpt-s00000004-step.h5; do
+    "$HETRAIN" inspect "$f" | grep -E "^  position"
+  done
+  mpi 2 "$HETRAIN" train "${s[@]}" --resume auto --summary-json "$work/s.json" \
+    | grep -E "resuming|finished"
+  $py -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["steps"] == 32, s["steps"]  # 2000 samples in steps of 64
+print("resumed from step 4 and finished:", s["steps"], "steps")' "$work/s.json"
   ;;
 exactly_once)
   # 1000 samples in rounds of 96: the last round of each epoch is partial (40 samples).

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cstddef>
 #include <map>
 
@@ -84,6 +85,10 @@ NamedTensors named_buffers(const torch::nn::Module &model) {
   return out;
 }
 
+namespace {
+int64_t crash_at_write = 0, writes_so_far = 0; // --fault-crash-in-checkpoint
+} // namespace
+
 void write_checkpoint(const std::string &path, const CheckpointContents &c) {
   AtomicOutputFile out(path);
   {
@@ -144,7 +149,14 @@ void write_checkpoint(const std::string &path, const CheckpointContents &c) {
       CHECK_HDF5(H5Dwrite(table, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.epochs.data()));
     CHECK_HDF5(H5Fflush(file, H5F_SCOPE_GLOBAL));
   }
+  if (crash_at_write > 0 && ++writes_so_far == crash_at_write)
+    std::raise(SIGKILL); // --fault-crash-in-checkpoint: die between the data and the rename
   out.commit();
+}
+
+void set_checkpoint_crash_for_testing(int64_t nth_write) {
+  crash_at_write = nth_write;
+  writes_so_far = 0;
 }
 
 CheckpointContents read_checkpoint(const std::string &path) {

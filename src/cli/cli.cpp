@@ -152,6 +152,9 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
                  "Trainers append 'epoch index' per sample used to FILE.rank<r> (for tests)");
   cmd.add_option("--fault-slow-probe-rank", c.fault_slow_probe_rank,
                  "Testing only: this rank reports a 100x slower training probe");
+  cmd.add_option("--fault-crash-in-checkpoint", c.fault_crash_in_checkpoint,
+                 "Testing only: the process writing checkpoints dies (SIGKILL) inside its Nth "
+                 "write, after the data and before the rename");
   cmd.add_option("--fault-stall-rank", c.fault_stall_rank,
                  "Testing only: this rank stops answering in its 3rd round");
   cmd.add_option("--checkpoint-dir", c.checkpoint_dir, "Where checkpoints are written")

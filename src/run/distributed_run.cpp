@@ -530,7 +530,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   const LrSchedule schedule = lr_schedule(config, steps_per_epoch);
   const int64_t chunk = chunk_elements(config);
   const int64_t nbuf = buffer_elements(*model);
-  prepare_checkpoint_dir(config.checkpoint_dir);
+  prepare_checkpoint_dir(config.checkpoint_dir, config.fault_crash_in_checkpoint);
 
   TrainSummary summary;
   summary.world_size = world_size;

@@ -40,7 +40,8 @@ torch::Device choose_device(const std::string &requested, int cuda_index) {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(cuda_index % count));
 }
 
-void prepare_checkpoint_dir(const std::string &dir) {
+void prepare_checkpoint_dir(const std::string &dir, int64_t crash_in_write) {
+  set_checkpoint_crash_for_testing(crash_in_write);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir))

@@ -25,7 +25,8 @@ std::string format_duration(double seconds);
 DataResidency parse_residency(const std::string &name);
 // cpu, or the CUDA device with this index when LibTorch sees one and --device allows it.
 torch::Device choose_device(const std::string &requested, int cuda_index = 0);
-void prepare_checkpoint_dir(const std::string &dir);
+// Creates --checkpoint-dir; `crash_in_write` is --fault-crash-in-checkpoint (testing only).
+void prepare_checkpoint_dir(const std::string &dir, int64_t crash_in_write = 0);
 
 OptimizerOptions optimizer_options(const TrainConfig &config);
 LrSchedule lr_schedule(const TrainConfig &config, int64_t steps_per_epoch);

@@ -31,7 +31,7 @@ TrainSummary run_local_training(const TrainConfig &config) {
   const int threads = config.threads > 0 ? config.threads : usable_cores();
   torch::set_num_threads(threads);
   const torch::Device device = choose_device(config.device);
-  prepare_checkpoint_dir(config.checkpoint_dir);
+  prepare_checkpoint_dir(config.checkpoint_dir, config.fault_crash_in_checkpoint);
 
   // --- data ------------------------------------------------------------------------------
   Dataset train(config.data, parse_residency(config.data_residency));

@@ -54,6 +54,7 @@ struct TrainConfig {
   std::string debug_sample_log;      // trainers append "epoch index" per sample to FILE.rank<r>
   int fault_slow_probe_rank = -1;    // testing only: this rank reports a 100x slower probe
   int fault_stall_rank = -1;         // testing only: this rank stops answering in its 3rd round
+  int64_t fault_crash_in_checkpoint = 0; // testing only: SIGKILL inside the Nth checkpoint write
 
   // Output
   std::string checkpoint_dir = "checkpoints";
