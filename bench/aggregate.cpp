@@ -212,32 +212,24 @@ nlohmann::json bench_cuda(const Case &c, int repeats) {
   return result_json(c, bytes, t_sum, t_copy, error, 0.90);
 }
 
-std::vector<std::string> split(const std::string &s) {
-  std::vector<std::string> out;
-  size_t at = 0;
-  while (at <= s.size()) {
-    const size_t comma = s.find(',', at);
-    out.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
-    if (comma == std::string::npos)
-      break;
-    at = comma + 1;
-  }
-  return out;
-}
-
 } // namespace
 
 int main(int argc, char **argv) {
   CLI::App app{"bench/aggregate: weighted-sum bandwidth against a copy of the same bytes"};
-  std::string device = "both", inputs_list = "2,4,8", dtypes_list = "fp32,bf16", json_path;
+  std::string device = "both", json_path;
+  std::vector<int> ns = {2, 4, 8};
+  std::vector<std::string> dtype_names = {"fp32", "bf16"};
   int64_t elements = int64_t{1} << 26;
   int repeats = 5, threads = 0;
   app.add_option("--device", device, "cpu, cuda or both")
       ->check(CLI::IsMember({"cpu", "cuda", "both"}));
   app.add_option("--elements", elements, "elements per buffer (default 64M)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 32));
-  app.add_option("--inputs", inputs_list, "comma-separated numbers of inputs");
-  app.add_option("--dtypes", dtypes_list, "comma-separated input dtypes: fp32, bf16, fp16");
+  app.add_option("--inputs", ns, "comma-separated numbers of inputs")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--dtypes", dtype_names, "comma-separated input dtypes: fp32, bf16, fp16")
+      ->delimiter(',');
   app.add_option("--repeats", repeats, "timed samples per case (median reported)")
       ->check(CLI::Range(1, 1000));
   app.add_option("--threads", threads, "CPU threads (0 = all usable cores)")
@@ -246,11 +238,8 @@ int main(int argc, char **argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    std::vector<int> ns;
-    for (const auto &s : split(inputs_list))
-      ns.push_back(std::stoi(s));
     std::vector<DType> dtypes;
-    for (const auto &s : split(dtypes_list))
+    for (const auto &s : dtype_names)
       dtypes.push_back(parse_dtype(s));
     std::string why;
     const bool have_gpu = cuda_devices(&why) > 0;

@@ -175,6 +175,16 @@ std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const 
   return nullptr;
 }
 
+TrainingPosition start_of_epoch(const TrainingPosition &current, const TrainingPosition &resumed,
+                                int64_t epoch, int64_t n) {
+  TrainingPosition p = current;
+  const bool resumed_here = epoch == resumed.epoch;
+  p.epoch = epoch;
+  p.epoch_position = resumed_here ? std::min(resumed.epoch_position, n) : 0;
+  p.round = resumed_here ? resumed.round : 0;
+  return p;
+}
+
 TrainingPosition restore_training(const ResumePoint &resume, Classifier &model,
                                   FlatParameters &flat, Optimizer &optimizer,
                                   TrainSummary &summary) {

@@ -57,6 +57,9 @@ struct ResumePoint {
   CheckpointContents contents;
 };
 std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec);
+// Where epoch `epoch` starts: at the saved position for the epoch a run resumed in, else at 0.
+TrainingPosition start_of_epoch(const TrainingPosition &current, const TrainingPosition &resumed,
+                                int64_t epoch, int64_t n);
 // Loads the parameters, buffers and optimizer state, and returns where training stopped; the
 // summary takes over the finished epochs' records.
 TrainingPosition restore_training(const ResumePoint &resume, Classifier &model,

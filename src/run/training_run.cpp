@@ -93,10 +93,8 @@ TrainSummary run_local_training(const TrainConfig &config) {
     const auto epoch_start = Clock::now();
     const std::vector<int64_t> order = epoch_permutation(config.seed, epoch, n);
     // A resumed epoch goes on from the saved position; its record covers this part only.
-    const int64_t first = epoch == resumed.epoch ? std::min(resumed.epoch_position, n) : 0;
-    position.epoch = epoch;
-    position.epoch_position = first;
-    position.round = epoch == resumed.epoch ? resumed.round : 0;
+    position = start_of_epoch(position, resumed, epoch, n);
+    const int64_t first = position.epoch_position;
     double loss_sum = 0;
     int64_t correct = 0;
     for (int64_t start = first; start < n; start += G) {
