@@ -18,8 +18,14 @@ mpirun --oversubscribe -np 4 --mca mpi_yield_when_idle 1 \
   build/hetrain train --data data/fashion-mnist-train.h5 --test-data data/fashion-mnist-test.h5 \
   --model cnn --epochs 2 --optimizer adam --lr 1e-3 --global-batch 256 --micro-batch 32 \
   --threads 1 --balance benchmark --rebalance-every 20 \
-  --checkpoint-dir "$run_dir/checkpoints" --summary-json "$run_dir/summary.json" "$@"
+  --checkpoint-dir "$run_dir/checkpoints" --summary-json "$run_dir/summary.json" \
+  --metrics "$run_dir/metrics.jsonl" --timeline "$run_dir/timeline.json" \
+  --prometheus "$run_dir/hetrain.prom" "$@"
 ckpt=$(ls -1 "$run_dir"/checkpoints/ckpt-*.h5 | tail -n 1)
 echo
 echo "demo: summary in $run_dir/summary.json, final checkpoint $ckpt"
 build/hetrain evaluate --checkpoint "$ckpt" --data data/fashion-mnist-test.h5
+echo "demo: metrics $run_dir/metrics.jsonl, timeline $run_dir/timeline.json (open it in"
+echo "      https://ui.perfetto.dev), Prometheus textfile $run_dir/hetrain.prom"
+/usr/bin/python3 scripts/plot-metrics.py "$run_dir/metrics.jsonl" --out "$run_dir/plots"
+echo "demo: plots in $run_dir/plots/"

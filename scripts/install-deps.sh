@@ -17,6 +17,10 @@ packages=(
   googletest libgtest-dev libbenchmark-dev
   # the default dataset, and what the Python scripts use
   dataset-fashion-mnist python3 python3-h5py python3-numpy
+  # scripts/plot-metrics.py
+  python3-matplotlib
+  # scripts/slurm-local.sh: a private one-node SLURM for the slurm tests (ctest -L slurm)
+  slurm-wlm slurmctld slurmd slurm-client munge
   # bench/compare-pytorch.sh: the same models in PyTorch, for side-by-side speed
   python3-torch
 )

@@ -21,6 +21,15 @@
 #                 ckpt-*-signal.h5; --resume auto (with another number of trainers) completes it;
 #                 a round that cannot finish (a stalled trainer) is abandoned on SIGTERM to rank 0
 #                 after its grace: checkpoint of the last complete round, exit 4, in seconds
+#   killed_trainer  a trainer killed (SIGKILL) mid-epoch under plain mpirun and --enable-recovery:
+#                 named, checkpointed, documented exit code within 2x --straggler-timeout; resume
+#                 reaches the uninterrupted accuracy
+#   continue      --on-trainer-loss continue: the job finishes without the dead trainer, every
+#                 sample once, exit 5, accuracy within 1 point
+#   rank0_lost    trainers that lose rank 0 (under --enable-recovery) end on their deadline
+#   observe       --metrics / --timeline / --prometheus files of a run are well formed and add
+#                 up; the plot script draws them
+#   oom           micro-batches that run out of memory are halved, exactly, and reported
 #   torn_checkpoint rank 0 dies (SIGKILL) inside its 3rd checkpoint write: the two before stay
 #                 valid, the half-written one never appears under its final name, and
 #                 --resume auto continues from the newest valid one to the end
@@ -196,26 +205,11 @@ exactly_once)
     --limit-train-samples 1000 --threads 1 --balance benchmark --rebalance-every 3 \
     --checkpoint-dir "$work/ck" --debug-sample-log "$work/samples" --summary-json "$work/s.json" \
     --progress-seconds 1000 | tail -n 5
-  $py - "$work" <<'PY'
-import collections, glob, json, sys
-work = sys.argv[1]
-files = sorted(glob.glob(work + "/samples.rank*"))
-assert len(files) == 3, f"expected a record from each of 3 trainers, got {files}"
-counts = collections.Counter()
-for f in files:
-    for line in open(f):
-        epoch, index = map(int, line.split())
-        counts[(epoch, index)] += 1
-for epoch in (0, 1):
-    seen = {i: counts[(epoch, i)] for i in range(1000)}
-    bad = {i: c for i, c in seen.items() if c != 1}
-    assert not bad, f"epoch {epoch}: indices not used exactly once: {list(bad.items())[:10]}"
-extra = [k for k in counts if k[1] >= 1000 or k[0] not in (0, 1)]
-assert not extra, f"unexpected records {extra[:5]}"
-summary = json.load(open(work + "/s.json"))
-assert sum(t["samples"] for t in summary["trainers"]) == 2000, summary["trainers"]
-print("exactly once: 2 epochs x 1000 samples, each used once across", len(files), "trainers")
-PY
+  $py "$here/check_samples.py" "$work/samples" 1000 2 3
+  $py -c '
+import json, sys
+summary = json.load(open(sys.argv[1]))
+assert sum(t["samples"] for t in summary["trainers"]) == 2000, summary["trainers"]' "$work/s.json"
   ;;
 rejection)
   out=$(mpi 4 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --global-batch 64 \
@@ -263,8 +257,11 @@ straggler)
   code=$?
   set -e
   took=$(( $(date +%s) - start ))
-  echo "$out" | grep -E "did not answer|wrote|stalling" | head -5
+  echo "$out" | grep -E "did not answer|wrote|stalling|stall:" | head -5
   echo "exit code $code after $took s"
+  # The stall inspector named the late trainer before the timeout ended the job.
+  echo "$out" | grep -q "stall: round 3 has waited 1.[0-9] s while waiting for rank 2 (.*last completed round 2)" ||
+    { echo "no stall warning naming rank 2 before the timeout"; exit 1; }
   [ "$code" -eq 3 ] || { echo "expected exit code 3, got $code"; echo "$out" | tail -20; exit 1; }
   [ "$took" -lt 30 ] || { echo "took $took s to give up"; exit 1; }
   echo "$out" | grep -q "rank 2 did not answer within 3 s (round 3 .*from rank 2 (" ||
@@ -299,6 +296,170 @@ assert acc >= 0.80, f"params mode reached only {acc}"
 with h5py.File(s["final_checkpoint"]) as f:
     assert f.attrs["sync_mode"] == "params", f.attrs["sync_mode"]
 print(f"params mode: test accuracy {acc:.4f} (needs >= 0.80)")' "$work/s.json"
+  ;;
+killed_trainer)
+  # A trainer killed with SIGKILL in its 3rd round (--fault-kill-rank, testing only), two ways:
+  #  plain mpirun: mpirun ends the job about a second later (exit 137 = 128 + SIGKILL) after its
+  #    SIGTERM reaches rank 0, which names the trainer it was waiting for and checkpoints;
+  #  mpirun --enable-recovery: rank 0 notices within --straggler-timeout, names the trainer,
+  #    checkpoints, stops the others and exits 3 (through scripts/mpirun-hetrain.sh).
+  # Either way the job ends within 2x the timeout of the death, and --resume auto completes it to
+  # the accuracy of an uninterrupted run.
+  s=(--data "$train" --test-data "$DATA/fashion-mnist-test.h5" --model mlp --epochs 2
+     --optimizer momentum --lr 0.05 --global-batch 256 --micro-batch 32 --limit-train-samples 6000
+     --threads 1 --seed 7 --checkpoint-every 4 --progress-seconds 1000 --balance static:2,3,3)
+  timeout_s=6
+  mpi 4 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/straight" \
+    --summary-json "$work/straight.json" | tail -n 1
+  kill_run() {  # kill_run NAME EXPECTED_RC LAUNCH...: runs, times from the death to the end
+    local name=$1 expected=$2; shift 2
+    "$@" "$HETRAIN" train "${s[@]}" --straggler-timeout $timeout_s --fault-kill-rank 2 \
+      --checkpoint-dir "$work/$name" >"$work/$name.log" 2>&1 &
+    local pid=$! died=""
+    for _ in $(seq 1 1200); do
+      grep -q "dying (SIGKILL)" "$work/$name.log" && { died=$(date +%s.%N); break; }
+      kill -0 $pid 2>/dev/null || break
+      sleep 0.05
+    done
+    local rc=0
+    wait $pid || rc=$?
+    local took
+    took=$($py -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "${died:-0}")
+    grep -E "dying|warning: SIGTERM|error: lost|stall:" "$work/$name.log" | cut -c1-220
+    echo "$name: exit code $rc, ended $took s after the trainer died (timeout $timeout_s s)"
+    [ -n "$died" ] || { echo "the trainer never died"; tail -n 20 "$work/$name.log"; exit 1; }
+    [ "$rc" -eq "$expected" ] || { echo "expected exit code $expected"; tail -n 30 "$work/$name.log"; exit 1; }
+    $py -c "import sys; sys.exit(0 if float(sys.argv[1]) < 2 * $timeout_s else 1)" "$took" ||
+      { echo "took longer than 2x --straggler-timeout"; exit 1; }
+  }
+  kill_run plain 137 mpi 4
+  grep -q "SIGTERM during round 3 while waiting for rank 2 (.*last completed round 2).*wrote" \
+    "$work/plain.log" || { echo "rank 0 did not name rank 2 and its checkpoint"; exit 1; }
+  kill_run recovery 3 "$here/../scripts/mpirun-hetrain.sh" --enable-recovery --oversubscribe \
+    -np 4 --mca mpi_yield_when_idle 1
+  grep -q "error: lost rank 2 (.*last completed round 2) in round 3 (epoch 1); wrote .*abort.h5" \
+    "$work/recovery.log" || { echo "rank 0 did not name rank 2 and its checkpoint"; exit 1; }
+  for name in plain recovery; do
+    ck=$(find "$work/$name" -name 'ckpt-*-signal.h5' -o -name 'ckpt-*-abort.h5' | head -n 1)
+    "$HETRAIN" inspect "$ck" --json | $py -c '
+import json, sys; d = json.load(sys.stdin)
+assert d["global_step"] == 2, d["global_step"]
+print(sys.argv[1], "checkpoint valid, at step", d["global_step"])' "$ck"
+    # Resume on the survivors' number of trainers (2), to the end.
+    mpi 3 "$HETRAIN" train "${s[@]}" --balance static:1,1 --checkpoint-dir "$work/$name" \
+      --resume auto --summary-json "$work/$name.json" | grep -E "resuming|finished"
+  done
+  $py -c '
+import json, sys
+straight = json.load(open(sys.argv[1]))["test_accuracy"]
+for path in sys.argv[2:]:
+    s = json.load(open(path))
+    assert s["steps"] == 48, s["steps"]
+    acc = s["test_accuracy"]
+    print(f"{path}: test accuracy {acc:.4f}, uninterrupted {straight:.4f}")
+    assert abs(acc - straight) <= 0.005, "resumed run does not reach the uninterrupted accuracy"
+' "$work/straight.json" "$work/plain.json" "$work/recovery.json"
+  ;;
+continue)
+  # --on-trainer-loss continue under mpirun --enable-recovery: trainer 2 dies in its 3rd round;
+  # rank 0 drops it, redoes that round on the others and trains to the end. Every sample is used
+  # once per epoch (counting each step's last attempt), the exit code is 5 and the summary names
+  # the lost trainer, and the accuracy is within 1 point of an uninterrupted run.
+  s=(--data "$train" --test-data "$DATA/fashion-mnist-test.h5" --model mlp --epochs 2
+     --optimizer momentum --lr 0.05 --global-batch 256 --micro-batch 32 --limit-train-samples 6000
+     --threads 1 --seed 7 --progress-seconds 1000)
+  mpi 4 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/straight" \
+    --summary-json "$work/straight.json" | tail -n 1
+  rc=0
+  "$here/../scripts/mpirun-hetrain.sh" --enable-recovery --oversubscribe -np 4 \
+    --mca mpi_yield_when_idle 1 "$HETRAIN" train "${s[@]}" --straggler-timeout 4 \
+    --on-trainer-loss continue --fault-kill-rank 2 --checkpoint-dir "$work/ck" \
+    --debug-sample-log "$work/samples" --summary-json "$work/s.json" >"$work/log" 2>&1 || rc=$?
+  grep -E "dying|error: lost|re-plan|completed without|accuracy" "$work/log" | cut -c1-200
+  [ "$rc" -eq 5 ] || { echo "exit code $rc, expected 5"; tail -n 30 "$work/log"; exit 1; }
+  $py "$here/check_samples.py" "$work/samples" 6000 2 3
+  $py -c '
+import json, sys
+straight = json.load(open(sys.argv[1]))["test_accuracy"]
+s = json.load(open(sys.argv[2]))
+assert len(s["lost_trainers"]) == 1 and s["lost_trainers"][0].startswith("rank 2 "), s["lost_trainers"]
+lost = [t["rank"] for t in s["trainers"] if t["lost"]]
+assert lost == [2], lost
+assert s["steps"] == 48, s["steps"]
+assert sum(r["samples"] for r in s["history"]) == 12000, s["history"]
+acc = s["test_accuracy"]
+print(f"continued without rank 2: test accuracy {acc:.4f}, uninterrupted {straight:.4f}")
+assert abs(acc - straight) <= 0.01, "more than 1 point from the uninterrupted run"
+' "$work/straight.json" "$work/s.json"
+  ;;
+rank0_lost)
+  # Rank 0 dies (SIGKILL, --fault-kill-rank 0) under mpirun --enable-recovery, which keeps the
+  # trainers alive: each ends on its own deadline for rank 0's next command (2x
+  # --straggler-timeout + 60 s, which leaves rank 0 time to evaluate and checkpoint between
+  # epochs), naming rank 0. scripts/mpirun-hetrain.sh then fails: rank 0 recorded no exit code.
+  start=$(date +%s)
+  rc=0
+  "$here/../scripts/mpirun-hetrain.sh" --enable-recovery --oversubscribe -np 3 \
+    --mca mpi_yield_when_idle 1 "$HETRAIN" train --data "$train" --model mlp --epochs 1 \
+    --global-batch 64 --micro-batch 16 --limit-train-samples 2000 --threads 1 \
+    --straggler-timeout 1 --fault-kill-rank 0 --checkpoint-dir "$work/ck" >"$work/log" 2>&1 || rc=$?
+  took=$(( $(date +%s) - start ))
+  grep -E "dying|did not answer|recorded no exit code" "$work/log" | cut -c1-200
+  echo "exit code $rc after $took s"
+  [ "$rc" -eq 1 ] || { echo "expected exit code 1"; tail -n 20 "$work/log"; exit 1; }
+  [ "$(grep -c "rank 0 did not answer within 62 s (waiting for the next round's command)" "$work/log")" -eq 2 ] ||
+    { echo "not every trainer named rank 0"; exit 1; }
+  [ "$took" -lt 90 ] || { echo "the trainers took $took s to give up"; exit 1; }
+  ;;
+observe)
+  # --metrics, --timeline and --prometheus of a 3-trainer run (2 epochs, the last round of each
+  # shorter), checked by tests/check_observability.py; promtool too where Debian's prometheus is
+  # installed; then scripts/plot-metrics.py makes its four non-empty PNGs from the metrics.
+  mpi 4 "$HETRAIN" train --data "$train" --test-data "$DATA/fashion-mnist-test.h5" --model mlp \
+    --epochs 2 --global-batch 256 --micro-batch 32 --limit-train-samples 3000 --threads 1 \
+    --checkpoint-dir "$work/ck" --metrics "$work/m.jsonl" --timeline "$work/t.json" \
+    --prometheus "$work/p.prom" --progress-seconds 0.05 | grep -E "timeline|finished"
+  $py "$here/check_observability.py" "$work/m.jsonl" "$work/t.json" "$work/p.prom" 3000 2 4
+  if command -v promtool >/dev/null; then promtool check metrics <"$work/p.prom"; fi
+  $py "$here/../scripts/plot-metrics.py" "$work/m.jsonl" --out "$work/plots"
+  for png in throughput epochs shares rounds; do
+    [ -s "$work/plots/$png.png" ] || { echo "no $png.png"; exit 1; }
+    head -c 8 "$work/plots/$png.png" | grep -q PNG || { echo "$png.png is not a PNG"; exit 1; }
+  done
+  # A one-process run writes the same metrics and a one-row timeline.
+  "$HETRAIN" train --data "$train" --model mlp --epochs 1 --limit-train-samples 1000 \
+    --threads 1 --checkpoint-dir "$work/one" --metrics "$work/one.jsonl" \
+    --timeline "$work/one.json" >/dev/null
+  $py -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert sum(l["samples"] for l in lines if l["type"] == "round") == 1000, lines
+trace = json.load(open(sys.argv[2]))
+assert {e["pid"] for e in trace["traceEvents"]} == {0}
+print("one process:", len(lines), "metrics records,", len(trace["traceEvents"]), "trace events")' \
+    "$work/one.jsonl" "$work/one.json"
+  ;;
+oom)
+  # --fault-oom-above 8 (testing only) makes micro-batches above 8 samples fail as out of memory:
+  # a trainer halves 32 -> 16 -> 8, recomputes from zeroed gradients and reports 8 to rank 0. The
+  # mlp has no BatchNorm, so the result equals a run with --micro-batch 8 (same sums, same order).
+  s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 64
+     --limit-train-samples 1280 --threads 1 --seed 3 --progress-seconds 1000)
+  "$HETRAIN" train "${s[@]}" --micro-batch 8 --checkpoint-dir "$work/eight" | tail -n 1
+  "$HETRAIN" train "${s[@]}" --micro-batch 32 --fault-oom-above 8 --checkpoint-dir "$work/one" \
+    2>&1 | grep -E "out of memory" | head -n 2
+  $py "$here/compare_checkpoints.py" "$work"/eight/ckpt-*epoch.h5 "$work"/one/ckpt-*epoch.h5 1e-6
+  mpi 3 "$HETRAIN" train "${s[@]}" --micro-batch 32 --fault-oom-above 8 --balance static:1,1 \
+    --checkpoint-dir "$work/two" --summary-json "$work/s.json" >"$work/log" 2>&1
+  grep -E "out of memory" "$work/log" | cut -c1-200 | head -n 3
+  grep -q "rank 1 (.*) now runs micro-batches of 8 samples (--micro-batch 32)" "$work/log" ||
+    { echo "rank 0 did not report the smaller micro-batch"; exit 1; }
+  $py -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert [t["micro_batch"] for t in s["trainers"]] == [8, 8], s["trainers"]
+print("trainers report micro-batches of", [t["micro_batch"] for t in s["trainers"]])' "$work/s.json"
+  $py "$here/compare_checkpoints.py" "$work"/eight/ckpt-*epoch.h5 "$work"/two/ckpt-*epoch.h5 1e-4
   ;;
 *) echo "unknown case $case_name" >&2; exit 2 ;;
 esac

@@ -62,21 +62,6 @@ TEST(Dataset, StreamedHyperslabReadsEqualInMemoryReads) {
   EXPECT_NEAR(memory.get(all).images.mean().item<double>(), 0.0, 1e-4);
 }
 
-void write_raw(const std::string &path, h5::Kind image_kind, std::vector<hsize_t> image_dims,
-               std::vector<hsize_t> label_dims, std::vector<int32_t> labels) {
-  h5::Handle file = h5::create_file(path);
-  hsize_t n = 1;
-  for (auto d : image_dims)
-    n *= d;
-  std::vector<double> pixels(n, 1.0);
-  std::vector<uint8_t> bytes(n, 1);
-  h5::write_dataset(file, "images", image_kind,
-                    image_kind == h5::Kind::U8 ? static_cast<const void *>(bytes.data())
-                                               : static_cast<const void *>(pixels.data()),
-                    image_dims);
-  h5::write_dataset(file, "labels", h5::Kind::I32, labels.data(), label_dims);
-}
-
 TEST(DatasetFile, MalformedLayoutsAreRefusedWithTheirReason) {
   TempDir dir;
   struct Case {
@@ -95,7 +80,7 @@ TEST(DatasetFile, MalformedLayoutsAreRefusedWithTheirReason) {
   };
   for (const Case &c : cases) {
     std::string path = dir.path(std::string(c.name) + ".h5");
-    write_raw(path, c.kind, c.image_dims, c.label_dims, c.labels);
+    write_raw_dataset(path, c.kind, c.image_dims, c.labels, /*with_labels=*/true, c.label_dims);
     try {
       read_dataset_meta(path);
       ADD_FAILURE() << c.name << " was accepted";

@@ -97,8 +97,8 @@ void write_gzip(const std::string &path, const std::vector<uint8_t> &bytes) {
   gzclose(file);
 }
 
-CommandResult run_hetrain(const std::vector<std::string> &args) {
-  std::string command = "'" HETRAIN_BINARY "'";
+CommandResult run_hetrain(const std::vector<std::string> &args, const std::string &prefix) {
+  std::string command = prefix + "'" HETRAIN_BINARY "'";
   for (const std::string &a : args) {
     std::string quoted = "'";
     for (char c : a)
@@ -117,6 +117,25 @@ CommandResult run_hetrain(const std::vector<std::string> &args) {
   int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+void write_raw_dataset(const std::string &path, h5::Kind image_kind,
+                       const std::vector<hsize_t> &image_dims, const std::vector<int32_t> &labels,
+                       bool with_labels, std::vector<hsize_t> label_dims) {
+  h5::Handle file = h5::create_file(path);
+  hsize_t n = 1;
+  for (auto d : image_dims)
+    n *= d;
+  std::vector<uint8_t> bytes(n, 1);
+  std::vector<double> floats(n, 1.0);
+  h5::write_dataset(file, "images", image_kind,
+                    image_kind == h5::Kind::U8 ? static_cast<const void *>(bytes.data())
+                                               : static_cast<const void *>(floats.data()),
+                    image_dims);
+  if (label_dims.empty())
+    label_dims = {hsize_t(labels.size())};
+  if (with_labels)
+    h5::write_dataset(file, "labels", h5::Kind::I32, labels.data(), label_dims);
 }
 
 TrainConfig toy_train_config(const TempDir &dir, const std::string &train,

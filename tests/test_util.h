@@ -2,6 +2,7 @@
 // running the hetrain binary as a user would.
 #pragma once
 
+#include "hetrain/common/hdf5_util.h"
 #include "hetrain/config/config.h"
 #include "hetrain/data/image_set.h"
 
@@ -35,6 +36,13 @@ std::string write_synthetic_dataset(const TempDir &dir, const std::string &name,
                                     int64_t classes, int64_t side, uint32_t seed,
                                     int64_t channels = 1);
 
+// A dataset file laid out by hand, so that it can be wrong in ways write_dataset_file refuses:
+// /images of `image_kind` and `image_dims`, /labels (int32, dims `label_dims`, default: the
+// number of labels) unless `with_labels` is false.
+void write_raw_dataset(const std::string &path, h5::Kind image_kind,
+                       const std::vector<hsize_t> &image_dims, const std::vector<int32_t> &labels,
+                       bool with_labels = true, std::vector<hsize_t> label_dims = {});
+
 // A short one-process run on the toy problem: mlp, 3 epochs, global batch 64 of micro-batches
 // of 16, momentum SGD, one thread, checkpoints under dir/ckpt.
 TrainConfig toy_train_config(const TempDir &dir, const std::string &train, const std::string &test);
@@ -49,7 +57,8 @@ struct CommandResult {
   int exit_code = -1;
   std::string output; // stdout and stderr together
 };
-// Runs the hetrain binary with the given arguments (shell-quoted for you).
-CommandResult run_hetrain(const std::vector<std::string> &args);
+// Runs the hetrain binary with the given arguments (shell-quoted for you). `prefix`: shell words
+// put before the binary as they are (a wrapper such as `unshare ...` or `sh -c '...'`).
+CommandResult run_hetrain(const std::vector<std::string> &args, const std::string &prefix = "");
 
 } // namespace hetrain::testing

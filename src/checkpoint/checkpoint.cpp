@@ -92,7 +92,7 @@ int64_t crash_at_write = 0, writes_so_far = 0; // --fault-crash-in-checkpoint
 void write_checkpoint(const std::string &path, const CheckpointContents &c) {
   AtomicOutputFile out(path);
   {
-    h5::Handle file = h5::create_file(out.temp_path());
+    h5::Handle file = h5::create_memory_file();
     h5::write_attr(file, "format", "hetrain-checkpoint");
     h5::write_attr(file, "format_version", kCheckpointFormatVersion);
     h5::write_attr(file, "hetrain_version", HETRAIN_VERSION);
@@ -147,7 +147,7 @@ void write_checkpoint(const std::string &path, const CheckpointContents &c) {
                      H5Dclose);
     if (!c.epochs.empty())
       CHECK_HDF5(H5Dwrite(table, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.epochs.data()));
-    CHECK_HDF5(H5Fflush(file, H5F_SCOPE_GLOBAL));
+    h5::write_file_image(file, out.temp_path(), path);
   }
   if (crash_at_write > 0 && ++writes_so_far == crash_at_write)
     std::raise(SIGKILL); // --fault-crash-in-checkpoint: die between the data and the rename

@@ -21,15 +21,16 @@
 #include <torch/torch.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 namespace hetrain {
 namespace {
-
-std::string first_line(const std::string &text) { return text.substr(0, text.find('\n')); }
 
 // `--config FILE` (TOML or INI, keys are the long flag names without dashes) is expanded into
 // flags placed before the command line's own, so a flag given on the command line wins.
@@ -140,6 +141,15 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
   cmd.add_option("--straggler-timeout", c.straggler_timeout,
                  "Seconds any wait for a peer may take before the job ends")
       ->capture_default_str();
+  cmd.add_option("--stall-warning", c.stall_warning,
+                 "Seconds into a round after which rank 0 names the trainers it still waits for "
+                 "(0 = half --straggler-timeout)")
+      ->capture_default_str();
+  cmd.add_option("--on-trainer-loss", c.on_trainer_loss,
+                 "abort: a lost trainer ends the job (exit 3) after a checkpoint; continue: rank 0 "
+                 "drops it, re-plans the round and trains on (exit 5 at the end); continue needs "
+                 "mpirun --enable-recovery")
+      ->capture_default_str();
   cmd.add_option("--chunk-mb", c.chunk_mb, "Size of one message of the flat buffers")
       ->capture_default_str();
   cmd.add_option("--min-relative-speed", c.min_relative_speed,
@@ -157,6 +167,10 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
                  "write, after the data and before the rename");
   cmd.add_option("--fault-stall-rank", c.fault_stall_rank,
                  "Testing only: this rank stops answering in its 3rd round");
+  cmd.add_option("--fault-kill-rank", c.fault_kill_rank,
+                 "Testing only: this rank dies (SIGKILL) in its 3rd round");
+  cmd.add_option("--fault-oom-above", c.fault_oom_above,
+                 "Testing only: a micro-batch of more than N samples fails as out of memory");
   cmd.add_option("--checkpoint-dir", c.checkpoint_dir, "Where checkpoints are written")
       ->capture_default_str();
   cmd.add_option("--resume", c.resume,
@@ -168,16 +182,55 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
   cmd.add_option("--keep-checkpoints", c.keep_checkpoints, "Newest checkpoints to keep")
       ->capture_default_str();
   cmd.add_option("--summary-json", c.summary_json, "Write a JSON summary of the run here");
+  cmd.add_option("--metrics", c.metrics,
+                 "Write a JSON line per round and per epoch here (schema in README \"Metrics\")");
+  cmd.add_option("--timeline", c.timeline,
+                 "Write a Chrome trace here (one row per rank; open in Perfetto or "
+                 "chrome://tracing)");
+  cmd.add_option("--prometheus", c.prometheus,
+                 "Keep a node_exporter textfile here with throughput, shares, loss, accuracy "
+                 "and the trainers' GPU figures");
   cmd.add_option("--progress-seconds", c.progress_seconds, "Seconds between progress lines")
       ->capture_default_str();
 }
 
 // How many processes the launcher started (mpirun/srun export it to every rank); 1 when none.
+// `srun --mpi=pmix` sets PMIX_RANK but no size variable: there the step's task count (the total
+// over a heterogeneous job's components) is the world size.
 int launched_world_size() {
   for (const char *name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
     if (const char *value = std::getenv(name))
       return std::max(1, std::atoi(value));
+  if (std::getenv("PMIX_RANK") || std::getenv("PMI_RANK"))
+    if (const char *tasks = std::getenv("SLURM_STEP_NUM_TASKS"))
+      return std::max(1, std::atoi(tasks));
   return 1;
+}
+
+// `mpirun --enable-recovery` exits 0 whatever its ranks return (Open MPI 4.1), so rank 0 also
+// writes its exit code to $HETRAIN_EXIT_CODE_FILE when set; scripts/mpirun-hetrain.sh returns it.
+int record_exit_code(int rank, int code) {
+  const char *path = std::getenv("HETRAIN_EXIT_CODE_FILE");
+  if (rank == 0 && path && *path)
+    std::ofstream(path) << code << '\n';
+  return code;
+}
+
+// Rank 0's summary decides the job's exit code; the trainers' is 0 when they were told to stop.
+int distributed_exit_code(const TrainSummary &summary, int rank) {
+  if (rank != 0)
+    return kExitOk;
+  if (summary.stopped_by_signal != 0)
+    return kExitStopped;
+  if (summary.test_accuracy >= 0)
+    fmt::print("test accuracy {:.4f} (loss {:.4f}) after {} epochs, {:.0f} samples/s\n",
+               summary.test_accuracy, summary.test_loss, summary.epochs, summary.samples_per_sec);
+  if (!summary.lost_trainers.empty()) {
+    log_warn("completed without {} lost trainer(s): {}", summary.lost_trainers.size(),
+             fmt::join(summary.lost_trainers, "; "));
+    return kExitTrainersLost;
+  }
+  return kExitOk;
 }
 
 int cmd_train(const TrainConfig &config, int argc, char **argv) {
@@ -185,28 +238,36 @@ int cmd_train(const TrainConfig &config, int argc, char **argv) {
     MpiSession mpi(&argc, &argv);
     install_stop_handlers(); // after MPI_Init, so that ours win
     if (mpi.size() > 1) {
+      const int rank = mpi.rank();
+      auto abort_job = [&](int code) {
+        record_exit_code(rank, code);
+        std::fflush(nullptr);
+        MPI_Abort(MPI_COMM_WORLD, code);
+      };
       try {
-        TrainSummary summary = run_distributed_training(config);
-        if (summary.stopped_by_signal != 0)
-          return mpi.rank() == 0 ? kExitStopped : kExitOk;
-        if (mpi.rank() == 0 && summary.test_accuracy >= 0)
-          fmt::print("test accuracy {:.4f} (loss {:.4f}) after {} epochs, {:.0f} samples/s\n",
-                     summary.test_accuracy, summary.test_loss, summary.epochs,
-                     summary.samples_per_sec);
-        return kExitOk;
+        return record_exit_code(rank,
+                                distributed_exit_code(run_distributed_training(config), rank));
       } catch (const RoundAbandoned &e) {
         log_warn("{}", e.what());
-        MPI_Abort(MPI_COMM_WORLD, kExitStopped);
+        abort_job(kExitStopped);
       } catch (const PeerTimeout &e) {
         // A peer is gone or hung: say who, then end the whole job rather than wait in MPI.
+        if (rank != 0 && config.on_trainer_loss == "continue") {
+          // Rank 0 may have dropped this trainer and be going on without it (the launcher keeps
+          // the job alive, --enable-recovery): leave alone rather than abort everyone. When rank
+          // 0 is the one gone, every trainer reaches this on its own deadline.
+          log_error("{}; this trainer leaves the job", e.what());
+          std::fflush(nullptr);
+          std::_Exit(kExitPeerLost);
+        }
         log_error("{}; ending the job", e.what());
-        MPI_Abort(MPI_COMM_WORLD, kExitPeerLost);
+        abort_job(kExitPeerLost);
       } catch (const UserError &e) {
         log_error("{}", e.what());
-        MPI_Abort(MPI_COMM_WORLD, kExitBadInput);
+        abort_job(kExitBadInput);
       } catch (const std::exception &e) {
         log_error("{}", first_line(e.what()));
-        MPI_Abort(MPI_COMM_WORLD, kExitInternal);
+        abort_job(kExitInternal);
       }
       return kExitInternal;
     }

@@ -85,6 +85,16 @@ void RequestSet::cancel_pending() {
   }
 }
 
+std::vector<int> RequestSet::pending_peers() const {
+  std::vector<int> peers;
+  for (size_t i = 0; i < requests_.size(); ++i)
+    if (requests_[i] != MPI_REQUEST_NULL)
+      peers.push_back(peers_[i]);
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+  return peers;
+}
+
 int64_t chunk_count(int64_t length, int64_t chunk_elems) {
   return length == 0 ? 1 : (length + chunk_elems - 1) / chunk_elems;
 }

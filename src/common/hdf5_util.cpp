@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -84,6 +87,32 @@ Handle create_file(const std::string &path) {
   detail::quiet_hdf5_errors();
   return Handle(CHECK_HDF5(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)),
                 H5Fclose);
+}
+
+Handle create_memory_file() {
+  detail::quiet_hdf5_errors();
+  Handle fapl(CHECK_HDF5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
+  CHECK_HDF5(H5Pset_fapl_core(fapl, 16 << 20, /*backing_store=*/0));
+  // The name only identifies the image in HDF5's tables; nothing is written under it.
+  static int serial = 0;
+  const std::string name = fmt::format("hetrain-memory-file-{}", ++serial);
+  return Handle(CHECK_HDF5(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl)), H5Fclose);
+}
+
+void write_file_image(hid_t file, const std::string &path, const std::string &name_for_errors) {
+  CHECK_HDF5(H5Fflush(file, H5F_SCOPE_GLOBAL));
+  const ssize_t size = CHECK_HDF5(H5Fget_file_image(file, nullptr, 0));
+  std::vector<char> image(static_cast<size_t>(size));
+  CHECK_HDF5(H5Fget_file_image(file, image.data(), image.size()));
+  std::FILE *out = std::fopen(path.c_str(), "wb");
+  if (!out)
+    throw UserError(fmt::format("cannot write {}: {}", name_for_errors, std::strerror(errno)));
+  const size_t written = std::fwrite(image.data(), 1, image.size(), out);
+  int error = written == image.size() ? 0 : errno;
+  if (std::fclose(out) != 0 && error == 0)
+    error = errno;
+  if (error != 0)
+    throw UserError(fmt::format("cannot write {}: {}", name_for_errors, std::strerror(error)));
 }
 
 Handle open_file_readonly(const std::string &path) {

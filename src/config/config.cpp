@@ -72,6 +72,9 @@ void validate(const TrainConfig &c) {
   require(c.rebalance_every >= 0, "--rebalance-every: must be >= 0 (0 = never)");
   require(c.join_timeout > 0, "--join-timeout: must be positive");
   require(c.straggler_timeout > 0, "--straggler-timeout: must be positive");
+  require(c.stall_warning >= 0, "--stall-warning: must be >= 0 (0 = half --straggler-timeout)");
+  require_one_of("on-trainer-loss", c.on_trainer_loss, {"abort", "continue"});
+  require(c.fault_oom_above >= 0, "--fault-oom-above: must be >= 0");
   require(c.chunk_mb > 0 && c.chunk_mb <= 1024, "--chunk-mb: must be in (0, 1024]");
   require(c.min_relative_speed >= 0 && c.min_relative_speed <= 1,
           "--min-relative-speed: must be in [0, 1]");
@@ -104,6 +107,9 @@ void to_json(nlohmann::json &j, const TrainConfig &c) {
                      {"checkpoint_every", c.checkpoint_every},
                      {"keep_checkpoints", c.keep_checkpoints},
                      {"summary_json", c.summary_json},
+                     {"metrics", c.metrics},
+                     {"timeline", c.timeline},
+                     {"prometheus", c.prometheus},
                      {"progress_seconds", c.progress_seconds},
                      {"sync", c.sync},
                      {"local_steps", c.local_steps},
@@ -112,6 +118,8 @@ void to_json(nlohmann::json &j, const TrainConfig &c) {
                      {"rebalance_every", c.rebalance_every},
                      {"join_timeout", c.join_timeout},
                      {"straggler_timeout", c.straggler_timeout},
+                     {"stall_warning", c.stall_warning},
+                     {"on_trainer_loss", c.on_trainer_loss},
                      {"chunk_mb", c.chunk_mb},
                      {"min_relative_speed", c.min_relative_speed},
                      {"require_gpu", c.require_gpu},
@@ -150,6 +158,9 @@ void from_json(const nlohmann::json &j, TrainConfig &c) {
   c.checkpoint_every = j.value("checkpoint_every", d.checkpoint_every);
   c.keep_checkpoints = j.value("keep_checkpoints", d.keep_checkpoints);
   c.summary_json = j.value("summary_json", d.summary_json);
+  c.metrics = j.value("metrics", d.metrics);
+  c.timeline = j.value("timeline", d.timeline);
+  c.prometheus = j.value("prometheus", d.prometheus);
   c.progress_seconds = j.value("progress_seconds", d.progress_seconds);
   c.sync = j.value("sync", d.sync);
   c.local_steps = j.value("local_steps", d.local_steps);
@@ -158,6 +169,8 @@ void from_json(const nlohmann::json &j, TrainConfig &c) {
   c.rebalance_every = j.value("rebalance_every", d.rebalance_every);
   c.join_timeout = j.value("join_timeout", d.join_timeout);
   c.straggler_timeout = j.value("straggler_timeout", d.straggler_timeout);
+  c.stall_warning = j.value("stall_warning", d.stall_warning);
+  c.on_trainer_loss = j.value("on_trainer_loss", d.on_trainer_loss);
   c.chunk_mb = j.value("chunk_mb", d.chunk_mb);
   c.min_relative_speed = j.value("min_relative_speed", d.min_relative_speed);
   c.require_gpu = j.value("require_gpu", d.require_gpu);

@@ -56,7 +56,7 @@ void write_dataset_file(const std::string &path, const ImageSet &set) {
 
   AtomicOutputFile out(path);
   {
-    h5::Handle file = h5::create_file(out.temp_path());
+    h5::Handle file = h5::create_memory_file();
     h5::write_dataset(
         file, "images", h5::Kind::U8, set.pixels.data(),
         {hsize_t(set.count), hsize_t(set.channels), hsize_t(set.height), hsize_t(set.width)});
@@ -67,6 +67,7 @@ void write_dataset_file(const std::string &path, const ImageSet &set) {
     h5::write_attr(file, "mean", mean);
     h5::write_attr(file, "std", std);
     h5::write_attr(file, "source", set.source);
+    h5::write_file_image(file, out.temp_path(), path);
   }
   out.commit();
 }

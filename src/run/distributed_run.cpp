@@ -25,6 +25,10 @@
 #include "hetrain/common/log.h"
 #include "hetrain/common/signals.h"
 #include "hetrain/common/system_info.h"
+#include "hetrain/observe/gpu_monitor.h"
+#include "hetrain/observe/metrics.h"
+#include "hetrain/observe/prometheus.h"
+#include "hetrain/observe/timeline.h"
 #include "hetrain/run/training_run.h"
 #include "hetrain/schedule/plan.h"
 #include "hetrain/train/amp.h"
@@ -40,6 +44,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <numeric>
 #include <optional>
@@ -57,13 +62,22 @@ enum Tag : int {
   kTagGrads,
   kTagBuffers,
   kTagParams,
-  kTagParamBuffers
+  kTagParamBuffers,
+  kTagTimeline
 };
-// Command to a trainer for one round: {kind, epoch, offset, count, global_step, local_steps}.
+// Command to a trainer for one round:
+//   {kind, epoch, offset, count, global_step, local_steps, attempt}
+// attempt > 0: the round is being redone after a trainer was lost (--on-trainer-loss continue).
+// kStop: {kStop, send_timeline (1: send your --timeline spans to rank 0 now), 0, ...}
 enum CommandKind : int64_t { kRound = 1, kSkip = 2, kStop = 3 };
-constexpr int kCommandLength = 6;
+constexpr int kCommandLength = 7;
 constexpr int kVerdictBytes = 512;
-constexpr int kStatsLength = 5; // loss sum, correct, samples, compute seconds, stop signal
+// Round statistics: loss sum, correct, samples, compute seconds, stop signal (SIGTERM/SIGUSR1
+// seen by the trainer), micro-batch in use (smaller than --micro-batch after running out of device
+// memory), then its GPU as NVML sees it: utilisation, memory used, temperature, power (-1 when it
+// has none or NVML does not answer).
+constexpr int kStatsLength = 10;
+constexpr int kStatsGpu = 6;
 
 // BatchNorm running stats and counters travel as one float vector, averaged by samples.
 int64_t buffer_elements(const torch::nn::Module &model) {
@@ -201,6 +215,7 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
   torch::Tensor upload_host = host ? torch::Tensor() : host_buffer(flat.numel(), wire.dtype, true);
   std::vector<float> buffers(static_cast<size_t>(nbuf));
   MixedPrecision amp(config.amp, device);
+  amp.set_fault_oom_above(config.fault_oom_above);
   if (amp.enabled() && device.is_cuda() && gpu && !gpu->bf16 && amp.dtype() == torch::kBFloat16)
     log_warn("--amp bf16 on {} (compute capability {}.{}): no bf16 hardware, expect it slow",
              gpu->name, gpu->cc_major, gpu->cc_minor);
@@ -213,11 +228,37 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
     const int64_t steps_per_epoch = (n + config.global_batch - 1) / config.global_batch;
     local_schedule = std::make_unique<LrSchedule>(lr_schedule(config, steps_per_epoch));
   }
+  Timeline timeline(!config.timeline.empty());
+  timeline.set_rank(world_rank);
+  // NVML figures for the metrics file and the Prometheus textfile, when asked for either.
+  const bool watch_gpu =
+      device.is_cuda() && (!config.metrics.empty() || !config.prometheus.empty());
   std::ofstream sample_log;
   if (!config.debug_sample_log.empty())
     sample_log.open(fmt::format("{}.rank{}", config.debug_sample_log, world_rank));
 
+  // The next command is always posted: rank 0 may say "stop" while this trainer waits for
+  // parameters (a job ending because another trainer was lost), not only between rounds.
+  std::array<int64_t, kCommandLength> inbox{};
+  MPI_Request inbox_request = MPI_REQUEST_NULL;
+  bool inbox_full = false;
+  auto post_inbox = [&] {
+    inbox_full = false;
+    CHECK_MPI(
+        MPI_Irecv(inbox.data(), kCommandLength, MPI_INT64_T, 0, kTagCommand, job, &inbox_request));
+  };
+  auto poll_inbox = [&] {
+    if (!inbox_full) {
+      int flag = 0;
+      CHECK_MPI(MPI_Test(&inbox_request, &flag, MPI_STATUS_IGNORE));
+      inbox_full = flag != 0;
+    }
+    return inbox_full;
+  };
+  struct StopInstead {}; // rank 0 sent kStop where parameters were due
+  // False when rank 0 ended the job instead of sending parameters.
   auto receive_parameters = [&](const char *when) {
+    ScopedSpan span(timeline, Span::kWait);
     RequestSet set;
     irecv_chunks(set, params_host.data_ptr<float>(), flat.numel(), chunk, 0, kTagParams, job,
                  fmt::format("parameters from rank 0 {}", when));
@@ -225,42 +266,72 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
                  fmt::format("buffers from rank 0 {}", when));
     // Rank 0 sends parameters only after hearing from every trainer (up to the straggler
     // timeout), and must have time to checkpoint when one is lost: wait longer than it does.
-    set.wait_all(2 * config.straggler_timeout + 30);
+    try {
+      set.wait_all(2 * config.straggler_timeout + 30, [&] {
+        if (poll_inbox() && inbox[0] == kStop)
+          throw StopInstead{};
+      });
+    } catch (const StopInstead &) {
+      set.cancel_pending();
+      return false;
+    }
     torch::NoGradGuard no_grad;
     if (!host)
       flat.params().copy_(params_host);
     load_buffers(*model, buffers.data());
+    return true;
   };
 
-  receive_parameters("at the start");
+  post_inbox();
+  bool stopped = !receive_parameters("at the start");
   std::vector<int64_t> order;
   int64_t order_epoch = -1;
   int64_t rounds_worked = 0;
-  for (;;) {
-    int64_t command[kCommandLength] = {0};
-    {
+  while (!stopped) {
+    if (!poll_inbox()) {
+      ScopedSpan span(timeline, Span::kWait);
       RequestSet set;
-      MPI_Request r;
-      CHECK_MPI(MPI_Irecv(command, kCommandLength, MPI_INT64_T, 0, kTagCommand, job, &r));
-      set.add(r, 0, "waiting for the next round's command");
+      set.add(inbox_request, 0, "waiting for the next round's command");
       // Rank 0 evaluates and checkpoints between epochs: allow for that on top of a round.
       set.wait_all(2 * config.straggler_timeout + 60);
+      inbox_full = true; // the set completed (and freed) the request
     }
-    if (command[0] == kStop)
+    const std::array<int64_t, kCommandLength> command = inbox;
+    if (command[0] == kStop) {
+      if (command[1] == 1) { // rank 0 gathers the --timeline spans
+        const std::vector<double> spans = timeline.encode();
+        const int64_t length = static_cast<int64_t>(spans.size());
+        RequestSet set;
+        MPI_Request r;
+        CHECK_MPI(MPI_Isend(&length, 1, MPI_INT64_T, 0, kTagTimeline, job, &r));
+        set.add(r, 0, "sending the timeline's length");
+        isend_chunks(set, spans.data(), length, chunk, MPI_DOUBLE, 8, 0, kTagTimeline, job,
+                     "sending the timeline");
+        set.wait_all(config.straggler_timeout);
+      }
       break;
+    }
+    post_inbox(); // the next command may come while this round runs
     const int64_t epoch = command[1], offset = command[2], count = command[3];
-    const int64_t global_step = command[4], local_steps = command[5];
+    const int64_t global_step = command[4], local_steps = command[5], attempt = command[6];
     if (command[0] == kRound) {
-      if (config.fault_stall_rank == world_rank && ++rounds_worked == 3) {
+      ++rounds_worked;
+      if (config.fault_stall_rank == world_rank && rounds_worked == 3) {
         // Testing hook (--fault-stall-rank): a hung trainer, for the deadline tests.
-        log_warn("--fault-stall-rank: stalling instead of computing round {}", global_step);
+        log_warn("--fault-stall-rank: stalling instead of computing round {}", global_step + 1);
         std::this_thread::sleep_for(std::chrono::duration<double>(config.straggler_timeout * 4));
+      }
+      if (config.fault_kill_rank == world_rank && rounds_worked == 3) {
+        // Testing hook (--fault-kill-rank): a trainer whose node dies, for the failure tests.
+        log_warn("--fault-kill-rank: dying (SIGKILL) in round {}", global_step + 1);
+        std::raise(SIGKILL);
       }
       if (epoch != order_epoch) {
         order = epoch_permutation(config.seed, epoch, n);
         order_epoch = epoch;
       }
       const auto start = Clock::now();
+      const double start_us = wall_microseconds();
       ComputeStats stats;
       torch::Tensor upload;
       if (!params_mode) {
@@ -295,13 +366,26 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       if (!host)
         torch::cuda::synchronize(); // compute time is the GPU's, not just the launches'
       const double compute = seconds_since(start);
-      if (sample_log)
+      timeline.add(Span::kCompute, start_us, wall_microseconds(), global_step + 1);
+      ScopedSpan send_span(timeline, Span::kSend, global_step + 1);
+      if (sample_log) {
         for (int64_t i = 0; i < count; ++i)
-          sample_log << epoch << ' ' << order[static_cast<size_t>(offset + i)] << '\n';
+          sample_log << epoch << ' ' << global_step << ' ' << attempt << ' '
+                     << order[static_cast<size_t>(offset + i)] << '\n';
+        sample_log.flush(); // what a trainer killed later did use must be on disk
+      }
       // A SIGTERM/SIGUSR1 here is passed on to rank 0, which decides when the job stops.
-      double out_stats[kStatsLength] = {stats.loss_sum, static_cast<double>(stats.correct),
-                                        static_cast<double>(stats.samples), compute,
-                                        static_cast<double>(stop_signal())};
+      const GpuSample gpu_now = watch_gpu ? sample_gpu(device.index()) : GpuSample{};
+      double out_stats[kStatsLength] = {stats.loss_sum,
+                                        static_cast<double>(stats.correct),
+                                        static_cast<double>(stats.samples),
+                                        compute,
+                                        static_cast<double>(stop_signal()),
+                                        static_cast<double>(amp.micro_batch(config.micro_batch)),
+                                        gpu_now.valid ? gpu_now.utilization : -1,
+                                        gpu_now.valid ? gpu_now.memory_used : -1,
+                                        gpu_now.valid ? gpu_now.temperature : -1,
+                                        gpu_now.valid ? gpu_now.power : -1};
       flatten_buffers(*model, buffers.data());
       RequestSet set;
       MPI_Request r;
@@ -325,7 +409,11 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       isend_chunks(set, buffers.data(), nbuf, chunk, 0, kTagBuffers, job, "sending buffers");
       set.wait_all(config.straggler_timeout);
     }
-    receive_parameters("after a round");
+    stopped = !receive_parameters("after a round");
+  }
+  if (!inbox_full) { // a command receive is still posted (the job ended while parameters were due)
+    MPI_Cancel(&inbox_request);
+    MPI_Request_free(&inbox_request);
   }
   if (sample_log)
     sample_log.close();
@@ -342,7 +430,15 @@ struct Trainer {
   double speed = 0; // smoothed samples/s, from the probe, then from rounds
   int64_t samples = 0;
   double compute_seconds = 0, wait_seconds = 0;
+  int64_t last_round = 0;  // the last round it delivered (0 = none yet)
+  int64_t micro_batch = 0; // what it runs: less than --micro-batch after running out of memory
+  bool lost = false;       // dropped by --on-trainer-loss continue
+  GpuSample gpu;           // its GPU in the last round (NVML), when it has one
 };
+
+std::string name_of(const Trainer &t) {
+  return fmt::format("rank {} ({})", t.world_rank, t.report.host);
+}
 
 std::string plan_text(const Plan &plan, const std::vector<Trainer> &trainers, int64_t m) {
   std::string text;
@@ -354,27 +450,36 @@ std::string plan_text(const Plan &plan, const std::vector<Trainer> &trainers, in
   return text + fmt::format("; estimated round {:.3f} s", plan.estimated_round_seconds);
 }
 
-std::vector<TrainerSpeed> speeds_of(const std::vector<Trainer> &trainers, int64_t flat_bytes) {
-  std::vector<TrainerSpeed> speeds;
-  for (const Trainer &t : trainers)
-    // Transfer estimate: gradients up and parameters down over a link of ~1 GB/s until the
-    // bandwidth is measured (the GPU-path issue adds the measurement).
-    speeds.push_back(
-        {t.job_rank, t.report.host, t.speed, 2.0 * static_cast<double>(flat_bytes) / 1e9});
-  return speeds;
+TrainerSpeed speed_of(const Trainer &t, int64_t flat_bytes) {
+  // Transfer estimate: gradients up and parameters down over a link of ~1 GB/s until the
+  // bandwidth is measured (the GPU-path issue adds the measurement).
+  return {t.job_rank, t.report.host, t.speed, 2.0 * static_cast<double>(flat_bytes) / 1e9};
 }
 
+// A plan over the trainers still in the job. --balance static shares follow their trainers, so a
+// lost trainer's share goes away with it.
 Plan plan_for(const std::vector<Trainer> &trainers, const TrainConfig &config, int64_t flat_bytes) {
-  return make_plan(speeds_of(trainers, flat_bytes), config.global_batch / config.micro_batch,
-                   config.micro_batch, parse_balance(config.balance));
+  BalancePolicy policy = parse_balance(config.balance);
+  std::vector<TrainerSpeed> speeds;
+  std::vector<double> shares;
+  for (size_t j = 0; j < trainers.size(); ++j) {
+    if (trainers[j].lost)
+      continue;
+    speeds.push_back(speed_of(trainers[j], flat_bytes));
+    if (policy.kind == BalancePolicy::Kind::Static && j < policy.static_shares.size())
+      shares.push_back(policy.static_shares[j]);
+  }
+  if (policy.kind == BalancePolicy::Kind::Static && speeds.size() < trainers.size())
+    policy.static_shares = shares;
+  return make_plan(speeds, config.global_batch / config.micro_batch, config.micro_batch, policy);
 }
 
 // The estimated round time of an existing plan under the trainers' current speeds.
 double current_estimate(const Plan &plan, const std::vector<Trainer> &trainers, int64_t flat_bytes,
                         int64_t micro_batch) {
-  std::vector<TrainerSpeed> all = speeds_of(trainers, flat_bytes), in_plan;
+  std::vector<TrainerSpeed> in_plan;
   for (int rank : plan.ranks)
-    in_plan.push_back(all[static_cast<size_t>(rank - 1)]);
+    in_plan.push_back(speed_of(trainers[static_cast<size_t>(rank - 1)], flat_bytes));
   return estimated_round_seconds(in_plan, plan.micro_batches, micro_batch);
 }
 
@@ -402,8 +507,10 @@ AggregatorPlace choose_aggregator_device(const std::string &requested, int local
 }
 
 TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local_rank) {
-  // Bad data is found before anyone waits for reports (the trainers read the same files).
+  // Bad data and output paths are found before anyone waits for reports (the trainers read the
+  // same files).
   const DatasetMeta meta = read_dataset_meta(config.data);
+  prepare_outputs(config);
   // --- collect reports until the join deadline ---
   std::vector<std::vector<uint8_t>> raw(static_cast<size_t>(world_size - 1),
                                         std::vector<uint8_t>(kReportMessageBytes + 64));
@@ -484,6 +591,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
       t.job_rank = static_cast<int>(trainers.size()) + 1;
       t.report = *found;
       t.speed = found->probe_samples_per_sec;
+      t.micro_batch = config.micro_batch;
       trainers.push_back(t);
     }
   }
@@ -530,7 +638,6 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   const LrSchedule schedule = lr_schedule(config, steps_per_epoch);
   const int64_t chunk = chunk_elements(config);
   const int64_t nbuf = buffer_elements(*model);
-  prepare_checkpoint_dir(config.checkpoint_dir, config.fault_crash_in_checkpoint);
 
   TrainSummary summary;
   summary.world_size = world_size;
@@ -547,7 +654,9 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
 
   Plan plan = plan_for(trainers, config, flat.numel() * 4);
   // Checkpoints store every report with the trainer's share in the current plan.
+  Timeline timeline(!config.timeline.empty());
   auto save = [&](const std::string &tag) {
+    ScopedSpan span(timeline, Span::kCheckpoint);
     source.reports.clear();
     for (nlohmann::json r : report_json) {
       r["micro_batches"] = 0;
@@ -564,6 +673,113 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   summary.plan_history.push_back(plan_text(plan, trainers, m));
   log_info("plan: {}", summary.plan_history.back());
 
+  // " while waiting for rank 2 (node7, last completed round 16), ...": who a wait is stuck on.
+  auto late_text = [&](const std::vector<int> &world_ranks, bool leading = true) {
+    std::string text;
+    for (int r : world_ranks)
+      for (const Trainer &t : trainers)
+        if (t.world_rank == r)
+          text += fmt::format("{}rank {} ({}, last completed round {})", text.empty() ? "" : ", ",
+                              r, t.report.host, t.last_round);
+    if (text.empty())
+      return std::string();
+    return leading ? " while waiting for " + text : text;
+  };
+  // --on-trainer-loss continue: the job goes on without these trainers, on a new plan.
+  auto drop_trainers = [&](const std::vector<int> &world_ranks, const std::string &why) {
+    for (int r : world_ranks)
+      for (Trainer &t : trainers)
+        if (t.world_rank == r && !t.lost) {
+          t.lost = true;
+          const std::string what =
+              fmt::format("{}, last completed round {}: {}", name_of(t), t.last_round, why);
+          log_error("lost {}; going on without it (--on-trainer-loss continue)", what);
+          summary.lost_trainers.push_back(what);
+        }
+    if (std::all_of(trainers.begin(), trainers.end(), [](const Trainer &t) { return t.lost; })) {
+      const std::string path = save("abort");
+      throw PeerTimeout(world_ranks.empty() ? 0 : world_ranks.front(),
+                        fmt::format("every trainer is lost (the last {}); wrote {}", why, path));
+    }
+    plan = plan_for(trainers, config, flat.numel() * 4);
+    summary.plan_history.push_back(plan_text(plan, trainers, m));
+    log_info("re-plan without the lost: {}", summary.plan_history.back());
+  };
+  // Tells every trainer but `except` (world ranks) to stop, waiting a few seconds at most: the
+  // job is ending anyway, and a trainer that does not listen is killed with it.
+  auto stop_trainers = [&](const std::vector<int> &except) {
+    std::vector<std::array<int64_t, kCommandLength>> stop(trainers.size());
+    RequestSet set;
+    for (size_t j = 0; j < trainers.size(); ++j) {
+      const Trainer &t = trainers[j];
+      if (t.lost || std::count(except.begin(), except.end(), t.world_rank) > 0)
+        continue;
+      stop[j] = {kStop, 0, 0, 0, 0, 0, 0};
+      MPI_Request r;
+      CHECK_MPI(
+          MPI_Isend(stop[j].data(), kCommandLength, MPI_INT64_T, t.job_rank, kTagCommand, job, &r));
+      set.add(r, t.world_rank, "telling it to stop");
+    }
+    try {
+      set.wait_all(std::min(5.0, config.straggler_timeout));
+    } catch (const PeerTimeout &) {
+      set.cancel_pending();
+    }
+  };
+  auto run_start = Clock::now(); // reset when the first round starts
+  MetricsFile metrics = config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics);
+  auto write_prometheus = [&](double loss, int64_t epoch) {
+    if (config.prometheus.empty())
+      return;
+    PrometheusSnapshot p;
+    p.samples_total = position.samples_seen;
+    p.samples_per_second = static_cast<double>(position.samples_seen - resumed.samples_seen) /
+                           std::max(1e-9, seconds_since(run_start));
+    p.rounds_total = position.global_step;
+    p.epoch = epoch;
+    p.loss = loss;
+    if (!summary.history.empty())
+      p.test_accuracy = summary.history.back().test_accuracy;
+    for (const Trainer &t : trainers) {
+      if (t.lost)
+        continue;
+      PrometheusTrainer pt{t.world_rank, t.report.host, 0, t.speed, t.samples, t.gpu};
+      for (size_t i = 0; i < plan.ranks.size(); ++i)
+        if (plan.ranks[i] == t.job_rank)
+          pt.micro_batches = plan.micro_batches[i];
+      p.trainers.push_back(pt);
+    }
+    write_prometheus_file(config.prometheus, p);
+  };
+  // --timeline: every trainer sends its spans after the stop command that asked for them.
+  auto gather_and_write_timeline = [&](Timeline &all) {
+    std::vector<std::string> names(static_cast<size_t>(world_size), "not admitted");
+    names[0] = fmt::format("rank 0 ({}) aggregator", process_identity().host);
+    for (const Trainer &t : trainers) {
+      if (t.lost) {
+        names[static_cast<size_t>(t.world_rank)] = name_of(t) + " lost";
+        continue;
+      }
+      names[static_cast<size_t>(t.world_rank)] = name_of(t) + " trainer";
+      int64_t length = 0;
+      RequestSet set;
+      MPI_Request r;
+      CHECK_MPI(MPI_Irecv(&length, 1, MPI_INT64_T, t.job_rank, kTagTimeline, job, &r));
+      set.add(r, t.world_rank, fmt::format("the timeline's length from {}", name_of(t)));
+      set.wait_all(config.straggler_timeout);
+      std::vector<double> spans(static_cast<size_t>(length));
+      RequestSet data;
+      irecv_chunks(data, spans.data(), length, chunk, MPI_DOUBLE, 8, t.job_rank, kTagTimeline, job,
+                   fmt::format("the timeline from {}", name_of(t)));
+      data.wait_all(config.straggler_timeout);
+      all.add_encoded(t.world_rank, spans);
+    }
+    all.write(config.timeline, names);
+    log_info("timeline: {} spans of {} ranks in {}", all.size(), world_size, config.timeline);
+  };
+  const double stall_warning =
+      config.stall_warning > 0 ? config.stall_warning : config.straggler_timeout / 2;
+
   std::vector<float> buffers(static_cast<size_t>(nbuf));
   // The broadcast leaves from host memory: the master parameters themselves on the CPU, a pinned
   // copy of them when they live on the GPU.
@@ -576,19 +792,33 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
       params_out.copy_(flat.params());
     RequestSet set;
     for (const Trainer &t : trainers) {
+      if (t.lost)
+        continue;
       isend_chunks(set, params_out.data_ptr<float>(), flat.numel(), chunk, t.job_rank, kTagParams,
-                   job, fmt::format("sending parameters to rank {}", t.world_rank));
+                   job, fmt::format("sending parameters to {}", name_of(t)));
       isend_chunks(set, buffers.data(), nbuf, chunk, t.job_rank, kTagParamBuffers, job,
-                   fmt::format("sending buffers to rank {}", t.world_rank));
+                   fmt::format("sending buffers to {}", name_of(t)));
     }
-    set.wait_all(config.straggler_timeout);
+    try {
+      set.wait_all(config.straggler_timeout);
+    } catch (const PeerTimeout &) {
+      if (config.on_trainer_loss != "continue")
+        throw;
+      const std::vector<int> late = set.pending_peers();
+      set.cancel_pending();
+      drop_trainers(late, fmt::format("did not take parameters within --straggler-timeout {} s",
+                                      config.straggler_timeout));
+    }
   };
   auto send_command = [&](RequestSet &set, std::vector<std::array<int64_t, kCommandLength>> &cmds) {
     for (size_t j = 0; j < trainers.size(); ++j) {
+      if (trainers[j].lost)
+        continue;
       MPI_Request r;
       CHECK_MPI(MPI_Isend(cmds[j].data(), kCommandLength, MPI_INT64_T, trainers[j].job_rank,
                           kTagCommand, job, &r));
-      set.add(r, trainers[j].world_rank, "sending the round's command");
+      set.add(r, trainers[j].world_rank,
+              fmt::format("sending the round's command to {}", name_of(trainers[j])));
     }
   };
 
@@ -610,7 +840,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   std::vector<std::array<int64_t, kCommandLength>> commands(trainers.size());
 
   send_parameters();
-  const auto run_start = Clock::now();
+  run_start = Clock::now();
   auto last_progress = Clock::now();
   int64_t rounds_since_plan = 0;
   int pending_signal = 0; // SIGTERM/SIGUSR1 seen here or reported by a trainer
@@ -622,111 +852,155 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     double loss_sum = 0;
     int64_t correct = 0;
     for (int64_t start = first; start < n; start += round_samples) {
+      if (config.fault_kill_rank == 0 && position.round == 2) {
+        log_warn("--fault-kill-rank: rank 0 dying (SIGKILL) before round {}",
+                 position.global_step + 1);
+        std::raise(SIGKILL);
+      }
       const auto round_start = Clock::now();
       const int64_t count = std::min(round_samples, n - start);
       const int64_t steps = (count + G - 1) / G; // optimizer steps this round (params: local)
-      const RoundShard shard = shard_round(plan.micro_batches, m * local_steps, start, count);
-      // Who works this round: trainers of the plan with samples; the others skip.
-      std::vector<int> working; // indices into trainers
-      for (size_t j = 0; j < trainers.size(); ++j)
-        commands[j] = {kSkip, epoch, 0, 0, position.global_step, steps};
-      for (size_t p = 0; p < plan.ranks.size(); ++p) {
-        if (shard.counts[p] == 0)
-          continue;
-        const size_t j = static_cast<size_t>(plan.ranks[p] - 1);
-        commands[j] = {kRound, epoch, shard.offsets[p], shard.counts[p], position.global_step,
-                       steps};
-        working.push_back(static_cast<int>(j));
-      }
-      RequestSet sends;
-      send_command(sends, commands);
-      RequestSet set;
-      std::vector<size_t> first_chunk(trainers.size()), stats_index(trainers.size());
-      for (int j : working) {
-        const Trainer &t = trainers[static_cast<size_t>(j)];
-        MPI_Request r;
-        CHECK_MPI(MPI_Irecv(stats_in[static_cast<size_t>(j)].data(), kStatsLength, MPI_DOUBLE,
-                            t.job_rank, kTagStats, job, &r));
-        stats_index[static_cast<size_t>(j)] = set.size();
-        set.add(r, t.world_rank,
-                fmt::format("round {} statistics from rank {} ({})", position.global_step + 1,
-                            t.world_rank, t.report.host));
-        first_chunk[static_cast<size_t>(j)] = irecv_chunks(
-            set, reducer.receive_buffer(static_cast<size_t>(j)), flat.numel(), chunk, wire.mpi_type,
-            wire.bytes, t.job_rank, kTagGrads, job,
-            fmt::format("round {} {} from rank {} ({})", position.global_step + 1,
-                        params_mode ? "parameters" : "gradients", t.world_rank, t.report.host));
-        irecv_chunks(
-            set, buffers_in[static_cast<size_t>(j)].data(), nbuf, chunk, t.job_rank, kTagBuffers,
-            job,
-            fmt::format("round {} buffers from rank {}", position.global_step + 1, t.world_rank));
-      }
-      // Reduce chunk c as soon as every working trainer's copy of it has arrived. gradient:
-      // sum / S into the gradient; params: sample-weighted mean straight into the parameters,
-      // whose weights need the sample counts that come with the statistics.
-      const int64_t chunks = chunk_count(flat.numel(), chunk);
-      std::vector<bool> reduced(static_cast<size_t>(chunks), false);
-      float *target =
-          params_mode ? flat.params().data_ptr<float>() : flat.grads().data_ptr<float>();
-      bool round_begun = false;
-      // SIGTERM/SIGUSR1 during the round: it may finish within a short grace (the checkpoint then
-      // holds it); past that it is abandoned, since the launcher kills the job soon after its
-      // signal (Open MPI after about a second).
-      constexpr double kAbandonGrace = 0.5;
-      std::optional<Clock::time_point> signal_at;
-      auto reduce_ready = [&] {
-        if (stop_signal() != 0) {
-          if (!signal_at)
-            signal_at = Clock::now();
-          else if (seconds_since(*signal_at) > kAbandonGrace)
-            throw RoundAbandoned(fmt::format("{} during round {}", signal_name(stop_signal()),
-                                             position.global_step + 1));
+      const int64_t round_number = position.global_step + 1; // as logs and trainers count it
+      std::vector<int> working; // indices into trainers of those with samples this round
+      double receive_seconds = 0, reduce_seconds = 0; // for --metrics
+      // A round is redone (attempt 1, 2, ...) after --on-trainer-loss continue dropped a trainer
+      // in it: the same samples, re-planned over the survivors, from the same parameters.
+      for (int attempt = 0;; ++attempt) {
+        const RoundShard shard = shard_round(plan.micro_batches, m * local_steps, start, count);
+        working.clear();
+        for (size_t j = 0; j < trainers.size(); ++j)
+          commands[j] = {kSkip, epoch, 0, 0, position.global_step, steps, attempt};
+        for (size_t p = 0; p < plan.ranks.size(); ++p) {
+          if (shard.counts[p] == 0)
+            continue;
+          const size_t j = static_cast<size_t>(plan.ranks[p] - 1);
+          commands[j] = {kRound, epoch,  shard.offsets[p], shard.counts[p], position.global_step,
+                         steps,  attempt};
+          working.push_back(static_cast<int>(j));
         }
-        if (params_mode)
-          for (int j : working)
-            if (!set.done(stats_index[static_cast<size_t>(j)]))
-              return;
-        for (int64_t c = 0; c < chunks; ++c) {
-          if (reduced[static_cast<size_t>(c)])
-            continue;
-          bool ready = true;
-          for (int j : working)
-            ready = ready && set.done(first_chunk[static_cast<size_t>(j)] + static_cast<size_t>(c));
-          if (!ready)
-            continue;
-          if (!round_begun) {
-            // Weights: 1/S for gradient sums; each trainer's share of the samples for params.
-            std::vector<size_t> slots;
-            std::vector<float> weights;
-            for (int j : working) {
-              slots.push_back(static_cast<size_t>(j));
-              weights.push_back(params_mode
-                                    ? static_cast<float>(stats_in[static_cast<size_t>(j)][2] /
-                                                         static_cast<double>(count))
-                                    : 1.0f / static_cast<float>(count));
-            }
-            reducer.begin_round(slots, weights);
-            round_begun = true;
+        // Commands and uploads wait together: a trainer that is gone shows up in one deadline.
+        RequestSet set;
+        send_command(set, commands);
+        std::vector<size_t> first_chunk(trainers.size()), stats_index(trainers.size());
+        for (int j : working) {
+          const Trainer &t = trainers[static_cast<size_t>(j)];
+          MPI_Request r;
+          CHECK_MPI(MPI_Irecv(stats_in[static_cast<size_t>(j)].data(), kStatsLength, MPI_DOUBLE,
+                              t.job_rank, kTagStats, job, &r));
+          stats_index[static_cast<size_t>(j)] = set.size();
+          set.add(r, t.world_rank,
+                  fmt::format("round {} statistics from {}", round_number, name_of(t)));
+          first_chunk[static_cast<size_t>(j)] =
+              irecv_chunks(set, reducer.receive_buffer(static_cast<size_t>(j)), flat.numel(), chunk,
+                           wire.mpi_type, wire.bytes, t.job_rank, kTagGrads, job,
+                           fmt::format("round {} {} from {}", round_number,
+                                       params_mode ? "parameters" : "gradients", name_of(t)));
+          irecv_chunks(set, buffers_in[static_cast<size_t>(j)].data(), nbuf, chunk, t.job_rank,
+                       kTagBuffers, job,
+                       fmt::format("round {} buffers from {}", round_number, name_of(t)));
+        }
+        // Reduce chunk c as soon as every working trainer's copy of it has arrived. gradient:
+        // sum / S into the gradient; params: sample-weighted mean straight into the parameters,
+        // whose weights need the sample counts that come with the statistics. Either way the
+        // target is overwritten, never read, so a redone round starts clean.
+        const int64_t chunks = chunk_count(flat.numel(), chunk);
+        std::vector<bool> reduced(static_cast<size_t>(chunks), false);
+        float *target =
+            params_mode ? flat.params().data_ptr<float>() : flat.grads().data_ptr<float>();
+        bool round_begun = false;
+        // SIGTERM/SIGUSR1 during the round: it may finish within a short grace (the checkpoint
+        // then holds it); past that it is abandoned, since the launcher kills the job soon after
+        // its signal (Open MPI after about a second).
+        constexpr double kAbandonGrace = 0.5;
+        std::optional<Clock::time_point> signal_at;
+        const auto wait_start = Clock::now();
+        double receive_from = wall_microseconds(); // the receive span in progress
+        bool stall_warned = false;
+        auto reduce_ready = [&] {
+          if (stop_signal() != 0) {
+            if (!signal_at)
+              signal_at = Clock::now();
+            else if (seconds_since(*signal_at) > kAbandonGrace)
+              throw RoundAbandoned(fmt::format("{} during round {}{}", signal_name(stop_signal()),
+                                               round_number, late_text(set.pending_peers())));
           }
-          reducer.reduce_chunk(c * chunk, std::min(chunk, flat.numel() - c * chunk), target);
-          reduced[static_cast<size_t>(c)] = true;
+          // The stall inspector: name the trainers this round still waits for, well before the
+          // straggler timeout ends the job (or drops them).
+          if (!stall_warned && seconds_since(wait_start) > stall_warning) {
+            stall_warned = true;
+            log_warn("stall: round {} has waited {:.1f} s{}; the job gives up on them after "
+                     "{:.0f} s (--straggler-timeout)",
+                     round_number, seconds_since(wait_start), late_text(set.pending_peers()),
+                     config.straggler_timeout);
+          }
+          if (params_mode)
+            for (int j : working)
+              if (!set.done(stats_index[static_cast<size_t>(j)]))
+                return;
+          for (int64_t c = 0; c < chunks; ++c) {
+            if (reduced[static_cast<size_t>(c)])
+              continue;
+            bool ready = true;
+            for (int j : working)
+              ready =
+                  ready && set.done(first_chunk[static_cast<size_t>(j)] + static_cast<size_t>(c));
+            if (!ready)
+              continue;
+            if (!round_begun) {
+              // Weights: 1/S for gradient sums; each trainer's share of the samples for params.
+              std::vector<size_t> slots;
+              std::vector<float> weights;
+              for (int j : working) {
+                slots.push_back(static_cast<size_t>(j));
+                weights.push_back(params_mode
+                                      ? static_cast<float>(stats_in[static_cast<size_t>(j)][2] /
+                                                           static_cast<double>(count))
+                                      : 1.0f / static_cast<float>(count));
+              }
+              reducer.begin_round(slots, weights);
+              round_begun = true;
+            }
+            // The timeline's rank-0 row: receiving, then this reduce, then receiving again.
+            const double reduce_from = wall_microseconds();
+            timeline.add(Span::kReceive, receive_from, reduce_from, round_number);
+            reducer.reduce_chunk(c * chunk, std::min(chunk, flat.numel() - c * chunk), target);
+            receive_from = wall_microseconds();
+            timeline.add(Span::kReduce, reduce_from, receive_from, round_number);
+            reduce_seconds += (receive_from - reduce_from) / 1e6;
+            reduced[static_cast<size_t>(c)] = true;
+          }
+        };
+        try {
+          set.wait_all(config.straggler_timeout, reduce_ready);
+          reducer.finish();
+          timeline.add(Span::kReceive, receive_from, wall_microseconds(), round_number);
+          receive_seconds = seconds_since(round_start) - reduce_seconds;
+          break;
+        } catch (const PeerTimeout &) {
+          // Everyone else has delivered all of this round: no message of it is left in flight.
+          const std::vector<int> late = set.pending_peers();
+          if (config.on_trainer_loss != "continue") {
+            // The caller names the peer and ends the job; first save the last complete round,
+            // then stop the others (under mpirun --enable-recovery nothing else would).
+            const std::string path = save("abort");
+            log_error("lost {} in round {} (epoch {}); wrote {} (the last complete round)",
+                      late_text(late, false), round_number, epoch + 1, path);
+            stop_trainers(late);
+            throw;
+          }
+          set.cancel_pending();
+          reducer.finish();
+          drop_trainers(late, fmt::format("no answer in round {} within --straggler-timeout {} s",
+                                          round_number, config.straggler_timeout));
+          // The survivors finished their part and wait for parameters: send them the unchanged
+          // ones, then the round again with the new plan.
+          send_parameters();
+        } catch (const RoundAbandoned &e) {
+          const std::string path = save("signal");
+          throw RoundAbandoned(fmt::format("{}: abandoned it and wrote {} (the last complete "
+                                           "round); continue with --resume auto",
+                                           e.what(), path));
         }
-      };
-      try {
-        sends.wait_all(config.straggler_timeout);
-        set.wait_all(config.straggler_timeout, reduce_ready);
-        reducer.finish();
-      } catch (const PeerTimeout &) {
-        // The caller names the peer and ends the job; first save the last complete round.
-        const std::string path = save("abort");
-        log_error("lost a trainer in round {} (epoch {}); wrote {} (the last complete round)",
-                  position.global_step + 1, epoch + 1, path);
-        throw;
-      } catch (const RoundAbandoned &e) {
-        const std::string path = save("signal");
-        throw RoundAbandoned(fmt::format("{}: abandoned it and wrote {} (the last complete round); "
-                                         "continue with --resume auto",
-                                         e.what(), path));
       }
       // Buffers: sample-weighted mean of what the working trainers ran with.
       if (nbuf > 0) {
@@ -740,11 +1014,19 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
         weighted_sum_cpu(inputs, w, buffers.data(), nbuf);
         load_buffers(*model, buffers.data());
       }
+      const auto step_start = Clock::now();
       if (!params_mode) {
+        ScopedSpan span(timeline, Span::kStep, round_number);
         torch::Tensor params = flat.params();
         optimizer.step(params, flat.grads(), learning_rate(schedule, position.global_step));
       }
-      send_parameters();
+      const double step_seconds = seconds_since(step_start);
+      const auto broadcast_start = Clock::now();
+      {
+        ScopedSpan span(timeline, Span::kBroadcast, round_number);
+        send_parameters();
+      }
+      const double broadcast_seconds = seconds_since(broadcast_start);
 
       // Bookkeeping: statistics, smoothed speeds, progress, re-plan.
       const double round_seconds = seconds_since(round_start);
@@ -756,6 +1038,18 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
         t.samples += static_cast<int64_t>(s[2]);
         t.compute_seconds += s[3];
         t.wait_seconds += std::max(0.0, round_seconds - s[3]);
+        t.last_round = round_number;
+        const auto micro_batch = static_cast<int64_t>(s[5]);
+        if (micro_batch != t.micro_batch)
+          log_warn("{} now runs micro-batches of {} samples (--micro-batch {}): it ran out of "
+                   "device memory",
+                   name_of(t), micro_batch, m);
+        t.micro_batch = micro_batch;
+        t.gpu.valid = s[kStatsGpu] >= 0;
+        t.gpu.utilization = s[kStatsGpu];
+        t.gpu.memory_used = s[kStatsGpu + 1];
+        t.gpu.temperature = s[kStatsGpu + 2];
+        t.gpu.power = s[kStatsGpu + 3];
         if (s[3] > 0)
           t.speed = 0.7 * t.speed + 0.3 * (s[2] / s[3]);
       }
@@ -763,8 +1057,58 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
       position.round += 1;
       position.global_step += steps;
       position.samples_seen += count;
+      if (metrics.enabled()) {
+        nlohmann::json per_trainer = nlohmann::json::array();
+        double round_loss = 0;
+        int64_t bytes = 0;
+        for (int j : working) {
+          const Trainer &t = trainers[static_cast<size_t>(j)];
+          const auto &st = stats_in[static_cast<size_t>(j)];
+          round_loss += st[0];
+          bytes += flat.numel() * static_cast<int64_t>(wire.bytes) + nbuf * 4; // its upload
+          nlohmann::json tj{{"rank", t.world_rank},
+                            {"host", t.report.host},
+                            {"samples", st[2]},
+                            {"compute_seconds", st[3]},
+                            {"wait_seconds", std::max(0.0, round_seconds - st[3])},
+                            {"micro_batch", t.micro_batch}};
+          if (t.gpu.valid)
+            tj["gpu"] = {{"utilization", t.gpu.utilization},
+                         {"memory_used_bytes", t.gpu.memory_used},
+                         {"temperature_celsius", t.gpu.temperature},
+                         {"power_watts", t.gpu.power}};
+          per_trainer.push_back(tj);
+        }
+        nlohmann::json shares = nlohmann::json::object();
+        for (size_t p = 0; p < plan.ranks.size(); ++p)
+          shares[std::to_string(trainers[static_cast<size_t>(plan.ranks[p] - 1)].world_rank)] =
+              plan.micro_batches[p];
+        for (const Trainer &t : trainers)
+          if (!t.lost)
+            bytes += (flat.numel() + nbuf) * 4; // parameters and buffers back to it
+        metrics.write({{"type", "round"},
+                       {"round", position.round},
+                       {"step", position.global_step},
+                       {"epoch", epoch + 1},
+                       {"time", seconds_since(run_start)},
+                       {"seconds", round_seconds},
+                       {"samples", count},
+                       {"samples_per_sec", static_cast<double>(count) / round_seconds},
+                       {"loss", round_loss / static_cast<double>(count)},
+                       {"lr", learning_rate(schedule, position.global_step - steps)},
+                       {"shares", shares},
+                       {"trainers", per_trainer},
+                       {"aggregator",
+                        {{"receive_seconds", receive_seconds},
+                         {"reduce_seconds", reduce_seconds},
+                         {"step_seconds", step_seconds},
+                         {"broadcast_seconds", broadcast_seconds}}},
+                       {"bytes", bytes}});
+      }
       if (seconds_since(last_progress) >= config.progress_seconds) {
         last_progress = Clock::now();
+        write_prometheus(loss_sum / static_cast<double>(position.epoch_position - first),
+                         epoch + 1);
         const double rate = static_cast<double>(position.samples_seen - resumed.samples_seen) /
                             seconds_since(run_start);
         const double remaining =
@@ -807,12 +1151,25 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
       break;
 
     // Training time only: evaluation is not part of the epoch's seconds.
-    finish_epoch({epoch, n - first, loss_sum, correct, seconds_since(epoch_start)}, *model,
-                 test.get(), config.epochs, summary);
-    for (const Trainer &t : trainers)
-      log_info(
-          "  rank {} ({}): {} samples so far, compute {:.1f} s, wait {:.1f} s, {:.0f} samples/s",
-          t.world_rank, t.report.host, t.samples, t.compute_seconds, t.wait_seconds, t.speed);
+    {
+      ScopedSpan span(timeline, Span::kEvaluate);
+      finish_epoch({epoch, n - first, loss_sum, correct, seconds_since(epoch_start)}, *model,
+                   test.get(), config.epochs, summary);
+    }
+    metrics.write(epoch_metrics(summary.history.back()));
+    write_prometheus(summary.history.back().train_loss, epoch + 1);
+    // The per-epoch table (DESIGN §9): shares of the current plan and where the time went.
+    log_info("  {:>4}  {:<16} {:>6} {:>10} {:>10} {:>9} {:>10}", "rank", "host", "share", "samples",
+             "compute s", "wait s", "samples/s");
+    for (const Trainer &t : trainers) {
+      int64_t share = 0;
+      for (size_t p = 0; p < plan.ranks.size(); ++p)
+        if (plan.ranks[p] == t.job_rank)
+          share = plan.micro_batches[p];
+      log_info("  {:>4}  {:<16} {:>6} {:>10} {:>10.1f} {:>9.1f} {:>10.0f}{}", t.world_rank,
+               t.report.host, share, t.samples, t.compute_seconds, t.wait_seconds, t.speed,
+               t.lost ? "  lost" : "");
+    }
     position.epoch = epoch + 1;
     position.epoch_position = 0;
     position.round = 0;
@@ -827,11 +1184,13 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
 
   {
     for (auto &c : commands)
-      c = {kStop, 0, 0, 0, 0, 0};
+      c = {kStop, timeline.enabled() ? 1 : 0, 0, 0, 0, 0, 0};
     RequestSet set;
     send_command(set, commands);
     set.wait_all(config.straggler_timeout);
   }
+  if (timeline.enabled())
+    gather_and_write_timeline(timeline);
   CHECK_MPI(MPI_Comm_free(&job));
   if (summary.stopped_by_signal != 0) {
     log_warn("{}: stopped at step {} (epoch {}), wrote {}; continue with --resume auto",
@@ -841,7 +1200,8 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   }
 
   for (const Trainer &t : trainers) {
-    TrainerSummary ts{t.world_rank, t.report.host, 0, t.samples, t.compute_seconds, t.wait_seconds};
+    TrainerSummary ts{t.world_rank,   t.report.host, 0,     t.samples, t.compute_seconds,
+                      t.wait_seconds, t.micro_batch, t.lost};
     for (size_t p = 0; p < plan.ranks.size(); ++p)
       if (plan.ranks[p] == t.job_rank)
         ts.micro_batches = plan.micro_batches[p];

@@ -10,7 +10,11 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 
@@ -40,13 +44,32 @@ torch::Device choose_device(const std::string &requested, int cuda_index) {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(cuda_index % count));
 }
 
-void prepare_checkpoint_dir(const std::string &dir, int64_t crash_in_write) {
-  set_checkpoint_crash_for_testing(crash_in_write);
+void prepare_outputs(const TrainConfig &config) {
+  // Every output's place is checked before any work, so a bad path costs seconds, not a run.
+  const std::pair<const char *, const std::string *> files[] = {
+      {"--summary-json", &config.summary_json},
+      {"--metrics", &config.metrics},
+      {"--timeline", &config.timeline},
+      {"--prometheus", &config.prometheus}};
+  for (const auto &[flag, path] : files) {
+    if (path->empty())
+      continue;
+    try {
+      AtomicOutputFile probe(*path); // checks the folder; creates nothing
+    } catch (const UserError &e) {
+      throw UserError(fmt::format("{}: {}", flag, e.what()));
+    }
+  }
+  set_checkpoint_crash_for_testing(config.fault_crash_in_checkpoint);
+  const std::string &dir = config.checkpoint_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir))
     throw UserError(fmt::format("--checkpoint-dir {}: cannot create directory ({})", dir,
                                 ec ? ec.message() : "exists as a file"));
+  if (access(dir.c_str(), W_OK) != 0)
+    throw UserError(
+        fmt::format("--checkpoint-dir {}: not writable ({})", dir, std::strerror(errno)));
 }
 
 OptimizerOptions optimizer_options(const TrainConfig &c) {
@@ -251,6 +274,21 @@ void finish_epoch(const EpochTotals &totals, Classifier &model, const Dataset *t
            test ? fmt::format(" | test loss {:.4f} accuracy {:.4f}", record.test_loss,
                               record.test_accuracy)
                 : std::string());
+}
+
+nlohmann::json epoch_metrics(const EpochRecord &r) {
+  nlohmann::json j{{"type", "epoch"},
+                   {"epoch", r.epoch},
+                   {"samples", r.samples},
+                   {"train_loss", r.train_loss},
+                   {"train_accuracy", r.train_accuracy},
+                   {"seconds", r.seconds},
+                   {"samples_per_sec", r.samples_per_sec}};
+  if (r.test_accuracy >= 0) {
+    j["test_loss"] = r.test_loss;
+    j["test_accuracy"] = r.test_accuracy;
+  }
+  return j;
 }
 
 void finish_run(const TrainConfig &config, const TrainingPosition &position,

@@ -10,6 +10,8 @@
 #include "hetrain/train/optimizer.h"
 #include "hetrain/train/records.h"
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -25,8 +27,9 @@ std::string format_duration(double seconds);
 DataResidency parse_residency(const std::string &name);
 // cpu, or the CUDA device with this index when LibTorch sees one and --device allows it.
 torch::Device choose_device(const std::string &requested, int cuda_index = 0);
-// Creates --checkpoint-dir; `crash_in_write` is --fault-crash-in-checkpoint (testing only).
-void prepare_checkpoint_dir(const std::string &dir, int64_t crash_in_write = 0);
+// Checks --summary-json's folder, creates --checkpoint-dir and checks that it is writable
+// (UserError naming the flag otherwise); arms --fault-crash-in-checkpoint (testing only).
+void prepare_outputs(const TrainConfig &config);
 
 OptimizerOptions optimizer_options(const TrainConfig &config);
 LrSchedule lr_schedule(const TrainConfig &config, int64_t steps_per_epoch);
@@ -85,6 +88,8 @@ void finish_epoch(const EpochTotals &totals, Classifier &model, const Dataset *t
                   TrainSummary &summary);
 
 // Run totals from the history and position, the closing log line, and --summary-json.
+// The metrics file's "epoch" record (README "Metrics").
+nlohmann::json epoch_metrics(const EpochRecord &record);
 void finish_run(const TrainConfig &config, const TrainingPosition &position, TrainSummary &summary);
 
 } // namespace hetrain::run

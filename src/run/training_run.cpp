@@ -11,6 +11,8 @@
 #include "hetrain/common/system_info.h"
 #include "hetrain/data/dataset.h"
 #include "hetrain/model/models.h"
+#include "hetrain/observe/metrics.h"
+#include "hetrain/observe/timeline.h"
 #include "hetrain/train/compute.h"
 #include "hetrain/train/flat_parameters.h"
 #include "hetrain/train/optimizer.h"
@@ -31,7 +33,7 @@ TrainSummary run_local_training(const TrainConfig &config) {
   const int threads = config.threads > 0 ? config.threads : usable_cores();
   torch::set_num_threads(threads);
   const torch::Device device = choose_device(config.device);
-  prepare_checkpoint_dir(config.checkpoint_dir, config.fault_crash_in_checkpoint);
+  prepare_outputs(config);
 
   // --- data ------------------------------------------------------------------------------
   Dataset train(config.data, parse_residency(config.data_residency));
@@ -52,6 +54,7 @@ TrainSummary run_local_training(const TrainConfig &config) {
   Optimizer optimizer(optimizer_options(config), flat.numel(), device);
   const LrSchedule schedule = lr_schedule(config, steps_per_epoch);
   MixedPrecision amp(config.amp, device);
+  amp.set_fault_oom_above(config.fault_oom_above);
 
   log_info("model {} ({} parameters) on {}, {} threads; data {} ({} samples of {}, {}{})",
            spec.name, flat.numel(), device.str(), threads, meta.path, n, meta.shape_string(),
@@ -82,8 +85,17 @@ TrainSummary run_local_training(const TrainConfig &config) {
       {"device", device.str()},
       {"threads",
        threads}}.dump()};
+  // --metrics and --timeline: one process is rank 0 and its only "trainer".
+  MetricsFile metrics = config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics);
+  Timeline timeline(!config.timeline.empty());
   auto save = [&](const std::string &tag) {
+    ScopedSpan span(timeline, Span::kCheckpoint);
     return save_checkpoint(source, position, summary.history, tag);
+  };
+  auto write_timeline = [&] {
+    if (timeline.enabled())
+      timeline.write(config.timeline,
+                     {fmt::format("rank 0 ({}) single process", process_identity().host)});
   };
 
   // --- the loop: epochs of rounds; one round = one optimizer step over G samples -------------
@@ -99,11 +111,45 @@ TrainSummary run_local_training(const TrainConfig &config) {
     int64_t correct = 0;
     for (int64_t start = first; start < n; start += G) {
       const int64_t count = std::min(G, n - start);
+      const auto round_start = Clock::now();
+      ScopedSpan compute_span(timeline, Span::kCompute, position.global_step + 1);
       ComputeStats stats = amp.gradients(*model, train, order.data() + start, count, m, flat);
-      // Mean over the samples of this step: the exact gradient of the global batch.
-      flat.grads().mul_(1.0 / static_cast<double>(count));
-      torch::Tensor params = flat.params();
-      optimizer.step(params, flat.grads(), learning_rate(schedule, position.global_step));
+      compute_span.end();
+      const double compute_seconds = seconds_since(round_start);
+      const auto step_start = Clock::now();
+      {
+        ScopedSpan step_span(timeline, Span::kStep, position.global_step + 1);
+        // Mean over the samples of this step: the exact gradient of the global batch.
+        flat.grads().mul_(1.0 / static_cast<double>(count));
+        torch::Tensor params = flat.params();
+        optimizer.step(params, flat.grads(), learning_rate(schedule, position.global_step));
+      }
+      const double step_seconds = seconds_since(step_start),
+                   round_seconds = seconds_since(round_start);
+      metrics.write({{"type", "round"},
+                     {"round", position.round + 1},
+                     {"step", position.global_step + 1},
+                     {"epoch", epoch + 1},
+                     {"time", seconds_since(run_start)},
+                     {"seconds", round_seconds},
+                     {"samples", count},
+                     {"samples_per_sec", static_cast<double>(count) / round_seconds},
+                     {"loss", stats.loss_sum / static_cast<double>(count)},
+                     {"lr", learning_rate(schedule, position.global_step)},
+                     {"shares", {{"0", G / m}}},
+                     {"trainers",
+                      {{{"rank", 0},
+                        {"host", process_identity().host},
+                        {"samples", count},
+                        {"compute_seconds", compute_seconds},
+                        {"wait_seconds", 0.0},
+                        {"micro_batch", amp.micro_batch(m)}}}},
+                     {"aggregator",
+                      {{"receive_seconds", 0.0},
+                       {"reduce_seconds", 0.0},
+                       {"step_seconds", step_seconds},
+                       {"broadcast_seconds", 0.0}}},
+                     {"bytes", 0}});
       loss_sum += stats.loss_sum;
       correct += stats.correct;
       position.epoch_position = start + count;
@@ -128,13 +174,18 @@ TrainSummary run_local_training(const TrainConfig &config) {
         summary.stopped_by_signal = signal;
         log_warn("{}: stopped after step {} (epoch {}), wrote {}; continue with --resume auto",
                  signal_name(signal), position.global_step, epoch + 1, summary.final_checkpoint);
+        write_timeline();
         return summary;
       }
     }
 
     // Training time only: evaluation is not part of the epoch's seconds.
-    finish_epoch({epoch, n - first, loss_sum, correct, seconds_since(epoch_start)}, *model,
-                 test.get(), config.epochs, summary);
+    {
+      ScopedSpan span(timeline, Span::kEvaluate);
+      finish_epoch({epoch, n - first, loss_sum, correct, seconds_since(epoch_start)}, *model,
+                   test.get(), config.epochs, summary);
+    }
+    metrics.write(epoch_metrics(summary.history.back()));
     // Position after a finished epoch: the start of the next one.
     position.epoch = epoch + 1;
     position.epoch_position = 0;
@@ -144,10 +195,12 @@ TrainSummary run_local_training(const TrainConfig &config) {
       summary.stopped_by_signal = signal;
       log_warn("{}: stopped after epoch {}, wrote {}; continue with --resume auto",
                signal_name(signal), epoch + 1, summary.final_checkpoint);
+      write_timeline();
       return summary;
     }
   }
 
+  write_timeline();
   finish_run(config, position, summary);
   return summary;
 }
@@ -185,9 +238,12 @@ std::string summary_to_json(const TrainSummary &s) {
                           {"share", t.micro_batches},
                           {"samples", t.samples},
                           {"compute_seconds", t.compute_seconds},
-                          {"wait_seconds", t.wait_seconds}});
+                          {"wait_seconds", t.wait_seconds},
+                          {"micro_batch", t.micro_batch},
+                          {"lost", t.lost}});
     j["trainers"] = trainers;
     j["plan_history"] = s.plan_history;
+    j["lost_trainers"] = s.lost_trainers;
   }
   return j.dump(2);
 }

@@ -44,20 +44,58 @@ bool MixedPrecision::unscale(torch::Tensor grads) {
   return true;
 }
 
+namespace {
+// What --fault-oom-above throws: the same path as a real allocation failure.
+class SimulatedOutOfMemory : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+} // namespace
+
+bool is_out_of_memory(const std::exception &e) {
+  if (dynamic_cast<const c10::OutOfMemoryError *>(&e) ||
+      dynamic_cast<const SimulatedOutOfMemory *>(&e))
+    return true;
+  // The CPU allocator reports a failed allocation as a plain c10::Error.
+  const std::string what = e.what();
+  return dynamic_cast<const c10::Error *>(&e) &&
+         (what.find("out of memory") != std::string::npos ||
+          what.find("can't allocate memory") != std::string::npos);
+}
+
 ComputeStats MixedPrecision::gradients(Classifier &model, const Dataset &data,
                                        const int64_t *indices, int64_t count, int64_t micro_batch,
                                        FlatParameters &flat) {
-  for (int attempt = 0;; ++attempt) {
+  for (int attempt = 0;;) {
     flat.zero_grads();
     const double scale = dtype_ == torch::kHalf ? scale_ : 1.0;
-    ComputeStats stats =
-        accumulate_gradients(model, data, indices, count, micro_batch, {dtype_, scale});
+    const int64_t m = this->micro_batch(micro_batch);
+    ComputeStats stats;
+    try {
+      if (fault_oom_above_ > 0 && std::min(m, count) > fault_oom_above_)
+        throw SimulatedOutOfMemory(
+            fmt::format("--fault-oom-above {}: a micro-batch of {} samples", fault_oom_above_, m));
+      stats = accumulate_gradients(model, data, indices, count, m, {dtype_, scale});
+    } catch (const std::exception &e) {
+      if (!is_out_of_memory(e))
+        throw;
+      // A failed pass may have added part of its gradient already: start again from zero.
+      if (m <= 1)
+        throw UserError(fmt::format("out of memory with a micro-batch of 1 sample; this model does "
+                                    "not fit on this device ({})",
+                                    first_line(e.what())));
+      micro_batch_limit_ = (m + 1) / 2;
+      log_warn("out of memory with micro-batches of {} samples; running micro-batches of at most "
+               "{} from now on ({})",
+               m, micro_batch_limit_, first_line(e.what()));
+      continue;
+    }
     if (unscale(flat.grads()))
       return stats;
     // BatchNorm statistics of the discarded pass stay updated: a small bias, once per overflow.
     log_warn("--amp fp16: gradient overflowed at loss scale {:.0f}; recomputing at {:.0f}", scale,
              scale_);
-    if (attempt >= 24)
+    if (++attempt >= 24)
       throw UserError("--amp fp16: the gradient is not finite even at a tiny loss scale; the "
                       "model diverged (try --amp bf16 or a lower --lr)");
   }

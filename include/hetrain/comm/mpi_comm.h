@@ -54,6 +54,8 @@ public:
   void wait_all(double timeout_seconds, const std::function<void()> &on_progress = {});
   // Cancels and frees what is still pending (after a timeout).
   void cancel_pending();
+  // The peers of the requests still pending, each once, in rank order.
+  std::vector<int> pending_peers() const;
 
 private:
   std::vector<MPI_Request> requests_;

@@ -32,6 +32,14 @@ private:
 };
 
 Handle create_file(const std::string &path);
+// An HDF5 file built in memory (the core driver, no backing store), written out afterwards by
+// write_file_image(). Output files are made this way so that a full disk or a failed write is an
+// ordinary errno, reported as a UserError: with a file on disk, HDF5 1.10 keeps a file whose
+// H5Fclose failed in its tables and crashes flushing it again at exit (seen on a full tmpfs).
+Handle create_memory_file();
+// Flushes `file` and writes its image to `path` (truncated); throws UserError naming
+// `name_for_errors` and the system's reason ("No space left on device") when that fails.
+void write_file_image(hid_t file, const std::string &path, const std::string &name_for_errors);
 // Throws UserError("<path>: no such file" / "is not an HDF5 file") instead of a library error.
 Handle open_file_readonly(const std::string &path);
 Handle create_group(hid_t loc, const std::string &name);

@@ -47,13 +47,19 @@ struct TrainConfig {
   int64_t rebalance_every = 0;       // re-plan from measured round times every R rounds (0 = never)
   double join_timeout = 60;          // seconds rank 0 waits for the trainers' reports
   double straggler_timeout = 120;    // seconds any wait for a peer may take in a round
-  double chunk_mb = 4;               // size of one message of the flat buffers
-  double min_relative_speed = 0;     // admission: probe speed / fastest trainer's
-  bool require_gpu = false;          // admission: trainers without a GPU are rejected
-  bool require_bf16 = false;         // admission: trainers without bf16 hardware are rejected
-  std::string debug_sample_log;      // trainers append "epoch index" per sample to FILE.rank<r>
-  int fault_slow_probe_rank = -1;    // testing only: this rank reports a 100x slower probe
-  int fault_stall_rank = -1;         // testing only: this rank stops answering in its 3rd round
+  double stall_warning = 0;          // warn about late trainers after this long (0 = timeout / 2)
+  std::string on_trainer_loss = "abort"; // abort | continue (needs mpirun --enable-recovery)
+  double chunk_mb = 4;                   // size of one message of the flat buffers
+  double min_relative_speed = 0;         // admission: probe speed / fastest trainer's
+  bool require_gpu = false;              // admission: trainers without a GPU are rejected
+  bool require_bf16 = false;             // admission: trainers without bf16 hardware are rejected
+  std::string
+      debug_sample_log; // trainers append "epoch step attempt index" per sample to FILE.rank<r>
+  int fault_slow_probe_rank = -1; // testing only: this rank reports a 100x slower probe
+  int fault_stall_rank = -1;      // testing only: this rank stops answering in its 3rd round
+  int fault_kill_rank = -1;       // testing only: this rank dies (SIGKILL) in its 3rd round
+  int64_t fault_oom_above =
+      0; // testing only: micro-batches above this many samples run out of memory
   int64_t fault_crash_in_checkpoint = 0; // testing only: SIGKILL inside the Nth checkpoint write
 
   // Output
@@ -62,6 +68,9 @@ struct TrainConfig {
   int64_t checkpoint_every = 0; // also every R steps (0 = at epoch ends and at the end only)
   int64_t keep_checkpoints = 3;
   std::string summary_json;      // write a JSON summary here at the end
+  std::string metrics;           // --metrics FILE.jsonl: a record per round and per epoch
+  std::string timeline;          // --timeline FILE.json: Chrome trace, one row per rank
+  std::string prometheus;        // --prometheus FILE.prom: node_exporter textfile
   double progress_seconds = 5.0; // a progress line at most this often
 };
 

@@ -16,6 +16,8 @@ struct TrainerSummary {
   int64_t micro_batches = 0; // share in the last plan
   int64_t samples = 0;       // over the whole run
   double compute_seconds = 0, wait_seconds = 0;
+  int64_t micro_batch = 0; // what it ran last: below --micro-batch after running out of memory
+  bool lost = false;       // dropped by --on-trainer-loss continue
 };
 
 struct TrainSummary {
@@ -33,6 +35,8 @@ struct TrainSummary {
   std::vector<EpochRecord> history;
   std::vector<TrainerSummary> trainers;  // distributed runs
   std::vector<std::string> plan_history; // every plan, as logged
+  // --on-trainer-loss continue: the trainers dropped, e.g. "rank 2 (host) in round 17: ...".
+  std::vector<std::string> lost_trainers;
 };
 
 // Trains on this process alone (world size 1): gradient accumulation over micro-batches, one

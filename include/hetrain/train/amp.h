@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <string>
 
 namespace hetrain {
@@ -27,8 +28,18 @@ public:
 
   // Zeroes the gradients, then sums the gradients of `count` samples into flat.grads() (unscaled),
   // in micro-batches. fp16: recomputes with a lower loss scale while the sum is not finite.
+  // Out of device memory: halves the micro-batch (for this and every later call), logs it and
+  // recomputes from zeroed gradients, so the sum stays exact (BatchNorm statistics then come from
+  // the smaller batches); a micro-batch of one sample that does not fit is a UserError.
   ComputeStats gradients(Classifier &model, const Dataset &data, const int64_t *indices,
                          int64_t count, int64_t micro_batch, FlatParameters &flat);
+
+  // The micro-batch gradients() really runs: `configured` until memory ran out, then smaller.
+  int64_t micro_batch(int64_t configured) const {
+    return micro_batch_limit_ > 0 ? std::min(configured, micro_batch_limit_) : configured;
+  }
+  // Testing only (--fault-oom-above): micro-batches above `samples` fail as out of memory.
+  void set_fault_oom_above(int64_t samples) { fault_oom_above_ = samples; }
 
   // The loss-scale rules, apart from the model (unit-tested): true when `grads` are finite after
   // dividing them by the scale; false (scale halved) otherwise. Grows the scale x2 after
@@ -40,6 +51,11 @@ private:
   torch::ScalarType dtype_ = torch::kFloat32;
   double scale_ = 1.0;
   int64_t finite_rounds_ = 0;
+  int64_t micro_batch_limit_ = 0; // 0 = none yet
+  int64_t fault_oom_above_ = 0;
 };
+
+// True for LibTorch's out-of-memory errors (CUDA's and the CPU allocator's).
+bool is_out_of_memory(const std::exception &e);
 
 } // namespace hetrain

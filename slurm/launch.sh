@@ -1,0 +1,154 @@
+# shellcheck shell=bash
+# Sourced by slurm/train-*.sbatch; not run on its own. It
+#   1. picks the MPI launcher (hetrain_pick_launcher) and logs the choice,
+#   2. runs hetrain under it in the background, forwarding SIGUSR1 from the batch shell
+#      (hetrain_run), and
+#   3. requeues the job when hetrain stopped on a signal (exit 4) so that the next run continues
+#      from the checkpoint with --resume auto (hetrain_finish).
+#
+# Launch mode (HETRAIN_LAUNCH, default auto):
+#   srun    `srun --mpi=pmix`: SLURM starts the ranks itself; one MPI_COMM_WORLD across every
+#           task (and across the components of a heterogeneous job). Needs SLURM's pmix plugin
+#           and an Open MPI that speaks PMIx (Debian 12's do).
+#   mpirun  Open MPI's mpirun inside the allocation: it reads the nodes and the task count from
+#           SLURM and starts its daemons with srun. Cannot span the components of a hetjob.
+#   auto    srun when `srun --mpi=list` lists pmix, else mpirun. Only pmix is tried: with
+#           Debian's Open MPI 4.1 `--mpi=pmi2` and `--mpi=none` fail ("OMPI was not built with
+#           SLURM's PMI support").
+#
+# Signals: `#SBATCH --signal=B:USR1@120` makes SLURM send SIGUSR1 to the batch shell alone, 120 s
+# before the time limit (`scancel --signal=USR1 --batch JOB` does the same by hand). A shell
+# running a command in the foreground handles a trapped signal only when the command ends, so
+# the launcher runs in the background and the shell `wait`s; the trap then sends SIGUSR1 to the
+# launcher process, and both launchers pass it on to every rank (srun forwards USR1 to its
+# tasks; mpirun forwards USR1 to every rank). Rank 0 then checkpoints (ckpt-*-signal.h5) and
+# every rank exits, rank 0 with code 4. Why not `scancel --signal=USR1 --full` or signalling the
+# step with scancel: --full would also hit this shell, and `kill` needs no round trip to
+# slurmctld; the launcher is our own child, so its pid is at hand.
+#
+# Exit code: rank 0 writes its own exit code to $HETRAIN_EXIT_CODE_FILE (a file in /tmp of the
+# batch node, where rank 0 runs: it is the first task of the first node, or of component 0); that
+# code is the job's, so 3 (peer lost) or 5 (completed without a lost trainer) are not masked by
+# what the launcher returns.
+
+hetrain_log() { echo "hetrain-slurm $(date '+%F %T'): $*"; }
+hetrain_die() { echo "hetrain-slurm: $*" >&2; exit "${2:-1}"; }
+
+# Sets HETRAIN_LAUNCH to srun or mpirun and logs which one and why.
+hetrain_pick_launcher() {
+  local want=${HETRAIN_LAUNCH:-auto} why
+  case $want in
+    srun) why="HETRAIN_LAUNCH=srun" ;;
+    mpirun) why="HETRAIN_LAUNCH=mpirun" ;;
+    auto)
+      if srun --mpi=list 2>&1 | grep -qw pmix; then
+        want=srun why="srun --mpi=list offers pmix"
+      else
+        want=mpirun why="srun --mpi=list offers no pmix"
+      fi ;;
+    *) hetrain_die "HETRAIN_LAUNCH must be auto, srun or mpirun, not '$want'" 2 ;;
+  esac
+  if [ "$want" = mpirun ]; then
+    command -v mpirun >/dev/null || hetrain_die "launch mode mpirun ($why) but no mpirun in PATH"
+    hetrain_log "launch mode: mpirun inside the allocation ($why)"
+  else
+    hetrain_log "launch mode: srun --mpi=pmix ($why)"
+  fi
+  HETRAIN_LAUNCH=$want
+}
+
+# hetrain_run -- hetrain train ...
+# Runs the command under the launcher picked above, with the launcher options the calling script
+# put in the arrays SRUN_ARGS and MPIRUN_ARGS (MPIRUN_ARGS unset: this layout cannot use
+# mpirun) and the number of ranks in HETRAIN_NP. Sets HETRAIN_RC to rank 0's exit code.
+hetrain_run() {
+  [ "${1:-}" = -- ] && shift
+  local launcher=()
+  if [ "$HETRAIN_LAUNCH" = srun ]; then
+    launcher=(srun --mpi=pmix "${SRUN_ARGS[@]}")
+    # srun --mpi=pmix sets PMIX_RANK and SLURM_STEP_NUM_TASKS but no *_SIZE variable; hetrain
+    # reads the world size from SLURM_STEP_NUM_TASKS then (src/cli/cli.cpp, launched_world_size).
+  else
+    [ "${MPIRUN_ARGS+set}" = set ] ||
+      hetrain_die "this job layout needs srun --mpi=pmix; mpirun cannot span it (HETRAIN_LAUNCH=$HETRAIN_LAUNCH)"
+    # Root only matters on test machines; production jobs run as users.
+    [ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    launcher=(mpirun -x HETRAIN_EXIT_CODE_FILE "${MPIRUN_ARGS[@]}")
+  fi
+  HETRAIN_EXIT_CODE_FILE=$(mktemp /tmp/hetrain-exit."$SLURM_JOB_ID".XXXXXX)
+  export HETRAIN_EXIT_CODE_FILE
+  hetrain_log "running $HETRAIN_NP ranks: ${launcher[*]} $*"
+  "${launcher[@]}" "$@" &
+  _hetrain_child=$!
+  if [ "$_hetrain_usr1" = 1 ]; then # USR1 came while we were starting it
+    kill -USR1 "$_hetrain_child" 2>/dev/null
+  fi
+  # A trapped signal interrupts `wait` (status > 128): wait again until the launcher has ended,
+  # then once more for its real status (bash keeps it).
+  while kill -0 "$_hetrain_child" 2>/dev/null; do wait "$_hetrain_child"; done
+  wait "$_hetrain_child"
+  local launcher_rc=$?
+  HETRAIN_RC=$launcher_rc
+  if [ -s "$HETRAIN_EXIT_CODE_FILE" ]; then
+    HETRAIN_RC=$(cat "$HETRAIN_EXIT_CODE_FILE")
+  elif [ "$launcher_rc" -eq 0 ]; then
+    hetrain_log "the launcher exited 0 but rank 0 recorded no exit code (did it run?)"
+    HETRAIN_RC=1
+  fi
+  rm -f "$HETRAIN_EXIT_CODE_FILE"
+  hetrain_log "hetrain exited with code $HETRAIN_RC (launcher: $launcher_rc)"
+}
+
+# hetrain_finish: exit with hetrain's code, or requeue the job when it was stopped by a signal.
+# Exit codes: 0 ok, 2 bad input, 3 peer lost, 4 stopped by signal, 5 completed without lost
+# trainers. On 4 (SIGUSR1 before the time limit, or SIGTERM on preemption) the job is put back
+# in the queue with `scontrol requeue` (needs #SBATCH --requeue); it keeps its job id, so CKPT
+# is the same and --resume auto picks up ckpt-*-signal.h5. MAX_REQUEUES (default 20) bounds the
+# loop. `scontrol requeue` ends this run (SLURM kills the batch step).
+hetrain_finish() {
+  if [ "$HETRAIN_RC" -eq 4 ]; then
+    local restarts=${SLURM_RESTART_COUNT:-0}
+    if [ "$restarts" -ge "${MAX_REQUEUES:-20}" ]; then
+      hetrain_log "stopped by a signal, but already requeued $restarts times (MAX_REQUEUES); not again"
+      exit 4
+    fi
+    hetrain_log "stopped by a signal with a checkpoint in $CKPT: scontrol requeue $SLURM_JOB_ID"
+    if scontrol requeue "$SLURM_JOB_ID"; then
+      sleep 30 # SLURM ends this run now; do not report an exit code of our own first
+    else
+      hetrain_log "scontrol requeue failed (job not requeueable?); resubmit with CKPT=$CKPT to continue"
+    fi
+    exit 4
+  fi
+  exit "$HETRAIN_RC"
+}
+
+# Until the launcher runs, a SIGUSR1 is only remembered (and then the launch is skipped).
+_hetrain_child="" _hetrain_usr1=0
+_hetrain_on_usr1() {
+  _hetrain_usr1=1
+  if [ -n "$_hetrain_child" ]; then
+    hetrain_log "SIGUSR1: forwarding it to the launcher (pid $_hetrain_child): hetrain checkpoints and stops"
+    kill -USR1 "$_hetrain_child" 2>/dev/null
+  else
+    hetrain_log "SIGUSR1 before the launch"
+  fi
+}
+trap _hetrain_on_usr1 USR1
+
+# hetrain_common_args: the hetrain options every script passes; sets HETRAIN_ARGS.
+# Uses HETRAIN, DATA, TRAIN, TEST, CKPT, MODEL, EPOCHS, THREADS (see the calling script).
+hetrain_common_args() {
+  [ -x "$HETRAIN" ] || hetrain_die "HETRAIN=$HETRAIN is not an executable (set HETRAIN=/path/to/hetrain)" 2
+  mkdir -p "$CKPT" || hetrain_die "cannot create CKPT=$CKPT" 2
+  HETRAIN_ARGS=(train --data "$TRAIN" --model "$MODEL" --epochs "$EPOCHS"
+                --checkpoint-dir "$CKPT" --resume auto)
+  [ -n "$TEST" ] && HETRAIN_ARGS+=(--test-data "$TEST")
+  [ -n "${THREADS:-}" ] && HETRAIN_ARGS+=(--threads "$THREADS")
+  hetrain_log "job $SLURM_JOB_ID (run $(( ${SLURM_RESTART_COUNT:-0} + 1 ))), nodes ${SLURM_JOB_NODELIST:-?}, checkpoints in $CKPT"
+  if [ "$_hetrain_usr1" = 1 ]; then
+    HETRAIN_RC=4
+    hetrain_log "SIGUSR1 arrived before hetrain started: nothing to checkpoint"
+    hetrain_finish
+  fi
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# SLURM tests of slurm/*.sbatch, run by ctest (label slurm) on a private SLURM started here with
+# scripts/slurm-local.sh (its own folder under a mktemp dir, stopped on exit).
+# Usage: slurm_tests.sh CASE   with HETRAIN (the binary) and DATA (data folder) in the environment.
+#   node    slurm/train-node.sbatch with CPU trainers (sbatch --gres=none --ntasks=3: 1 aggregator
+#           + 2 trainers; mlp, 1 epoch, 4000 samples) under `sbatch --wait`: exit code 0, job
+#           COMPLETED, the log names the launch mode and has the plan: line, the newest
+#           checkpoint passes `hetrain inspect` at the expected step. Then the requeue path:
+#           SIGUSR1 to the batch shell (scancel --signal=USR1 --batch, what #SBATCH
+#           --signal=B:USR1@120 does before the time limit) once the first checkpoint exists;
+#           the job checkpoints, requeues itself, and its second run resumes from the signal
+#           checkpoint and completes (Restarts=1, "resuming from ...-signal.h5", final step).
+#   hetjob  slurm/train-hetjob.sbatch on two fake nodes (component 0: the aggregator on n1,
+#           component 1: 2 CPU trainers on n2), one MPI job through srun --het-group; same checks.
+# Exit 77 (skipped) when SLURM cannot run here: not root, a package missing, daemons not starting.
+# On 2 cores: node about 1 min (its requeue waits ~10 s for SLURM to restart the job), hetjob
+# about 15 s. scripts/slurm-local.sh sets cred_expire=10 (SLURM's default, 120 s, is the wait).
+set -uo pipefail
+case_name=${1:-}
+case $case_name in node|hetjob) ;; *) echo "usage: $0 node|hetjob" >&2; exit 2 ;; esac
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+: "${HETRAIN:?set HETRAIN to the hetrain binary}" "${DATA:?set DATA to the data folder}"
+skip() { echo "SKIPPED: $*"; exit 77; }
+fail() { echo "FAIL ($case_name): $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || skip "a private SLURM needs root here (slurmd runs as root)"
+for c in slurmctld slurmd munged sbatch scontrol sinfo srun scancel squeue; do
+  command -v "$c" >/dev/null 2>&1 ||
+    skip "$c not found: install slurm-wlm slurmctld slurmd slurm-client munge (scripts/install-deps.sh)"
+done
+[ -x "$HETRAIN" ] || fail "HETRAIN=$HETRAIN is not executable"
+[ -f "$DATA/fashion-mnist-train.h5" ] || fail "missing $DATA/fashion-mnist-train.h5: run scripts/prepare-data.sh"
+
+work=$(mktemp -d /tmp/hetrain-slurm-test.XXXXXX)
+chmod 711 "$work" # munged wants every folder above its socket searchable by all
+export HETRAIN_SLURM_DIR=$work/slurm SLURM_CONF=$work/slurm/slurm.conf
+cleanup() {
+  local rc=$?
+  if [ -f "$SLURM_CONF" ]; then
+    scancel --user=root >/dev/null 2>&1 # our private SLURM only (SLURM_CONF)
+    for _ in $(seq 40); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
+    "$repo/scripts/slurm-local.sh" stop >/dev/null 2>&1
+  fi
+  if [ "$rc" = 0 ] || [ "$rc" = 77 ]; then rm -rf "$work"; else echo "kept for a look: $work" >&2; fi
+}
+trap cleanup EXIT
+
+nodes=1
+[ "$case_name" = hetjob ] && nodes=2
+if ! "$repo/scripts/slurm-local.sh" start --nodes "$nodes" >"$work/start.log" 2>&1; then
+  cat "$work/start.log"
+  tail -n 5 "$work"/slurm/log/*.log 2>/dev/null
+  skip "SLURM does not start on this machine (above)"
+fi
+echo "private SLURM up ($nodes node(s)) in $HETRAIN_SLURM_DIR"
+
+# What every job gets (sbatch passes the environment on to the batch script).
+export HETRAIN DATA MODEL=mlp EPOCHS=1 THREADS=1
+export OMPI_MCA_mpi_yield_when_idle=1 # 3 ranks on 2 cores
+[ "$case_name" = hetjob ] && export OMPI_MCA_btl=self,tcp # shared memory crashes across fake nodes
+
+job_state() { scontrol show job "$1" | grep -o 'JobState=[A-Z_]*' | head -n 1 | cut -d= -f2; }
+newest_ckpt() { find "$1" -name 'ckpt-*.h5' | sort | tail -n 1; }
+# inspect CKPT STEP: the checkpoint is valid and at global step STEP.
+inspect() {
+  local json step
+  json=$("$HETRAIN" inspect "$1" --json) || fail "hetrain inspect $1 failed"
+  step=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["global_step"])' <<<"$json")
+  [ "$step" = "$2" ] || fail "$1: global_step $step, expected $2"
+  echo "  hetrain inspect $(basename "$1"): valid, global_step $step"
+}
+# check_log LOG: the launch mode line and rank 0's plan.
+check_log() {
+  grep -q "launch mode:" "$1" || fail "no 'launch mode:' line in $1"
+  grep -q "plan: rank 1 " "$1" || fail "no 'plan:' line in $1"
+  echo "  $(grep -m1 -o 'launch mode: .*' "$1")"
+  echo "  $(grep -m1 -o 'plan: .*' "$1")"
+}
+# submit NAME SCRIPT [sbatch options] -- [script args]: sbatch --wait; sets JOB and RC.
+submit() {
+  local name=$1 script=$2 opts=() t0=$SECONDS; shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  timeout 170 sbatch --wait --parsable --chdir="$work" --output="$work/$name.out" --time=5 \
+    --job-name="$name" "${opts[@]}" "$script" "$@" >"$work/$name.id"
+  RC=$?
+  JOB=$(cut -d';' -f1 "$work/$name.id")
+  echo "$name: job $JOB, sbatch --wait exit code $RC after $((SECONDS - t0)) s"
+  [ "$RC" = 0 ] || { cat "$work/$name.out" >&2; fail "$name: sbatch --wait exited $RC"; }
+}
+
+# One training run: 4000 samples, global batch 256 = 16 steps.
+train_once() {
+  local name=$1 script=$2; shift 2
+  CKPT=$work/ckpt-$name submit "$name" "$script" "$@" -- --limit-train-samples 4000 --progress-seconds 5
+  [ "$(job_state "$JOB")" = COMPLETED ] || fail "$name: job state $(job_state "$JOB"), not COMPLETED"
+  echo "  job state COMPLETED"
+  check_log "$work/$name.out"
+  inspect "$(newest_ckpt "$work/ckpt-$name")" 16
+}
+
+case $case_name in
+node)
+  train_once node "$repo/slurm/train-node.sbatch" --gres=none --ntasks=3
+
+  # Requeue: 3 epochs of 60000 samples (705 steps, ~5-10 s of training here), a checkpoint
+  # every 20 steps; SIGUSR1 to the batch shell as soon as the first one exists.
+  name=requeue
+  t0=$SECONDS
+  CKPT=$work/ckpt-$name EPOCHS=3 sbatch --wait --parsable --chdir="$work" --output="$work/$name.out" \
+    --time=5 --job-name=$name --gres=none --ntasks=3 "$repo/slurm/train-node.sbatch" \
+    --checkpoint-every 20 --progress-seconds 5 >"$work/$name.id" &
+  waiter=$!
+  for _ in $(seq 600); do # up to 120 s
+    [ -n "$(find "$work/ckpt-$name" -name 'ckpt-*.h5' 2>/dev/null)" ] && break
+    kill -0 "$waiter" 2>/dev/null || break
+    sleep 0.2
+  done
+  JOB=$(cut -d';' -f1 "$work/$name.id")
+  [ -n "$(find "$work/ckpt-$name" -name 'ckpt-*.h5' 2>/dev/null)" ] ||
+    { cat "$work/$name.out" >&2; fail "requeue: no checkpoint appeared"; }
+  echo "requeue: job $JOB wrote $(basename "$(newest_ckpt "$work/ckpt-$name")") after $((SECONDS - t0)) s; scancel --signal=USR1 --batch $JOB"
+  scancel --signal=USR1 --batch "$JOB" || fail "scancel --signal=USR1 --batch $JOB failed"
+  timeout 170 tail --pid="$waiter" -f /dev/null
+  wait "$waiter"
+  RC=$?
+  echo "requeue: sbatch --wait exit code $RC after $((SECONDS - t0)) s"
+  [ "$RC" = 0 ] || { cat "$work/$name.out" >&2; fail "requeue: sbatch --wait exited $RC"; }
+  info=$(scontrol show job "$JOB")
+  grep -q 'JobState=COMPLETED' <<<"$info" || fail "requeue: job state $(job_state "$JOB"), not COMPLETED"
+  grep -q 'Restarts=1 ' <<<"$info" || fail "requeue: $(grep -o 'Restarts=[0-9]*' <<<"$info"), expected Restarts=1"
+  log=$work/$name.out
+  grep -q "SIGUSR1: forwarding" "$log" || fail "requeue: the batch shell did not forward SIGUSR1"
+  grep -q "scontrol requeue $JOB" "$log" || fail "requeue: the script did not requeue on exit code 4"
+  grep -q "resuming from .*-signal.h5" "$log" || { cat "$log" >&2; fail "requeue: no 'resuming from ...-signal.h5'"; }
+  [ "$(grep -c 'job .* (run [12]),' "$log")" = 2 ] || fail "requeue: expected two runs in $log"
+  echo "  job state COMPLETED, Restarts=1"
+  echo "  $(grep -m1 -o 'hetrain exited with code 4.*' "$log")"
+  echo "  $(grep -m1 -o 'resuming from .*' "$log")"
+  inspect "$(newest_ckpt "$work/ckpt-$name")" 705
+  ;;
+hetjob)
+  # Command-line options: component 0's before ':', component 1's after (overriding the GPU
+  # template: no gres, one node with 2 CPU trainers).
+  train_once hetjob "$repo/slurm/train-hetjob.sbatch" --cpus-per-task=1 : --gres=none --nodes=1 \
+    --ntasks-per-node=2
+  grep -q "running 3 ranks: srun --mpi=pmix --het-group=0-1" "$work/hetjob.out" ||
+    fail "hetjob: not launched as one srun --het-group=0-1 step"
+  echo "  $(grep -m1 -o 'component 0: .*' "$work/hetjob.out"); $(grep -m1 -o 'component 1: .*' "$work/hetjob.out")"
+  ;;
+esac
+echo "PASS slurm.$case_name"
