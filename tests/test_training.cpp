@@ -5,7 +5,11 @@
 #include "hetrain/checkpoint/checkpoint.h"
 #include "hetrain/common/atomic_file.h"
 #include "hetrain/common/error.h"
+#include "hetrain/data/dataset.h"
+#include "hetrain/model/models.h"
 #include "hetrain/run/training_run.h"
+#include "hetrain/train/compute.h"
+#include "hetrain/train/flat_parameters.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -13,8 +17,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 
 using namespace hetrain;
 using namespace hetrain::testing;
@@ -52,6 +58,38 @@ TEST(LocalTraining, GradientAccumulationEqualsOneBigBatch) {
     const auto &x = ca.params[i].second, &y = cb.params[i].second;
     double rel = (x - y).norm().item<double>() / y.norm().item<double>();
     EXPECT_LT(rel, 1e-5) << ca.params[i].first;
+  }
+}
+
+// --overlap's contract: every parameter is reported once, and when it is, its gradient is final
+// (a copy taken at report time equals the gradient after the whole pass). cnn: BatchNorm and
+// parameters without bias, reported in backward's order, not the flat buffer's.
+TEST(Overlap, EveryParameterIsReportedOnceWithItsFinalGradient) {
+  TempDir dir;
+  auto path = write_synthetic_dataset(dir, "d.h5", 96, 4, 8, 1);
+  Dataset data(path);
+  for (const char *name : {"mlp", "cnn"}) {
+    torch::manual_seed(3);
+    auto model = make_model(ModelSpec{name, 1, 8, 8, 4});
+    FlatParameters flat(*model);
+    flat.zero_grads();
+    std::vector<int64_t> indices(96);
+    std::iota(indices.begin(), indices.end(), 0);
+    std::vector<torch::Tensor> at_report(flat.slots().size());
+    std::vector<size_t> order;
+    accumulate_gradients(*model, data, indices.data(), 96, 32, {}, [&](size_t i) {
+      at_report.at(i) = FlatParameters::view_of(flat.grads(), flat.slots()[i]).clone();
+      order.push_back(i);
+    });
+    ASSERT_EQ(order.size(), flat.slots().size()) << name;
+    std::vector<size_t> sorted = order;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end()) << name;
+    for (size_t i = 0; i < flat.slots().size(); ++i)
+      EXPECT_TRUE(at_report[i].equal(FlatParameters::view_of(flat.grads(), flat.slots()[i])))
+          << name << ": " << flat.slots()[i].name << " changed after it was reported";
+    // Backward reaches the output layer first: the first reports are the last parameters.
+    EXPECT_GT(order.front(), order.back()) << name;
   }
 }
 

@@ -13,6 +13,7 @@
 #include "hetrain/data/dataset_file.h"
 #include "hetrain/data/image_set.h"
 #include "hetrain/model/models.h"
+#include "hetrain/run/distributed_evaluate.h"
 #include "hetrain/run/training_run.h"
 #include "hetrain/train/compute.h"
 
@@ -28,6 +29,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
 
 namespace hetrain {
 namespace {
@@ -150,6 +152,9 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
                  "drops it, re-plans the round and trains on (exit 5 at the end); continue needs "
                  "mpirun --enable-recovery")
       ->capture_default_str();
+  cmd.add_flag("--overlap", c.overlap,
+               "CPU trainers send each gradient chunk as soon as the last backward pass has "
+               "finished it, overlapping the upload with the rest of backward");
   cmd.add_option("--chunk-mb", c.chunk_mb, "Size of one message of the flat buffers")
       ->capture_default_str();
   cmd.add_option("--min-relative-speed", c.min_relative_speed,
@@ -423,7 +428,8 @@ int cmd_inspect(const std::string &path, bool json) {
   return kExitOk;
 }
 
-int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool json, int threads) {
+int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool json, int threads,
+                 MpiSession *mpi) {
   torch::set_num_threads(threads > 0 ? threads : usable_cores());
   CheckpointContents c = read_checkpoint(checkpoint);
   const DatasetMeta m = read_dataset_meta(data);
@@ -437,7 +443,22 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
   Dataset dataset(data, DataResidency::Auto, Normalization{c.norm_mean, c.norm_std});
   std::shared_ptr<Classifier> model = make_model(c.model);
   load_model_state(c, *model, checkpoint);
-  EvalResult r = evaluate(*model, dataset);
+  EvalResult r;
+  if (mpi && mpi->size() > 1) {
+    // Under mpirun: the set split over the ranks by measured speed; rank 0 prints.
+    const DistributedEvaluation d = evaluate_distributed(*model, dataset, MPI_COMM_WORLD, 120);
+    if (mpi->rank() != 0)
+      return kExitOk;
+    std::string split;
+    for (size_t i = 0; i < d.shares.size(); ++i)
+      split += fmt::format("{}rank {} {} samples ({:.0f}/s)", i ? ", " : "", i, d.shares[i],
+                           d.speeds[i]);
+    // To stderr: stdout carries the result (JSON with --json).
+    fmt::print(stderr, "evaluate: {}\n", split);
+    r = d.result;
+  } else {
+    r = evaluate(*model, dataset);
+  }
   if (json)
     fmt::print("{}\n", nlohmann::json{{"checkpoint", checkpoint},
                                       {"data", data},
@@ -556,8 +577,12 @@ int run_cli(int argc, char **argv) {
       return cmd_data_info(info_path, json);
     if (*inspect)
       return cmd_inspect(checkpoint_path, json);
-    if (*evaluate_cmd)
-      return cmd_evaluate(checkpoint_path, eval_data, json, eval_threads);
+    if (*evaluate_cmd) {
+      std::unique_ptr<MpiSession> mpi; // under mpirun the ranks split the set
+      if (launched_world_size() > 1)
+        mpi = std::make_unique<MpiSession>(&argc, &argv);
+      return cmd_evaluate(checkpoint_path, eval_data, json, eval_threads, mpi.get());
+    }
   } catch (const UserError &e) {
     fmt::print(stderr, "hetrain: error: {}\n", e.what());
     return kExitBadInput;

@@ -118,24 +118,26 @@ size_t post_chunks(RequestSet &set, int64_t length, int64_t chunk_elems, int pee
 
 size_t isend_chunks(RequestSet &set, const void *data, int64_t length, int64_t chunk_elems,
                     MPI_Datatype type, size_t elem_bytes, int peer, int tag, MPI_Comm comm,
-                    const std::string &what) {
+                    const std::string &what, bool tag_per_chunk) {
   const auto *bytes = static_cast<const char *>(data);
-  return post_chunks(set, length, chunk_elems, peer, what,
-                     [&](int64_t begin, int count, MPI_Request *r) {
-                       CHECK_MPI(MPI_Isend(bytes + begin * static_cast<int64_t>(elem_bytes), count,
-                                           type, peer, tag, comm, r));
-                     });
+  return post_chunks(
+      set, length, chunk_elems, peer, what, [&](int64_t begin, int count, MPI_Request *r) {
+        const int t = tag_per_chunk ? tag + static_cast<int>(begin / chunk_elems) : tag;
+        CHECK_MPI(MPI_Isend(bytes + begin * static_cast<int64_t>(elem_bytes), count, type, peer, t,
+                            comm, r));
+      });
 }
 
 size_t irecv_chunks(RequestSet &set, void *data, int64_t length, int64_t chunk_elems,
                     MPI_Datatype type, size_t elem_bytes, int peer, int tag, MPI_Comm comm,
-                    const std::string &what) {
+                    const std::string &what, bool tag_per_chunk) {
   auto *bytes = static_cast<char *>(data);
-  return post_chunks(set, length, chunk_elems, peer, what,
-                     [&](int64_t begin, int count, MPI_Request *r) {
-                       CHECK_MPI(MPI_Irecv(bytes + begin * static_cast<int64_t>(elem_bytes), count,
-                                           type, peer, tag, comm, r));
-                     });
+  return post_chunks(
+      set, length, chunk_elems, peer, what, [&](int64_t begin, int count, MPI_Request *r) {
+        const int t = tag_per_chunk ? tag + static_cast<int>(begin / chunk_elems) : tag;
+        CHECK_MPI(MPI_Irecv(bytes + begin * static_cast<int64_t>(elem_bytes), count, type, peer, t,
+                            comm, r));
+      });
 }
 
 } // namespace hetrain

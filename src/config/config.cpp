@@ -121,6 +121,7 @@ void to_json(nlohmann::json &j, const TrainConfig &c) {
                      {"stall_warning", c.stall_warning},
                      {"on_trainer_loss", c.on_trainer_loss},
                      {"chunk_mb", c.chunk_mb},
+                     {"overlap", c.overlap},
                      {"min_relative_speed", c.min_relative_speed},
                      {"require_gpu", c.require_gpu},
                      {"require_bf16", c.require_bf16},
@@ -172,6 +173,7 @@ void from_json(const nlohmann::json &j, TrainConfig &c) {
   c.stall_warning = j.value("stall_warning", d.stall_warning);
   c.on_trainer_loss = j.value("on_trainer_loss", d.on_trainer_loss);
   c.chunk_mb = j.value("chunk_mb", d.chunk_mb);
+  c.overlap = j.value("overlap", d.overlap);
   c.min_relative_speed = j.value("min_relative_speed", d.min_relative_speed);
   c.require_gpu = j.value("require_gpu", d.require_gpu);
   c.require_bf16 = j.value("require_bf16", d.require_bf16);

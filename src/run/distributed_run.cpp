@@ -59,12 +59,24 @@ enum Tag : int {
   kTagVerdict,
   kTagCommand,
   kTagStats,
-  kTagGrads,
   kTagBuffers,
   kTagParams,
   kTagParamBuffers,
-  kTagTimeline
+  kTagTimeline,
+  // Gradient chunk c travels with tag kTagGradChunks + c: with --overlap chunks leave in the
+  // order backward finishes them (last layers first), and MPI matches same-tag messages in order.
+  kTagGradChunks = 1000
 };
+constexpr int64_t kMaxGradChunks = 32767 - kTagGradChunks; // MPI guarantees tags up to 32767
+
+int64_t grad_chunks_checked(int64_t numel, int64_t chunk) {
+  const int64_t chunks = chunk_count(numel, chunk);
+  if (chunks > kMaxGradChunks)
+    throw UserError(fmt::format("--chunk-mb: the gradient would travel in {} chunks, more than "
+                                "the {} message tags available; raise --chunk-mb",
+                                chunks, kMaxGradChunks));
+  return chunks;
+}
 // Command to a trainer for one round:
 //   {kind, epoch, offset, count, global_step, local_steps, attempt}
 // attempt > 0: the round is being redone after a trainer was lost (--on-trainer-loss continue).
@@ -220,6 +232,14 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
     log_warn("--amp bf16 on {} (compute capability {}.{}): no bf16 hardware, expect it slow",
              gpu->name, gpu->cc_major, gpu->cc_minor);
   const bool params_mode = config.sync == "params";
+  grad_chunks_checked(flat.numel(), chunk);
+  // --overlap: the gradient sum of a CPU trainer is sent chunk by chunk from the flat buffer
+  // during the last backward pass (a GPU trainer's goes through a dtype conversion and pinned
+  // copies after it; fp16 is unscaled after it; params mode sends parameters after local steps).
+  const bool overlap = config.overlap && !params_mode && host && wire.dtype == torch::kFloat32;
+  if (config.overlap && !overlap)
+    log_warn("--overlap applies to CPU trainers in --sync gradient with --wire-dtype fp32; this "
+             "trainer sends after backward");
   // params mode: each trainer steps its own optimizer (its state stays here) between averagings.
   std::unique_ptr<Optimizer> local_optimizer;
   std::unique_ptr<LrSchedule> local_schedule;
@@ -334,9 +354,30 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       const double start_us = wall_microseconds();
       ComputeStats stats;
       torch::Tensor upload;
+      RequestSet early; // --overlap: gradient chunks sent during the last backward pass
       if (!params_mode) {
         // gradient: the sum of the gradients of all this trainer's micro-batches.
-        stats = amp.gradients(*model, data, order.data() + offset, count, config.micro_batch, flat);
+        GradientReady ready;
+        std::vector<int64_t> chunk_left;
+        if (overlap) {
+          // A chunk leaves as soon as every parameter in it has its final gradient.
+          for (int64_t at = 0; at < flat.numel(); at += chunk)
+            chunk_left.push_back(std::min(chunk, flat.numel() - at));
+          float *grads = flat.grads().data_ptr<float>();
+          ready = [&, grads](size_t parameter) {
+            const ParameterSlot &slot = flat.slots()[parameter];
+            const int64_t from = slot.offset, to = slot.offset + slot.numel;
+            for (int64_t c = from / chunk; c * chunk < to; ++c) {
+              const int64_t lo = std::max(from, c * chunk), hi = std::min(to, (c + 1) * chunk);
+              if (hi > lo && (chunk_left[static_cast<size_t>(c)] -= hi - lo) == 0)
+                isend_chunks(early, grads + c * chunk, std::min(chunk, flat.numel() - c * chunk),
+                             chunk, MPI_FLOAT, 4, 0, kTagGradChunks + static_cast<int>(c), job,
+                             "sending gradients (overlapped)");
+            }
+          };
+        }
+        stats = amp.gradients(*model, data, order.data() + offset, count, config.micro_batch, flat,
+                              ready);
         upload = flat.grads();
       } else {
         // params: `local_steps` optimizer steps over consecutive parts of the slice.
@@ -393,8 +434,9 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       set.add(r, 0, "sending round statistics");
       const std::string what = params_mode ? "sending parameters" : "sending gradients";
       if (host) {
-        isend_chunks(set, wire_upload.data_ptr(), flat.numel(), chunk, wire.mpi_type, wire.bytes, 0,
-                     kTagGrads, job, what);
+        if (!overlap) // with --overlap they are on their way already
+          isend_chunks(set, wire_upload.data_ptr(), flat.numel(), chunk, wire.mpi_type, wire.bytes,
+                       0, kTagGradChunks, job, what, /*tag_per_chunk=*/true);
       } else {
         // One device-to-host copy per chunk into pinned memory, each chunk sent as soon as it is
         // there: the copy of chunk c+1 overlaps the network transfer of chunk c.
@@ -403,10 +445,12 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
           const int64_t length = std::min(chunk, flat.numel() - at);
           upload_host.narrow(0, at, length).copy_(wire_upload.narrow(0, at, length));
           isend_chunks(set, bytes_host + at * static_cast<int64_t>(wire.bytes), length, chunk,
-                       wire.mpi_type, wire.bytes, 0, kTagGrads, job, what);
+                       wire.mpi_type, wire.bytes, 0, kTagGradChunks + static_cast<int>(at / chunk),
+                       job, what);
         }
       }
       isend_chunks(set, buffers.data(), nbuf, chunk, 0, kTagBuffers, job, "sending buffers");
+      early.wait_all(config.straggler_timeout);
       set.wait_all(config.straggler_timeout);
     }
     stopped = !receive_parameters("after a round");
@@ -637,6 +681,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   Optimizer optimizer(optimizer_options(config), flat.numel(), place.device);
   const LrSchedule schedule = lr_schedule(config, steps_per_epoch);
   const int64_t chunk = chunk_elements(config);
+  grad_chunks_checked(flat.numel(), chunk);
   const int64_t nbuf = buffer_elements(*model);
 
   TrainSummary summary;
@@ -892,9 +937,10 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
                   fmt::format("round {} statistics from {}", round_number, name_of(t)));
           first_chunk[static_cast<size_t>(j)] =
               irecv_chunks(set, reducer.receive_buffer(static_cast<size_t>(j)), flat.numel(), chunk,
-                           wire.mpi_type, wire.bytes, t.job_rank, kTagGrads, job,
+                           wire.mpi_type, wire.bytes, t.job_rank, kTagGradChunks, job,
                            fmt::format("round {} {} from {}", round_number,
-                                       params_mode ? "parameters" : "gradients", name_of(t)));
+                                       params_mode ? "parameters" : "gradients", name_of(t)),
+                           /*tag_per_chunk=*/true);
           irecv_chunks(set, buffers_in[static_cast<size_t>(j)].data(), nbuf, chunk, t.job_rank,
                        kTagBuffers, job,
                        fmt::format("round {} buffers from {}", round_number, name_of(t)));

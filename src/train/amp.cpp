@@ -65,7 +65,17 @@ bool is_out_of_memory(const std::exception &e) {
 
 ComputeStats MixedPrecision::gradients(Classifier &model, const Dataset &data,
                                        const int64_t *indices, int64_t count, int64_t micro_batch,
-                                       FlatParameters &flat) {
+                                       FlatParameters &flat, const GradientReady &ready) {
+  if (ready && dtype_ == torch::kHalf)
+    throw UserError("--overlap does not work with --amp fp16 (the gradient is unscaled after the "
+                    "whole backward pass)");
+  bool reported = false;
+  GradientReady tracked;
+  if (ready)
+    tracked = [&](size_t parameter) {
+      reported = true;
+      ready(parameter);
+    };
   for (int attempt = 0;;) {
     flat.zero_grads();
     const double scale = dtype_ == torch::kHalf ? scale_ : 1.0;
@@ -75,10 +85,14 @@ ComputeStats MixedPrecision::gradients(Classifier &model, const Dataset &data,
       if (fault_oom_above_ > 0 && std::min(m, count) > fault_oom_above_)
         throw SimulatedOutOfMemory(
             fmt::format("--fault-oom-above {}: a micro-batch of {} samples", fault_oom_above_, m));
-      stats = accumulate_gradients(model, data, indices, count, m, {dtype_, scale});
+      stats = accumulate_gradients(model, data, indices, count, m, {dtype_, scale}, tracked);
     } catch (const std::exception &e) {
       if (!is_out_of_memory(e))
         throw;
+      if (reported)
+        throw UserError(fmt::format("out of memory after --overlap sent part of the gradient; "
+                                    "run with --overlap off or a smaller --micro-batch ({})",
+                                    first_line(e.what())));
       // A failed pass may have added part of its gradient already: start again from zero.
       if (m <= 1)
         throw UserError(fmt::format("out of memory with a micro-batch of 1 sample; this model does "

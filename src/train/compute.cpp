@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 
 namespace hetrain {
 namespace {
@@ -72,9 +73,54 @@ private:
 
 } // namespace
 
+namespace {
+// Reports parameters' gradients as final during one backward pass. A hook on a leaf runs just
+// before that leaf's gradient is accumulated; the CPU autograd engine runs nodes one at a time on
+// the calling thread, so when a hook fires, every parameter whose hook fired earlier has been
+// accumulated. The rest (the last one, and any that got no gradient) are reported at the end.
+class ReadyReporter {
+public:
+  ReadyReporter(Classifier &model, const GradientReady &ready)
+      : ready_(ready), params_(model.parameters()), done_(params_.size(), false) {
+    for (size_t i = 0; i < params_.size(); ++i)
+      handles_.push_back(params_[i].register_hook([this, i](const torch::Tensor &) {
+        report_fired();
+        fired_.push_back(i);
+      }));
+  }
+  ~ReadyReporter() {
+    for (size_t i = 0; i < params_.size(); ++i)
+      params_[i].remove_hook(handles_[i]);
+  }
+  void finish() {
+    report_fired();
+    for (size_t i = 0; i < params_.size(); ++i)
+      report(i);
+  }
+
+private:
+  void report_fired() {
+    for (size_t i : fired_)
+      report(i);
+    fired_.clear();
+  }
+  void report(size_t i) {
+    if (!done_[i]) {
+      done_[i] = true;
+      ready_(i);
+    }
+  }
+  const GradientReady &ready_;
+  std::vector<torch::Tensor> params_;
+  std::vector<bool> done_;
+  std::vector<size_t> fired_;
+  std::vector<unsigned> handles_;
+};
+} // namespace
+
 ComputeStats accumulate_gradients(Classifier &model, const Dataset &data, const int64_t *indices,
                                   int64_t count, int64_t micro_batch,
-                                  const AutocastSettings &autocast) {
+                                  const AutocastSettings &autocast, const GradientReady &ready) {
   ComputeStats stats;
   const torch::Device device = device_of(model);
   model.train();
@@ -92,10 +138,16 @@ ComputeStats accumulate_gradients(Classifier &model, const Dataset &data, const 
           logits.to(torch::kFloat32), batch.labels,
           torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
     }
+    // The last micro-batch's backward reports gradients as they become final (--overlap).
+    std::optional<ReadyReporter> reporter;
+    if (ready && start + micro_batch >= count)
+      reporter.emplace(model, ready);
     if (autocast.loss_scale != 1.0)
       (loss * autocast.loss_scale).backward();
     else
       loss.backward();
+    if (reporter)
+      reporter->finish();
     stats.loss_sum += loss.item<double>();
     stats.correct += logits.argmax(1).eq(batch.labels).sum().item<int64_t>();
     stats.samples += n;
@@ -103,32 +155,38 @@ ComputeStats accumulate_gradients(Classifier &model, const Dataset &data, const 
   return stats;
 }
 
-EvalResult evaluate(Classifier &model, const Dataset &data, int64_t batch_size) {
+EvalSums evaluate_range(Classifier &model, const Dataset &data, int64_t begin, int64_t end,
+                        int64_t batch_size) {
   torch::NoGradGuard no_grad;
   const torch::Device device = device_of(model);
   model.eval();
-  EvalResult result;
-  double loss_sum = 0;
-  int64_t correct = 0;
-  std::vector<int64_t> indices(static_cast<size_t>(std::min(batch_size, data.size())));
-  for (int64_t start = 0; start < data.size(); start += batch_size) {
-    int64_t n = std::min(batch_size, data.size() - start);
+  EvalSums sums;
+  std::vector<int64_t> indices;
+  for (int64_t start = begin; start < end; start += batch_size) {
+    const int64_t n = std::min(batch_size, end - start);
     indices.resize(static_cast<size_t>(n));
     std::iota(indices.begin(), indices.end(), start);
     Batch batch = data.get(indices);
     batch.images = batch.images.to(device);
     batch.labels = batch.labels.to(device);
     torch::Tensor logits = model.forward(batch.images);
-    loss_sum += torch::nn::functional::cross_entropy(
-                    logits, batch.labels,
-                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .item<double>();
-    correct += logits.argmax(1).eq(batch.labels).sum().item<int64_t>();
+    sums.loss_sum += torch::nn::functional::cross_entropy(
+                         logits, batch.labels,
+                         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                         .item<double>();
+    sums.correct += logits.argmax(1).eq(batch.labels).sum().item<int64_t>();
+    sums.samples += n;
   }
   model.train();
-  result.samples = data.size();
-  result.loss = loss_sum / static_cast<double>(data.size());
-  result.accuracy = static_cast<double>(correct) / static_cast<double>(data.size());
+  return sums;
+}
+
+EvalResult evaluate(Classifier &model, const Dataset &data, int64_t batch_size) {
+  const EvalSums sums = evaluate_range(model, data, 0, data.size(), batch_size);
+  EvalResult result;
+  result.samples = sums.samples;
+  result.loss = sums.loss_sum / static_cast<double>(sums.samples);
+  result.accuracy = static_cast<double>(sums.correct) / static_cast<double>(sums.samples);
   return result;
 }
 

@@ -65,13 +65,14 @@ private:
 
 // Posts a buffer as chunks of at most `chunk_elems` elements of `type` (`elem_bytes` each), so no
 // message exceeds MPI's int count. Returns the index in `set` of the first chunk; chunk k is at
-// first + k.
+// first + k. `tag_per_chunk`: chunk k travels with tag + k, so chunks may be sent in any order
+// (MPI matches same-tag messages in order); the receiver must say the same.
 size_t isend_chunks(RequestSet &set, const void *data, int64_t length, int64_t chunk_elems,
                     MPI_Datatype type, size_t elem_bytes, int peer, int tag, MPI_Comm comm,
-                    const std::string &what);
+                    const std::string &what, bool tag_per_chunk = false);
 size_t irecv_chunks(RequestSet &set, void *data, int64_t length, int64_t chunk_elems,
                     MPI_Datatype type, size_t elem_bytes, int peer, int tag, MPI_Comm comm,
-                    const std::string &what);
+                    const std::string &what, bool tag_per_chunk = false);
 inline size_t isend_chunks(RequestSet &set, const float *data, int64_t length, int64_t chunk_elems,
                            int peer, int tag, MPI_Comm comm, const std::string &what) {
   return isend_chunks(set, data, length, chunk_elems, MPI_FLOAT, 4, peer, tag, comm, what);

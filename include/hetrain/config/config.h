@@ -50,9 +50,10 @@ struct TrainConfig {
   double stall_warning = 0;          // warn about late trainers after this long (0 = timeout / 2)
   std::string on_trainer_loss = "abort"; // abort | continue (needs mpirun --enable-recovery)
   double chunk_mb = 4;                   // size of one message of the flat buffers
-  double min_relative_speed = 0;         // admission: probe speed / fastest trainer's
-  bool require_gpu = false;              // admission: trainers without a GPU are rejected
-  bool require_bf16 = false;             // admission: trainers without bf16 hardware are rejected
+  bool overlap = false;          // CPU trainers send gradient chunks during the last backward pass
+  double min_relative_speed = 0; // admission: probe speed / fastest trainer's
+  bool require_gpu = false;      // admission: trainers without a GPU are rejected
+  bool require_bf16 = false;     // admission: trainers without bf16 hardware are rejected
   std::string
       debug_sample_log; // trainers append "epoch step attempt index" per sample to FILE.rank<r>
   int fault_slow_probe_rank = -1; // testing only: this rank reports a 100x slower probe

@@ -31,8 +31,12 @@ public:
   // Out of device memory: halves the micro-batch (for this and every later call), logs it and
   // recomputes from zeroed gradients, so the sum stays exact (BatchNorm statistics then come from
   // the smaller batches); a micro-batch of one sample that does not fit is a UserError.
+  // `ready` (--overlap; not with fp16, whose sum is unscaled at the end): see
+  // accumulate_gradients. A recomputation after a gradient was reported is an error, since what
+  // was reported may already be on the wire.
   ComputeStats gradients(Classifier &model, const Dataset &data, const int64_t *indices,
-                         int64_t count, int64_t micro_batch, FlatParameters &flat);
+                         int64_t count, int64_t micro_batch, FlatParameters &flat,
+                         const GradientReady &ready = {});
 
   // The micro-batch gradients() really runs: `configured` until memory ran out, then smaller.
   int64_t micro_batch(int64_t configured) const {
