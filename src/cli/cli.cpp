@@ -221,10 +221,9 @@ int record_exit_code(int rank, int code) {
   return code;
 }
 
-// Rank 0's summary decides the job's exit code; the trainers' is 0 when they were told to stop.
-int distributed_exit_code(const TrainSummary &summary, int rank) {
-  if (rank != 0)
-    return kExitOk;
+// A finished run's exit code from its summary (rank 0's or the one process's), after printing the
+// result line. Trainers of a job end with 0 once told to stop.
+int run_exit_code(const TrainSummary &summary) {
   if (summary.stopped_by_signal != 0)
     return kExitStopped;
   if (summary.test_accuracy >= 0)
@@ -250,8 +249,8 @@ int cmd_train(const TrainConfig &config, int argc, char **argv) {
         MPI_Abort(MPI_COMM_WORLD, code);
       };
       try {
-        return record_exit_code(rank,
-                                distributed_exit_code(run_distributed_training(config), rank));
+        const TrainSummary summary = run_distributed_training(config);
+        return record_exit_code(rank, rank == 0 ? run_exit_code(summary) : kExitOk);
       } catch (const RoundAbandoned &e) {
         log_warn("{}", e.what());
         abort_job(kExitStopped);
@@ -278,13 +277,7 @@ int cmd_train(const TrainConfig &config, int argc, char **argv) {
     }
   }
   install_stop_handlers();
-  TrainSummary summary = run_local_training(config);
-  if (summary.stopped_by_signal != 0)
-    return kExitStopped;
-  if (summary.test_accuracy >= 0)
-    fmt::print("test accuracy {:.4f} (loss {:.4f}) after {} epochs, {:.0f} samples/s\n",
-               summary.test_accuracy, summary.test_loss, summary.epochs, summary.samples_per_sec);
-  return kExitOk;
+  return run_exit_code(run_local_training(config));
 }
 
 // The node report plus the training probe (what the plan uses) for a model and micro-batch; the

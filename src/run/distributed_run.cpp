@@ -484,6 +484,14 @@ std::string name_of(const Trainer &t) {
   return fmt::format("rank {} ({})", t.world_rank, t.report.host);
 }
 
+// Micro-batches a round gives this trainer in `plan` (0 when it is not in it).
+int64_t share_in(const Plan &plan, int job_rank) {
+  for (size_t p = 0; p < plan.ranks.size(); ++p)
+    if (plan.ranks[p] == job_rank)
+      return plan.micro_batches[p];
+  return 0;
+}
+
 std::string plan_text(const Plan &plan, const std::vector<Trainer> &trainers, int64_t m) {
   std::string text;
   for (size_t i = 0; i < plan.ranks.size(); ++i) {
@@ -706,9 +714,8 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     for (nlohmann::json r : report_json) {
       r["micro_batches"] = 0;
       for (const Trainer &t : trainers)
-        for (size_t p = 0; p < plan.ranks.size(); ++p)
-          if (t.world_rank == r["rank"].get<int>() && plan.ranks[p] == t.job_rank)
-            r["micro_batches"] = plan.micro_batches[p];
+        if (t.world_rank == r["rank"].get<int>())
+          r["micro_batches"] = share_in(plan, t.job_rank);
       source.reports.push_back(r.dump());
     }
     return save_checkpoint(source, position, summary.history, tag);
@@ -788,11 +795,8 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     for (const Trainer &t : trainers) {
       if (t.lost)
         continue;
-      PrometheusTrainer pt{t.world_rank, t.report.host, 0, t.speed, t.samples, t.gpu};
-      for (size_t i = 0; i < plan.ranks.size(); ++i)
-        if (plan.ranks[i] == t.job_rank)
-          pt.micro_batches = plan.micro_batches[i];
-      p.trainers.push_back(pt);
+      p.trainers.push_back(
+          {t.world_rank, t.report.host, share_in(plan, t.job_rank), t.speed, t.samples, t.gpu});
     }
     write_prometheus_file(config.prometheus, p);
   };
@@ -1207,15 +1211,10 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     // The per-epoch table (DESIGN §9): shares of the current plan and where the time went.
     log_info("  {:>4}  {:<16} {:>6} {:>10} {:>10} {:>9} {:>10}", "rank", "host", "share", "samples",
              "compute s", "wait s", "samples/s");
-    for (const Trainer &t : trainers) {
-      int64_t share = 0;
-      for (size_t p = 0; p < plan.ranks.size(); ++p)
-        if (plan.ranks[p] == t.job_rank)
-          share = plan.micro_batches[p];
+    for (const Trainer &t : trainers)
       log_info("  {:>4}  {:<16} {:>6} {:>10} {:>10.1f} {:>9.1f} {:>10.0f}{}", t.world_rank,
-               t.report.host, share, t.samples, t.compute_seconds, t.wait_seconds, t.speed,
-               t.lost ? "  lost" : "");
-    }
+               t.report.host, share_in(plan, t.job_rank), t.samples, t.compute_seconds,
+               t.wait_seconds, t.speed, t.lost ? "  lost" : "");
     position.epoch = epoch + 1;
     position.epoch_position = 0;
     position.round = 0;
@@ -1245,14 +1244,9 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     return summary;
   }
 
-  for (const Trainer &t : trainers) {
-    TrainerSummary ts{t.world_rank,   t.report.host, 0,     t.samples, t.compute_seconds,
-                      t.wait_seconds, t.micro_batch, t.lost};
-    for (size_t p = 0; p < plan.ranks.size(); ++p)
-      if (plan.ranks[p] == t.job_rank)
-        ts.micro_batches = plan.micro_batches[p];
-    summary.trainers.push_back(ts);
-  }
+  for (const Trainer &t : trainers)
+    summary.trainers.push_back({t.world_rank, t.report.host, share_in(plan, t.job_rank), t.samples,
+                                t.compute_seconds, t.wait_seconds, t.micro_batch, t.lost});
   finish_run(config, position, summary);
   return summary;
 }
