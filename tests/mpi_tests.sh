@@ -31,6 +31,9 @@
 #                 up; the plot script draws them
 #   evaluate      hetrain evaluate under mpirun splits the test set by speed, same accuracy
 #   overlap       --overlap (chunks sent during backward) gives exactly the result without it
+#   aggregators   --aggregators 2 and 3 (shards of parameters and optimizer state on ranks 0..A-1)
+#                 end where the one-process run does, resume across A, survive a killed trainer
+#                 with a consistent checkpoint, and split the gradient bytes evenly
 #   oom           micro-batches that run out of memory are halved, exactly, and reported
 #   torn_checkpoint rank 0 dies (SIGKILL) inside its 3rd checkpoint write: the two before stay
 #                 valid, the half-written one never appears under its final name, and
@@ -494,6 +497,70 @@ s = json.load(open(sys.argv[1]))
 assert [t["micro_batch"] for t in s["trainers"]] == [8, 8], s["trainers"]
 print("trainers report micro-batches of", [t["micro_batch"] for t in s["trainers"]])' "$work/s.json"
   $py "$here/compare_checkpoints.py" "$work"/eight/ckpt-*epoch.h5 "$work"/two/ckpt-*epoch.h5 1e-4
+  ;;
+aggregators)
+  # Sharded aggregation (--aggregators A): ranks 0..A-1 each reduce and step 1/A of the flat buffer
+  # with its own part of the optimizer state. Against the one-process run with the same seed:
+  #  A = 2 with 2 trainers and A = 3 with 3 trainers (and --overlap) end within 1e-4 per tensor,
+  #    parameters and Adam state (the checkpoint gathers every shard);
+  #  a step checkpoint of the A = 2 run resumed with A = 3 (the state scattered again) ends there too;
+  #  a trainer killed under --enable-recovery: rank 0 gathers the shards of the last complete round
+  #    (a server that stepped a round rank 0 did not finish undoes it), exit 3, and that checkpoint
+  #    equals the reference's at the same step;
+  #  the metrics show each aggregator receiving about 1/A of the gradient bytes;
+  #  too few ranks or --sync params are refused with exit code 2.
+  s=(--data "$train" --model mlp --epochs 1 --optimizer adam --lr 1e-3 --global-batch 256
+     --micro-batch 32 --limit-train-samples 6000 --threads 1 --seed 7 --progress-seconds 1000
+     --chunk-mb 0.1 --keep-checkpoints 100)
+  "$HETRAIN" train "${s[@]}" --checkpoint-every 2 --checkpoint-dir "$work/one" >/dev/null
+  ref=$(ls "$work"/one/ckpt-*-epoch.h5)
+  mpi 4 "$HETRAIN" train "${s[@]}" --aggregators 2 --balance static:3,1 --checkpoint-every 10 \
+    --checkpoint-dir "$work/a2" --metrics "$work/a2.jsonl" | grep -E "aggregators:|finished"
+  mpi 6 "$HETRAIN" train "${s[@]}" --aggregators 3 --balance static:1,2,5 --overlap \
+    --checkpoint-dir "$work/a3" --metrics "$work/a3.jsonl" | grep -E "aggregators:|finished"
+  $py "$here/compare_checkpoints.py" --optimizer "$ref" "$work"/a2/ckpt-*-epoch.h5 1e-4 | tail -n 2
+  $py "$here/compare_checkpoints.py" --optimizer "$ref" "$work"/a3/ckpt-*-epoch.h5 1e-4 | tail -n 2
+  # Resume the A = 2 run's step-10 checkpoint with A = 3 and 2 trainers.
+  mkdir "$work/resumed"
+  cp "$work"/a2/ckpt-s00000010-step.h5 "$work/resumed/"
+  mpi 5 "$HETRAIN" train "${s[@]}" --aggregators 3 --resume auto --checkpoint-dir "$work/resumed" |
+    grep -E "resum|finished"
+  $py "$here/compare_checkpoints.py" --optimizer "$ref" "$work"/resumed/ckpt-*-epoch.h5 1e-4 |
+    tail -n 2
+  # A trainer (world rank 3) killed in its 3rd round under --enable-recovery, A = 2.
+  rc=0
+  "$here/../scripts/mpirun-hetrain.sh" --enable-recovery --oversubscribe -np 5 \
+    --mca mpi_yield_when_idle 1 "$HETRAIN" train "${s[@]}" --aggregators 2 \
+    --straggler-timeout 6 --fault-kill-rank 3 --checkpoint-dir "$work/killed" \
+    >"$work/killed.log" 2>&1 || rc=$?
+  grep -E "error: lost|dying" "$work/killed.log" | cut -c1-200
+  [ "$rc" -eq 3 ] || { echo "expected exit code 3, got $rc"; tail -n 30 "$work/killed.log"; exit 1; }
+  abort=$(ls "$work"/killed/ckpt-*-abort.h5)
+  step=$(basename "$abort" | sed 's/ckpt-s0*\([0-9]*\)-abort.h5/\1/')
+  echo "abort checkpoint at step $step"
+  $py "$here/compare_checkpoints.py" --optimizer "$work/one/$(printf 'ckpt-s%08d-step.h5' "$step")" \
+    "$abort" 1e-4 | tail -n 2
+  # Bytes into each aggregator: rank 0's and every server's gradient bytes of a round.
+  $py -c '
+import json, sys
+for path, a in ((sys.argv[1], 2), (sys.argv[2], 3)):
+    rounds = [r for r in map(json.loads, open(path)) if r["type"] == "round"]
+    r = rounds[-1]
+    into = [r["aggregator"]["bytes_received"]] + [s["bytes_received"] for s in r["shard_servers"]]
+    print(f"A={a}: gradient bytes into each aggregator in the last round: {into}")
+    assert len(into) == a, into
+    assert max(into) < 1.1 * min(into) + 8 * 4096, "shards are not balanced"
+' "$work/a2.jsonl" "$work/a3.jsonl"
+  # Refused: fewer ranks than aggregators + 1; --sync params.
+  for bad in "3 --aggregators 3" "4 --aggregators 2 --sync params"; do
+    set -- $bad
+    np=$1; shift
+    rc=0
+    mpi "$np" "$HETRAIN" train "${s[@]}" "$@" --checkpoint-dir "$work/bad" >"$work/bad.log" 2>&1 ||
+      rc=$?
+    grep -m1 "error:" "$work/bad.log" | cut -c1-200
+    [ "$rc" -eq 2 ] || { echo "expected exit code 2 for '$bad', got $rc"; exit 1; }
+  done
   ;;
 *) echo "unknown case $case_name" >&2; exit 2 ;;
 esac

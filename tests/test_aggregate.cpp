@@ -2,9 +2,11 @@
 // (so its indexing is checked on machines without a GPU), the 16-bit conversions, and the
 // chunk-by-chunk reducer rank 0 uses.
 #include "hetrain/aggregate/chunk_reducer.h"
+#include "hetrain/aggregate/shards.h"
 #include "hetrain/aggregate/weighted_sum.h"
 #include "hetrain/aggregate/weighted_sum_cuda.h"
 #include "hetrain/aggregate/weighted_sum_kernel.h"
+#include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/error.h"
 
 #include "weighted_sum_cases.h"
@@ -207,3 +209,52 @@ TEST(ChunkReducer, CudaPathRefusesClearlyWithoutADevice) {
 }
 
 } // namespace
+
+// --aggregators: every element in exactly one piece, pieces no longer than a chunk, owners
+// contiguous and ascending, shards within one 16-element block of each other and aligned; with
+// one aggregator the pieces are exactly the unsharded chunks.
+TEST(ShardLayout, PiecesCoverEveryElementOnceInBalancedAlignedShards) {
+  for (int64_t numel : {1, 15, 16, 17, 1000, 134794, 431080})
+    for (int64_t chunk : {1, 7, 16, 26214, 1 << 20})
+      for (int a : {1, 2, 3, 5}) {
+        if (a > 1 && (numel + 15) / 16 < a) {
+          EXPECT_THROW(shard_layout(numel, chunk, a), UserError);
+          continue;
+        }
+        if (chunk == 1 && numel > 1000)
+          continue; // many pieces, nothing new
+        const ShardLayout l = shard_layout(numel, chunk, a);
+        SCOPED_TRACE(::testing::Message() << numel << " elements, chunk " << chunk << ", A " << a);
+        ASSERT_EQ(l.aggregators(), a);
+        EXPECT_EQ(l.shard_begin.front(), 0);
+        EXPECT_EQ(l.shard_begin.back(), numel);
+        int64_t at = 0;
+        int owner = 0;
+        for (size_t k = 0; k < l.pieces.size(); ++k) {
+          const Piece &p = l.pieces[k];
+          EXPECT_EQ(p.index, static_cast<int64_t>(k));
+          EXPECT_EQ(p.begin, at);
+          EXPECT_GT(p.length, 0);
+          EXPECT_LE(p.length, chunk);
+          EXPECT_GE(p.owner, owner);
+          owner = p.owner;
+          EXPECT_GE(p.begin, l.shard_begin[static_cast<size_t>(p.owner)]);
+          EXPECT_LE(p.begin + p.length, l.shard_begin[static_cast<size_t>(p.owner) + 1]);
+          EXPECT_EQ(l.piece_at(p.begin), static_cast<int64_t>(k));
+          EXPECT_EQ(l.piece_at(p.begin + p.length - 1), static_cast<int64_t>(k));
+          at += p.length;
+        }
+        EXPECT_EQ(at, numel);
+        for (int j = 0; j < a; ++j) {
+          EXPECT_EQ(l.shard_begin[static_cast<size_t>(j)] % 16, 0);
+          EXPECT_GT(l.shard_length(j), 0);
+          EXPECT_LE(std::abs(l.shard_length(j) - l.shard_length(0)), 16);
+          EXPECT_EQ(l.pieces_of(j).front().owner, j);
+        }
+        if (a == 1) {
+          ASSERT_EQ(static_cast<int64_t>(l.pieces.size()), chunk_count(numel, chunk));
+          for (const Piece &p : l.pieces)
+            EXPECT_EQ(p.begin, p.index * chunk);
+        }
+      }
+}

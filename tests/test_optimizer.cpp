@@ -130,6 +130,42 @@ TEST(Optimizer, StateRoundTripContinuesIdentically) {
   EXPECT_ANY_THROW(c.load_state(a.state(), 1));
 }
 
+// --aggregators: optimizers stepping the shards of a flat buffer (each its own state) end where
+// one optimizer stepping all of it does, and so does one optimizer stepping its ranges in turn.
+TEST(Optimizer, ShardedStepsEqualOneWholeStep) {
+  for (const std::string kind : {"momentum", "adam", "adamw"}) {
+    SCOPED_TRACE(kind);
+    OptimizerOptions options;
+    options.kind = kind;
+    options.weight_decay = 0.01;
+    const int64_t n = 1000, cut = 368;
+    torch::manual_seed(3);
+    torch::Tensor whole = torch::randn({n}), ranged = whole.clone();
+    torch::Tensor left = whole.narrow(0, 0, cut).clone(),
+                  right = whole.narrow(0, cut, n - cut).clone();
+    Optimizer one(options, n), by_range(options, n), first(options, cut), second(options, n - cut);
+    for (int step = 0; step < 5; ++step) {
+      const torch::Tensor g = torch::randn({n});
+      one.step(whole, g, 0.01);
+      by_range.step_range(ranged, g, 0.01, 0, n); // the whole range: the same as step
+      first.step(left, g.narrow(0, 0, cut).contiguous(), 0.01);
+      second.step(right, g.narrow(0, cut, n - cut).contiguous(), 0.01);
+    }
+    EXPECT_TRUE(torch::equal(whole, ranged));
+    EXPECT_LT((torch::cat({left, right}) - whole).abs().max().item<float>(), 1e-6f);
+    EXPECT_EQ(by_range.steps_taken(), 5);
+    // A range step touches nothing outside its range, parameters and state alike.
+    Optimizer part(options, n);
+    torch::Tensor p = torch::ones({n});
+    part.step_range(p, torch::ones({n}), 0.1, 100, 50);
+    EXPECT_EQ(p.narrow(0, 0, 100).ne(1).sum().item<int64_t>(), 0);
+    EXPECT_EQ(p.narrow(0, 100, 50).eq(1).sum().item<int64_t>(), 0);
+    EXPECT_EQ(p.narrow(0, 150, n - 150).ne(1).sum().item<int64_t>(), 0);
+    for (const auto &named : part.state())
+      EXPECT_EQ(named.second.narrow(0, 150, n - 150).ne(0).sum().item<int64_t>(), 0) << named.first;
+  }
+}
+
 TEST(LrSchedule, WarmupCosineAndStep) {
   LrSchedule s{"cosine", 1.0, 10, 1, 0.1, 110};
   EXPECT_DOUBLE_EQ(learning_rate(s, 0), 0.1);

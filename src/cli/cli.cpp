@@ -157,6 +157,10 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
                "finished it, overlapping the upload with the rest of backward");
   cmd.add_option("--chunk-mb", c.chunk_mb, "Size of one message of the flat buffers")
       ->capture_default_str();
+  cmd.add_option("--aggregators", c.aggregators,
+                 "Ranks 0..A-1 aggregate, each owning 1/A of the parameters (sharded optimizer "
+                 "state); the trainers are ranks A and up")
+      ->capture_default_str();
   cmd.add_option("--min-relative-speed", c.min_relative_speed,
                  "Admission: reject trainers slower than this fraction of the fastest")
       ->capture_default_str();

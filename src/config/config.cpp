@@ -76,6 +76,13 @@ void validate(const TrainConfig &c) {
   require_one_of("on-trainer-loss", c.on_trainer_loss, {"abort", "continue"});
   require(c.fault_oom_above >= 0, "--fault-oom-above: must be >= 0");
   require(c.chunk_mb > 0 && c.chunk_mb <= 1024, "--chunk-mb: must be in (0, 1024]");
+  require(c.aggregators >= 1, "--aggregators: must be at least 1");
+  // Shard servers step their part of a gradient; in params mode rank 0 averages whole models,
+  // and a round redone on survivors would need every shard rolled back mid-round.
+  require(c.aggregators == 1 || c.sync == "gradient",
+          "--aggregators > 1 needs --sync gradient (params mode averages on rank 0)");
+  require(c.aggregators == 1 || c.on_trainer_loss == "abort",
+          "--aggregators > 1 needs --on-trainer-loss abort");
   require(c.min_relative_speed >= 0 && c.min_relative_speed <= 1,
           "--min-relative-speed: must be in [0, 1]");
 }
@@ -122,6 +129,7 @@ void to_json(nlohmann::json &j, const TrainConfig &c) {
                      {"on_trainer_loss", c.on_trainer_loss},
                      {"chunk_mb", c.chunk_mb},
                      {"overlap", c.overlap},
+                     {"aggregators", c.aggregators},
                      {"min_relative_speed", c.min_relative_speed},
                      {"require_gpu", c.require_gpu},
                      {"require_bf16", c.require_bf16},
@@ -174,6 +182,7 @@ void from_json(const nlohmann::json &j, TrainConfig &c) {
   c.on_trainer_loss = j.value("on_trainer_loss", d.on_trainer_loss);
   c.chunk_mb = j.value("chunk_mb", d.chunk_mb);
   c.overlap = j.value("overlap", d.overlap);
+  c.aggregators = j.value("aggregators", d.aggregators);
   c.min_relative_speed = j.value("min_relative_speed", d.min_relative_speed);
   c.require_gpu = j.value("require_gpu", d.require_gpu);
   c.require_bf16 = j.value("require_bf16", d.require_bf16);

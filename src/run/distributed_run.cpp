@@ -8,6 +8,8 @@
 //                rank 0 reduces every chunk as soon as all copies of it arrived (weights 1/S),
 //                steps the optimizer on its master copy and sends parameters + averaged buffers
 //   every --rebalance-every rounds rank 0 re-plans from the measured compute times.
+//   --aggregators A: ranks 1..A-1 reduce and step shards of the buffer (shard_server.cpp); rank 0
+//   then keeps shard 0 and gathers the others for checkpoints and evaluation.
 //
 // All traffic after admission is point to point with deadlines, never a collective a lost peer
 // would block.
@@ -34,6 +36,7 @@
 #include "hetrain/train/amp.h"
 #include "hetrain/train/compute.h"
 
+#include "protocol.h"
 #include "run_support.h"
 
 #include <nlohmann/json.hpp>
@@ -52,96 +55,8 @@
 
 namespace hetrain {
 using namespace run;
+using namespace protocol;
 namespace {
-
-enum Tag : int {
-  kTagReport = 11,
-  kTagVerdict,
-  kTagCommand,
-  kTagStats,
-  kTagBuffers,
-  kTagParams,
-  kTagParamBuffers,
-  kTagTimeline,
-  // Gradient chunk c travels with tag kTagGradChunks + c: with --overlap chunks leave in the
-  // order backward finishes them (last layers first), and MPI matches same-tag messages in order.
-  kTagGradChunks = 1000
-};
-constexpr int64_t kMaxGradChunks = 32767 - kTagGradChunks; // MPI guarantees tags up to 32767
-
-int64_t grad_chunks_checked(int64_t numel, int64_t chunk) {
-  const int64_t chunks = chunk_count(numel, chunk);
-  if (chunks > kMaxGradChunks)
-    throw UserError(fmt::format("--chunk-mb: the gradient would travel in {} chunks, more than "
-                                "the {} message tags available; raise --chunk-mb",
-                                chunks, kMaxGradChunks));
-  return chunks;
-}
-// Command to a trainer for one round:
-//   {kind, epoch, offset, count, global_step, local_steps, attempt}
-// attempt > 0: the round is being redone after a trainer was lost (--on-trainer-loss continue).
-// kStop: {kStop, send_timeline (1: send your --timeline spans to rank 0 now), 0, ...}
-enum CommandKind : int64_t { kRound = 1, kSkip = 2, kStop = 3 };
-constexpr int kCommandLength = 7;
-constexpr int kVerdictBytes = 512;
-// Round statistics: loss sum, correct, samples, compute seconds, stop signal (SIGTERM/SIGUSR1
-// seen by the trainer), micro-batch in use (smaller than --micro-batch after running out of device
-// memory), then its GPU as NVML sees it: utilisation, memory used, temperature, power (-1 when it
-// has none or NVML does not answer).
-constexpr int kStatsLength = 10;
-constexpr int kStatsGpu = 6;
-
-// BatchNorm running stats and counters travel as one float vector, averaged by samples.
-int64_t buffer_elements(const torch::nn::Module &model) {
-  int64_t n = 0;
-  for (const auto &b : model.buffers())
-    n += b.numel();
-  return n;
-}
-void flatten_buffers(const torch::nn::Module &model, float *out) {
-  for (const auto &b : model.buffers()) {
-    auto f = b.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-    std::copy_n(f.data_ptr<float>(), f.numel(), out);
-    out += f.numel();
-  }
-}
-void load_buffers(torch::nn::Module &model, const float *in) {
-  torch::NoGradGuard no_grad;
-  for (auto &b : model.buffers()) {
-    auto f = torch::from_blob(const_cast<float *>(in), b.sizes(), torch::kFloat32);
-    b.copy_(b.is_floating_point() ? f : f.round()); // counters stay integers
-    in += b.numel();
-  }
-}
-
-ModelSpec spec_of(const TrainConfig &config, const DatasetMeta &meta) {
-  return ModelSpec{config.model, meta.channels, meta.height, meta.width, meta.num_classes};
-}
-
-// --wire-dtype: how trainers' uploads travel. Accumulation at rank 0 is always fp32.
-struct WireFormat {
-  MPI_Datatype mpi_type = MPI_FLOAT;
-  size_t bytes = 4;
-  torch::ScalarType dtype = torch::kFloat32;
-  DType reduce_dtype = DType::kFloat32;
-};
-WireFormat wire_format(const std::string &name) {
-  if (name == "bf16")
-    return {MPI_UINT16_T, 2, torch::kBFloat16, DType::kBFloat16};
-  if (name == "fp16")
-    return {MPI_UINT16_T, 2, torch::kHalf, DType::kFloat16};
-  return {};
-}
-
-// Host memory the GPU path copies through: pinned (page-locked) when the model is on a GPU, so
-// that copies run at the bus's speed and can overlap with MPI.
-torch::Tensor host_buffer(int64_t numel, torch::ScalarType dtype, bool pinned) {
-  return torch::empty({numel}, torch::TensorOptions().dtype(dtype).pinned_memory(pinned));
-}
-
-int64_t chunk_elements(const TrainConfig &config) {
-  return std::max<int64_t>(1, static_cast<int64_t>(config.chunk_mb * (1 << 20)) / 4);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Trainer side
@@ -232,7 +147,9 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
     log_warn("--amp bf16 on {} (compute capability {}.{}): no bf16 hardware, expect it slow",
              gpu->name, gpu->cc_major, gpu->cc_minor);
   const bool params_mode = config.sync == "params";
-  grad_chunks_checked(flat.numel(), chunk);
+  // Who reduces which part of the flat buffer: rank 0 all of it, or with --aggregators A each of
+  // ranks 0..A-1 its shard. Gradients go to, and parameters come from, each piece's owner.
+  const ShardLayout layout = shard_layout_checked(flat.numel(), config);
   // --overlap: the gradient sum of a CPU trainer is sent chunk by chunk from the flat buffer
   // during the last backward pass (a GPU trainer's goes through a dtype conversion and pinned
   // copies after it; fp16 is unscaled after it; params mode sends parameters after local steps).
@@ -259,36 +176,22 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
 
   // The next command is always posted: rank 0 may say "stop" while this trainer waits for
   // parameters (a job ending because another trainer was lost), not only between rounds.
-  std::array<int64_t, kCommandLength> inbox{};
-  MPI_Request inbox_request = MPI_REQUEST_NULL;
-  bool inbox_full = false;
-  auto post_inbox = [&] {
-    inbox_full = false;
-    CHECK_MPI(
-        MPI_Irecv(inbox.data(), kCommandLength, MPI_INT64_T, 0, kTagCommand, job, &inbox_request));
-  };
-  auto poll_inbox = [&] {
-    if (!inbox_full) {
-      int flag = 0;
-      CHECK_MPI(MPI_Test(&inbox_request, &flag, MPI_STATUS_IGNORE));
-      inbox_full = flag != 0;
-    }
-    return inbox_full;
-  };
+  CommandInbox inbox(job, kTagCommand, kCommandLength);
   struct StopInstead {}; // rank 0 sent kStop where parameters were due
   // False when rank 0 ended the job instead of sending parameters.
   auto receive_parameters = [&](const char *when) {
     ScopedSpan span(timeline, Span::kWait);
     RequestSet set;
-    irecv_chunks(set, params_host.data_ptr<float>(), flat.numel(), chunk, 0, kTagParams, job,
-                 fmt::format("parameters from rank 0 {}", when));
+    for (const Piece &p : layout.pieces)
+      irecv_chunks(set, params_host.data_ptr<float>() + p.begin, p.length, chunk, p.owner,
+                   kTagParams, job, fmt::format("parameters from rank {} {}", p.owner, when));
     irecv_chunks(set, buffers.data(), nbuf, chunk, 0, kTagParamBuffers, job,
                  fmt::format("buffers from rank 0 {}", when));
     // Rank 0 sends parameters only after hearing from every trainer (up to the straggler
     // timeout), and must have time to checkpoint when one is lost: wait longer than it does.
     try {
       set.wait_all(2 * config.straggler_timeout + 30, [&] {
-        if (poll_inbox() && inbox[0] == kStop)
+        if (inbox.poll() && inbox.command()[0] == kStop)
           throw StopInstead{};
       });
     } catch (const StopInstead &) {
@@ -302,21 +205,18 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
     return true;
   };
 
-  post_inbox();
+  inbox.post();
   bool stopped = !receive_parameters("at the start");
   std::vector<int64_t> order;
   int64_t order_epoch = -1;
   int64_t rounds_worked = 0;
   while (!stopped) {
-    if (!poll_inbox()) {
+    if (!inbox.poll()) {
       ScopedSpan span(timeline, Span::kWait);
-      RequestSet set;
-      set.add(inbox_request, 0, "waiting for the next round's command");
       // Rank 0 evaluates and checkpoints between epochs: allow for that on top of a round.
-      set.wait_all(2 * config.straggler_timeout + 60);
-      inbox_full = true; // the set completed (and freed) the request
+      inbox.wait(2 * config.straggler_timeout + 60, "waiting for the next round's command");
     }
-    const std::array<int64_t, kCommandLength> command = inbox;
+    const std::vector<int64_t> command = inbox.command();
     if (command[0] == kStop) {
       if (command[1] == 1) { // rank 0 gathers the --timeline spans
         const std::vector<double> spans = timeline.encode();
@@ -331,7 +231,7 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       }
       break;
     }
-    post_inbox(); // the next command may come while this round runs
+    inbox.post(); // the next command may come while this round runs
     const int64_t epoch = command[1], offset = command[2], count = command[3];
     const int64_t global_step = command[4], local_steps = command[5], attempt = command[6];
     if (command[0] == kRound) {
@@ -358,21 +258,25 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       if (!params_mode) {
         // gradient: the sum of the gradients of all this trainer's micro-batches.
         GradientReady ready;
-        std::vector<int64_t> chunk_left;
+        std::vector<int64_t> piece_left; // elements of each piece still without their gradient
         if (overlap) {
-          // A chunk leaves as soon as every parameter in it has its final gradient.
-          for (int64_t at = 0; at < flat.numel(); at += chunk)
-            chunk_left.push_back(std::min(chunk, flat.numel() - at));
+          // A piece leaves as soon as every parameter in it has its final gradient.
+          for (const Piece &p : layout.pieces)
+            piece_left.push_back(p.length);
           float *grads = flat.grads().data_ptr<float>();
           ready = [&, grads](size_t parameter) {
             const ParameterSlot &slot = flat.slots()[parameter];
             const int64_t from = slot.offset, to = slot.offset + slot.numel;
-            for (int64_t c = from / chunk; c * chunk < to; ++c) {
-              const int64_t lo = std::max(from, c * chunk), hi = std::min(to, (c + 1) * chunk);
-              if (hi > lo && (chunk_left[static_cast<size_t>(c)] -= hi - lo) == 0)
-                isend_chunks(early, grads + c * chunk, std::min(chunk, flat.numel() - c * chunk),
-                             chunk, MPI_FLOAT, 4, 0, kTagGradChunks + static_cast<int>(c), job,
-                             "sending gradients (overlapped)");
+            for (int64_t k = layout.piece_at(from);
+                 k < static_cast<int64_t>(layout.pieces.size()) &&
+                 layout.pieces[static_cast<size_t>(k)].begin < to;
+                 ++k) {
+              const Piece &p = layout.pieces[static_cast<size_t>(k)];
+              const int64_t lo = std::max(from, p.begin), hi = std::min(to, p.begin + p.length);
+              if (hi > lo && (piece_left[static_cast<size_t>(k)] -= hi - lo) == 0)
+                isend_chunks(early, grads + p.begin, p.length, chunk, MPI_FLOAT, 4, p.owner,
+                             kTagGradChunks + static_cast<int>(k), job,
+                             fmt::format("sending gradients to rank {} (overlapped)", p.owner));
             }
           };
         }
@@ -434,19 +338,22 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       set.add(r, 0, "sending round statistics");
       const std::string what = params_mode ? "sending parameters" : "sending gradients";
       if (host) {
-        if (!overlap) // with --overlap they are on their way already
-          isend_chunks(set, wire_upload.data_ptr(), flat.numel(), chunk, wire.mpi_type, wire.bytes,
-                       0, kTagGradChunks, job, what, /*tag_per_chunk=*/true);
+        if (!overlap) { // with --overlap they are on their way already
+          const auto *bytes = static_cast<const uint8_t *>(wire_upload.data_ptr());
+          for (const Piece &p : layout.pieces)
+            isend_chunks(set, bytes + p.begin * static_cast<int64_t>(wire.bytes), p.length, chunk,
+                         wire.mpi_type, wire.bytes, p.owner,
+                         kTagGradChunks + static_cast<int>(p.index), job, what);
+        }
       } else {
-        // One device-to-host copy per chunk into pinned memory, each chunk sent as soon as it is
-        // there: the copy of chunk c+1 overlaps the network transfer of chunk c.
+        // One device-to-host copy per piece into pinned memory, each piece sent as soon as it is
+        // there: the copy of piece k+1 overlaps the network transfer of piece k.
         auto *bytes_host = static_cast<uint8_t *>(upload_host.data_ptr());
-        for (int64_t at = 0; at < flat.numel(); at += chunk) {
-          const int64_t length = std::min(chunk, flat.numel() - at);
-          upload_host.narrow(0, at, length).copy_(wire_upload.narrow(0, at, length));
-          isend_chunks(set, bytes_host + at * static_cast<int64_t>(wire.bytes), length, chunk,
-                       wire.mpi_type, wire.bytes, 0, kTagGradChunks + static_cast<int>(at / chunk),
-                       job, what);
+        for (const Piece &p : layout.pieces) {
+          upload_host.narrow(0, p.begin, p.length).copy_(wire_upload.narrow(0, p.begin, p.length));
+          isend_chunks(set, bytes_host + p.begin * static_cast<int64_t>(wire.bytes), p.length,
+                       chunk, wire.mpi_type, wire.bytes, p.owner,
+                       kTagGradChunks + static_cast<int>(p.index), job, what);
         }
       }
       isend_chunks(set, buffers.data(), nbuf, chunk, 0, kTagBuffers, job, "sending buffers");
@@ -455,10 +362,7 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
     }
     stopped = !receive_parameters("after a round");
   }
-  if (!inbox_full) { // a command receive is still posted (the job ended while parameters were due)
-    MPI_Cancel(&inbox_request);
-    MPI_Request_free(&inbox_request);
-  }
+  inbox.cancel(); // still posted when the job ended while parameters were due
   if (sample_log)
     sample_log.close();
   CHECK_MPI(MPI_Comm_free(&job));
@@ -480,6 +384,15 @@ struct Trainer {
   GpuSample gpu;           // its GPU in the last round (NVML), when it has one
 };
 
+// The trainer with this job rank (plans name trainers by job rank; with --aggregators A the
+// trainers' job ranks start at A).
+const Trainer &trainer_at(const std::vector<Trainer> &trainers, int job_rank) {
+  for (const Trainer &t : trainers)
+    if (t.job_rank == job_rank)
+      return t;
+  throw std::logic_error(fmt::format("no trainer has job rank {}", job_rank));
+}
+
 std::string name_of(const Trainer &t) {
   return fmt::format("rank {} ({})", t.world_rank, t.report.host);
 }
@@ -495,7 +408,7 @@ int64_t share_in(const Plan &plan, int job_rank) {
 std::string plan_text(const Plan &plan, const std::vector<Trainer> &trainers, int64_t m) {
   std::string text;
   for (size_t i = 0; i < plan.ranks.size(); ++i) {
-    const Trainer &t = trainers[static_cast<size_t>(plan.ranks[i] - 1)];
+    const Trainer &t = trainer_at(trainers, plan.ranks[i]);
     text += fmt::format("{}rank {} ({}) {} x {}", i ? ", " : "", t.world_rank, t.report.host,
                         plan.micro_batches[i], m);
   }
@@ -531,7 +444,7 @@ double current_estimate(const Plan &plan, const std::vector<Trainer> &trainers, 
                         int64_t micro_batch) {
   std::vector<TrainerSpeed> in_plan;
   for (int rank : plan.ranks)
-    in_plan.push_back(speed_of(trainers[static_cast<size_t>(rank - 1)], flat_bytes));
+    in_plan.push_back(speed_of(trainer_at(trainers, rank), flat_bytes));
   return estimated_round_seconds(in_plan, plan.micro_batches, micro_batch);
 }
 
@@ -564,13 +477,17 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   const DatasetMeta meta = read_dataset_meta(config.data);
   prepare_outputs(config);
   // --- collect reports until the join deadline ---
-  std::vector<std::vector<uint8_t>> raw(static_cast<size_t>(world_size - 1),
+  // Trainers are world ranks A..W-1 (A = --aggregators; ranks 1..A-1 are shard servers); report
+  // i comes from world rank first_trainer + i.
+  const int first_trainer = config.aggregators;
+  std::vector<std::vector<uint8_t>> raw(static_cast<size_t>(world_size - first_trainer),
                                         std::vector<uint8_t>(kReportMessageBytes + 64));
   std::vector<MPI_Request> requests(raw.size());
   std::vector<int> received(raw.size(), -1);
   for (size_t i = 0; i < raw.size(); ++i)
     CHECK_MPI(MPI_Irecv(raw[i].data(), static_cast<int>(raw[i].size()), MPI_BYTE,
-                        static_cast<int>(i + 1), kTagReport, MPI_COMM_WORLD, &requests[i]));
+                        static_cast<int>(i) + first_trainer, kTagReport, MPI_COMM_WORLD,
+                        &requests[i]));
   const auto join_start = Clock::now();
   while (seconds_since(join_start) < config.join_timeout &&
          std::count(received.begin(), received.end(), -1) > 0) {
@@ -590,7 +507,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   std::vector<TrainerReport> valid;
   std::vector<AdmissionVerdict> verdicts(raw.size());
   for (size_t i = 0; i < raw.size(); ++i) {
-    verdicts[i].rank = static_cast<int>(i + 1);
+    verdicts[i].rank = static_cast<int>(i) + first_trainer;
     if (received[i] < 0) {
       verdicts[i].reason = fmt::format("no report within --join-timeout {} s", config.join_timeout);
       continue;
@@ -598,7 +515,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     try {
       raw[i].resize(static_cast<size_t>(received[i]));
       TrainerReport r = decode_report(raw[i]);
-      r.rank = static_cast<int>(i + 1); // the sender is who MPI says it is
+      r.rank = static_cast<int>(i) + first_trainer; // the sender is who MPI says it is
       valid.push_back(r);
     } catch (const UserError &e) {
       verdicts[i].reason = e.what();
@@ -606,7 +523,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   }
   AdmissionPolicy policy{config.require_gpu, config.min_relative_speed, config.require_bf16};
   for (const AdmissionVerdict &v : decide_admission(valid, policy))
-    verdicts[static_cast<size_t>(v.rank - 1)] = v;
+    verdicts[static_cast<size_t>(v.rank - first_trainer)] = v;
 
   log_info("cluster: {} trainers reported of {}", valid.size(), raw.size());
   log_info("  {:>4}  {:<16} {:<28} {:>12} {:>10}  {}", "rank", "host", "device", "probe smp/s",
@@ -640,7 +557,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     if (v.admitted) {
       Trainer t;
       t.world_rank = v.rank;
-      t.job_rank = static_cast<int>(trainers.size()) + 1;
+      t.job_rank = static_cast<int>(trainers.size()) + first_trainer; // after rank 0 and servers
       t.report = *found;
       t.speed = found->probe_samples_per_sec;
       t.micro_batch = config.micro_batch;
@@ -656,9 +573,10 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
       std::copy_n(text.begin(), std::min(text.size(), size_t{kVerdictBytes - 1}),
                   verdict_text[i].begin());
       MPI_Request r;
-      CHECK_MPI(MPI_Isend(verdict_text[i].data(), kVerdictBytes, MPI_BYTE, static_cast<int>(i + 1),
-                          kTagVerdict, MPI_COMM_WORLD, &r));
-      set.add(r, static_cast<int>(i + 1), "sending the admission verdict");
+      const int to = static_cast<int>(i) + first_trainer;
+      CHECK_MPI(MPI_Isend(verdict_text[i].data(), kVerdictBytes, MPI_BYTE, to, kTagVerdict,
+                          MPI_COMM_WORLD, &r));
+      set.add(r, to, "sending the admission verdict");
     }
     set.wait_all(config.join_timeout);
   }
@@ -689,10 +607,15 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   Optimizer optimizer(optimizer_options(config), flat.numel(), place.device);
   const LrSchedule schedule = lr_schedule(config, steps_per_epoch);
   const int64_t chunk = chunk_elements(config);
-  grad_chunks_checked(flat.numel(), chunk);
+  // With --aggregators A rank 0 reduces and steps shard 0 only; ranks 1..A-1 the others.
+  const ShardLayout layout = shard_layout_checked(flat.numel(), config);
+  const std::vector<Piece> my_pieces = layout.pieces_of(0);
+  const int64_t my_length = layout.shard_length(0);
+  const int servers = config.aggregators - 1;
   const int64_t nbuf = buffer_elements(*model);
 
   TrainSummary summary;
+  summary.aggregators = config.aggregators;
   summary.world_size = world_size;
   summary.model = spec.name;
   summary.epochs = config.epochs;
@@ -708,8 +631,117 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   Plan plan = plan_for(trainers, config, flat.numel() * 4);
   // Checkpoints store every report with the trainer's share in the current plan.
   Timeline timeline(!config.timeline.empty());
+
+  // --- shard servers (--aggregators A > 1): ranks 1..A-1 ---
+  // Rank 0 keeps full-size parameters and optimizer state, but between gathers only its own
+  // shard of them is current. A gather brings the others' shards here: before every checkpoint,
+  // every evaluation and the end.
+  bool shards_gathered = true;
+  const std::vector<std::pair<std::string, torch::Tensor>> optimizer_state = optimizer.state();
+  // Sends (gather = false) or receives (true) every server's shard of the parameters and of each
+  // optimizer state tensor, as the setup and kGather messages say (protocol.h).
+  auto move_shards = [&](bool gather, const char *what) {
+    std::vector<torch::Tensor> tensors{flat.params()};
+    for (const auto &named : optimizer_state)
+      tensors.push_back(named.second);
+    std::vector<std::vector<float>> host(static_cast<size_t>(servers) * tensors.size());
+    RequestSet set;
+    for (int j = 1; j <= servers; ++j)
+      for (size_t s = 0; s < tensors.size(); ++s) {
+        const int64_t begin = layout.shard_begin[static_cast<size_t>(j)];
+        const int64_t length = layout.shard_length(j);
+        std::vector<float> &h = host[static_cast<size_t>(j - 1) * tensors.size() + s];
+        const int tag = kTagShardState + static_cast<int>(s);
+        const std::string text = fmt::format("{} rank {} (shard server)", what, j);
+        if (gather) {
+          h.resize(static_cast<size_t>(length));
+          irecv_chunks(set, h.data(), length, chunk, j, tag, job, text);
+        } else {
+          torch::Tensor part = tensors[s].narrow(0, begin, length).to(torch::kCPU).contiguous();
+          h.assign(part.data_ptr<float>(), part.data_ptr<float>() + length);
+          isend_chunks(set, h.data(), length, chunk, j, tag, job, text);
+        }
+      }
+    set.wait_all(config.straggler_timeout);
+    if (!gather)
+      return;
+    torch::NoGradGuard no_grad;
+    for (int j = 1; j <= servers; ++j)
+      for (size_t s = 0; s < tensors.size(); ++s) {
+        std::vector<float> &h = host[static_cast<size_t>(j - 1) * tensors.size() + s];
+        tensors[s]
+            .narrow(0, layout.shard_begin[static_cast<size_t>(j)], layout.shard_length(j))
+            .copy_(torch::from_blob(h.data(), {layout.shard_length(j)}, torch::kFloat32));
+      }
+  };
+  // Sends every shard server {kind, value, 0, ...} (protocol.h) and waits up to `timeout`.
+  auto command_servers = [&](int64_t kind, int64_t value, const char *what, double timeout) {
+    std::vector<std::vector<int64_t>> sent(
+        static_cast<size_t>(servers),
+        std::vector<int64_t>(static_cast<size_t>(kShardCommandLength(trainers.size())), 0));
+    RequestSet set;
+    for (int j = 1; j <= servers; ++j) {
+      std::vector<int64_t> &c = sent[static_cast<size_t>(j - 1)];
+      c[0] = kind;
+      c[1] = value;
+      MPI_Request r;
+      CHECK_MPI(MPI_Isend(c.data(), static_cast<int>(c.size()), MPI_INT64_T, j, kTagShardCommand,
+                          job, &r));
+      set.add(r, j, what);
+    }
+    try {
+      set.wait_all(timeout);
+    } catch (const PeerTimeout &) {
+      set.cancel_pending();
+      throw;
+    }
+  };
+  auto gather_shards = [&] {
+    if (shards_gathered)
+      return;
+    // The servers' steps past rank 0's (a round rank 0 abandoned) are undone before they send.
+    command_servers(kGather, optimizer.steps_taken(), "asking a shard server for its shard",
+                    config.straggler_timeout);
+    move_shards(true, "the shard of");
+    shards_gathered = true;
+  };
+  auto stop_servers = [&] { // the job is ending anyway: a server that does not listen is killed
+    try {
+      command_servers(kStop, 0, "telling a shard server to stop",
+                      std::min(5.0, config.straggler_timeout));
+    } catch (const PeerTimeout &) {
+    }
+  };
+  if (servers > 0) {
+    // Setup: who the trainers are, how many steps the optimizer has taken; then the shards.
+    std::vector<std::vector<int64_t>> setup(static_cast<size_t>(servers));
+    RequestSet set;
+    for (int j = 1; j <= servers; ++j) {
+      std::vector<int64_t> &m = setup[static_cast<size_t>(j - 1)];
+      m.assign(static_cast<size_t>(kSetupLength(world_size)), 0);
+      m[0] = static_cast<int64_t>(trainers.size());
+      m[1] = optimizer.steps_taken();
+      for (size_t i = 0; i < trainers.size(); ++i) {
+        m[2 + i] = trainers[i].job_rank;
+        m[2 + trainers.size() + i] = trainers[i].world_rank;
+      }
+      MPI_Request r;
+      CHECK_MPI(
+          MPI_Isend(m.data(), static_cast<int>(m.size()), MPI_INT64_T, j, kTagShardSetup, job, &r));
+      set.add(r, j, "sending a shard server its setup");
+    }
+    set.wait_all(config.straggler_timeout);
+    move_shards(false, "sending its shard to");
+    log_info("aggregators: {} ranks; rank 0 owns elements [0, {}) of {}, {} the rest; {} "
+             "pieces of at most {} elements",
+             config.aggregators, my_length, flat.numel(),
+             servers == 1 ? std::string("rank 1") : fmt::format("ranks 1-{}", servers),
+             layout.pieces.size(), chunk);
+  }
+
   auto save = [&](const std::string &tag) {
     ScopedSpan span(timeline, Span::kCheckpoint);
+    gather_shards();
     source.reports.clear();
     for (nlohmann::json r : report_json) {
       r["micro_batches"] = 0;
@@ -777,6 +809,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     } catch (const PeerTimeout &) {
       set.cancel_pending();
     }
+    stop_servers();
   };
   auto run_start = Clock::now(); // reset when the first round starts
   MetricsFile metrics = config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics);
@@ -804,6 +837,8 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   auto gather_and_write_timeline = [&](Timeline &all) {
     std::vector<std::string> names(static_cast<size_t>(world_size), "not admitted");
     names[0] = fmt::format("rank 0 ({}) aggregator", process_identity().host);
+    for (int j = 1; j <= servers; ++j)
+      names[static_cast<size_t>(j)] = fmt::format("rank {} shard server (no spans)", j);
     for (const Trainer &t : trainers) {
       if (t.lost) {
         names[static_cast<size_t>(t.world_rank)] = name_of(t) + " lost";
@@ -843,8 +878,9 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     for (const Trainer &t : trainers) {
       if (t.lost)
         continue;
-      isend_chunks(set, params_out.data_ptr<float>(), flat.numel(), chunk, t.job_rank, kTagParams,
-                   job, fmt::format("sending parameters to {}", name_of(t)));
+      for (const Piece &p : my_pieces)
+        isend_chunks(set, params_out.data_ptr<float>() + p.begin, p.length, chunk, t.job_rank,
+                     kTagParams, job, fmt::format("sending parameters to {}", name_of(t)));
       isend_chunks(set, buffers.data(), nbuf, chunk, t.job_rank, kTagParamBuffers, job,
                    fmt::format("sending buffers to {}", name_of(t)));
     }
@@ -887,6 +923,8 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
                                              std::vector<float>(static_cast<size_t>(nbuf)));
   std::vector<std::array<double, kStatsLength>> stats_in(trainers.size());
   std::vector<std::array<int64_t, kCommandLength>> commands(trainers.size());
+  std::vector<std::vector<int64_t>> server_commands(static_cast<size_t>(servers));
+  std::vector<std::array<double, kShardAckLength>> server_acks(static_cast<size_t>(servers));
 
   send_parameters();
   run_start = Clock::now();
@@ -922,7 +960,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
         for (size_t p = 0; p < plan.ranks.size(); ++p) {
           if (shard.counts[p] == 0)
             continue;
-          const size_t j = static_cast<size_t>(plan.ranks[p] - 1);
+          const size_t j = static_cast<size_t>(plan.ranks[p] - first_trainer);
           commands[j] = {kRound, epoch,  shard.offsets[p], shard.counts[p], position.global_step,
                          steps,  attempt};
           working.push_back(static_cast<int>(j));
@@ -930,6 +968,27 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
         // Commands and uploads wait together: a trainer that is gone shows up in one deadline.
         RequestSet set;
         send_command(set, commands);
+        // The shard servers: who works this round and the learning rate of the step; each
+        // answers when it has stepped its shard, so a round is complete only when all have.
+        for (int j = 1; j <= servers; ++j) {
+          std::vector<int64_t> &c = server_commands[static_cast<size_t>(j - 1)];
+          c.assign(static_cast<size_t>(kShardCommandLength(trainers.size())), 0);
+          c[0] = kRound;
+          c[1] = position.global_step;
+          c[2] = count;
+          c[3] = double_bits(learning_rate(schedule, position.global_step));
+          for (int w : working)
+            c[4 + static_cast<size_t>(w)] = 1;
+          MPI_Request r;
+          CHECK_MPI(MPI_Isend(c.data(), static_cast<int>(c.size()), MPI_INT64_T, j,
+                              kTagShardCommand, job, &r));
+          set.add(r, j, fmt::format("sending round {} to rank {} (shard server)", round_number, j));
+          CHECK_MPI(MPI_Irecv(server_acks[static_cast<size_t>(j - 1)].data(), kShardAckLength,
+                              MPI_DOUBLE, j, kTagShardAck, job, &r));
+          set.add(r, j,
+                  fmt::format("rank {} (shard server) stepping its shard in round {}", j,
+                              round_number));
+        }
         std::vector<size_t> first_chunk(trainers.size()), stats_index(trainers.size());
         for (int j : working) {
           const Trainer &t = trainers[static_cast<size_t>(j)];
@@ -939,12 +998,16 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
           stats_index[static_cast<size_t>(j)] = set.size();
           set.add(r, t.world_rank,
                   fmt::format("round {} statistics from {}", round_number, name_of(t)));
-          first_chunk[static_cast<size_t>(j)] =
-              irecv_chunks(set, reducer.receive_buffer(static_cast<size_t>(j)), flat.numel(), chunk,
-                           wire.mpi_type, wire.bytes, t.job_rank, kTagGradChunks, job,
-                           fmt::format("round {} {} from {}", round_number,
-                                       params_mode ? "parameters" : "gradients", name_of(t)),
-                           /*tag_per_chunk=*/true);
+          // This rank's pieces only (all of them without --aggregators): piece q of them is
+          // request first_chunk[j] + q.
+          first_chunk[static_cast<size_t>(j)] = set.size();
+          auto *into = static_cast<uint8_t *>(reducer.receive_buffer(static_cast<size_t>(j)));
+          for (const Piece &p : my_pieces)
+            irecv_chunks(set, into + p.begin * static_cast<int64_t>(wire.bytes), p.length, chunk,
+                         wire.mpi_type, wire.bytes, t.job_rank,
+                         kTagGradChunks + static_cast<int>(p.index), job,
+                         fmt::format("round {} {} from {}", round_number,
+                                     params_mode ? "parameters" : "gradients", name_of(t)));
           irecv_chunks(set, buffers_in[static_cast<size_t>(j)].data(), nbuf, chunk, t.job_rank,
                        kTagBuffers, job,
                        fmt::format("round {} buffers from {}", round_number, name_of(t)));
@@ -953,7 +1016,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
         // sum / S into the gradient; params: sample-weighted mean straight into the parameters,
         // whose weights need the sample counts that come with the statistics. Either way the
         // target is overwritten, never read, so a redone round starts clean.
-        const int64_t chunks = chunk_count(flat.numel(), chunk);
+        const auto chunks = static_cast<int64_t>(my_pieces.size());
         std::vector<bool> reduced(static_cast<size_t>(chunks), false);
         float *target =
             params_mode ? flat.params().data_ptr<float>() : flat.grads().data_ptr<float>();
@@ -1013,7 +1076,8 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
             // The timeline's rank-0 row: receiving, then this reduce, then receiving again.
             const double reduce_from = wall_microseconds();
             timeline.add(Span::kReceive, receive_from, reduce_from, round_number);
-            reducer.reduce_chunk(c * chunk, std::min(chunk, flat.numel() - c * chunk), target);
+            const Piece &piece = my_pieces[static_cast<size_t>(c)];
+            reducer.reduce_chunk(piece.begin, piece.length, target);
             receive_from = wall_microseconds();
             timeline.add(Span::kReduce, reduce_from, receive_from, round_number);
             reduce_seconds += (receive_from - reduce_from) / 1e6;
@@ -1068,7 +1132,9 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
       if (!params_mode) {
         ScopedSpan span(timeline, Span::kStep, round_number);
         torch::Tensor params = flat.params();
-        optimizer.step(params, flat.grads(), learning_rate(schedule, position.global_step));
+        optimizer.step_range(params, flat.grads(), learning_rate(schedule, position.global_step), 0,
+                             my_length);
+        shards_gathered = servers == 0; // the servers' shards moved on too
       }
       const double step_seconds = seconds_since(step_start);
       const auto broadcast_start = Clock::now();
@@ -1115,7 +1181,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
           const Trainer &t = trainers[static_cast<size_t>(j)];
           const auto &st = stats_in[static_cast<size_t>(j)];
           round_loss += st[0];
-          bytes += flat.numel() * static_cast<int64_t>(wire.bytes) + nbuf * 4; // its upload
+          bytes += my_length * static_cast<int64_t>(wire.bytes) + nbuf * 4; // its upload here
           nlohmann::json tj{{"rank", t.world_rank},
                             {"host", t.report.host},
                             {"samples", st[2]},
@@ -1131,11 +1197,21 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
         }
         nlohmann::json shares = nlohmann::json::object();
         for (size_t p = 0; p < plan.ranks.size(); ++p)
-          shares[std::to_string(trainers[static_cast<size_t>(plan.ranks[p] - 1)].world_rank)] =
+          shares[std::to_string(trainer_at(trainers, plan.ranks[p]).world_rank)] =
               plan.micro_batches[p];
+        const int64_t bytes_received = bytes;
         for (const Trainer &t : trainers)
           if (!t.lost)
-            bytes += (flat.numel() + nbuf) * 4; // parameters and buffers back to it
+            bytes += (my_length + nbuf) * 4; // parameters and buffers back to it
+        nlohmann::json shard_servers = nlohmann::json::array();
+        for (int j = 1; j <= servers; ++j) {
+          const auto &a = server_acks[static_cast<size_t>(j - 1)];
+          shard_servers.push_back({{"rank", j},
+                                   {"receive_seconds", a[0]},
+                                   {"reduce_seconds", a[1]},
+                                   {"step_seconds", a[2]},
+                                   {"bytes_received", a[3]}});
+        }
         metrics.write({{"type", "round"},
                        {"round", position.round},
                        {"step", position.global_step},
@@ -1152,7 +1228,9 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
                         {{"receive_seconds", receive_seconds},
                          {"reduce_seconds", reduce_seconds},
                          {"step_seconds", step_seconds},
-                         {"broadcast_seconds", broadcast_seconds}}},
+                         {"broadcast_seconds", broadcast_seconds},
+                         {"bytes_received", bytes_received}}},
+                       {"shard_servers", shard_servers},
                        {"bytes", bytes}});
       }
       if (seconds_since(last_progress) >= config.progress_seconds) {
@@ -1203,6 +1281,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     // Training time only: evaluation is not part of the epoch's seconds.
     {
       ScopedSpan span(timeline, Span::kEvaluate);
+      gather_shards(); // evaluation needs every shard's parameters
       finish_epoch({epoch, n - first, loss_sum, correct, seconds_since(epoch_start)}, *model,
                    test.get(), config.epochs, summary);
     }
@@ -1233,6 +1312,7 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
     RequestSet set;
     send_command(set, commands);
     set.wait_all(config.straggler_timeout);
+    stop_servers();
   }
   if (timeline.enabled())
     gather_and_write_timeline(timeline);
@@ -1258,8 +1338,14 @@ TrainSummary run_distributed_training(const TrainConfig &config) {
   const ProcessIdentity &id = process_identity();
   // Collective over the world, so every rank calls it before anything can diverge.
   const int local_rank = node_local_rank(MPI_COMM_WORLD);
+  if (config.aggregators >= id.world_size)
+    throw UserError(fmt::format("--aggregators {} needs at least {} ranks (one trainer), the job "
+                                "has {}",
+                                config.aggregators, config.aggregators + 1, id.world_size));
   if (id.rank == 0)
     return run_aggregator(config, id.world_size, local_rank);
+  if (id.rank < config.aggregators)
+    return run_shard_server(config, id.rank);
   return run_trainer(config, id.rank, local_rank);
 }
 

@@ -30,6 +30,11 @@ using namespace run;
 
 TrainSummary run_local_training(const TrainConfig &config) {
   validate(config);
+  if (config.aggregators > 1)
+    throw UserError(fmt::format("--aggregators {}: sharded aggregation needs an MPI job of at "
+                                "least {} ranks (mpirun -np {} ...)",
+                                config.aggregators, config.aggregators + 1,
+                                config.aggregators + 1));
   const int threads = config.threads > 0 ? config.threads : usable_cores();
   torch::set_num_threads(threads);
   const torch::Device device = choose_device(config.device);
@@ -221,6 +226,7 @@ std::string summary_to_json(const TrainSummary &s) {
                    {"model", s.model},
                    {"aggregator_device", s.aggregator_device},
                    {"amp", s.amp},
+                   {"aggregators", s.aggregators},
                    {"epochs", s.epochs},
                    {"steps", s.steps},
                    {"samples", s.samples},

@@ -24,18 +24,35 @@ Optimizer::Optimizer(OptimizerOptions options, int64_t numel, torch::Device devi
 }
 
 void Optimizer::step(torch::Tensor &params, const torch::Tensor &grads, double lr) {
+  step_range(params, grads, lr, 0, params.numel());
+}
+
+void Optimizer::step_range(torch::Tensor &params, const torch::Tensor &grads, double lr,
+                           int64_t begin, int64_t length) {
   torch::NoGradGuard no_grad;
   ++steps_;
+  auto part = [&](const torch::Tensor &t) {
+    return t.defined() ? t.narrow(0, begin, length) : torch::Tensor();
+  };
+  update(params.narrow(0, begin, length), grads.narrow(0, begin, length), lr,
+         part(momentum_buffer_), part(exp_avg_), part(exp_avg_sq_));
+}
+
+// One step on views of the parameters, gradient and state (steps_ already counts it).
+void Optimizer::update(torch::Tensor params, const torch::Tensor &grads, double lr,
+                       const torch::Tensor &momentum_buffer, const torch::Tensor &exp_avg,
+                       const torch::Tensor &exp_avg_sq) const {
   const double wd = options_.weight_decay;
   if (options_.kind == "sgd" || options_.kind == "momentum") {
     torch::Tensor d = wd != 0 ? grads.add(params, wd) : grads;
     if (options_.kind == "momentum") {
       // torch.optim.SGD: the first step initialises the buffer with the gradient itself.
+      torch::Tensor buffer = momentum_buffer; // a view: in-place updates reach the state
       if (steps_ == 1)
-        momentum_buffer_.copy_(d);
+        buffer.copy_(d);
       else
-        momentum_buffer_.mul_(options_.momentum).add_(d);
-      d = momentum_buffer_;
+        buffer.mul_(options_.momentum).add_(d);
+      d = buffer;
     }
     params.add_(d, -lr);
     return;
@@ -47,12 +64,13 @@ void Optimizer::step(torch::Tensor &params, const torch::Tensor &grads, double l
   else if (wd != 0)
     g = grads.add(params, wd);
   const double b1 = options_.beta1, b2 = options_.beta2;
-  exp_avg_.mul_(b1).add_(g, 1.0 - b1);
-  exp_avg_sq_.mul_(b2).addcmul_(g, g, 1.0 - b2);
+  torch::Tensor m = exp_avg, v = exp_avg_sq; // views of the state
+  m.mul_(b1).add_(g, 1.0 - b1);
+  v.mul_(b2).addcmul_(g, g, 1.0 - b2);
   const double bias1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
   const double bias2 = 1.0 - std::pow(b2, static_cast<double>(steps_));
-  torch::Tensor denom = (exp_avg_sq_.sqrt() / std::sqrt(bias2)).add_(options_.eps);
-  params.addcdiv_(exp_avg_, denom, -lr / bias1);
+  torch::Tensor denom = (v.sqrt() / std::sqrt(bias2)).add_(options_.eps);
+  params.addcdiv_(m, denom, -lr / bias1);
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> Optimizer::state() const {

@@ -50,7 +50,8 @@ struct TrainConfig {
   double stall_warning = 0;          // warn about late trainers after this long (0 = timeout / 2)
   std::string on_trainer_loss = "abort"; // abort | continue (needs mpirun --enable-recovery)
   double chunk_mb = 4;                   // size of one message of the flat buffers
-  bool overlap = false;          // CPU trainers send gradient chunks during the last backward pass
+  int aggregators = 1;  // ranks 0..A-1 each own 1/A of the flat buffer (sharded aggregation)
+  bool overlap = false; // CPU trainers send gradient chunks during the last backward pass
   double min_relative_speed = 0; // admission: probe speed / fastest trainer's
   bool require_gpu = false;      // admission: trainers without a GPU are rejected
   bool require_bf16 = false;     // admission: trainers without bf16 hardware are rejected

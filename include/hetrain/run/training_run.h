@@ -24,6 +24,7 @@ struct TrainSummary {
   int world_size = 1;
   std::string model;
   std::string aggregator_device = "cpu"; // where the master parameters were stepped
+  int aggregators = 1;                   // --aggregators: ranks that each stepped a shard
   std::string amp = "off";
   int stopped_by_signal = 0; // SIGTERM/SIGUSR1 ended the run early (final_checkpoint has it)
   int64_t epochs = 0, steps = 0, samples = 0;

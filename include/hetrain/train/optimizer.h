@@ -28,6 +28,11 @@ public:
 
   // params -= update(grads) at learning rate lr (PyTorch's update rules).
   void step(torch::Tensor &params, const torch::Tensor &grads, double lr);
+  // The same step on elements [begin, begin + length) only, counting as one step: rank 0 of a
+  // sharded job (--aggregators) steps its own shard and keeps the full-size state for
+  // checkpoints, the other shards' part of it filled in when the shards are gathered.
+  void step_range(torch::Tensor &params, const torch::Tensor &grads, double lr, int64_t begin,
+                  int64_t length);
 
   const OptimizerOptions &options() const { return options_; }
   int64_t steps_taken() const { return steps_; }
@@ -37,6 +42,10 @@ public:
   void load_state(const std::vector<std::pair<std::string, torch::Tensor>> &state, int64_t steps);
 
 private:
+  void update(torch::Tensor params, const torch::Tensor &grads, double lr,
+              const torch::Tensor &momentum_buffer, const torch::Tensor &exp_avg,
+              const torch::Tensor &exp_avg_sq) const;
+
   OptimizerOptions options_;
   int64_t steps_ = 0;
   torch::Tensor momentum_buffer_, exp_avg_, exp_avg_sq_;
