@@ -504,9 +504,10 @@ aggregators)
   #  A = 2 with 2 trainers and A = 3 with 3 trainers (and --overlap) end within 1e-4 per tensor,
   #    parameters and Adam state (the checkpoint gathers every shard);
   #  a step checkpoint of the A = 2 run resumed with A = 3 (the state scattered again) ends there too;
-  #  a trainer killed under --enable-recovery: rank 0 gathers the shards of the last complete round
-  #    (a server that stepped a round rank 0 did not finish undoes it), exit 3, and that checkpoint
-  #    equals the reference's at the same step;
+  #  a trainer killed under --enable-recovery: rank 0 gathers the shards of the last complete round,
+  #    exit 3, and that checkpoint equals the reference's at the same step; the same when the
+  #    trainer's last gradient reached the shard server only (--fault-half-send-rank), so that the
+  #    server stepped a round rank 0 never completed and must undo it;
   #  the metrics show each aggregator receiving about 1/A of the gradient bytes;
   #  too few ranks or --sync params are refused with exit code 2.
   s=(--data "$train" --model mlp --epochs 1 --optimizer adam --lr 1e-3 --global-batch 256
@@ -540,6 +541,19 @@ aggregators)
   echo "abort checkpoint at step $step"
   $py "$here/compare_checkpoints.py" --optimizer "$work/one/$(printf 'ckpt-s%08d-step.h5' "$step")" \
     "$abort" 1e-4 | tail -n 2
+  # The same, but the trainer's 3rd-round gradient reaches the shard server only: the server
+  # steps a round rank 0 never completes, and must undo that step before the abort checkpoint.
+  rc=0
+  "$here/../scripts/mpirun-hetrain.sh" --enable-recovery --oversubscribe -np 5 \
+    --mca mpi_yield_when_idle 1 "$HETRAIN" train "${s[@]}" --aggregators 2 \
+    --straggler-timeout 6 --fault-half-send-rank 3 --checkpoint-dir "$work/half" \
+    >"$work/half.log" 2>&1 || rc=$?
+  grep -E "error: lost|dying|undoing" "$work/half.log" | cut -c1-200
+  [ "$rc" -eq 3 ] || { echo "expected exit code 3, got $rc"; tail -n 30 "$work/half.log"; exit 1; }
+  grep -q "shard server: undoing step 3" "$work/half.log" ||
+    { echo "the shard server did not undo its step"; tail -n 30 "$work/half.log"; exit 1; }
+  $py "$here/compare_checkpoints.py" --optimizer "$work/one/ckpt-s00000002-step.h5" \
+    "$work"/half/ckpt-s00000002-abort.h5 1e-4 | tail -n 2
   # Bytes into each aggregator: rank 0's and every server's gradient bytes of a round.
   $py -c '
 import json, sys

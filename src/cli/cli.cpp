@@ -178,6 +178,9 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
                  "Testing only: this rank stops answering in its 3rd round");
   cmd.add_option("--fault-kill-rank", c.fault_kill_rank,
                  "Testing only: this rank dies (SIGKILL) in its 3rd round");
+  cmd.add_option("--fault-half-send-rank", c.fault_half_send_rank,
+                 "Testing only (--aggregators > 1): this trainer sends its 3rd round's gradient "
+                 "to the shard servers only, then dies (SIGKILL)");
   cmd.add_option("--fault-oom-above", c.fault_oom_above,
                  "Testing only: a micro-batch of more than N samples fails as out of memory");
   cmd.add_option("--checkpoint-dir", c.checkpoint_dir, "Where checkpoints are written")

@@ -332,6 +332,23 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
                                         gpu_now.valid ? gpu_now.temperature : -1,
                                         gpu_now.valid ? gpu_now.power : -1};
       flatten_buffers(*model, buffers.data());
+      if (config.fault_half_send_rank == world_rank && rounds_worked == 3 && host) {
+        // Testing hook (--fault-half-send-rank): the shard servers get this round's gradient and
+        // step, rank 0 gets nothing and never completes the round; a checkpoint must then hold
+        // the servers' shards as they were before that step.
+        RequestSet half;
+        const auto *bytes = static_cast<const uint8_t *>(wire_upload.data_ptr());
+        for (const Piece &p : layout.pieces)
+          if (p.owner != 0)
+            isend_chunks(half, bytes + p.begin * static_cast<int64_t>(wire.bytes), p.length, chunk,
+                         wire.mpi_type, wire.bytes, p.owner,
+                         kTagGradChunks + static_cast<int>(p.index), job,
+                         "sending gradients to the shard servers only");
+        half.wait_all(config.straggler_timeout);
+        log_warn("--fault-half-send-rank: sent round {} to the shard servers only; dying (SIGKILL)",
+                 global_step + 1);
+        std::raise(SIGKILL);
+      }
       RequestSet set;
       MPI_Request r;
       CHECK_MPI(MPI_Isend(out_stats, kStatsLength, MPI_DOUBLE, 0, kTagStats, job, &r));

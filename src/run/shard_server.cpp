@@ -141,6 +141,8 @@ TrainSummary run_shard_server(const TrainConfig &config, int world_rank) {
     inbox.post();
     if (command[0] == kGather) {
       if (optimizer.steps_taken() > command[1]) { // a step rank 0 did not complete: undo it
+        log_warn("shard server: undoing step {} (rank 0 did not complete that round)",
+                 optimizer.steps_taken());
         for (size_t s = 0; s < tensors.size(); ++s)
           tensors[s].copy_(before[s]);
         optimizer.load_state(optimizer.state(), steps_before);

@@ -60,6 +60,7 @@ struct TrainConfig {
   int fault_slow_probe_rank = -1; // testing only: this rank reports a 100x slower probe
   int fault_stall_rank = -1;      // testing only: this rank stops answering in its 3rd round
   int fault_kill_rank = -1;       // testing only: this rank dies (SIGKILL) in its 3rd round
+  int fault_half_send_rank = -1;  // testing only: 3rd round to the shard servers only, then dies
   int64_t fault_oom_above =
       0; // testing only: micro-batches above this many samples run out of memory
   int64_t fault_crash_in_checkpoint = 0; // testing only: SIGKILL inside the Nth checkpoint write
