@@ -929,9 +929,10 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
   const int64_t local_steps = params_mode ? config.local_steps : 1;
   const int64_t round_samples = G * local_steps; // samples of the epoch's order per round
   // What trainers upload (gradient sums, or their parameters in params mode, in the wire dtype)
-  // lands in the reducer's buffers, one per trainer, and is reduced there chunk by chunk.
-  ChunkReducer reducer(place.reduce, trainers.size(), flat.numel(), wire.reduce_dtype,
-                       config.threads, place.device.is_cuda() ? place.device.index() : 0);
+  // lands in the reducer's buffers, one per trainer, and is reduced there chunk by chunk. Only
+  // shard 0 ([0, my_length), all of it without --aggregators) comes here.
+  ChunkReducer reducer(place.reduce, trainers.size(), my_length, wire.reduce_dtype, config.threads,
+                       place.device.is_cuda() ? place.device.index() : 0);
   log_info("aggregator: master parameters and optimizer on {}; reduce on {}", place.device.str(),
            reducer.description());
   summary.aggregator_device = place.device.str();

@@ -37,10 +37,8 @@
 namespace hetrain::protocol {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+using run::Clock;
+using run::seconds_since;
 
 struct Interrupted {}; // rank 0 sent kGather or kStop while this server waited for gradients
 
