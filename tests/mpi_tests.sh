@@ -34,6 +34,8 @@
 #   aggregators   --aggregators 2 and 3 (shards of parameters and optimizer state on ranks 0..A-1)
 #                 end where the one-process run does, resume across A, survive a killed trainer
 #                 with a consistent checkpoint, and split the gradient bytes evenly
+#   finalize_deadline  a finalize that cannot complete (rank 0 arrives 30 s late) ends each
+#                 waiting rank after its 2 s deadline, named, with the exit code it was given
 #   oom           micro-batches that run out of memory are halved, exactly, and reported
 #   torn_checkpoint rank 0 dies (SIGKILL) inside its 3rd checkpoint write: the two before stay
 #                 valid, the half-written one never appears under its final name, and
@@ -364,6 +366,20 @@ for path in sys.argv[2:]:
     print(f"{path}: test accuracy {acc:.4f}, uninterrupted {straight:.4f}")
     assert abs(acc - straight) <= 0.005, "resumed run does not reach the uninterrupted accuracy"
 ' "$work/straight.json" "$work/plain.json" "$work/recovery.json"
+  ;;
+finalize_deadline)
+  start=$(date +%s)
+  rc=0
+  out=$(mpi 3 "$FINALIZE_DEADLINE" 2>&1) || rc=$?
+  took=$(( $(date +%s) - start ))
+  echo "$out" | grep "MPI_Finalize"
+  [ "$rc" -eq 7 ] || { echo "exit code $rc, expected 7"; echo "$out"; exit 1; }
+  for r in 1 2; do
+    echo "$out" | grep -q "^\[r$r .*MPI_Finalize has not returned after 2 s.*exit code 7" \
+      || { echo "rank $r did not report its late finalize"; echo "$out"; exit 1; }
+  done
+  [ "$took" -lt 20 ] || { echo "took $took s: the deadline did not end the wait"; exit 1; }
+  echo "late finalize ended after $took s with exit code $rc"
   ;;
 continue)
   # --on-trainer-loss continue under mpirun --enable-recovery: trainer 2 dies in its 3rd round;

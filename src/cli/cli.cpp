@@ -246,7 +246,7 @@ int run_exit_code(const TrainSummary &summary) {
 
 int cmd_train(const TrainConfig &config, int argc, char **argv) {
   if (launched_world_size() > 1) {
-    MpiSession mpi(&argc, &argv);
+    MpiSession mpi(&argc, &argv, /*peers_may_die=*/config.on_trainer_loss == "continue");
     install_stop_handlers(); // after MPI_Init, so that ours win
     if (mpi.size() > 1) {
       const int rank = mpi.rank();
@@ -257,7 +257,10 @@ int cmd_train(const TrainConfig &config, int argc, char **argv) {
       };
       try {
         const TrainSummary summary = run_distributed_training(config);
-        return record_exit_code(rank, rank == 0 ? run_exit_code(summary) : kExitOk);
+        const int code = record_exit_code(rank, rank == 0 ? run_exit_code(summary) : kExitOk);
+        std::fflush(nullptr);
+        mpi.finalize(code, config.straggler_timeout);
+        return code;
       } catch (const RoundAbandoned &e) {
         log_warn("{}", e.what());
         abort_job(kExitStopped);
@@ -581,7 +584,12 @@ int run_cli(int argc, char **argv) {
       std::unique_ptr<MpiSession> mpi; // under mpirun the ranks split the set
       if (launched_world_size() > 1)
         mpi = std::make_unique<MpiSession>(&argc, &argv);
-      return cmd_evaluate(checkpoint_path, eval_data, json, eval_threads, mpi.get());
+      const int code = cmd_evaluate(checkpoint_path, eval_data, json, eval_threads, mpi.get());
+      if (mpi) {
+        std::fflush(nullptr);
+        mpi->finalize(code, 120); // evaluate's own waits have 120 s deadlines too
+      }
+      return code;
     }
   } catch (const UserError &e) {
     fmt::print(stderr, "hetrain: error: {}\n", e.what());

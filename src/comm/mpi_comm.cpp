@@ -1,17 +1,26 @@
 #include "hetrain/comm/mpi_comm.h"
 
 #include "hetrain/common/check.h"
+#include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <thread>
 
 namespace hetrain {
 
-MpiSession::MpiSession(int *argc, char ***argv) {
+MpiSession::MpiSession(int *argc, char ***argv, bool peers_may_die) {
+  // Open MPI reads its parameters from the environment during MPI_Init; an explicit setting by
+  // the user (OMPI_MCA_async_mpi_finalize=0) is kept. Other MPIs ignore the variable.
+  if (peers_may_die)
+    setenv("OMPI_MCA_async_mpi_finalize", "1", /*overwrite=*/0);
   int provided = 0;
   CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
   CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
@@ -21,10 +30,38 @@ MpiSession::MpiSession(int *argc, char ***argv) {
 }
 
 MpiSession::~MpiSession() {
+  if (!finalized_)
+    finalize(kExitInternal, 10);
+}
+
+void MpiSession::finalize(int exit_code, double deadline_seconds) {
+  finalized_ = true;
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized)
-    MPI_Finalize();
+  if (finalized)
+    return;
+  // A watchdog thread rather than a polling loop: MPI_Finalize has no non-blocking form.
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(mutex);
+    if (done_cv.wait_for(lock, std::chrono::duration<double>(deadline_seconds),
+                         [&] { return done; }))
+      return;
+    log_warn("MPI_Finalize has not returned after {:.0f} s (the launcher's closing fence waits "
+             "for every rank, and one may be gone); ending without it, exit code {}",
+             deadline_seconds, exit_code);
+    std::fflush(nullptr);
+    std::_Exit(exit_code);
+  });
+  MPI_Finalize();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    done = true;
+  }
+  done_cv.notify_one();
+  watchdog.join();
 }
 
 int node_local_rank(MPI_Comm comm) {
