@@ -258,7 +258,6 @@ int cmd_train(const TrainConfig &config, int argc, char **argv) {
       try {
         const TrainSummary summary = run_distributed_training(config);
         const int code = record_exit_code(rank, rank == 0 ? run_exit_code(summary) : kExitOk);
-        std::fflush(nullptr);
         mpi.finalize(code, config.straggler_timeout);
         return code;
       } catch (const RoundAbandoned &e) {
@@ -585,10 +584,8 @@ int run_cli(int argc, char **argv) {
       if (launched_world_size() > 1)
         mpi = std::make_unique<MpiSession>(&argc, &argv);
       const int code = cmd_evaluate(checkpoint_path, eval_data, json, eval_threads, mpi.get());
-      if (mpi) {
-        std::fflush(nullptr);
+      if (mpi)
         mpi->finalize(code, 120); // evaluate's own waits have 120 s deadlines too
-      }
       return code;
     }
   } catch (const UserError &e) {

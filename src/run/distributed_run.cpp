@@ -274,9 +274,9 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
               const Piece &p = layout.pieces[static_cast<size_t>(k)];
               const int64_t lo = std::max(from, p.begin), hi = std::min(to, p.begin + p.length);
               if (hi > lo && (piece_left[static_cast<size_t>(k)] -= hi - lo) == 0)
-                isend_chunks(early, grads + p.begin, p.length, chunk, MPI_FLOAT, 4, p.owner,
-                             kTagGradChunks + static_cast<int>(k), job,
-                             fmt::format("sending gradients to rank {} (overlapped)", p.owner));
+                isend_upload_piece(
+                    early, grads, 0, p, WireFormat{}, chunk, p.owner, job,
+                    fmt::format("sending gradients to rank {} (overlapped)", p.owner));
             }
           };
         }
@@ -337,13 +337,10 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
         // step, rank 0 gets nothing and never completes the round; a checkpoint must then hold
         // the servers' shards as they were before that step.
         RequestSet half;
-        const auto *bytes = static_cast<const uint8_t *>(wire_upload.data_ptr());
         for (const Piece &p : layout.pieces)
           if (p.owner != 0)
-            isend_chunks(half, bytes + p.begin * static_cast<int64_t>(wire.bytes), p.length, chunk,
-                         wire.mpi_type, wire.bytes, p.owner,
-                         kTagGradChunks + static_cast<int>(p.index), job,
-                         "sending gradients to the shard servers only");
+            isend_upload_piece(half, wire_upload.data_ptr(), 0, p, wire, chunk, p.owner, job,
+                               "sending gradients to the shard servers only");
         half.wait_all(config.straggler_timeout);
         log_warn("--fault-half-send-rank: sent round {} to the shard servers only; dying (SIGKILL)",
                  global_step + 1);
@@ -355,22 +352,15 @@ TrainSummary run_trainer(const TrainConfig &config, int world_rank, int local_ra
       set.add(r, 0, "sending round statistics");
       const std::string what = params_mode ? "sending parameters" : "sending gradients";
       if (host) {
-        if (!overlap) { // with --overlap they are on their way already
-          const auto *bytes = static_cast<const uint8_t *>(wire_upload.data_ptr());
+        if (!overlap) // with --overlap they are on their way already
           for (const Piece &p : layout.pieces)
-            isend_chunks(set, bytes + p.begin * static_cast<int64_t>(wire.bytes), p.length, chunk,
-                         wire.mpi_type, wire.bytes, p.owner,
-                         kTagGradChunks + static_cast<int>(p.index), job, what);
-        }
+            isend_upload_piece(set, wire_upload.data_ptr(), 0, p, wire, chunk, p.owner, job, what);
       } else {
         // One device-to-host copy per piece into pinned memory, each piece sent as soon as it is
         // there: the copy of piece k+1 overlaps the network transfer of piece k.
-        auto *bytes_host = static_cast<uint8_t *>(upload_host.data_ptr());
         for (const Piece &p : layout.pieces) {
           upload_host.narrow(0, p.begin, p.length).copy_(wire_upload.narrow(0, p.begin, p.length));
-          isend_chunks(set, bytes_host + p.begin * static_cast<int64_t>(wire.bytes), p.length,
-                       chunk, wire.mpi_type, wire.bytes, p.owner,
-                       kTagGradChunks + static_cast<int>(p.index), job, what);
+          isend_upload_piece(set, upload_host.data_ptr(), 0, p, wire, chunk, p.owner, job, what);
         }
       }
       isend_chunks(set, buffers.data(), nbuf, chunk, 0, kTagBuffers, job, "sending buffers");
@@ -1019,13 +1009,11 @@ TrainSummary run_aggregator(const TrainConfig &config, int world_size, int local
           // This rank's pieces only (all of them without --aggregators): piece q of them is
           // request first_chunk[j] + q.
           first_chunk[static_cast<size_t>(j)] = set.size();
-          auto *into = static_cast<uint8_t *>(reducer.receive_buffer(static_cast<size_t>(j)));
           for (const Piece &p : my_pieces)
-            irecv_chunks(set, into + p.begin * static_cast<int64_t>(wire.bytes), p.length, chunk,
-                         wire.mpi_type, wire.bytes, t.job_rank,
-                         kTagGradChunks + static_cast<int>(p.index), job,
-                         fmt::format("round {} {} from {}", round_number,
-                                     params_mode ? "parameters" : "gradients", name_of(t)));
+            irecv_upload_piece(set, reducer.receive_buffer(static_cast<size_t>(j)), 0, p, wire,
+                               chunk, t.job_rank, job,
+                               fmt::format("round {} {} from {}", round_number,
+                                           params_mode ? "parameters" : "gradients", name_of(t)));
           irecv_chunks(set, buffers_in[static_cast<size_t>(j)].data(), nbuf, chunk, t.job_rank,
                        kTagBuffers, job,
                        fmt::format("round {} buffers from {}", round_number, name_of(t)));

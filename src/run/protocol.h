@@ -137,6 +137,28 @@ inline double bits_double(int64_t bits) {
   return value;
 }
 
+// Upload piece p (a trainer's gradient sum, or its parameters in params mode, in the wire
+// format) between a trainer and the piece's owner, as one message with its own tag. `base` holds
+// the buffer's elements from `base_begin` on: a trainer's whole upload (0), or an aggregator's
+// receive buffer for its shard (the shard's first element).
+inline void isend_upload_piece(RequestSet &set, const void *base, int64_t base_begin,
+                               const Piece &p, const WireFormat &wire, int64_t chunk, int peer,
+                               MPI_Comm comm, const std::string &what) {
+  isend_chunks(set,
+               static_cast<const uint8_t *>(base) +
+                   (p.begin - base_begin) * static_cast<int64_t>(wire.bytes),
+               p.length, chunk, wire.mpi_type, wire.bytes, peer,
+               kTagGradChunks + static_cast<int>(p.index), comm, what);
+}
+inline void irecv_upload_piece(RequestSet &set, void *base, int64_t base_begin, const Piece &p,
+                               const WireFormat &wire, int64_t chunk, int peer, MPI_Comm comm,
+                               const std::string &what) {
+  irecv_chunks(
+      set, static_cast<uint8_t *>(base) + (p.begin - base_begin) * static_cast<int64_t>(wire.bytes),
+      p.length, chunk, wire.mpi_type, wire.bytes, peer, kTagGradChunks + static_cast<int>(p.index),
+      comm, what);
+}
+
 // The layout every rank computes alike from the model's size, --chunk-mb and --aggregators.
 inline ShardLayout shard_layout_checked(int64_t numel, const TrainConfig &config) {
   ShardLayout layout = shard_layout(numel, chunk_elements(config), config.aggregators);

@@ -160,12 +160,10 @@ TrainSummary run_shard_server(const TrainConfig &config, int world_rank) {
     std::vector<size_t> first(trainer_count);
     for (size_t i : working) {
       first[i] = set.size();
-      auto *into = static_cast<uint8_t *>(reducer.receive_buffer(i));
       for (const Piece &p : mine)
-        irecv_chunks(
-            set, into + (p.begin - begin) * static_cast<int64_t>(wire.bytes), p.length, chunk,
-            wire.mpi_type, wire.bytes, job_ranks[i], kTagGradChunks + static_cast<int>(p.index),
-            job, fmt::format("round {} gradients from rank {}", global_step + 1, world_ranks[i]));
+        irecv_upload_piece(
+            set, reducer.receive_buffer(i), begin, p, wire, chunk, job_ranks[i], job,
+            fmt::format("round {} gradients from rank {}", global_step + 1, world_ranks[i]));
     }
     std::vector<bool> reduced(mine.size(), false);
     bool round_begun = false;
