@@ -14,6 +14,7 @@
 // is 1.
 #include "hetrain/aggregate/shards.h"
 #include "hetrain/aggregate/chunk_reducer.h"
+#include "hetrain/comm/check_mpi.h"
 #include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/check.h"
 

@@ -448,7 +448,7 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
   EvalResult r;
   if (mpi && mpi->size() > 1) {
     // Under mpirun: the set split over the ranks by measured speed; rank 0 prints.
-    const DistributedEvaluation d = evaluate_distributed(*model, dataset, MPI_COMM_WORLD, 120);
+    const DistributedEvaluation d = evaluate_distributed(*model, dataset, 120);
     if (mpi->rank() != 0)
       return kExitOk;
     std::string split;

@@ -8,6 +8,31 @@
 #include <cstring>
 
 namespace hetrain {
+
+TrainerReport make_trainer_report(int rank, const NodeReport &node, const ProbeResult &probe,
+                                  const GpuInfo *gpu) {
+  TrainerReport report;
+  report.rank = rank;
+  report.pid = node.pid;
+  report.host = node.host;
+  report.cpu_model = node.cpu_model;
+  report.device = gpu ? gpu->name : fmt::format("cpu ({} cores)", node.usable_cores);
+  report.blas = node.blas.name;
+  report.usable_cores = node.usable_cores;
+  report.mem_available = node.mem_available;
+  report.swap_free = node.swap_free;
+  report.gpu_count = static_cast<int>(node.gpus.size());
+  report.device_memory_free = gpu ? gpu->memory_free : node.mem_available;
+  report.cpu_score = node.cpu_score;
+  report.matmul_gflops = node.matmul_gflops;
+  report.probe_samples_per_sec = probe.samples_per_sec;
+  report.probe_peak_bytes = probe.peak_bytes;
+  report.gemm_tflops_fp16 = node.gemm_tflops_fp16;
+  report.gemm_tflops_fp32 = node.gemm_tflops_fp32;
+  report.h2d_gbps = node.h2d_gbps;
+  report.bf16 = gpu ? gpu->bf16 : node.cpu_bf16;
+  return report;
+}
 namespace {
 
 // Explicit little-endian packing: the layout must not depend on a compiler's struct padding.

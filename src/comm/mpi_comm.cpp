@@ -1,5 +1,6 @@
 #include "hetrain/comm/mpi_comm.h"
 
+#include "hetrain/comm/check_mpi.h"
 #include "hetrain/common/check.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
@@ -15,6 +16,16 @@
 #include <thread>
 
 namespace hetrain {
+
+namespace detail {
+void fail_mpi(int code, const char *call, const char *file, int line) {
+  char text[MPI_MAX_ERROR_STRING] = {0};
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS)
+    fmt::format_to_n(text, sizeof(text) - 1, "MPI error code {}", code);
+  fail_library("MPI", text, call, file, line);
+}
+} // namespace detail
 
 MpiSession::MpiSession(int *argc, char ***argv, bool peers_may_die) {
   // Open MPI reads its parameters from the environment during MPI_Init; an explicit setting by
@@ -64,13 +75,14 @@ void MpiSession::finalize(int exit_code, double deadline_seconds) {
   watchdog.join();
 }
 
-int node_local_rank(MPI_Comm comm) {
+NodeLocal node_local(MPI_Comm comm) {
   MPI_Comm local;
   CHECK_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local));
-  int rank = 0;
-  CHECK_MPI(MPI_Comm_rank(local, &rank));
+  NodeLocal out;
+  CHECK_MPI(MPI_Comm_rank(local, &out.rank));
+  CHECK_MPI(MPI_Comm_size(local, &out.size));
   CHECK_MPI(MPI_Comm_free(&local));
-  return rank;
+  return out;
 }
 
 void RequestSet::add(MPI_Request request, int peer, std::string what) {

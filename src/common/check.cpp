@@ -4,7 +4,6 @@
 #include "hetrain/common/log.h"
 
 #include <hdf5.h>
-#include <mpi.h>
 
 #include <fmt/format.h>
 
@@ -15,14 +14,6 @@ void fail_library(const char *library, const std::string &what, const char *call
   const ProcessIdentity &id = process_identity();
   throw LibraryError(fmt::format("{} call failed on rank {} ({}): {} at {}:{}: {}", library,
                                  id.rank, id.host, call, file, line, what));
-}
-
-void fail_mpi(int code, const char *call, const char *file, int line) {
-  char text[MPI_MAX_ERROR_STRING] = {0};
-  int length = 0;
-  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS)
-    fmt::format_to_n(text, sizeof(text) - 1, "MPI error code {}", code);
-  fail_library("MPI", text, call, file, line);
 }
 
 namespace {

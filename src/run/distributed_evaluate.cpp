@@ -1,5 +1,6 @@
 #include "hetrain/run/distributed_evaluate.h"
 
+#include "hetrain/comm/check_mpi.h"
 #include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/check.h"
 #include "hetrain/common/log.h"
@@ -15,8 +16,9 @@
 namespace hetrain {
 using namespace run;
 
-DistributedEvaluation evaluate_distributed(Classifier &model, const Dataset &data, MPI_Comm comm,
+DistributedEvaluation evaluate_distributed(Classifier &model, const Dataset &data,
                                            double timeout_seconds) {
+  MPI_Comm comm = MPI_COMM_WORLD;
   int rank = 0, size = 1;
   CHECK_MPI(MPI_Comm_rank(comm, &rank));
   CHECK_MPI(MPI_Comm_size(comm, &size));

@@ -1,13 +1,12 @@
-// What the ranks of a distributed job say to each other (DESIGN §7): message tags, commands, the
-// statistics a trainer reports, the wire formats and chunk sizes. Shared by rank 0
-// (distributed_run.cpp), the trainers (same file) and the shard servers of --aggregators
-// (shard_server.cpp). Internal to src/run.
+// What the ranks of a distributed job send each other besides the typed messages of
+// comm/messages.h (DESIGN §7): message tags, the bulk data's layout, wire formats and chunk sizes.
+// Shared by rank 0 (coordinator, round executor), the trainers and the shard servers of
+// --aggregators. Internal to src/run.
 #pragma once
 
 #include "hetrain/aggregate/chunk_reducer.h"
 #include "hetrain/aggregate/shards.h"
 #include "hetrain/comm/mpi_comm.h"
-#include "hetrain/common/check.h"
 #include "hetrain/common/error.h"
 #include "hetrain/config/config.h"
 #include "hetrain/data/dataset.h"
@@ -19,7 +18,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstring>
 
 namespace hetrain::protocol {
 
@@ -44,19 +42,8 @@ enum Tag : int {
 };
 constexpr int64_t kMaxGradChunks = 32767 - kTagGradChunks; // MPI guarantees tags up to 32767
 
-// Command to a trainer for one round:
-//   {kind, epoch, offset, count, global_step, local_steps, attempt}
-// attempt > 0: the round is being redone after a trainer was lost (--on-trainer-loss continue).
-// kStop: {kStop, send_timeline (1: send your --timeline spans to rank 0 now), 0, ...}
-enum CommandKind : int64_t { kRound = 1, kSkip = 2, kStop = 3 };
-constexpr int kCommandLength = 7;
-constexpr int kVerdictBytes = 512;
-// Round statistics: loss sum, correct, samples, compute seconds, stop signal (SIGTERM/SIGUSR1
-// seen by the trainer), micro-batch in use (smaller than --micro-batch after running out of device
-// memory), then its GPU as NVML sees it: utilisation, memory used, temperature, power (-1 when it
-// has none or NVML does not answer).
-constexpr int kStatsLength = 10;
-constexpr int kStatsGpu = 6;
+// The control messages (commands, statistics, setup, acknowledgements, verdicts) are typed and
+// versioned in comm/messages.h; this file holds what the data that follows them looks like.
 
 // BatchNorm running stats and counters travel as one float vector, averaged by samples.
 inline int64_t buffer_elements(const torch::nn::Module &model) {
@@ -110,32 +97,10 @@ inline int64_t chunk_elements(const TrainConfig &config) {
   return std::max<int64_t>(1, static_cast<int64_t>(config.chunk_mb * (1 << 20)) / 4);
 }
 
-// --- sharded aggregation (--aggregators A): ranks 1..A-1 are shard servers ---
-// Setup, rank 0 -> server, once after admission (length kSetupLength(world size)):
-//   {trainers T, optimizer steps taken, then T job ranks, then T world ranks, 0-padded}
-// then the server's shard of the parameters (tag kTagShardState) and of every optimizer state
-// tensor (kTagShardState + 1 + s), in the order Optimizer::state() lists them.
-// Command, rank 0 -> server, per round (length kShardCommandLength(T)):
-//   {kRound, global_step, samples in the round, lr (double bits), working flag per trainer}
-//   {kGather, optimizer steps of the last complete round}: send the shard (same tags as setup),
-//     first undoing a step taken in a round that rank 0 did not complete
-//   {kStop}
-// Acknowledgement, server -> rank 0, after each step (kShardAckLength doubles):
-//   {receive seconds, reduce seconds, step seconds, bytes received}
-enum ShardCommandKind : int64_t { kGather = 4 };
-constexpr int kShardAckLength = 4;
-inline int kSetupLength(int world_size) { return 2 + 2 * world_size; }
-inline int kShardCommandLength(size_t trainers) { return 4 + static_cast<int>(trainers); }
-inline int64_t double_bits(double value) {
-  int64_t bits = 0;
-  std::memcpy(&bits, &value, sizeof bits);
-  return bits;
-}
-inline double bits_double(int64_t bits) {
-  double value = 0;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
+// Sharded aggregation (--aggregators A): rank 0 sends each shard server a ShardSetup, then the
+// server's shard of the parameters (tag kTagShardState) and of every optimizer state tensor
+// (kTagShardState + 1 + s, in the order Optimizer::state() lists them); a ShardCommand kGather
+// sends them back the same way.
 
 // Upload piece p (a trainer's gradient sum, or its parameters in params mode, in the wire
 // format) between a trainer and the piece's owner, as one message with its own tag. `base` holds
@@ -168,54 +133,5 @@ inline ShardLayout shard_layout_checked(int64_t numel, const TrainConfig &config
                                 layout.pieces.size(), kMaxGradChunks));
   return layout;
 }
-
-// Rank 0's next command, received by a trainer or shard server into a receive that is always
-// posted: rank 0 can then interrupt any wait (kStop while parameters are due, kGather while a
-// server waits for gradients), not only the wait for the next round.
-class CommandInbox {
-public:
-  CommandInbox(MPI_Comm comm, int tag, size_t length) : comm_(comm), tag_(tag), command_(length) {}
-  void post() {
-    full_ = false;
-    CHECK_MPI(MPI_Irecv(command_.data(), static_cast<int>(command_.size()), MPI_INT64_T, 0, tag_,
-                        comm_, &request_));
-  }
-  // True once the posted command has arrived (then command() holds it until the next post()).
-  bool poll() {
-    if (!full_) {
-      int flag = 0;
-      CHECK_MPI(MPI_Test(&request_, &flag, MPI_STATUS_IGNORE));
-      full_ = flag != 0;
-    }
-    return full_;
-  }
-  // Waits for the command; PeerTimeout naming rank 0 and `what` after `timeout` seconds.
-  void wait(double timeout, const std::string &what) {
-    if (poll())
-      return;
-    RequestSet set;
-    set.add(request_, 0, what);
-    set.wait_all(timeout);
-    full_ = true; // the set completed (and freed) the request
-  }
-  const std::vector<int64_t> &command() const { return command_; }
-  // At the end: a receive still posted is cancelled.
-  void cancel() {
-    if (!full_ && request_ != MPI_REQUEST_NULL) {
-      MPI_Cancel(&request_);
-      MPI_Request_free(&request_);
-    }
-  }
-
-private:
-  MPI_Comm comm_;
-  int tag_;
-  std::vector<int64_t> command_;
-  MPI_Request request_ = MPI_REQUEST_NULL;
-  bool full_ = false;
-};
-
-// A shard server's life (world ranks 1..A-1 of a job with --aggregators A).
-TrainSummary run_shard_server(const TrainConfig &config, int world_rank);
 
 } // namespace hetrain::protocol

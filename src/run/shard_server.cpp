@@ -15,217 +15,219 @@
 // Rank 0 keeps everything else: admission, plans, commands, BatchNorm buffers, checkpoints. So a
 // server never decides the job's fate: when a trainer does not deliver it says whom it waited for
 // and waits for rank 0, which reaches the same deadline and ends the job.
-#include "hetrain/aggregate/chunk_reducer.h"
-#include "hetrain/aggregate/shards.h"
-#include "hetrain/comm/mpi_comm.h"
-#include "hetrain/common/check.h"
+#include "hetrain/comm/check_mpi.h"
+#include "hetrain/comm/messages.h"
 #include "hetrain/common/log.h"
-#include "hetrain/common/system_info.h"
 #include "hetrain/train/flat_parameters.h"
 #include "hetrain/train/optimizer.h"
 
+#include "pipelined_reduce.h"
 #include "protocol.h"
+#include "roles.h"
 #include "run_support.h"
 
 #include <torch/torch.h>
 
 #include <fmt/format.h>
 
-#include <chrono>
 #include <vector>
 
-namespace hetrain::protocol {
+namespace hetrain::run {
+using namespace protocol;
 namespace {
-
-using run::Clock;
-using run::seconds_since;
 
 struct Interrupted {}; // rank 0 sent kGather or kStop while this server waited for gradients
 
-} // namespace
+class ShardServer {
+public:
+  ShardServer(const TrainConfig &config, const RankPlacement &placement, MPI_Comm job);
+  void run();
 
-TrainSummary run_shard_server(const TrainConfig &config, int world_rank) {
-  TrainSummary summary;
-  summary.world_size = process_identity().world_size;
-  MPI_Comm job;
-  CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, 0, world_rank, &job));
-  CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
-  torch::set_num_threads(config.threads > 0 ? config.threads : usable_cores());
+private:
+  void receive_setup();
+  void move_shard(bool receive, const std::string &what);
+  void send_parameters(const char *when);
+  void undo_step_past(int64_t steps);
+  // One round; false when it did not complete (rank 0 then decides what happens).
+  bool run_round(const ShardCommand &command);
 
+  const TrainConfig &config_;
+  const RankPlacement placement_;
+  MPI_Comm job_;
+  const int64_t chunk_;
+  const WireFormat wire_;
+  ShardLayout layout_;
+  int64_t begin_ = 0, length_ = 0;
+  std::vector<Piece> mine_;
+  ShardSetup setup_;
+  std::unique_ptr<Optimizer> optimizer_;
+  torch::Tensor params_, grads_;
+  std::vector<torch::Tensor> tensors_; // what moves to and from rank 0: parameters, then state
+  std::vector<torch::Tensor> before_;  // the shard before the last step, for an undo
+  int64_t steps_before_ = 0;
+  std::unique_ptr<ChunkReducer> reducer_;
+  std::unique_ptr<Inbox> inbox_;
+};
+
+ShardServer::ShardServer(const TrainConfig &config, const RankPlacement &placement, MPI_Comm job)
+    : config_(config), placement_(placement), job_(job), chunk_(chunk_elements(config)),
+      wire_(wire_format(config.wire_dtype)) {
   // The model's size and the layout, computed from the same files and flags as every rank.
   const DatasetMeta meta = read_dataset_meta(config.data);
   auto model = make_model(spec_of(config, meta));
   const int64_t numel = FlatParameters(*model).numel();
-  const int64_t chunk = chunk_elements(config);
-  const ShardLayout layout = shard_layout_checked(numel, config);
-  const int64_t begin = layout.shard_begin[static_cast<size_t>(world_rank)];
-  const int64_t length = layout.shard_length(world_rank);
-  const std::vector<Piece> mine = layout.pieces_of(world_rank);
-  const WireFormat wire = wire_format(config.wire_dtype);
+  layout_ = shard_layout_checked(numel, config);
+  begin_ = layout_.shard_begin[static_cast<size_t>(placement.world_rank)];
+  length_ = layout_.shard_length(placement.world_rank);
+  mine_ = layout_.pieces_of(placement.world_rank);
+  optimizer_ = std::make_unique<Optimizer>(optimizer_options(config), length_);
+  params_ = torch::empty({length_});
+  grads_ = torch::zeros({length_});
+  tensors_ = {params_};
+  for (const auto &named : optimizer_->state())
+    tensors_.push_back(named.second);
+}
 
-  // --- setup: the trainers, then this shard ---
-  std::vector<int64_t> setup(static_cast<size_t>(kSetupLength(summary.world_size)));
-  {
-    RequestSet set;
-    MPI_Request r;
-    CHECK_MPI(MPI_Irecv(setup.data(), static_cast<int>(setup.size()), MPI_INT64_T, 0,
-                        kTagShardSetup, job, &r));
-    set.add(r, 0, "waiting for rank 0's setup (it first waits --join-timeout for reports)");
-    set.wait_all(config.join_timeout + 60);
-  }
-  const auto trainer_count = static_cast<size_t>(setup[0]);
-  std::vector<int> job_ranks, world_ranks;
-  for (size_t i = 0; i < trainer_count; ++i) {
-    job_ranks.push_back(static_cast<int>(setup[2 + i]));
-    world_ranks.push_back(static_cast<int>(setup[2 + trainer_count + i]));
-  }
-  Optimizer optimizer(run::optimizer_options(config), length);
-  torch::Tensor params = torch::empty({length});
-  torch::Tensor grads = torch::zeros({length});
-  std::vector<torch::Tensor> tensors{params}; // what moves to and from rank 0, in that order
-  for (const auto &named : optimizer.state())
-    tensors.push_back(named.second);
-  // Sends the shard to rank 0 or receives it from there (contiguous CPU tensors).
-  auto move_shard = [&](bool receive, const std::string &what) {
-    RequestSet set;
-    for (size_t s = 0; s < tensors.size(); ++s) {
-      const int tag = kTagShardState + static_cast<int>(s);
-      if (receive)
-        irecv_chunks(set, tensors[s].data_ptr<float>(), length, chunk, 0, tag, job, what);
-      else
-        isend_chunks(set, tensors[s].data_ptr<float>(), length, chunk, 0, tag, job, what);
-    }
-    set.wait_all(config.straggler_timeout);
-  };
+void ShardServer::receive_setup() {
+  setup_ = decode_shard_setup(receive_one(
+      ShardSetup::words(placement_.world_size), 0, kTagShardSetup, job_, config_.join_timeout + 60,
+      "waiting for rank 0's setup (it first waits --join-timeout for reports)"));
   move_shard(true, "receiving this shard from rank 0");
-  optimizer.load_state(optimizer.state(), setup[1]); // the step count (the state is in place)
-  // The shard as it was before the last step, for a kGather that undoes it.
-  std::vector<torch::Tensor> before;
-  for (const torch::Tensor &t : tensors)
-    before.push_back(t.clone());
-  int64_t steps_before = optimizer.steps_taken();
-  log_info("shard server: elements [{}, {}) of {} ({} pieces), {} trainers", begin, begin + length,
-           numel, mine.size(), trainer_count);
+  optimizer_->load_state(optimizer_->state(), setup_.optimizer_steps); // the state is in place
+  for (const torch::Tensor &t : tensors_)
+    before_.push_back(t.clone());
+  steps_before_ = optimizer_->steps_taken();
+  reducer_ = std::make_unique<ChunkReducer>(ReduceDevice::kCpu, setup_.job_ranks.size(), length_,
+                                            wire_.reduce_dtype, threads_for(config_, placement_));
+  log_info("shard server: elements [{}, {}) of {} ({} pieces), {} trainers", begin_,
+           begin_ + length_, layout_.shard_begin.back(), mine_.size(), setup_.job_ranks.size());
+}
 
-  ChunkReducer reducer(ReduceDevice::kCpu, trainer_count, length, wire.reduce_dtype,
-                       config.threads);
-  auto send_parameters = [&](const char *when) {
-    RequestSet set;
-    for (size_t i = 0; i < trainer_count; ++i)
-      for (const Piece &p : mine)
-        isend_chunks(set, params.data_ptr<float>() + (p.begin - begin), p.length, chunk,
-                     job_ranks[i], kTagParams, job,
-                     fmt::format("sending parameters {} to rank {}", when, world_ranks[i]));
-    try {
-      set.wait_all(config.straggler_timeout);
-    } catch (const PeerTimeout &e) {
-      // A trainer that is gone: rank 0 finds out on its own deadline and ends the job.
-      log_warn("shard server: {}; waiting for rank 0", e.what());
-      set.cancel_pending();
-    }
+// Sends the shard to rank 0 or receives it from there (contiguous CPU tensors).
+void ShardServer::move_shard(bool receive, const std::string &what) {
+  RequestSet set;
+  for (size_t s = 0; s < tensors_.size(); ++s) {
+    const int tag = kTagShardState + static_cast<int>(s);
+    if (receive)
+      irecv_chunks(set, tensors_[s].data_ptr<float>(), length_, chunk_, 0, tag, job_, what);
+    else
+      isend_chunks(set, tensors_[s].data_ptr<float>(), length_, chunk_, 0, tag, job_, what);
+  }
+  set.wait_all(config_.straggler_timeout);
+}
+
+void ShardServer::send_parameters(const char *when) {
+  RequestSet set;
+  for (size_t i = 0; i < setup_.job_ranks.size(); ++i)
+    for (const Piece &p : mine_)
+      isend_chunks(set, params_.data_ptr<float>() + (p.begin - begin_), p.length, chunk_,
+                   setup_.job_ranks[i], kTagParams, job_,
+                   fmt::format("sending parameters {} to rank {}", when, setup_.world_ranks[i]));
+  try {
+    set.wait_all(config_.straggler_timeout);
+  } catch (const PeerTimeout &e) {
+    // A trainer that is gone: rank 0 finds out on its own deadline and ends the job.
+    log_warn("shard server: {}; waiting for rank 0", e.what());
+    set.cancel_pending();
+  }
+}
+
+// kGather after a round rank 0 did not complete: that round's step is taken back.
+void ShardServer::undo_step_past(int64_t steps) {
+  if (optimizer_->steps_taken() <= steps)
+    return;
+  log_warn("shard server: undoing step {} (rank 0 did not complete that round)",
+           optimizer_->steps_taken());
+  for (size_t s = 0; s < tensors_.size(); ++s)
+    tensors_[s].copy_(before_[s]);
+  optimizer_->load_state(optimizer_->state(), steps_before_);
+}
+
+bool ShardServer::run_round(const ShardCommand &command) {
+  const auto round_start = Clock::now();
+  std::vector<size_t> working;
+  for (size_t i = 0; i < command.working.size(); ++i)
+    if (command.working[i])
+      working.push_back(i);
+  RequestSet set;
+  PipelinedReduce pipe(*reducer_, mine_, begin_, wire_, chunk_, job_);
+  for (size_t i : working)
+    pipe.post(set, i, setup_.job_ranks[i],
+              fmt::format("round {} gradients from rank {}", command.global_step + 1,
+                          setup_.world_ranks[i]));
+  const auto weights = [&] {
+    return std::vector<float>(working.size(), 1.0f / static_cast<float>(command.samples));
   };
-  send_parameters("at the start");
+  try {
+    set.wait_all(config_.straggler_timeout, [&] {
+      if (inbox_->poll())
+        throw Interrupted{};
+      pipe.reduce_ready(set, grads_.data_ptr<float>(), weights);
+    });
+    pipe.finish();
+  } catch (const PeerTimeout &e) {
+    log_warn("shard server: {}; waiting for rank 0's decision", e.what());
+    set.cancel_pending();
+    pipe.finish();
+    return false;
+  } catch (const Interrupted &) {
+    set.cancel_pending();
+    pipe.finish();
+    return false;
+  }
+  ShardAck ack;
+  ack.reduce_seconds = pipe.reduce_seconds();
+  ack.receive_seconds = seconds_since(round_start) - ack.reduce_seconds;
+  const auto step_start = Clock::now();
+  for (size_t s = 0; s < tensors_.size(); ++s)
+    before_[s].copy_(tensors_[s]);
+  steps_before_ = optimizer_->steps_taken();
+  optimizer_->step(params_, grads_, command.lr);
+  ack.step_seconds = seconds_since(step_start);
+  ack.bytes_received =
+      static_cast<int64_t>(working.size()) * length_ * static_cast<int64_t>(wire_.bytes);
+  send_one(encode(ack), 0, kTagShardAck, job_, config_.straggler_timeout,
+           "telling rank 0 the shard has stepped");
+  return true;
+}
 
+void ShardServer::run() {
+  receive_setup();
+  send_parameters("at the start");
   // The next command is always posted, so that rank 0 can interrupt a round (kGather, kStop).
-  CommandInbox inbox(job, kTagShardCommand,
-                     static_cast<size_t>(kShardCommandLength(trainer_count)));
-  inbox.post();
+  inbox_ = std::make_unique<Inbox>(job_, 0, kTagShardCommand,
+                                   ShardCommand::words(setup_.job_ranks.size()));
+  inbox_->post();
   for (;;) {
-    inbox.wait(2 * config.straggler_timeout + 60, // rank 0 may be evaluating
-               "waiting for rank 0's next command");
-    const std::vector<int64_t> command = inbox.command();
-    if (command[0] == kStop)
+    inbox_->wait(2 * config_.straggler_timeout + 60, // rank 0 may be evaluating
+                 "waiting for rank 0's next command");
+    const ShardCommand command = decode_shard_command(inbox_->words());
+    if (command.kind == ShardCommand::Kind::kStop)
       break;
-    inbox.post();
-    if (command[0] == kGather) {
-      if (optimizer.steps_taken() > command[1]) { // a step rank 0 did not complete: undo it
-        log_warn("shard server: undoing step {} (rank 0 did not complete that round)",
-                 optimizer.steps_taken());
-        for (size_t s = 0; s < tensors.size(); ++s)
-          tensors[s].copy_(before[s]);
-        optimizer.load_state(optimizer.state(), steps_before);
-      }
+    inbox_->post();
+    if (command.kind == ShardCommand::Kind::kGather) {
+      undo_step_past(command.optimizer_steps);
       move_shard(false, "sending this shard to rank 0");
       continue;
     }
-    // kRound: this shard of every working trainer's gradient sum, reduced as pieces arrive.
-    const int64_t global_step = command[1], count = command[2];
-    const double lr = bits_double(command[3]);
-    const auto round_start = Clock::now();
-    std::vector<size_t> working;
-    for (size_t i = 0; i < trainer_count; ++i)
-      if (command[4 + i] != 0)
-        working.push_back(i);
-    RequestSet set;
-    std::vector<size_t> first(trainer_count);
-    for (size_t i : working) {
-      first[i] = set.size();
-      for (const Piece &p : mine)
-        irecv_upload_piece(
-            set, reducer.receive_buffer(i), begin, p, wire, chunk, job_ranks[i], job,
-            fmt::format("round {} gradients from rank {}", global_step + 1, world_ranks[i]));
-    }
-    std::vector<bool> reduced(mine.size(), false);
-    bool round_begun = false;
-    double reduce_seconds = 0;
-    auto reduce_ready = [&] {
-      if (inbox.poll())
-        throw Interrupted{};
-      for (size_t q = 0; q < mine.size(); ++q) {
-        if (reduced[q])
-          continue;
-        bool ready = true;
-        for (size_t i : working)
-          ready = ready && set.done(first[i] + q);
-        if (!ready)
-          continue;
-        if (!round_begun) {
-          reducer.begin_round(working,
-                              std::vector<float>(working.size(), 1.0f / static_cast<float>(count)));
-          round_begun = true;
-        }
-        const auto t = Clock::now();
-        reducer.reduce_chunk(mine[q].begin - begin, mine[q].length, grads.data_ptr<float>());
-        reduce_seconds += seconds_since(t);
-        reduced[q] = true;
-      }
-    };
-    try {
-      set.wait_all(config.straggler_timeout, reduce_ready);
-      reducer.finish();
-    } catch (const PeerTimeout &e) {
-      log_warn("shard server: {}; waiting for rank 0's decision", e.what());
-      set.cancel_pending();
-      reducer.finish();
-      continue;
-    } catch (const Interrupted &) {
-      set.cancel_pending();
-      reducer.finish();
-      continue;
-    }
-    const double receive_seconds = seconds_since(round_start) - reduce_seconds;
-    const auto step_start = Clock::now();
-    for (size_t s = 0; s < tensors.size(); ++s)
-      before[s].copy_(tensors[s]);
-    steps_before = optimizer.steps_taken();
-    optimizer.step(params, grads, lr);
-    const double step_seconds = seconds_since(step_start);
-    {
-      double ack[kShardAckLength] = {receive_seconds, reduce_seconds, step_seconds,
-                                     static_cast<double>(working.size()) *
-                                         static_cast<double>(length) *
-                                         static_cast<double>(wire.bytes)};
-      RequestSet a;
-      MPI_Request r;
-      CHECK_MPI(MPI_Isend(ack, kShardAckLength, MPI_DOUBLE, 0, kTagShardAck, job, &r));
-      a.add(r, 0, "telling rank 0 the shard has stepped");
-      a.wait_all(config.straggler_timeout);
-    }
-    send_parameters("after a round");
+    if (run_round(command))
+      send_parameters("after a round");
   }
-  inbox.cancel();
+  inbox_->cancel();
+}
+
+} // namespace
+
+TrainSummary run_shard_server(const TrainConfig &config, const RankPlacement &placement) {
+  TrainSummary summary;
+  summary.world_size = placement.world_size;
+  MPI_Comm job;
+  CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, 0, placement.world_rank, &job));
+  CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
+  torch::set_num_threads(threads_for(config, placement));
+  ShardServer(config, placement, job).run();
   CHECK_MPI(MPI_Comm_free(&job));
   return summary;
 }
 
-} // namespace hetrain::protocol
+} // namespace hetrain::run

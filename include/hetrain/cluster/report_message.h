@@ -10,6 +10,7 @@
 #pragma once
 
 #include "hetrain/cluster/node_report.h"
+#include "hetrain/cluster/training_probe.h"
 
 #include <cstdint>
 #include <string>
@@ -38,6 +39,11 @@ struct TrainerReport {
   double gemm_tflops_fp16 = 0, gemm_tflops_fp32 = 0, h2d_gbps = 0;
   bool bf16 = false;
 };
+
+// A trainer's report from what it measured: its node, the training probe, and the GPU it trains
+// on (null on a CPU trainer).
+TrainerReport make_trainer_report(int rank, const NodeReport &node, const ProbeResult &probe,
+                                  const GpuInfo *gpu);
 
 std::vector<uint8_t> encode_report(const TrainerReport &report);
 // Throws UserError naming the problem: wrong size, bad magic, other protocol version, bad field.

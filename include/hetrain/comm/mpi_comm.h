@@ -37,8 +37,12 @@ private:
   bool finalized_ = false;
 };
 
-// Rank among the processes of this node (MPI_COMM_TYPE_SHARED): picks this rank's GPU.
-int node_local_rank(MPI_Comm comm);
+// This rank among the processes of its node (MPI_COMM_TYPE_SHARED): the rank picks its GPU, the
+// size divides the node's cores. Collective over `comm`.
+struct NodeLocal {
+  int rank = 0, size = 1;
+};
+NodeLocal node_local(MPI_Comm comm);
 
 // A wait that ran out of time. `peer` is the rank that did not answer.
 class PeerTimeout : public std::runtime_error {

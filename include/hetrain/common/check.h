@@ -2,28 +2,20 @@
 // rank and host, and the library's own error string, then throws LibraryError so that the
 // caller can clean up (remove a temporary file, abort the MPI job) before the process exits.
 //
-//   CHECK_MPI(MPI_Send(...));          any return code other than MPI_SUCCESS fails
 //   hid_t f = CHECK_HDF5(H5Fopen(...)); a negative hid_t / herr_t fails; the value is returned
 //   CHECK_CUDA(cudaMalloc(...));       CUDA builds only
 //   CHECK_CUBLAS(cublasSgemm(...));    CUDA builds only
 //
-// Our communicators use MPI_ERRORS_RETURN (see comm/) so that MPI codes reach CHECK_MPI instead
-// of MPI's default handler aborting without saying where.
+// CHECK_MPI lives with the MPI code, in comm/check_mpi.h.
 #pragma once
 
 #include <string>
 
 namespace hetrain::detail {
 
-[[noreturn]] void fail_mpi(int code, const char *call, const char *file, int line);
 [[noreturn]] void fail_hdf5(const char *call, const char *file, int line);
 [[noreturn]] void fail_library(const char *library, const std::string &what, const char *call,
                                const char *file, int line);
-
-inline void check_mpi(int code, const char *call, const char *file, int line) {
-  if (code != 0) // MPI_SUCCESS is 0 by the standard
-    fail_mpi(code, call, file, line);
-}
 
 template <typename T> T check_hdf5(T value, const char *call, const char *file, int line) {
   if (value < 0)
@@ -36,7 +28,6 @@ void quiet_hdf5_errors();
 
 } // namespace hetrain::detail
 
-#define CHECK_MPI(call) ::hetrain::detail::check_mpi((call), #call, __FILE__, __LINE__)
 #define CHECK_HDF5(call) ::hetrain::detail::check_hdf5((call), #call, __FILE__, __LINE__)
 
 #if defined(HETRAIN_WITH_CUDA) && (defined(__CUDACC__) || defined(HETRAIN_CUDA_HOST_CODE))

@@ -8,8 +8,6 @@
 #include "hetrain/model/models.h"
 #include "hetrain/train/compute.h"
 
-#include <mpi.h>
-
 #include <cstdint>
 #include <vector>
 
@@ -21,8 +19,9 @@ struct DistributedEvaluation {
   std::vector<double> speeds;  // measured samples/s per rank
 };
 
-// Collective over `comm` (every wait has `timeout_seconds` and names what it waited for).
-DistributedEvaluation evaluate_distributed(Classifier &model, const Dataset &data, MPI_Comm comm,
+// Collective over every rank of the job (every wait has `timeout_seconds` and names what it
+// waited for).
+DistributedEvaluation evaluate_distributed(Classifier &model, const Dataset &data,
                                            double timeout_seconds);
 
 } // namespace hetrain

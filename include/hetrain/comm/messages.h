@@ -1,0 +1,155 @@
+// The control messages of a distributed job (DESIGN §7), typed and versioned. Each travels as a
+// fixed number of 64-bit words: word 0 is a header (magic "HT", the message type and the protocol
+// version), the fields follow in the order written below; doubles travel as their bits. Both
+// sides know every message's length before it arrives (from the world size or the number of
+// trainers), so a receive can always be posted ahead. decode() refuses a message of another type,
+// version or length with ProtocolError naming what it got, instead of misreading it.
+//
+// The bulk data (gradient pieces, parameters, buffers, timeline spans) travels as plain arrays
+// (mpi_comm.h's *_chunks); these messages say what that data is for.
+#pragma once
+
+#include "hetrain/comm/mpi_comm.h"
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace hetrain {
+
+using Words = std::vector<int64_t>;
+
+inline constexpr int64_t kMessageVersion = 1;
+
+enum class MessageType : int64_t {
+  kRoundCommand = 1,
+  kRoundStats = 2,
+  kShardSetup = 3,
+  kShardCommand = 4,
+  kShardAck = 5,
+  kVerdict = 6
+};
+
+// A message that is not what the receiver expected: another type, version or length.
+class ProtocolError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+// --- rank 0 -> trainer, once per round, and at the end --------------------------------------
+struct RoundCommand {
+  enum class Kind : int64_t { kRound = 1, kSkip = 2, kStop = 3 };
+  Kind kind = Kind::kSkip;
+  int64_t epoch = 0;          // 0-based
+  int64_t offset = 0;         // first position in the epoch's order this trainer computes
+  int64_t count = 0;          // samples it computes (0 for kSkip)
+  int64_t global_step = 0;    // optimizer steps before this round
+  int64_t local_steps = 1;    // optimizer steps in the round (--sync params: local steps)
+  int64_t attempt = 0;        // > 0: the round is redone after a trainer was lost
+  bool send_timeline = false; // kStop: send your --timeline spans to rank 0 now
+  static constexpr size_t kWords = 9;
+};
+Words encode(const RoundCommand &command);
+RoundCommand decode_round_command(const Words &words);
+
+// --- trainer -> rank 0, after its part of a round --------------------------------------------
+struct RoundStats {
+  double loss_sum = 0;
+  int64_t correct = 0;
+  int64_t samples = 0;
+  double compute_seconds = 0;
+  int stop_signal = 0;     // SIGTERM/SIGUSR1 seen by the trainer (rank 0 decides when to stop)
+  int64_t micro_batch = 0; // in use: below --micro-batch after running out of device memory
+  // Its GPU as NVML sees it; `gpu_valid` false on a CPU trainer or when NVML does not answer.
+  bool gpu_valid = false;
+  double gpu_utilization = 0, gpu_memory_used = 0, gpu_temperature = 0, gpu_power = 0;
+  static constexpr size_t kWords = 12;
+};
+Words encode(const RoundStats &stats);
+RoundStats decode_round_stats(const Words &words);
+
+// --- rank 0 -> shard server (--aggregators A), once after admission ---------------------------
+// Then the server's shard of the parameters and of every optimizer state tensor follow as data.
+struct ShardSetup {
+  int64_t optimizer_steps = 0;
+  std::vector<int> job_ranks, world_ranks; // of the trainers, in the same order
+  static size_t words(int world_size) { return 3 + 2 * static_cast<size_t>(world_size); }
+};
+Words encode(const ShardSetup &setup, int world_size);
+ShardSetup decode_shard_setup(const Words &words);
+
+// --- rank 0 -> shard server, per round or to gather or stop -----------------------------------
+struct ShardCommand {
+  enum class Kind : int64_t { kRound = 1, kStop = 3, kGather = 4 };
+  Kind kind = Kind::kStop;
+  int64_t global_step = 0;     // kRound: optimizer steps before this round
+  int64_t samples = 0;         // kRound: samples in the round (the weights are 1/samples)
+  double lr = 0;               // kRound: learning rate of the step
+  int64_t optimizer_steps = 0; // kGather: steps of the last round rank 0 completed
+  std::vector<bool> working;   // kRound: per trainer (setup order), whether it has samples
+  static size_t words(size_t trainers) { return 6 + trainers; }
+};
+Words encode(const ShardCommand &command, size_t trainers);
+ShardCommand decode_shard_command(const Words &words);
+
+// --- shard server -> rank 0, after it stepped its shard --------------------------------------
+struct ShardAck {
+  double receive_seconds = 0, reduce_seconds = 0, step_seconds = 0;
+  int64_t bytes_received = 0;
+  static constexpr size_t kWords = 5;
+};
+Words encode(const ShardAck &ack);
+ShardAck decode_shard_ack(const Words &words);
+
+// --- rank 0 -> every reporting rank: the admission verdict -----------------------------------
+struct VerdictMessage {
+  bool admitted = false;
+  std::string reason;                  // why not (cut to what fits)
+  static constexpr size_t kWords = 66; // header, admitted, 64 words (512 bytes) of text
+};
+Words encode(const VerdictMessage &verdict);
+VerdictMessage decode_verdict(const Words &words);
+
+// --- moving messages: beside RequestSet -------------------------------------------------------
+// Posts the send of `words` (which must stay alive until `set` completes) / the receive into
+// `words` (already sized to the expected length) as one request of `set`.
+void isend_words(RequestSet &set, const Words &words, int peer, int tag, MPI_Comm comm,
+                 const std::string &what);
+void irecv_words(RequestSet &set, Words &words, int peer, int tag, MPI_Comm comm,
+                 const std::string &what);
+// Sends one message and waits for it to leave / receives one message of `length` words; both
+// throw PeerTimeout naming `peer` and `what` after `timeout` seconds.
+void send_one(const Words &words, int peer, int tag, MPI_Comm comm, double timeout,
+              const std::string &what);
+Words receive_one(size_t length, int peer, int tag, MPI_Comm comm, double timeout,
+                  const std::string &what);
+
+// The next message from `peer` (rank 0), received into a receive that is always posted: the sender
+// can then interrupt any wait of the receiver (a stop while parameters are due, a gather while a
+// shard server waits for gradients), not only the wait for the next round.
+class Inbox {
+public:
+  Inbox(MPI_Comm comm, int peer, int tag, size_t length)
+      : comm_(comm), peer_(peer), tag_(tag), words_(length) {}
+  ~Inbox() { cancel(); }
+  Inbox(const Inbox &) = delete;
+  Inbox &operator=(const Inbox &) = delete;
+  void post();
+  // True once the posted message has arrived (then words() holds it until the next post()).
+  bool poll();
+  // Waits for the message; PeerTimeout naming the peer and `what` after `timeout` seconds.
+  void wait(double timeout, const std::string &what);
+  const Words &words() const { return words_; }
+  // A receive still posted is cancelled (at the end, or by the destructor).
+  void cancel();
+
+private:
+  MPI_Comm comm_;
+  int peer_, tag_;
+  Words words_;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+  bool full_ = false;
+};
+
+} // namespace hetrain

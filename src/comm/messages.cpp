@@ -1,0 +1,303 @@
+#include "hetrain/comm/messages.h"
+
+#include "hetrain/comm/check_mpi.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace hetrain {
+namespace {
+
+constexpr int64_t kMagic = 0x4854; // "HT"
+
+const char *type_name(MessageType type) {
+  switch (type) {
+  case MessageType::kRoundCommand:
+    return "round command";
+  case MessageType::kRoundStats:
+    return "round statistics";
+  case MessageType::kShardSetup:
+    return "shard setup";
+  case MessageType::kShardCommand:
+    return "shard command";
+  case MessageType::kShardAck:
+    return "shard acknowledgement";
+  case MessageType::kVerdict:
+    return "admission verdict";
+  }
+  return "unknown message";
+}
+
+int64_t header(MessageType type) {
+  return kMagic << 32 | static_cast<int64_t>(type) << 16 | kMessageVersion;
+}
+
+int64_t bits(double value) {
+  int64_t b = 0;
+  std::memcpy(&b, &value, sizeof b);
+  return b;
+}
+double from_bits(int64_t b) {
+  double value = 0;
+  std::memcpy(&value, &b, sizeof value);
+  return value;
+}
+
+// Writes fields after the header, in order.
+class Writer {
+public:
+  Writer(MessageType type, size_t length) : words_(length, 0) { words_[0] = header(type); }
+  Writer &put(int64_t v) {
+    words_.at(at_++) = v;
+    return *this;
+  }
+  Writer &put(double v) { return put(bits(v)); }
+  Words done() { return std::move(words_); }
+
+private:
+  Words words_;
+  size_t at_ = 1;
+};
+
+// Checks the header and length, then reads fields in order.
+class Reader {
+public:
+  Reader(const Words &words, MessageType type, size_t length) : words_(words) {
+    const char *name = type_name(type);
+    if (words.empty() || words[0] >> 32 != kMagic)
+      throw ProtocolError(
+          fmt::format("a {} without hetrain's header: not a hetrain message", name));
+    const auto got_type = static_cast<MessageType>((words[0] >> 16) & 0xffff);
+    if (got_type != type)
+      throw ProtocolError(fmt::format("expected a {}, got a {}", name, type_name(got_type)));
+    if ((words[0] & 0xffff) != kMessageVersion)
+      throw ProtocolError(fmt::format("a {} of protocol version {}, this hetrain speaks {}", name,
+                                      words[0] & 0xffff, kMessageVersion));
+    if (words.size() != length)
+      throw ProtocolError(fmt::format("a {} of {} words, expected {}", name, words.size(), length));
+  }
+  int64_t i64() { return words_[at_++]; }
+  double f64() { return from_bits(words_[at_++]); }
+  size_t left() const { return words_.size() - at_; }
+
+private:
+  const Words &words_;
+  size_t at_ = 1;
+};
+
+} // namespace
+
+Words encode(const RoundCommand &c) {
+  return Writer(MessageType::kRoundCommand, RoundCommand::kWords)
+      .put(static_cast<int64_t>(c.kind))
+      .put(c.epoch)
+      .put(c.offset)
+      .put(c.count)
+      .put(c.global_step)
+      .put(c.local_steps)
+      .put(c.attempt)
+      .put(int64_t{c.send_timeline})
+      .done();
+}
+RoundCommand decode_round_command(const Words &words) {
+  Reader r(words, MessageType::kRoundCommand, RoundCommand::kWords);
+  RoundCommand c;
+  c.kind = static_cast<RoundCommand::Kind>(r.i64());
+  c.epoch = r.i64();
+  c.offset = r.i64();
+  c.count = r.i64();
+  c.global_step = r.i64();
+  c.local_steps = r.i64();
+  c.attempt = r.i64();
+  c.send_timeline = r.i64() != 0;
+  if (c.kind != RoundCommand::Kind::kRound && c.kind != RoundCommand::Kind::kSkip &&
+      c.kind != RoundCommand::Kind::kStop)
+    throw ProtocolError(fmt::format("a round command of unknown kind {}", int64_t(c.kind)));
+  return c;
+}
+
+Words encode(const RoundStats &s) {
+  return Writer(MessageType::kRoundStats, RoundStats::kWords)
+      .put(s.loss_sum)
+      .put(s.correct)
+      .put(s.samples)
+      .put(s.compute_seconds)
+      .put(int64_t{s.stop_signal})
+      .put(s.micro_batch)
+      .put(int64_t{s.gpu_valid})
+      .put(s.gpu_utilization)
+      .put(s.gpu_memory_used)
+      .put(s.gpu_temperature)
+      .put(s.gpu_power)
+      .done();
+}
+RoundStats decode_round_stats(const Words &words) {
+  Reader r(words, MessageType::kRoundStats, RoundStats::kWords);
+  RoundStats s;
+  s.loss_sum = r.f64();
+  s.correct = r.i64();
+  s.samples = r.i64();
+  s.compute_seconds = r.f64();
+  s.stop_signal = static_cast<int>(r.i64());
+  s.micro_batch = r.i64();
+  s.gpu_valid = r.i64() != 0;
+  s.gpu_utilization = r.f64();
+  s.gpu_memory_used = r.f64();
+  s.gpu_temperature = r.f64();
+  s.gpu_power = r.f64();
+  return s;
+}
+
+Words encode(const ShardSetup &s, int world_size) {
+  const size_t trainers = s.job_ranks.size();
+  if (s.world_ranks.size() != trainers || trainers > static_cast<size_t>(world_size))
+    throw std::logic_error("ShardSetup: trainer lists of other lengths or longer than the world");
+  Writer w(MessageType::kShardSetup, ShardSetup::words(world_size));
+  w.put(s.optimizer_steps).put(static_cast<int64_t>(trainers));
+  for (size_t i = 0; i < trainers; ++i)
+    w.put(int64_t{s.job_ranks[i]}).put(int64_t{s.world_ranks[i]});
+  return w.done();
+}
+ShardSetup decode_shard_setup(const Words &words) {
+  if (words.size() < 3 || (words.size() - 3) % 2 != 0)
+    throw ProtocolError(fmt::format("a shard setup of {} words", words.size()));
+  Reader r(words, MessageType::kShardSetup, words.size());
+  ShardSetup s;
+  s.optimizer_steps = r.i64();
+  const int64_t trainers = r.i64();
+  if (trainers < 0 || static_cast<size_t>(2 * trainers) > r.left())
+    throw ProtocolError(
+        fmt::format("a shard setup naming {} trainers in {} words", trainers, words.size()));
+  for (int64_t i = 0; i < trainers; ++i) {
+    s.job_ranks.push_back(static_cast<int>(r.i64()));
+    s.world_ranks.push_back(static_cast<int>(r.i64()));
+  }
+  return s;
+}
+
+Words encode(const ShardCommand &c, size_t trainers) {
+  Writer w(MessageType::kShardCommand, ShardCommand::words(trainers));
+  w.put(static_cast<int64_t>(c.kind))
+      .put(c.global_step)
+      .put(c.samples)
+      .put(c.lr)
+      .put(c.optimizer_steps);
+  for (size_t i = 0; i < trainers; ++i)
+    w.put(int64_t{i < c.working.size() && c.working[i]});
+  return w.done();
+}
+ShardCommand decode_shard_command(const Words &words) {
+  if (words.size() < 6)
+    throw ProtocolError(fmt::format("a shard command of {} words", words.size()));
+  Reader r(words, MessageType::kShardCommand, words.size());
+  ShardCommand c;
+  c.kind = static_cast<ShardCommand::Kind>(r.i64());
+  c.global_step = r.i64();
+  c.samples = r.i64();
+  c.lr = r.f64();
+  c.optimizer_steps = r.i64();
+  while (r.left() > 0)
+    c.working.push_back(r.i64() != 0);
+  if (c.kind != ShardCommand::Kind::kRound && c.kind != ShardCommand::Kind::kStop &&
+      c.kind != ShardCommand::Kind::kGather)
+    throw ProtocolError(fmt::format("a shard command of unknown kind {}", int64_t(c.kind)));
+  return c;
+}
+
+Words encode(const ShardAck &a) {
+  return Writer(MessageType::kShardAck, ShardAck::kWords)
+      .put(a.receive_seconds)
+      .put(a.reduce_seconds)
+      .put(a.step_seconds)
+      .put(a.bytes_received)
+      .done();
+}
+ShardAck decode_shard_ack(const Words &words) {
+  Reader r(words, MessageType::kShardAck, ShardAck::kWords);
+  ShardAck a;
+  a.receive_seconds = r.f64();
+  a.reduce_seconds = r.f64();
+  a.step_seconds = r.f64();
+  a.bytes_received = r.i64();
+  return a;
+}
+
+Words encode(const VerdictMessage &v) {
+  Words words =
+      Writer(MessageType::kVerdict, VerdictMessage::kWords).put(int64_t{v.admitted}).done();
+  const size_t room = (VerdictMessage::kWords - 2) * sizeof(int64_t) - 1; // keeps a final 0
+  std::memcpy(words.data() + 2, v.reason.data(), std::min(room, v.reason.size()));
+  return words;
+}
+VerdictMessage decode_verdict(const Words &words) {
+  Reader r(words, MessageType::kVerdict, VerdictMessage::kWords);
+  VerdictMessage v;
+  v.admitted = r.i64() != 0;
+  const char *text = reinterpret_cast<const char *>(words.data() + 2);
+  const size_t room = (VerdictMessage::kWords - 2) * sizeof(int64_t);
+  v.reason.assign(text, strnlen(text, room));
+  return v;
+}
+
+void isend_words(RequestSet &set, const Words &words, int peer, int tag, MPI_Comm comm,
+                 const std::string &what) {
+  MPI_Request r;
+  CHECK_MPI(
+      MPI_Isend(words.data(), static_cast<int>(words.size()), MPI_INT64_T, peer, tag, comm, &r));
+  set.add(r, peer, what);
+}
+void irecv_words(RequestSet &set, Words &words, int peer, int tag, MPI_Comm comm,
+                 const std::string &what) {
+  MPI_Request r;
+  CHECK_MPI(
+      MPI_Irecv(words.data(), static_cast<int>(words.size()), MPI_INT64_T, peer, tag, comm, &r));
+  set.add(r, peer, what);
+}
+void send_one(const Words &words, int peer, int tag, MPI_Comm comm, double timeout,
+              const std::string &what) {
+  RequestSet set;
+  isend_words(set, words, peer, tag, comm, what);
+  set.wait_all(timeout);
+}
+Words receive_one(size_t length, int peer, int tag, MPI_Comm comm, double timeout,
+                  const std::string &what) {
+  Words words(length);
+  RequestSet set;
+  irecv_words(set, words, peer, tag, comm, what);
+  set.wait_all(timeout);
+  return words;
+}
+
+void Inbox::post() {
+  full_ = false;
+  CHECK_MPI(MPI_Irecv(words_.data(), static_cast<int>(words_.size()), MPI_INT64_T, peer_, tag_,
+                      comm_, &request_));
+}
+bool Inbox::poll() {
+  if (!full_ && request_ != MPI_REQUEST_NULL) {
+    int flag = 0;
+    CHECK_MPI(MPI_Test(&request_, &flag, MPI_STATUS_IGNORE));
+    full_ = flag != 0;
+  }
+  return full_;
+}
+void Inbox::wait(double timeout, const std::string &what) {
+  if (poll())
+    return;
+  RequestSet set;
+  set.add(request_, peer_, what);
+  set.wait_all(timeout); // on a timeout request_ still names the receive, and cancel() ends it
+  request_ = MPI_REQUEST_NULL; // completed (and freed) through the set
+  full_ = true;
+}
+void Inbox::cancel() {
+  if (!full_ && request_ != MPI_REQUEST_NULL) {
+    MPI_Cancel(&request_);
+    MPI_Request_free(&request_);
+  }
+  request_ = MPI_REQUEST_NULL;
+}
+
+} // namespace hetrain

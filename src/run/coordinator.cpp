@@ -1,0 +1,580 @@
+// Rank 0 of the distributed job: the coordinator (DESIGN §1-§7). It *decides*: who is admitted,
+// the plan and when it changes, what happens to a late or lost trainer, when to checkpoint,
+// evaluate and stop. The round executor (round_executor.cpp) *does* each round. Read run() top to
+// bottom; it follows the one-process loop of training_run.cpp:
+//
+//   admit the trainers -> master model, optimizer, plan -> shard servers -> parameters out
+//   each epoch, each round:
+//     assign the round's samples by the plan -> execute it -> (late trainer: checkpoint and end
+//     the job, or drop it and redo the round; signal: checkpoint and stop) -> account for it ->
+//     metrics, progress, re-plan, step checkpoint, signal check
+//   end of epoch: evaluate, epoch checkpoint
+//   stop everyone, gather the timeline, summary
+#include "hetrain/aggregate/weighted_sum_cuda.h"
+#include "hetrain/comm/check_mpi.h"
+#include "hetrain/common/error.h"
+#include "hetrain/common/log.h"
+#include "hetrain/common/signals.h"
+#include "hetrain/common/system_info.h"
+#include "hetrain/observe/metrics.h"
+#include "hetrain/schedule/plan.h"
+#include "hetrain/schedule/replan.h"
+
+#include "admission_exchange.h"
+#include "protocol.h"
+#include "roles.h"
+#include "round_executor.h"
+#include "round_report.h"
+#include "run_support.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <csignal>
+
+namespace hetrain::run {
+using namespace protocol;
+namespace {
+
+// --aggregator-device: where rank 0 averages and steps. CUDA needs three things: a build with
+// the kernel, a LibTorch with CUDA (the master parameters and the optimizer live in it), and a
+// visible GPU. auto takes CUDA when all three are there; cuda without them is an error that says
+// which is missing.
+struct AggregatorPlace {
+  ReduceDevice reduce = ReduceDevice::kCpu;
+  torch::Device device{torch::kCPU};
+};
+AggregatorPlace choose_aggregator_device(const std::string &requested, int local_rank) {
+  if (requested == "cpu")
+    return {};
+  std::string why;
+  const int gpus = cuda_devices(&why);
+  if (gpus > 0 && !torch::cuda::is_available())
+    why = "this LibTorch has no CUDA (build with a CUDA LibTorch on CMAKE_PREFIX_PATH)";
+  if (gpus > 0 && torch::cuda::is_available())
+    return {ReduceDevice::kCuda,
+            torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus))};
+  if (requested == "cuda")
+    throw UserError(fmt::format("--aggregator-device cuda: {}", why));
+  return {};
+}
+
+class Coordinator {
+public:
+  Coordinator(const TrainConfig &config, const RankPlacement &placement, const DatasetMeta &meta,
+              AdmittedJob admitted);
+  TrainSummary run();
+
+private:
+  // Decisions
+  Plan plan_for() const;
+  void assign_round(int64_t epoch, int64_t start, int64_t count, int64_t steps, int attempt);
+  RoundResult run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps);
+  void on_late(const RoundResult &result, int64_t epoch);
+  void drop_trainers(const std::vector<int> &world_ranks, const std::string &why);
+  void maybe_replan();
+  bool stop_requested(bool last_round_of_epoch);
+  // Carrying them out
+  void account(double round_seconds);
+  void write_round_metrics(const RoundResult &result, double round_seconds, int64_t count,
+                           int64_t steps, int64_t epoch);
+  void report_progress(int64_t epoch, int64_t first, double loss_sum);
+  void finish_epoch(int64_t epoch, int64_t first, double loss_sum, int64_t correct,
+                    Clock::time_point epoch_start);
+  std::string save(const std::string &tag);
+  void write_prometheus(double loss, int64_t epoch);
+  void stop_trainers(const std::vector<int> &except);
+  void end_job();
+  void gather_and_write_timeline();
+
+  const TrainConfig &config_;
+  const RankPlacement placement_;
+  MPI_Comm job_;
+  Roster trainers_;
+  std::vector<nlohmann::json> report_json_;
+  const ModelSpec spec_;
+  const AggregatorPlace place_;
+  std::shared_ptr<Classifier> model_;
+  std::unique_ptr<FlatParameters> flat_;
+  std::unique_ptr<Dataset> test_;
+  const int64_t n_, G_, m_, local_steps_, round_samples_;
+  std::unique_ptr<Optimizer> optimizer_;
+  const LrSchedule schedule_;
+  const ShardLayout layout_;
+  TrainSummary summary_;
+  TrainingPosition position_, resumed_;
+  CheckpointSource source_;
+  Plan plan_;
+  Timeline timeline_;
+  MetricsFile metrics_;
+  std::unique_ptr<ShardServers> servers_;
+  std::unique_ptr<RoundExecutor> executor_;
+  Clock::time_point run_start_ = Clock::now(), last_progress_ = Clock::now();
+  int64_t rounds_since_plan_ = 0;
+  int pending_signal_ = 0; // SIGTERM/SIGUSR1 seen here or reported by a trainer
+};
+
+Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placement,
+                         const DatasetMeta &meta, AdmittedJob admitted)
+    : config_(config), placement_(placement), job_(admitted.job),
+      trainers_(std::move(admitted.trainers)), report_json_(std::move(admitted.reports)),
+      spec_(spec_of(config, meta)),
+      place_(choose_aggregator_device(config.aggregator_device, placement.local_rank)),
+      n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, meta.count)
+                                        : meta.count),
+      G_(config.global_batch), m_(config.micro_batch),
+      local_steps_(config.sync == "params" ? config.local_steps : 1),
+      round_samples_(G_ * local_steps_), // samples of the epoch's order per round
+      schedule_(lr_schedule(config, (n_ + G_ - 1) / G_)), layout_([&] {
+        torch::manual_seed(config.seed);
+        model_ = make_model(spec_);
+        model_->to(place_.device); // the master parameters and the optimizer state live here
+        flat_ = std::make_unique<FlatParameters>(*model_);
+        return shard_layout_checked(flat_->numel(), config);
+      }()),
+      timeline_(!config.timeline.empty()),
+      metrics_(config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics)) {
+  const Normalization normalization{meta.mean, meta.std};
+  test_ = open_test_data(config, meta, normalization);
+  optimizer_ =
+      std::make_unique<Optimizer>(optimizer_options(config), flat_->numel(), place_.device);
+  summary_.aggregators = config.aggregators;
+  summary_.world_size = placement.world_size;
+  summary_.model = spec_.name;
+  summary_.epochs = config.epochs;
+  summary_.aggregator_device = place_.device.str();
+  summary_.amp = config.amp;
+  // --resume: rank 0 alone reads the checkpoint; the trainers get the parameters as at any start,
+  // and each round's command says where in which epoch it is.
+  if (auto resume = find_resume_point(config, spec_))
+    position_ = restore_training(*resume, *model_, *flat_, *optimizer_, summary_);
+  resumed_ = position_;
+  source_ = CheckpointSource{&config,
+                             spec_,
+                             normalization,
+                             model_.get(),
+                             flat_.get(),
+                             optimizer_.get(),
+                             &schedule_,
+                             placement.world_size,
+                             {}};
+  plan_ = plan_for();
+  servers_ = std::make_unique<ShardServers>(config, layout_, job_, placement.world_size, *flat_,
+                                            *optimizer_);
+  servers_->setup(trainers_);
+  executor_ = std::make_unique<RoundExecutor>(config, job_, *model_, *flat_, *optimizer_, layout_,
+                                              *servers_, trainers_, timeline_, place_.reduce,
+                                              place_.device, threads_for(config, placement));
+  log_info("aggregator: master parameters and optimizer on {}; reduce on {}", place_.device.str(),
+           executor_->reduce_description());
+  for (const std::string &note : plan_.notes)
+    log_info("plan: {}", note);
+  summary_.plan_history.push_back(plan_text(plan_, trainers_, m_));
+  log_info("plan: {}", summary_.plan_history.back());
+}
+
+TrainSummary Coordinator::run() {
+  executor_->broadcast();
+  run_start_ = Clock::now();
+  last_progress_ = Clock::now();
+  for (int64_t epoch = resumed_.epoch; epoch < config_.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    // A resumed epoch goes on from the saved position; its record covers this part only.
+    position_ = start_of_epoch(position_, resumed_, epoch, n_);
+    const int64_t first = position_.epoch_position;
+    double loss_sum = 0;
+    int64_t correct = 0;
+    for (int64_t start = first; start < n_; start += round_samples_) {
+      if (config_.fault_kill_rank == 0 && position_.round == 2) {
+        log_warn("--fault-kill-rank: rank 0 dying (SIGKILL) before round {}",
+                 position_.global_step + 1);
+        std::raise(SIGKILL);
+      }
+      const auto round_start = Clock::now();
+      const int64_t count = std::min(round_samples_, n_ - start);
+      const int64_t steps = (count + G_ - 1) / G_; // optimizer steps this round (params: local)
+      const RoundResult result = run_round(epoch, start, count, steps);
+      const double round_seconds = seconds_since(round_start);
+      account(round_seconds);
+      for (const TrainerState &t : trainers_)
+        if (t.working) {
+          loss_sum += t.stats.loss_sum;
+          correct += t.stats.correct;
+        }
+      position_.epoch_position = start + count;
+      position_.round += 1;
+      position_.global_step += steps;
+      position_.samples_seen += count;
+      write_round_metrics(result, round_seconds, count, steps, epoch);
+      report_progress(epoch, first, loss_sum);
+      maybe_replan();
+      const bool last = start + count >= n_;
+      if (config_.checkpoint_every > 0 && position_.global_step % config_.checkpoint_every == 0 &&
+          !last)
+        save("step");
+      if (stop_requested(last)) {
+        summary_.final_checkpoint = save("signal");
+        summary_.stopped_by_signal = pending_signal_;
+        break;
+      }
+    }
+    if (summary_.stopped_by_signal != 0)
+      break;
+    finish_epoch(epoch, first, loss_sum, correct, epoch_start);
+    if (pending_signal_ == 0)
+      pending_signal_ = stop_signal();
+    if (pending_signal_ != 0 && epoch + 1 < config_.epochs) {
+      summary_.stopped_by_signal = pending_signal_;
+      break;
+    }
+  }
+  end_job();
+  CHECK_MPI(MPI_Comm_free(&job_));
+  if (summary_.stopped_by_signal != 0) {
+    log_warn("{}: stopped at step {} (epoch {}), wrote {}; continue with --resume auto",
+             signal_name(summary_.stopped_by_signal), position_.global_step, position_.epoch + 1,
+             summary_.final_checkpoint);
+    return summary_;
+  }
+  for (const TrainerState &t : trainers_)
+    summary_.trainers.push_back({t.world_rank, t.report.host, share_in(plan_, t.job_rank),
+                                 t.samples, t.compute_seconds, t.wait_seconds, t.micro_batch,
+                                 t.lost});
+  finish_run(config_, position_, summary_);
+  return summary_;
+}
+
+// A plan over the trainers still in the job. --balance static shares follow their trainers, so a
+// lost trainer's share goes away with it.
+Plan Coordinator::plan_for() const {
+  BalancePolicy policy = parse_balance(config_.balance);
+  const double comm = transfer_seconds(flat_->numel() * 4);
+  std::vector<TrainerSpeed> speeds;
+  std::vector<double> shares;
+  for (size_t j = 0; j < trainers_.size(); ++j) {
+    if (trainers_[j].lost)
+      continue;
+    const TrainerState &t = trainers_[j];
+    speeds.push_back({t.job_rank, t.report.host, t.speed, comm});
+    if (policy.kind == BalancePolicy::Kind::Static && j < policy.static_shares.size())
+      shares.push_back(policy.static_shares[j]);
+  }
+  if (policy.kind == BalancePolicy::Kind::Static && speeds.size() < trainers_.size())
+    policy.static_shares = shares;
+  return make_plan(speeds, G_ / m_, m_, policy);
+}
+
+// Every trainer's command for the round: its slice of the epoch's order by the plan, or a skip.
+void Coordinator::assign_round(int64_t epoch, int64_t start, int64_t count, int64_t steps,
+                               int attempt) {
+  const RoundShard shard = shard_round(plan_.micro_batches, m_ * local_steps_, start, count);
+  for (TrainerState &t : trainers_) {
+    t.working = false;
+    t.command = RoundCommand{RoundCommand::Kind::kSkip, epoch, 0,       0,
+                             position_.global_step,     steps, attempt, false};
+  }
+  for (size_t p = 0; p < plan_.ranks.size(); ++p) {
+    if (shard.counts[p] == 0)
+      continue;
+    TrainerState &t = trainers_[static_cast<size_t>(plan_.ranks[p] - config_.aggregators)];
+    t.command.kind = RoundCommand::Kind::kRound;
+    t.command.offset = shard.offsets[p];
+    t.command.count = shard.counts[p];
+    t.working = true;
+  }
+}
+
+// A round is redone (attempt 1, 2, ...) after --on-trainer-loss continue dropped a trainer in it:
+// the same samples, re-planned over the survivors, from the same parameters.
+RoundResult Coordinator::run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps) {
+  const RoundOrder order{position_.global_step + 1, position_.global_step, count,
+                         learning_rate(schedule_, position_.global_step)};
+  for (int attempt = 0;; ++attempt) {
+    assign_round(epoch, start, count, steps, attempt);
+    RoundResult result = executor_->execute(order);
+    switch (result.end) {
+    case RoundResult::End::kComplete:
+      if (result.broadcast_late.any()) {
+        if (config_.on_trainer_loss != "continue")
+          throw *result.broadcast_late.error;
+        executor_->discard_round();
+        drop_trainers(result.broadcast_late.world_ranks,
+                      fmt::format("did not take parameters within --straggler-timeout {} s",
+                                  config_.straggler_timeout));
+      }
+      return result;
+    case RoundResult::End::kLate:
+      on_late(result, epoch);
+      break;
+    case RoundResult::End::kAbandoned: {
+      const std::string path = save("signal");
+      throw RoundAbandoned(fmt::format("{}: abandoned it and wrote {} (the last complete round); "
+                                       "continue with --resume auto",
+                                       result.abandoned, path));
+    }
+    }
+  }
+}
+
+// A trainer did not deliver within --straggler-timeout. abort: save the last complete round, stop
+// the others (under mpirun --enable-recovery nothing else would) and end the job naming it.
+// continue: go on without it; the survivors get the unchanged parameters and the round again.
+void Coordinator::on_late(const RoundResult &result, int64_t epoch) {
+  const std::vector<int> &late = result.late.world_ranks;
+  if (config_.on_trainer_loss != "continue") {
+    const std::string path = save("abort");
+    log_error("lost {} in round {} (epoch {}); wrote {} (the last complete round)",
+              late_text(trainers_, late, false), position_.global_step + 1, epoch + 1, path);
+    stop_trainers(late);
+    throw *result.late.error;
+  }
+  executor_->discard_round();
+  drop_trainers(late, fmt::format("no answer in round {} within --straggler-timeout {} s",
+                                  position_.global_step + 1, config_.straggler_timeout));
+  const LatePeers again = executor_->broadcast();
+  if (again.any()) {
+    executor_->discard_round();
+    drop_trainers(again.world_ranks,
+                  fmt::format("did not take parameters within --straggler-timeout {} s",
+                              config_.straggler_timeout));
+  }
+}
+
+// --on-trainer-loss continue: the job goes on without these trainers, on a new plan.
+void Coordinator::drop_trainers(const std::vector<int> &world_ranks, const std::string &why) {
+  for (int r : world_ranks)
+    for (TrainerState &t : trainers_)
+      if (t.world_rank == r && !t.lost) {
+        t.lost = true;
+        const std::string what =
+            fmt::format("{}, last completed round {}: {}", name_of(t), t.last_round, why);
+        log_error("lost {}; going on without it (--on-trainer-loss continue)", what);
+        summary_.lost_trainers.push_back(what);
+      }
+  if (std::all_of(trainers_.begin(), trainers_.end(),
+                  [](const TrainerState &t) { return t.lost; })) {
+    const std::string path = save("abort");
+    throw PeerTimeout(world_ranks.empty() ? 0 : world_ranks.front(),
+                      fmt::format("every trainer is lost (the last {}); wrote {}", why, path));
+  }
+  plan_ = plan_for();
+  summary_.plan_history.push_back(plan_text(plan_, trainers_, m_));
+  log_info("re-plan without the lost: {}", summary_.plan_history.back());
+}
+
+// Every --rebalance-every rounds: a new plan from the measured speeds, when it is worth it.
+void Coordinator::maybe_replan() {
+  if (config_.rebalance_every <= 0 || ++rounds_since_plan_ < config_.rebalance_every)
+    return;
+  rounds_since_plan_ = 0;
+  Plan next = plan_for();
+  const double comm = transfer_seconds(flat_->numel() * 4);
+  std::vector<TrainerSpeed> in_plan;
+  for (int rank : plan_.ranks) {
+    const TrainerState &t = trainer_at(trainers_, rank);
+    in_plan.push_back({t.job_rank, t.report.host, t.speed, comm});
+  }
+  const double keep = estimated_round_seconds(in_plan, plan_.micro_batches, m_);
+  if (!should_adopt(next, plan_, keep))
+    return;
+  plan_ = next;
+  summary_.plan_history.push_back(plan_text(plan_, trainers_, m_));
+  log_info("re-plan after round {}: {}", position_.global_step, summary_.plan_history.back());
+}
+
+// SIGTERM/SIGUSR1 here or at a trainer (it says so in its statistics): after a complete round
+// that is not the epoch's last (the epoch's end checkpoints anyway), the job stops.
+bool Coordinator::stop_requested(bool last_round_of_epoch) {
+  for (const TrainerState &t : trainers_)
+    if (t.working && pending_signal_ == 0 && t.stats.stop_signal != 0)
+      pending_signal_ = t.stats.stop_signal;
+  if (pending_signal_ == 0)
+    pending_signal_ = stop_signal();
+  return pending_signal_ != 0 && !last_round_of_epoch;
+}
+
+// Statistics of the working trainers: their totals, smoothed speeds, what they run on.
+void Coordinator::account(double round_seconds) {
+  for (TrainerState &t : trainers_) {
+    if (!t.working)
+      continue;
+    const RoundStats &s = t.stats;
+    t.samples += s.samples;
+    t.compute_seconds += s.compute_seconds;
+    t.wait_seconds += std::max(0.0, round_seconds - s.compute_seconds);
+    t.last_round = position_.global_step + 1;
+    if (s.micro_batch != t.micro_batch)
+      log_warn("{} now runs micro-batches of {} samples (--micro-batch {}): it ran out of "
+               "device memory",
+               name_of(t), s.micro_batch, m_);
+    t.micro_batch = s.micro_batch;
+    t.gpu = GpuSample{s.gpu_valid, s.gpu_utilization, s.gpu_memory_used, s.gpu_temperature,
+                      s.gpu_power};
+    t.speed = smoothed_speed(t.speed, static_cast<double>(s.samples), s.compute_seconds);
+  }
+}
+
+void Coordinator::write_round_metrics(const RoundResult &result, double round_seconds,
+                                      int64_t count, int64_t steps, int64_t epoch) {
+  if (!metrics_.enabled())
+    return;
+  RoundFacts f;
+  f.round = position_.round;
+  f.step = position_.global_step;
+  f.epoch = epoch + 1;
+  f.time = seconds_since(run_start_);
+  f.seconds = round_seconds;
+  f.samples = count;
+  f.lr = learning_rate(schedule_, position_.global_step - steps);
+  f.shard_elements = layout_.shard_length(0);
+  f.wire_bytes = static_cast<int64_t>(wire_format(config_.wire_dtype).bytes);
+  f.buffer_elements = buffer_elements(*model_);
+  metrics_.write(round_metrics(f, trainers_, plan_, result));
+}
+
+void Coordinator::report_progress(int64_t epoch, int64_t first, double loss_sum) {
+  if (seconds_since(last_progress_) < config_.progress_seconds)
+    return;
+  last_progress_ = Clock::now();
+  write_prometheus(loss_sum / static_cast<double>(position_.epoch_position - first), epoch + 1);
+  const double rate = static_cast<double>(position_.samples_seen - resumed_.samples_seen) /
+                      seconds_since(run_start_);
+  const double remaining = static_cast<double>(n_ * config_.epochs - position_.samples_seen) / rate;
+  log_info("epoch {}/{} round {}/{} | {:.0f} samples/s | loss {:.4f} | ETA {}", epoch + 1,
+           config_.epochs, position_.round, (n_ + round_samples_ - 1) / round_samples_, rate,
+           loss_sum / static_cast<double>(position_.epoch_position), format_duration(remaining));
+}
+
+// Evaluation (training time only counts in the epoch's seconds), the epoch's record and table,
+// and the epoch checkpoint.
+void Coordinator::finish_epoch(int64_t epoch, int64_t first, double loss_sum, int64_t correct,
+                               Clock::time_point epoch_start) {
+  {
+    ScopedSpan span(timeline_, Span::kEvaluate);
+    servers_->gather(); // evaluation needs every shard's parameters
+    run::finish_epoch({epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start)}, *model_,
+                      test_.get(), config_.epochs, summary_);
+  }
+  metrics_.write(epoch_metrics(summary_.history.back()));
+  write_prometheus(summary_.history.back().train_loss, epoch + 1);
+  log_trainer_table(trainers_, plan_);
+  position_.epoch = epoch + 1;
+  position_.epoch_position = 0;
+  position_.round = 0;
+  summary_.final_checkpoint = save("epoch");
+}
+
+std::string Coordinator::save(const std::string &tag) {
+  ScopedSpan span(timeline_, Span::kCheckpoint);
+  servers_->gather();
+  // Checkpoints store every report with the trainer's share in the current plan.
+  source_.reports.clear();
+  for (nlohmann::json r : report_json_) {
+    r["micro_batches"] = 0;
+    for (const TrainerState &t : trainers_)
+      if (t.world_rank == r["rank"].get<int>())
+        r["micro_batches"] = share_in(plan_, t.job_rank);
+    source_.reports.push_back(r.dump());
+  }
+  return save_checkpoint(source_, position_, summary_.history, tag);
+}
+
+void Coordinator::write_prometheus(double loss, int64_t epoch) {
+  if (config_.prometheus.empty())
+    return;
+  PrometheusSnapshot p;
+  p.samples_total = position_.samples_seen;
+  p.samples_per_second = static_cast<double>(position_.samples_seen - resumed_.samples_seen) /
+                         std::max(1e-9, seconds_since(run_start_));
+  p.rounds_total = position_.global_step;
+  p.epoch = epoch;
+  p.loss = loss;
+  if (!summary_.history.empty())
+    p.test_accuracy = summary_.history.back().test_accuracy;
+  p.trainers = prometheus_trainers(trainers_, plan_);
+  write_prometheus_file(config_.prometheus, p);
+}
+
+// Tells every trainer but `except` (world ranks) to stop, waiting a few seconds at most: the job
+// is ending anyway, and a trainer that does not listen is killed with it.
+void Coordinator::stop_trainers(const std::vector<int> &except) {
+  const Words stop = encode(RoundCommand{RoundCommand::Kind::kStop});
+  RequestSet set;
+  for (const TrainerState &t : trainers_) {
+    if (t.lost || std::count(except.begin(), except.end(), t.world_rank) > 0)
+      continue;
+    isend_words(set, stop, t.job_rank, kTagCommand, job_, "telling it to stop");
+  }
+  try {
+    set.wait_all(std::min(5.0, config_.straggler_timeout));
+  } catch (const PeerTimeout &) {
+    set.cancel_pending();
+  }
+  servers_->stop();
+}
+
+// The end of a job that completed or stopped on a signal: every trainer is told to stop (and to
+// send its --timeline spans), then the shard servers.
+void Coordinator::end_job() {
+  RoundCommand stop{RoundCommand::Kind::kStop};
+  stop.send_timeline = timeline_.enabled();
+  const Words stop_words = encode(stop);
+  RequestSet set;
+  for (const TrainerState &t : trainers_)
+    if (!t.lost)
+      isend_words(set, stop_words, t.job_rank, kTagCommand, job_,
+                  fmt::format("sending the round's command to {}", name_of(t)));
+  set.wait_all(config_.straggler_timeout);
+  servers_->stop();
+  if (timeline_.enabled())
+    gather_and_write_timeline();
+}
+
+// --timeline: every trainer sends its spans after the stop command that asked for them.
+void Coordinator::gather_and_write_timeline() {
+  const int64_t chunk = chunk_elements(config_);
+  std::vector<std::string> names(static_cast<size_t>(placement_.world_size), "not admitted");
+  names[0] = fmt::format("rank 0 ({}) aggregator", process_identity().host);
+  for (int j = 1; j < config_.aggregators; ++j)
+    names[static_cast<size_t>(j)] = fmt::format("rank {} shard server (no spans)", j);
+  for (const TrainerState &t : trainers_) {
+    if (t.lost) {
+      names[static_cast<size_t>(t.world_rank)] = name_of(t) + " lost";
+      continue;
+    }
+    names[static_cast<size_t>(t.world_rank)] = name_of(t) + " trainer";
+    int64_t length = 0;
+    RequestSet set;
+    MPI_Request r;
+    CHECK_MPI(MPI_Irecv(&length, 1, MPI_INT64_T, t.job_rank, kTagTimeline, job_, &r));
+    set.add(r, t.world_rank, fmt::format("the timeline's length from {}", name_of(t)));
+    set.wait_all(config_.straggler_timeout);
+    std::vector<double> spans(static_cast<size_t>(length));
+    RequestSet data;
+    irecv_chunks(data, spans.data(), length, chunk, MPI_DOUBLE, 8, t.job_rank, kTagTimeline, job_,
+                 fmt::format("the timeline from {}", name_of(t)));
+    data.wait_all(config_.straggler_timeout);
+    timeline_.add_encoded(t.world_rank, spans);
+  }
+  timeline_.write(config_.timeline, names);
+  log_info("timeline: {} spans of {} ranks in {}", timeline_.size(), placement_.world_size,
+           config_.timeline);
+}
+
+} // namespace
+
+TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &placement) {
+  // Bad data and output paths are found before anyone waits for reports (the trainers read the
+  // same files).
+  const DatasetMeta meta = read_dataset_meta(config.data);
+  prepare_outputs(config);
+  AdmittedJob admitted = admit_trainers(config, placement.world_size);
+  torch::set_num_threads(threads_for(config, placement));
+  Coordinator coordinator(config, placement, meta, std::move(admitted));
+  return coordinator.run();
+}
+
+} // namespace hetrain::run

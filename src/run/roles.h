@@ -1,0 +1,27 @@
+// The three roles of a distributed job (DESIGN §1), one per world rank. Internal to src/run.
+//
+//   rank 0          the coordinator: admission, plans, rounds, checkpoints (coordinator.cpp)
+//   ranks 1..A-1    shard servers of --aggregators A (shard_server.cpp)
+//   ranks A..W-1    trainers (trainer.cpp)
+#pragma once
+
+#include "hetrain/config/config.h"
+#include "hetrain/run/training_run.h"
+
+namespace hetrain::run {
+
+// Where a rank sits on its host: picks its GPU and divides the host's cores.
+struct RankPlacement {
+  int world_rank = 0, world_size = 1;
+  int local_rank = 0, local_size = 1; // among the ranks on the same host
+};
+
+// Torch threads for a rank: --threads when given, else the cores this process may use divided by
+// the ranks on its host (at least 1), so that ranks sharing a machine do not oversubscribe it.
+int threads_for(const TrainConfig &config, const RankPlacement &placement);
+
+TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &placement);
+TrainSummary run_shard_server(const TrainConfig &config, const RankPlacement &placement);
+TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placement);
+
+} // namespace hetrain::run

@@ -1,0 +1,223 @@
+#include "round_executor.h"
+
+#include "hetrain/aggregate/weighted_sum.h"
+#include "hetrain/common/log.h"
+#include "hetrain/common/signals.h"
+#include "hetrain/run/training_run.h"
+
+#include "run_support.h"
+
+#include <fmt/format.h>
+
+#include <optional>
+
+namespace hetrain::run {
+using namespace protocol;
+
+RoundExecutor::RoundExecutor(const TrainConfig &config, MPI_Comm job, Classifier &model,
+                             FlatParameters &flat, Optimizer &optimizer, const ShardLayout &layout,
+                             ShardServers &servers, Roster &trainers, Timeline &timeline,
+                             ReduceDevice reduce, torch::Device device, int reduce_threads)
+    : config_(config), job_(job), model_(model), flat_(flat), optimizer_(optimizer),
+      layout_(layout), servers_(servers), trainers_(trainers), timeline_(timeline),
+      wire_(wire_format(config.wire_dtype)), params_mode_(config.sync == "params"),
+      chunk_(chunk_elements(config)), nbuf_(buffer_elements(model)),
+      my_pieces_(layout.pieces_of(0)), my_length_(layout.shard_length(0)),
+      buffers_(static_cast<size_t>(nbuf_)), master_on_gpu_(device.is_cuda()) {
+  // What trainers upload (gradient sums, or their parameters in params mode, in the wire dtype)
+  // lands in the reducer's buffers, one per trainer; only shard 0 comes here.
+  reducer_ = std::make_unique<ChunkReducer>(reduce, trainers.size(), my_length_, wire_.reduce_dtype,
+                                            reduce_threads, device.is_cuda() ? device.index() : 0);
+  // The broadcast leaves from host memory: the master parameters themselves on the CPU, a pinned
+  // copy of them when they live on the GPU.
+  params_out_ = master_on_gpu_ ? host_buffer(flat.numel(), torch::kFloat32, true) : flat.params();
+  for (TrainerState &t : trainers)
+    t.buffers.assign(static_cast<size_t>(nbuf_), 0.0f);
+}
+
+RoundResult RoundExecutor::execute(const RoundOrder &order) {
+  RoundResult result;
+  const auto start = Clock::now();
+  PipelinedReduce pipe(*reducer_, my_pieces_, 0, wire_, chunk_, job_, &timeline_,
+                       order.round_number);
+  post_round(order, pipe);
+  wait_and_reduce(order, pipe, result);
+  if (result.end != RoundResult::End::kComplete)
+    return result;
+  pipe.finish();
+  result.reduce_seconds = pipe.reduce_seconds();
+  result.receive_seconds = seconds_since(start) - result.reduce_seconds;
+  result.server_acks = servers_.acks();
+  for (TrainerState &t : trainers_)
+    if (t.working)
+      t.stats = decode_round_stats(stats_words_[static_cast<size_t>(&t - trainers_.data())]);
+  average_buffers(order);
+  const auto step_start = Clock::now();
+  if (!params_mode_) {
+    ScopedSpan span(timeline_, Span::kStep, order.round_number);
+    torch::Tensor params = flat_.params();
+    optimizer_.step_range(params, flat_.grads(), order.lr, 0, my_length_);
+    servers_.stepped(); // the servers' shards moved on too
+  }
+  result.step_seconds = seconds_since(step_start);
+  const auto broadcast_start = Clock::now();
+  {
+    ScopedSpan span(timeline_, Span::kBroadcast, order.round_number);
+    result.broadcast_late = broadcast();
+  }
+  result.broadcast_seconds = seconds_since(broadcast_start);
+  return result;
+}
+
+// Commands and uploads wait together in one set: a trainer that is gone shows up in one deadline.
+void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
+  set_ = RequestSet();
+  command_words_.assign(trainers_.size(), Words());
+  stats_words_.assign(trainers_.size(), Words(RoundStats::kWords));
+  stats_request_.assign(trainers_.size(), 0);
+  for (size_t j = 0; j < trainers_.size(); ++j) {
+    const TrainerState &t = trainers_[j];
+    if (t.lost)
+      continue;
+    command_words_[j] = encode(t.command);
+    isend_words(set_, command_words_[j], t.job_rank, kTagCommand, job_,
+                fmt::format("sending the round's command to {}", name_of(t)));
+  }
+  // The shard servers: who works this round and the learning rate of the step.
+  ShardCommand server_command;
+  server_command.kind = ShardCommand::Kind::kRound;
+  server_command.global_step = order.global_step;
+  server_command.samples = order.samples;
+  server_command.lr = order.lr;
+  for (const TrainerState &t : trainers_)
+    server_command.working.push_back(t.working);
+  servers_.post_round(set_, server_command, order.round_number);
+  const char *what = params_mode_ ? "parameters" : "gradients";
+  for (size_t j = 0; j < trainers_.size(); ++j) {
+    TrainerState &t = trainers_[j];
+    if (!t.working)
+      continue;
+    stats_request_[j] = set_.size();
+    irecv_words(set_, stats_words_[j], t.job_rank, kTagStats, job_,
+                fmt::format("round {} statistics from {}", order.round_number, name_of(t)));
+    pipe.post(set_, j, t.job_rank,
+              fmt::format("round {} {} from {}", order.round_number, what, name_of(t)));
+    irecv_chunks(set_, t.buffers.data(), nbuf_, chunk_, t.job_rank, kTagBuffers, job_,
+                 fmt::format("round {} buffers from {}", order.round_number, name_of(t)));
+  }
+}
+
+// Weights of the reduce: 1/S for gradient sums; each trainer's share of the samples for params.
+std::vector<float> RoundExecutor::reduce_weights(const RoundOrder &order) const {
+  std::vector<float> weights;
+  for (size_t j = 0; j < trainers_.size(); ++j) {
+    if (!trainers_[j].working)
+      continue;
+    if (params_mode_) {
+      const RoundStats s = decode_round_stats(stats_words_[j]);
+      weights.push_back(
+          static_cast<float>(static_cast<double>(s.samples) / static_cast<double>(order.samples)));
+    } else {
+      weights.push_back(1.0f / static_cast<float>(order.samples));
+    }
+  }
+  return weights;
+}
+
+// Reduce piece c as soon as every working trainer's copy of it has arrived. gradient: sum / S
+// into the gradient; params: sample-weighted mean straight into the parameters, whose weights
+// need the sample counts that come with the statistics. Either way the target is overwritten,
+// never read, so a redone round starts clean.
+void RoundExecutor::wait_and_reduce(const RoundOrder &order, PipelinedReduce &pipe,
+                                    RoundResult &result) {
+  float *target = params_mode_ ? flat_.params().data_ptr<float>() : flat_.grads().data_ptr<float>();
+  // SIGTERM/SIGUSR1 during the round: it may finish within a short grace (the checkpoint then
+  // holds it); past that it is abandoned, since the launcher kills the job soon after its signal
+  // (Open MPI after about a second).
+  constexpr double kAbandonGrace = 0.5;
+  std::optional<Clock::time_point> signal_at;
+  const double stall_warning =
+      config_.stall_warning > 0 ? config_.stall_warning : config_.straggler_timeout / 2;
+  const auto wait_start = Clock::now();
+  bool stall_warned = false;
+  auto progress = [&] {
+    if (stop_signal() != 0) {
+      if (!signal_at)
+        signal_at = Clock::now();
+      else if (seconds_since(*signal_at) > kAbandonGrace)
+        throw RoundAbandoned(fmt::format("{} during round {}{}", signal_name(stop_signal()),
+                                         order.round_number,
+                                         late_text(trainers_, set_.pending_peers())));
+    }
+    // The stall inspector: name the trainers this round still waits for, well before the
+    // straggler timeout ends the job (or drops them).
+    if (!stall_warned && seconds_since(wait_start) > stall_warning) {
+      stall_warned = true;
+      log_warn("stall: round {} has waited {:.1f} s{}; the job gives up on them after {:.0f} s "
+               "(--straggler-timeout)",
+               order.round_number, seconds_since(wait_start),
+               late_text(trainers_, set_.pending_peers()), config_.straggler_timeout);
+    }
+    if (params_mode_)
+      for (size_t j = 0; j < trainers_.size(); ++j)
+        if (trainers_[j].working && !set_.done(stats_request_[j]))
+          return;
+    pipe.reduce_ready(set_, target, [&] { return reduce_weights(order); });
+  };
+  try {
+    set_.wait_all(config_.straggler_timeout, progress);
+  } catch (const PeerTimeout &e) {
+    // Everyone else has delivered all of this round: no message of it is left in flight.
+    result.end = RoundResult::End::kLate;
+    result.late = {set_.pending_peers(), e};
+  } catch (const RoundAbandoned &e) {
+    result.end = RoundResult::End::kAbandoned;
+    result.abandoned = e.what();
+  }
+}
+
+void RoundExecutor::discard_round() {
+  set_.cancel_pending();
+  reducer_->finish();
+}
+
+// Buffers: sample-weighted mean of what the working trainers ran with.
+void RoundExecutor::average_buffers(const RoundOrder &order) {
+  if (nbuf_ == 0)
+    return;
+  std::vector<const float *> inputs;
+  std::vector<float> w;
+  for (const TrainerState &t : trainers_) {
+    if (!t.working)
+      continue;
+    inputs.push_back(t.buffers.data());
+    w.push_back(static_cast<float>(static_cast<double>(t.stats.samples) /
+                                   static_cast<double>(order.samples)));
+  }
+  weighted_sum_cpu(inputs, w, buffers_.data(), nbuf_);
+  load_buffers(model_, buffers_.data());
+}
+
+LatePeers RoundExecutor::broadcast() {
+  flatten_buffers(model_, buffers_.data());
+  if (master_on_gpu_)
+    params_out_.copy_(flat_.params());
+  set_ = RequestSet();
+  for (const TrainerState &t : trainers_) {
+    if (t.lost)
+      continue;
+    for (const Piece &p : my_pieces_)
+      isend_chunks(set_, params_out_.data_ptr<float>() + p.begin, p.length, chunk_, t.job_rank,
+                   kTagParams, job_, fmt::format("sending parameters to {}", name_of(t)));
+    isend_chunks(set_, buffers_.data(), nbuf_, chunk_, t.job_rank, kTagParamBuffers, job_,
+                 fmt::format("sending buffers to {}", name_of(t)));
+  }
+  try {
+    set_.wait_all(config_.straggler_timeout);
+  } catch (const PeerTimeout &e) {
+    return {set_.pending_peers(), e};
+  }
+  return {};
+}
+
+} // namespace hetrain::run

@@ -1,0 +1,103 @@
+// Rank 0's round executor (DESIGN §7): it *does* one round and says what happened; the
+// coordinator decides what follows. One round:
+//
+//   commands to the trainers (each TrainerState::command) and the shard servers
+//   receive statistics, upload pieces and buffers; reduce each piece of rank 0's shard as soon
+//     as every working trainer's copy of it is in (PipelinedReduce, as the shard servers do)
+//   average the BatchNorm buffers by samples, step the optimizer on rank 0's shard
+//   broadcast parameters and buffers to every trainer still in the job
+//
+// A round that does not complete returns the late peers (a deadline passed) or is abandoned (a
+// SIGTERM/SIGUSR1 did not let it finish within its grace). Internal to src/run.
+#pragma once
+
+#include "hetrain/aggregate/chunk_reducer.h"
+#include "hetrain/config/config.h"
+#include "hetrain/model/models.h"
+#include "hetrain/observe/timeline.h"
+#include "hetrain/train/flat_parameters.h"
+#include "hetrain/train/optimizer.h"
+
+#include "pipelined_reduce.h"
+#include "protocol.h"
+#include "shard_servers.h"
+#include "trainer_roster.h"
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hetrain::run {
+
+// What the coordinator decided for one round (each trainer's command is in the roster).
+struct RoundOrder {
+  int64_t round_number = 0; // as logs and trainers count it (global step + 1)
+  int64_t global_step = 0;  // optimizer steps before the round
+  int64_t samples = 0;      // in the round, over all working trainers
+  double lr = 0;
+};
+
+// Peers that did not answer within --straggler-timeout, and the error that names them.
+struct LatePeers {
+  std::vector<int> world_ranks;
+  std::optional<PeerTimeout> error;
+  bool any() const { return error.has_value(); }
+};
+
+struct RoundResult {
+  enum class End { kComplete, kLate, kAbandoned } end = End::kComplete;
+  LatePeers late;           // kLate: who the round still waited for
+  std::string abandoned;    // kAbandoned: "SIGTERM during round 3 while waiting for ..."
+  LatePeers broadcast_late; // kComplete: trainers that did not take the new parameters
+  double receive_seconds = 0, reduce_seconds = 0, step_seconds = 0, broadcast_seconds = 0;
+  std::vector<ShardAck> server_acks;
+};
+
+class RoundExecutor {
+public:
+  RoundExecutor(const TrainConfig &config, MPI_Comm job, Classifier &model, FlatParameters &flat,
+                Optimizer &optimizer, const ShardLayout &layout, ShardServers &servers,
+                Roster &trainers, Timeline &timeline, ReduceDevice reduce, torch::Device device,
+                int reduce_threads);
+  std::string reduce_description() const { return reducer_->description(); }
+  RoundResult execute(const RoundOrder &order);
+  // After kLate: cancels what is still pending of the round (the job goes on without the late).
+  void discard_round();
+  // Parameters and buffers to every trainer still in the job (at the start, after every round,
+  // and to the survivors after a round was given up).
+  LatePeers broadcast();
+
+private:
+  void post_round(const RoundOrder &order, PipelinedReduce &pipe);
+  void wait_and_reduce(const RoundOrder &order, PipelinedReduce &pipe, RoundResult &result);
+  void average_buffers(const RoundOrder &order);
+  std::vector<float> reduce_weights(const RoundOrder &order) const;
+
+  const TrainConfig &config_;
+  MPI_Comm job_;
+  Classifier &model_;
+  FlatParameters &flat_;
+  Optimizer &optimizer_;
+  const ShardLayout &layout_;
+  ShardServers &servers_;
+  Roster &trainers_;
+  Timeline &timeline_;
+  const protocol::WireFormat wire_;
+  const bool params_mode_;
+  const int64_t chunk_, nbuf_;
+  const std::vector<Piece> my_pieces_; // rank 0's shard: all of the buffer without --aggregators
+  const int64_t my_length_;
+  std::unique_ptr<ChunkReducer> reducer_;
+  std::vector<float> buffers_; // averaged BatchNorm buffers, broadcast with the parameters
+  torch::Tensor params_out_;   // what the broadcast sends: the master parameters or a pinned copy
+  bool master_on_gpu_;
+  // The round in flight
+  RequestSet set_;
+  std::vector<Words> command_words_, stats_words_;
+  std::vector<size_t> stats_request_;
+};
+
+} // namespace hetrain::run

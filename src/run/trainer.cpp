@@ -1,0 +1,429 @@
+// A trainer of the distributed job (world ranks A..W-1; DESIGN §1-§7). Read it top to bottom:
+//
+//   probe + benchmark this node -> report to rank 0 -> admission verdict
+//   receive the starting parameters
+//   each round (command from rank 0: which positions of the epoch's order, which step):
+//     sum the gradients of its micro-batches (or take --local-steps steps in params mode),
+//     send statistics, the sum (each piece to its owner, in the wire dtype) and BatchNorm
+//     buffers, then receive the new parameters (each piece from its owner)
+//   kStop: send the --timeline spans if asked, leave
+#include "hetrain/cluster/node_report.h"
+#include "hetrain/cluster/report_message.h"
+#include "hetrain/cluster/training_probe.h"
+#include "hetrain/comm/check_mpi.h"
+#include "hetrain/comm/messages.h"
+#include "hetrain/common/log.h"
+#include "hetrain/common/signals.h"
+#include "hetrain/observe/gpu_monitor.h"
+#include "hetrain/observe/timeline.h"
+#include "hetrain/schedule/plan.h"
+#include "hetrain/train/amp.h"
+#include "hetrain/train/compute.h"
+
+#include "protocol.h"
+#include "roles.h"
+#include "run_support.h"
+
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+
+#include <csignal>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+namespace hetrain::run {
+using namespace protocol;
+namespace {
+
+// Benchmarks this node, runs the training probe and describes both for rank 0.
+TrainerReport measure_this_trainer(const TrainConfig &config, const ModelSpec &spec,
+                                   torch::Device device, int world_rank,
+                                   std::optional<GpuInfo> &gpu) {
+  NodeReport node = probe_node();
+  run_cpu_benchmarks(node, 0.3);
+  if (device.is_cuda())
+    run_gpu_benchmarks(node, device.index(), 0.2); // cuBLAS GEMM and pinned copies, capped
+  ProbeResult probe = run_training_probe(spec, config.micro_batch, device);
+  if (config.fault_slow_probe_rank == world_rank)
+    probe.samples_per_sec /= 100; // testing hook (--fault-slow-probe-rank)
+  if (device.is_cuda() && !node.gpus.empty())
+    gpu = node.gpus[static_cast<size_t>(device.index()) % node.gpus.size()];
+  return make_trainer_report(world_rank, node, probe, gpu ? &*gpu : nullptr);
+}
+
+// Sends the report and waits for the verdict. Returns the communicator of the admitted, or
+// MPI_COMM_NULL when rank 0 rejected this trainer (which then leaves).
+MPI_Comm join_job(const TrainConfig &config, const TrainerReport &report, int world_rank) {
+  const std::vector<uint8_t> bytes = encode_report(report);
+  Words verdict_words(VerdictMessage::kWords);
+  {
+    RequestSet set;
+    MPI_Request r;
+    CHECK_MPI(MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kTagReport,
+                        MPI_COMM_WORLD, &r));
+    set.add(r, 0, "sending this trainer's report");
+    irecv_words(set, verdict_words, 0, kTagVerdict, MPI_COMM_WORLD,
+                "waiting for rank 0's admission verdict");
+    set.wait_all(config.join_timeout + 60);
+  }
+  const VerdictMessage verdict = decode_verdict(verdict_words);
+  MPI_Comm job;
+  CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, verdict.admitted ? 0 : MPI_UNDEFINED, world_rank, &job));
+  if (!verdict.admitted) {
+    log_warn("not admitted by rank 0: {}; this rank exits", verdict.reason);
+    return MPI_COMM_NULL;
+  }
+  CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
+  return job;
+}
+
+struct StopInstead {}; // rank 0 sent kStop where parameters were due
+
+class Trainer {
+public:
+  Trainer(const TrainConfig &config, const RankPlacement &placement, const ModelSpec &spec,
+          torch::Device device, const std::optional<GpuInfo> &gpu, MPI_Comm job);
+  void run();
+
+private:
+  bool receive_parameters(const char *when); // false: rank 0 ended the job instead
+  RoundCommand next_command();
+  void run_round(const RoundCommand &command);
+  void inject_faults_before_round(const RoundCommand &command);
+  ComputeStats sum_gradients(const RoundCommand &command, RequestSet &early);
+  ComputeStats take_local_steps(const RoundCommand &command);
+  RoundStats round_stats(const ComputeStats &stats, double compute_seconds);
+  void inject_half_send(const RoundCommand &command, const torch::Tensor &wire_upload);
+  void send_round(const RoundStats &stats, const torch::Tensor &wire_upload, RequestSet &early);
+  void send_timeline();
+  void log_samples(const RoundCommand &command);
+
+  const TrainConfig &config_;
+  const RankPlacement placement_;
+  const torch::Device device_;
+  const std::optional<GpuInfo> gpu_;
+  MPI_Comm job_;
+  std::shared_ptr<Classifier> model_;
+  std::unique_ptr<FlatParameters> flat_;
+  Dataset data_;
+  int64_t n_ = 0, chunk_ = 0, nbuf_ = 0;
+  // Host copies of what travels: on a CPU trainer the flat buffers themselves (fp32 wire); on a
+  // GPU trainer pinned buffers, filled chunk by chunk just before each chunk is sent.
+  bool host_ = true;
+  WireFormat wire_;
+  torch::Tensor params_host_, upload_host_;
+  std::vector<float> buffers_;
+  MixedPrecision amp_;
+  bool params_mode_ = false;
+  ShardLayout layout_;
+  bool overlap_ = false;
+  std::unique_ptr<Optimizer> local_optimizer_; // params mode: each trainer steps its own
+  std::unique_ptr<LrSchedule> local_schedule_;
+  Timeline timeline_;
+  bool watch_gpu_ = false;
+  std::ofstream sample_log_;
+  Inbox inbox_;
+  std::vector<int64_t> order_; // the epoch's permutation
+  int64_t order_epoch_ = -1, rounds_worked_ = 0;
+};
+
+Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, const ModelSpec &spec,
+                 torch::Device device, const std::optional<GpuInfo> &gpu, MPI_Comm job)
+    : config_(config), placement_(placement), device_(device), gpu_(gpu), job_(job),
+      data_(config.data, parse_residency(config.data_residency)), amp_(config.amp, device),
+      timeline_(!config.timeline.empty()), inbox_(job, 0, kTagCommand, RoundCommand::kWords) {
+  torch::manual_seed(config.seed);
+  model_ = make_model(spec);
+  model_->to(device);
+  flat_ = std::make_unique<FlatParameters>(*model_);
+  n_ = config.limit_train_samples > 0 ? std::min(config.limit_train_samples, data_.size())
+                                      : data_.size();
+  chunk_ = chunk_elements(config);
+  nbuf_ = buffer_elements(*model_);
+  host_ = device.is_cpu();
+  wire_ = wire_format(config.wire_dtype);
+  params_host_ = host_ ? flat_->params() : host_buffer(flat_->numel(), torch::kFloat32, true);
+  upload_host_ = host_ ? torch::Tensor() : host_buffer(flat_->numel(), wire_.dtype, true);
+  buffers_.resize(static_cast<size_t>(nbuf_));
+  amp_.set_fault_oom_above(config.fault_oom_above);
+  if (amp_.enabled() && device.is_cuda() && gpu && !gpu->bf16 && amp_.dtype() == torch::kBFloat16)
+    log_warn("--amp bf16 on {} (compute capability {}.{}): no bf16 hardware, expect it slow",
+             gpu->name, gpu->cc_major, gpu->cc_minor);
+  params_mode_ = config.sync == "params";
+  // Who reduces which part of the flat buffer: rank 0 all of it, or with --aggregators A each of
+  // ranks 0..A-1 its shard. Gradients go to, and parameters come from, each piece's owner.
+  layout_ = shard_layout_checked(flat_->numel(), config);
+  // --overlap: the gradient sum of a CPU trainer is sent piece by piece from the flat buffer
+  // during the last backward pass (a GPU trainer's goes through a dtype conversion and pinned
+  // copies after it; fp16 is unscaled after it; params mode sends parameters after local steps).
+  overlap_ = config.overlap && !params_mode_ && host_ && wire_.dtype == torch::kFloat32;
+  if (config.overlap && !overlap_)
+    log_warn("--overlap applies to CPU trainers in --sync gradient with --wire-dtype fp32; this "
+             "trainer sends after backward");
+  if (params_mode_) {
+    local_optimizer_ =
+        std::make_unique<Optimizer>(optimizer_options(config), flat_->numel(), device);
+    const int64_t steps_per_epoch = (n_ + config.global_batch - 1) / config.global_batch;
+    local_schedule_ = std::make_unique<LrSchedule>(lr_schedule(config, steps_per_epoch));
+  }
+  timeline_.set_rank(placement.world_rank);
+  // NVML figures for the metrics file and the Prometheus textfile, when asked for either.
+  watch_gpu_ = device.is_cuda() && (!config.metrics.empty() || !config.prometheus.empty());
+  if (!config.debug_sample_log.empty())
+    sample_log_.open(fmt::format("{}.rank{}", config.debug_sample_log, placement.world_rank));
+}
+
+void Trainer::run() {
+  // The next command is always posted: rank 0 may say "stop" while this trainer waits for
+  // parameters (a job ending because another trainer was lost), not only between rounds.
+  inbox_.post();
+  bool stopped = !receive_parameters("at the start");
+  while (!stopped) {
+    const RoundCommand command = next_command();
+    if (command.kind == RoundCommand::Kind::kStop) {
+      if (command.send_timeline)
+        send_timeline();
+      break;
+    }
+    inbox_.post(); // the next command may come while this round runs
+    if (command.kind == RoundCommand::Kind::kRound)
+      run_round(command);
+    stopped = !receive_parameters("after a round");
+  }
+  inbox_.cancel(); // still posted when the job ended while parameters were due
+}
+
+RoundCommand Trainer::next_command() {
+  if (!inbox_.poll()) {
+    ScopedSpan span(timeline_, Span::kWait);
+    // Rank 0 evaluates and checkpoints between epochs: allow for that on top of a round.
+    inbox_.wait(2 * config_.straggler_timeout + 60, "waiting for the next round's command");
+  }
+  return decode_round_command(inbox_.words());
+}
+
+bool Trainer::receive_parameters(const char *when) {
+  ScopedSpan span(timeline_, Span::kWait);
+  RequestSet set;
+  for (const Piece &p : layout_.pieces)
+    irecv_chunks(set, params_host_.data_ptr<float>() + p.begin, p.length, chunk_, p.owner,
+                 kTagParams, job_, fmt::format("parameters from rank {} {}", p.owner, when));
+  irecv_chunks(set, buffers_.data(), nbuf_, chunk_, 0, kTagParamBuffers, job_,
+               fmt::format("buffers from rank 0 {}", when));
+  // Rank 0 sends parameters only after hearing from every trainer (up to the straggler
+  // timeout), and must have time to checkpoint when one is lost: wait longer than it does.
+  try {
+    set.wait_all(2 * config_.straggler_timeout + 30, [&] {
+      if (inbox_.poll() && decode_round_command(inbox_.words()).kind == RoundCommand::Kind::kStop)
+        throw StopInstead{};
+    });
+  } catch (const StopInstead &) {
+    set.cancel_pending();
+    return false;
+  }
+  torch::NoGradGuard no_grad;
+  if (!host_)
+    flat_->params().copy_(params_host_);
+  load_buffers(*model_, buffers_.data());
+  return true;
+}
+
+void Trainer::run_round(const RoundCommand &command) {
+  ++rounds_worked_;
+  inject_faults_before_round(command);
+  if (command.epoch != order_epoch_) {
+    order_ = epoch_permutation(config_.seed, command.epoch, n_);
+    order_epoch_ = command.epoch;
+  }
+  const auto start = Clock::now();
+  const double start_us = wall_microseconds();
+  RequestSet early; // --overlap: gradient pieces sent during the last backward pass
+  const ComputeStats stats =
+      params_mode_ ? take_local_steps(command) : sum_gradients(command, early);
+  const torch::Tensor upload = params_mode_ ? flat_->params() : flat_->grads();
+  // On the device that computed it: the wire dtype's conversion runs there too.
+  const torch::Tensor wire_upload =
+      wire_.dtype == torch::kFloat32 ? upload : upload.to(wire_.dtype).contiguous();
+  if (!host_)
+    torch::cuda::synchronize(); // compute time is the GPU's, not just the launches'
+  const double compute = seconds_since(start);
+  timeline_.add(Span::kCompute, start_us, wall_microseconds(), command.global_step + 1);
+  ScopedSpan send_span(timeline_, Span::kSend, command.global_step + 1);
+  log_samples(command);
+  const RoundStats out = round_stats(stats, compute);
+  flatten_buffers(*model_, buffers_.data());
+  inject_half_send(command, wire_upload);
+  send_round(out, wire_upload, early);
+}
+
+void Trainer::inject_faults_before_round(const RoundCommand &command) {
+  if (config_.fault_stall_rank == placement_.world_rank && rounds_worked_ == 3) {
+    // Testing hook (--fault-stall-rank): a hung trainer, for the deadline tests.
+    log_warn("--fault-stall-rank: stalling instead of computing round {}", command.global_step + 1);
+    std::this_thread::sleep_for(std::chrono::duration<double>(config_.straggler_timeout * 4));
+  }
+  if (config_.fault_kill_rank == placement_.world_rank && rounds_worked_ == 3) {
+    // Testing hook (--fault-kill-rank): a trainer whose node dies, for the failure tests.
+    log_warn("--fault-kill-rank: dying (SIGKILL) in round {}", command.global_step + 1);
+    std::raise(SIGKILL);
+  }
+}
+
+// gradient: the sum of the gradients of all this trainer's micro-batches. With --overlap each
+// piece leaves for its owner as soon as every parameter in it has its final gradient.
+ComputeStats Trainer::sum_gradients(const RoundCommand &command, RequestSet &early) {
+  GradientReady ready;
+  std::vector<int64_t> piece_left; // elements of each piece still without their gradient
+  if (overlap_) {
+    for (const Piece &p : layout_.pieces)
+      piece_left.push_back(p.length);
+    float *grads = flat_->grads().data_ptr<float>();
+    ready = [&, grads](size_t parameter) {
+      const ParameterSlot &slot = flat_->slots()[parameter];
+      const int64_t from = slot.offset, to = slot.offset + slot.numel;
+      for (int64_t k = layout_.piece_at(from); k < static_cast<int64_t>(layout_.pieces.size()) &&
+                                               layout_.pieces[static_cast<size_t>(k)].begin < to;
+           ++k) {
+        const Piece &p = layout_.pieces[static_cast<size_t>(k)];
+        const int64_t lo = std::max(from, p.begin), hi = std::min(to, p.begin + p.length);
+        if (hi > lo && (piece_left[static_cast<size_t>(k)] -= hi - lo) == 0)
+          isend_upload_piece(early, grads, 0, p, WireFormat{}, chunk_, p.owner, job_,
+                             fmt::format("sending gradients to rank {} (overlapped)", p.owner));
+      }
+    };
+  }
+  return amp_.gradients(*model_, data_, order_.data() + command.offset, command.count,
+                        config_.micro_batch, *flat_, ready);
+}
+
+// params: `local_steps` optimizer steps over consecutive parts of the slice.
+ComputeStats Trainer::take_local_steps(const RoundCommand &command) {
+  ComputeStats stats;
+  const std::vector<int64_t> parts = largest_remainder(
+      std::vector<double>(static_cast<size_t>(command.local_steps), 1.0), command.count, 0);
+  int64_t at = command.offset;
+  for (int64_t s = 0; s < command.local_steps; ++s) {
+    const int64_t part = parts[static_cast<size_t>(s)];
+    if (part == 0)
+      continue;
+    ComputeStats p =
+        amp_.gradients(*model_, data_, order_.data() + at, part, config_.micro_batch, *flat_);
+    flat_->grads().mul_(1.0 / static_cast<double>(part));
+    torch::Tensor params = flat_->params();
+    local_optimizer_->step(params, flat_->grads(),
+                           learning_rate(*local_schedule_, command.global_step + s));
+    stats.loss_sum += p.loss_sum;
+    stats.correct += p.correct;
+    stats.samples += p.samples;
+    at += part;
+  }
+  return stats;
+}
+
+RoundStats Trainer::round_stats(const ComputeStats &stats, double compute_seconds) {
+  RoundStats out;
+  out.loss_sum = stats.loss_sum;
+  out.correct = stats.correct;
+  out.samples = stats.samples;
+  out.compute_seconds = compute_seconds;
+  // A SIGTERM/SIGUSR1 here is passed on to rank 0, which decides when the job stops.
+  out.stop_signal = stop_signal();
+  out.micro_batch = amp_.micro_batch(config_.micro_batch);
+  const GpuSample gpu = watch_gpu_ ? sample_gpu(device_.index()) : GpuSample{};
+  out.gpu_valid = gpu.valid;
+  out.gpu_utilization = gpu.utilization;
+  out.gpu_memory_used = gpu.memory_used;
+  out.gpu_temperature = gpu.temperature;
+  out.gpu_power = gpu.power;
+  return out;
+}
+
+// Testing hook (--fault-half-send-rank): the shard servers get this round's gradient and step,
+// rank 0 gets nothing and never completes the round; a checkpoint must then hold the servers'
+// shards as they were before that step.
+void Trainer::inject_half_send(const RoundCommand &command, const torch::Tensor &wire_upload) {
+  if (config_.fault_half_send_rank != placement_.world_rank || rounds_worked_ != 3 || !host_)
+    return;
+  RequestSet half;
+  for (const Piece &p : layout_.pieces)
+    if (p.owner != 0)
+      isend_upload_piece(half, wire_upload.data_ptr(), 0, p, wire_, chunk_, p.owner, job_,
+                         "sending gradients to the shard servers only");
+  half.wait_all(config_.straggler_timeout);
+  log_warn("--fault-half-send-rank: sent round {} to the shard servers only; dying (SIGKILL)",
+           command.global_step + 1);
+  std::raise(SIGKILL);
+}
+
+void Trainer::send_round(const RoundStats &stats, const torch::Tensor &wire_upload,
+                         RequestSet &early) {
+  RequestSet set;
+  const Words stats_words = encode(stats);
+  isend_words(set, stats_words, 0, kTagStats, job_, "sending round statistics");
+  const std::string what = params_mode_ ? "sending parameters" : "sending gradients";
+  if (host_) {
+    if (!overlap_) // with --overlap they are on their way already
+      for (const Piece &p : layout_.pieces)
+        isend_upload_piece(set, wire_upload.data_ptr(), 0, p, wire_, chunk_, p.owner, job_, what);
+  } else {
+    // One device-to-host copy per piece into pinned memory, each piece sent as soon as it is
+    // there: the copy of piece k+1 overlaps the network transfer of piece k.
+    for (const Piece &p : layout_.pieces) {
+      upload_host_.narrow(0, p.begin, p.length).copy_(wire_upload.narrow(0, p.begin, p.length));
+      isend_upload_piece(set, upload_host_.data_ptr(), 0, p, wire_, chunk_, p.owner, job_, what);
+    }
+  }
+  isend_chunks(set, buffers_.data(), nbuf_, chunk_, 0, kTagBuffers, job_, "sending buffers");
+  early.wait_all(config_.straggler_timeout);
+  set.wait_all(config_.straggler_timeout);
+}
+
+// --timeline: rank 0 gathers every trainer's spans after the stop command that asks for them.
+void Trainer::send_timeline() {
+  const std::vector<double> spans = timeline_.encode();
+  const int64_t length = static_cast<int64_t>(spans.size());
+  RequestSet set;
+  MPI_Request r;
+  CHECK_MPI(MPI_Isend(&length, 1, MPI_INT64_T, 0, kTagTimeline, job_, &r));
+  set.add(r, 0, "sending the timeline's length");
+  isend_chunks(set, spans.data(), length, chunk_, MPI_DOUBLE, 8, 0, kTagTimeline, job_,
+               "sending the timeline");
+  set.wait_all(config_.straggler_timeout);
+}
+
+// --debug-sample-log: which sample this trainer used where (tests check exactly-once use).
+void Trainer::log_samples(const RoundCommand &c) {
+  if (!sample_log_)
+    return;
+  for (int64_t i = 0; i < c.count; ++i)
+    sample_log_ << c.epoch << ' ' << c.global_step << ' ' << c.attempt << ' '
+                << order_[static_cast<size_t>(c.offset + i)] << '\n';
+  sample_log_.flush(); // what a trainer killed later did use must be on disk
+}
+
+} // namespace
+
+TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placement) {
+  TrainSummary summary;
+  summary.world_size = placement.world_size;
+  const DatasetMeta meta = read_dataset_meta(config.data);
+  const ModelSpec spec = spec_of(config, meta);
+  const torch::Device device = choose_device(config.device, placement.local_rank);
+  torch::set_num_threads(threads_for(config, placement));
+  std::optional<GpuInfo> gpu;
+  const TrainerReport report =
+      measure_this_trainer(config, spec, device, placement.world_rank, gpu);
+  MPI_Comm job = join_job(config, report, placement.world_rank);
+  if (job == MPI_COMM_NULL)
+    return summary;
+  {
+    Trainer trainer(config, placement, spec, device, gpu, job);
+    trainer.run();
+  }
+  CHECK_MPI(MPI_Comm_free(&job));
+  return summary;
+}
+
+} // namespace hetrain::run

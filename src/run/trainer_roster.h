@@ -1,0 +1,58 @@
+// Rank 0's view of the admitted trainers: one TrainerState each (what it reported, what it has
+// done, what it is doing this round), and the small lookups the coordinator and the round
+// executor share. Internal to src/run.
+#pragma once
+
+#include "hetrain/cluster/report_message.h"
+#include "hetrain/comm/messages.h"
+#include "hetrain/observe/gpu_monitor.h"
+#include "hetrain/schedule/plan.h"
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hetrain::run {
+
+struct TrainerState {
+  // Who it is
+  int world_rank = 0, job_rank = 0; // job rank: in the communicator of the admitted
+  TrainerReport report;
+  // What it has done (over the run)
+  double speed = 0; // smoothed samples/s, from the probe, then from rounds
+  int64_t samples = 0;
+  double compute_seconds = 0, wait_seconds = 0;
+  int64_t last_round = 0;  // the last round it delivered (0 = none yet)
+  int64_t micro_batch = 0; // what it runs: less than --micro-batch after running out of memory
+  bool lost = false;       // dropped by --on-trainer-loss continue
+  GpuSample gpu;           // its GPU in the last round (NVML), when it has one
+  // This round (the round executor fills these)
+  bool working = false;       // it has samples in the round
+  RoundCommand command;       // what it was told
+  RoundStats stats;           // what it answered
+  std::vector<float> buffers; // its BatchNorm buffers after its part
+};
+using Roster = std::vector<TrainerState>;
+
+// "rank 2 (node7)"
+inline std::string name_of(const TrainerState &t) {
+  return fmt::format("rank {} ({})", t.world_rank, t.report.host);
+}
+
+// The trainer with this job rank (plans name trainers by job rank).
+const TrainerState &trainer_at(const Roster &trainers, int job_rank);
+
+// Micro-batches a round gives the trainer with this job rank in `plan` (0 when it is not in it).
+int64_t share_in(const Plan &plan, int job_rank);
+
+// "rank 1 (a) 3 x 32, rank 2 (b) 1 x 32; estimated round 0.120 s"
+std::string plan_text(const Plan &plan, const Roster &trainers, int64_t micro_batch);
+
+// " while waiting for rank 2 (node7, last completed round 16), ...": who a wait is stuck on
+// (`leading` false: without the " while waiting for "); empty when none of them is a trainer.
+std::string late_text(const Roster &trainers, const std::vector<int> &world_ranks,
+                      bool leading = true);
+
+} // namespace hetrain::run
