@@ -3,6 +3,7 @@
 #include "hetrain/aggregate/weighted_sum.h"
 #include "hetrain/cluster/admission.h"
 #include "hetrain/cluster/report_message.h"
+#include "hetrain/cluster/thread_share.h"
 #include "hetrain/common/error.h"
 
 #include <gtest/gtest.h>
@@ -119,3 +120,50 @@ TEST(Admission, RulesNameTheirReasons) {
 }
 
 } // namespace
+
+TEST(ReportMessage, BuiltFromWhatTheTrainerMeasured) {
+  NodeReport node;
+  node.pid = 17;
+  node.host = "gpu-node";
+  node.cpu_model = "Test CPU";
+  node.usable_cores = 16;
+  node.mem_available = int64_t{64} << 30;
+  node.blas.name = "OpenBLAS";
+  node.cpu_bf16 = false;
+  GpuInfo gpu;
+  gpu.name = "NVIDIA H200";
+  gpu.memory_free = int64_t{140} << 30;
+  gpu.bf16 = true;
+  node.gpus = {gpu, gpu};
+  ProbeResult probe{12345, 2e9};
+  const TrainerReport on_gpu = make_trainer_report(3, node, probe, &node.gpus[1]);
+  EXPECT_EQ(on_gpu.rank, 3);
+  EXPECT_EQ(on_gpu.device, "NVIDIA H200");
+  EXPECT_EQ(on_gpu.device_memory_free, int64_t{140} << 30);
+  EXPECT_EQ(on_gpu.gpu_count, 2);
+  EXPECT_TRUE(on_gpu.bf16);
+  EXPECT_EQ(on_gpu.probe_samples_per_sec, 12345);
+  const TrainerReport on_cpu = make_trainer_report(4, node, probe, nullptr);
+  EXPECT_EQ(on_cpu.device, "cpu (16 cores)");
+  EXPECT_EQ(on_cpu.device_memory_free, node.mem_available);
+  EXPECT_FALSE(on_cpu.bf16);
+  // What is built is what travels.
+  EXPECT_EQ(decode_report(encode_report(on_cpu)).device, "cpu (16 cores)");
+}
+
+TEST(ThreadShare, RanksSharingCoresDivideThemAndTheAggregatorTakesOne) {
+  const int agg = static_cast<int>(RankRole::kAggregator),
+            tr = static_cast<int>(RankRole::kTrainer);
+  // 1 + 3 ranks on 2 cores: one thread each (was 2 each: 8 threads on 2 cores).
+  EXPECT_EQ(default_threads(2, {agg, tr, tr, tr}, RankRole::kTrainer), 1);
+  EXPECT_EQ(default_threads(2, {agg, tr, tr, tr}, RankRole::kAggregator), 1);
+  // 1 + 3 on 16 cores: the aggregator takes one, the trainers share the other 15.
+  EXPECT_EQ(default_threads(16, {agg, tr, tr, tr}, RankRole::kTrainer), 5);
+  EXPECT_EQ(default_threads(16, {agg, tr, tr, tr}, RankRole::kAggregator), 1);
+  // A trainer alone on its host (or bound to cores of its own) keeps every core it may use.
+  EXPECT_EQ(default_threads(8, {tr}, RankRole::kTrainer), 8);
+  // Aggregators alone on a host divide it.
+  EXPECT_EQ(default_threads(8, {agg, agg}, RankRole::kAggregator), 4);
+  // Never zero.
+  EXPECT_EQ(default_threads(1, {agg, agg, tr, tr, tr}, RankRole::kTrainer), 1);
+}

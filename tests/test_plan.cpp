@@ -1,6 +1,8 @@
-// The plan: largest remainder, the balance policies, the cost model and round sharding.
+// The plan: largest remainder, the balance policies, the cost model, round sharding, and the
+// re-planning policy (smoothing, the 5% rule, the link assumption).
 #include "hetrain/common/error.h"
 #include "hetrain/schedule/plan.h"
+#include "hetrain/schedule/replan.h"
 
 #include <gtest/gtest.h>
 
@@ -143,3 +145,46 @@ TEST(RoundShard, FullAndPartialRoundsCoverEverySampleOnce) {
 }
 
 } // namespace
+
+TEST(Replan, SmoothedSpeedFollowsAChangeWithinAFewRoundsAndIgnoresEmptyRounds) {
+  EXPECT_DOUBLE_EQ(smoothed_speed(100, 400, 2), 0.7 * 100 + 0.3 * 200);
+  EXPECT_EQ(smoothed_speed(100, 400, 0), 100); // no compute time: nothing measured
+  double speed = 100;
+  int rounds = 0;
+  while (speed < 0.95 * 200) {
+    speed = smoothed_speed(speed, 200, 1);
+    ++rounds;
+  }
+  EXPECT_GE(rounds, 5); // one round does not flip the speed
+  EXPECT_LE(rounds, 10);
+  ReplanPolicy jumpy;
+  jumpy.smoothing = 1.0;
+  EXPECT_EQ(smoothed_speed(100, 300, 1, jumpy), 300);
+}
+
+TEST(Replan, TransferAssumesTheLinkUntilMeasured) {
+  EXPECT_DOUBLE_EQ(transfer_seconds(500'000'000), 1.0); // up and down at 1 GB/s
+  ReplanPolicy slow;
+  slow.assumed_link_bytes_per_second = 125e6; // 1 Gbit/s
+  EXPECT_DOUBLE_EQ(transfer_seconds(125'000'000, slow), 2.0);
+}
+
+TEST(Replan, ANewPlanIsAdoptedOnlyWhenDifferentAndAtLeastFivePercentFaster) {
+  Plan current;
+  current.ranks = {1, 2};
+  current.micro_batches = {4, 4};
+  Plan candidate = current;
+  candidate.micro_batches = {5, 3};
+  candidate.estimated_round_seconds = 0.94;
+  EXPECT_TRUE(should_adopt(candidate, current, 1.0));
+  candidate.estimated_round_seconds = 0.96; // only 4% faster: noise
+  EXPECT_FALSE(should_adopt(candidate, current, 1.0));
+  Plan same = current;
+  same.estimated_round_seconds = 0.5; // the same split is never "new", however fast
+  EXPECT_FALSE(should_adopt(same, current, 1.0));
+  Plan fewer = current;
+  fewer.ranks = {1};
+  fewer.micro_batches = {8};
+  fewer.estimated_round_seconds = 0.9;
+  EXPECT_TRUE(should_adopt(fewer, current, 1.0));
+}

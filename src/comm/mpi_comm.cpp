@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -75,13 +77,30 @@ void MpiSession::finalize(int exit_code, double deadline_seconds) {
   watchdog.join();
 }
 
-NodeLocal node_local(MPI_Comm comm) {
+NodeLocal node_local(MPI_Comm comm, int role) {
   MPI_Comm local;
   CHECK_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local));
   NodeLocal out;
   CHECK_MPI(MPI_Comm_rank(local, &out.rank));
   CHECK_MPI(MPI_Comm_size(local, &out.size));
+  // Each rank's role and CPU affinity mask, as bytes, to every rank of the node.
+  struct Entry {
+    int role;
+    cpu_set_t cpus;
+  } mine{role, {}};
+  CPU_ZERO(&mine.cpus);
+  if (sched_getaffinity(0, sizeof(mine.cpus), &mine.cpus) != 0)
+    CPU_ZERO(&mine.cpus); // unknown: counts as overlapping every rank below
+  std::vector<Entry> all(static_cast<size_t>(out.size));
+  CHECK_MPI(
+      MPI_Allgather(&mine, sizeof(Entry), MPI_BYTE, all.data(), sizeof(Entry), MPI_BYTE, local));
   CHECK_MPI(MPI_Comm_free(&local));
+  for (const Entry &other : all) {
+    cpu_set_t both;
+    CPU_AND(&both, &mine.cpus, &other.cpus);
+    if (CPU_COUNT(&both) > 0 || CPU_COUNT(&mine.cpus) == 0 || CPU_COUNT(&other.cpus) == 0)
+      out.sharing_roles.push_back(other.role);
+  }
   return out;
 }
 

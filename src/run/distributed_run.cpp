@@ -2,6 +2,7 @@
 // (coordinator.cpp, with the round executor), ranks 1..A-1 serve shards of the flat buffer under
 // --aggregators A (shard_server.cpp), the others train (trainer.cpp). All traffic after admission
 // is point to point with deadlines, never a collective a lost peer would block.
+#include "hetrain/cluster/thread_share.h"
 #include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
@@ -15,26 +16,28 @@
 #include <algorithm>
 
 namespace hetrain {
-namespace run {
-
-int threads_for(const TrainConfig &config, const RankPlacement &placement) {
-  if (config.threads > 0)
-    return config.threads;
-  return std::max(1, usable_cores() / std::max(1, placement.local_size));
-}
-
-} // namespace run
 
 TrainSummary run_distributed_training(const TrainConfig &config) {
   validate(config);
   const ProcessIdentity &id = process_identity();
   // Collective over the world, so every rank calls it before anything can diverge.
-  const NodeLocal local = node_local(MPI_COMM_WORLD);
-  const run::RankPlacement placement{id.rank, id.world_size, local.rank, local.size};
+  const RankRole role = id.rank < config.aggregators ? RankRole::kAggregator : RankRole::kTrainer;
+  const NodeLocal local = node_local(MPI_COMM_WORLD, static_cast<int>(role));
+  const run::RankPlacement placement{id.rank, id.world_size, local.rank,
+                                     default_threads(usable_cores(), local.sharing_roles, role)};
   if (config.aggregators >= id.world_size)
     throw UserError(fmt::format("--aggregators {} needs at least {} ranks (one trainer), the job "
                                 "has {}",
                                 config.aggregators, config.aggregators + 1, id.world_size));
+  // The per-rank startup banner: who runs what where, with how many threads.
+  log_info("{} on {} (local rank {}), {} torch threads{}",
+           id.rank == 0                   ? "coordinator"
+           : id.rank < config.aggregators ? "shard server"
+                                          : "trainer",
+           id.host, local.rank, run::threads_for(config, placement),
+           config.threads > 0 ? " (--threads)"
+                              : fmt::format(" ({} cores shared by {} ranks)", usable_cores(),
+                                            local.sharing_roles.size()));
   if (id.rank == 0)
     return run::run_coordinator(config, placement);
   if (id.rank < config.aggregators)

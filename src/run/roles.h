@@ -13,12 +13,14 @@ namespace hetrain::run {
 // Where a rank sits on its host: picks its GPU and divides the host's cores.
 struct RankPlacement {
   int world_rank = 0, world_size = 1;
-  int local_rank = 0, local_size = 1; // among the ranks on the same host
+  int local_rank = 0; // among the ranks on the same host
+  int threads = 1;    // torch threads: --threads, or the default of cluster/thread_share.h
 };
 
-// Torch threads for a rank: --threads when given, else the cores this process may use divided by
-// the ranks on its host (at least 1), so that ranks sharing a machine do not oversubscribe it.
-int threads_for(const TrainConfig &config, const RankPlacement &placement);
+// Torch threads for a rank: --threads when given, else this rank's share of its host's cores.
+inline int threads_for(const TrainConfig &config, const RankPlacement &placement) {
+  return config.threads > 0 ? config.threads : placement.threads;
+}
 
 TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &placement);
 TrainSummary run_shard_server(const TrainConfig &config, const RankPlacement &placement);

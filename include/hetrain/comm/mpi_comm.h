@@ -37,12 +37,16 @@ private:
   bool finalized_ = false;
 };
 
-// This rank among the processes of its node (MPI_COMM_TYPE_SHARED): the rank picks its GPU, the
-// size divides the node's cores. Collective over `comm`.
+// This rank among the processes of its node (MPI_COMM_TYPE_SHARED): the local rank picks its GPU.
+// `sharing_roles`: the `role` every rank of this node passed whose CPU affinity overlaps this
+// rank's (this rank's own included), so that the cores can be divided among the processes that
+// really compete for them (none when the launcher bound each rank to cores of its own).
+// Collective over `comm`.
 struct NodeLocal {
   int rank = 0, size = 1;
+  std::vector<int> sharing_roles;
 };
-NodeLocal node_local(MPI_Comm comm);
+NodeLocal node_local(MPI_Comm comm, int role);
 
 // A wait that ran out of time. `peer` is the rank that did not answer.
 class PeerTimeout : public std::runtime_error {
