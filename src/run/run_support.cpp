@@ -1,5 +1,7 @@
 #include "run_support.h"
 
+#include "hetrain/checkpoint/checkpoint_files.h"
+
 #include "hetrain/common/atomic_file.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
@@ -82,23 +84,6 @@ LrSchedule lr_schedule(const TrainConfig &c, int64_t steps_per_epoch) {
                     c.lr_gamma,     steps_per_epoch * c.epochs};
 }
 
-namespace {
-// Keeps the newest `keep` files named ckpt-*.h5 in dir (names sort by step).
-void prune_checkpoints(const std::string &dir, int64_t keep) {
-  std::vector<fs::path> found;
-  for (const auto &entry : fs::directory_iterator(dir)) {
-    std::string name = entry.path().filename().string();
-    if (name.rfind("ckpt-", 0) == 0 && entry.path().extension() == ".h5")
-      found.push_back(entry.path());
-  }
-  std::sort(found.begin(), found.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep) < found.size(); ++i) {
-    std::error_code ec;
-    fs::remove(found[i], ec);
-  }
-}
-} // namespace
-
 std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &position,
                             const std::vector<EpochRecord> &history, const std::string &tag) {
   const TrainConfig &config = *s.config;
@@ -125,9 +110,8 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
   }
   c.cluster_reports = s.reports;
   c.epochs = history;
-  std::string path = (fs::path(config.checkpoint_dir) /
-                      fmt::format("ckpt-s{:08}-{}.h5", position.global_step, tag))
-                         .string();
+  std::string path =
+      (fs::path(config.checkpoint_dir) / checkpoint_name(position.global_step, tag)).string();
   write_checkpoint(path, c);
   prune_checkpoints(config.checkpoint_dir, config.keep_checkpoints);
   return path;
@@ -136,26 +120,9 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
 namespace {
 void check_resumable(const CheckpointContents &c, const ModelSpec &spec, const TrainConfig &config,
                      const std::string &path) {
-  auto refuse = [&](const std::string &what) {
-    throw UserError(fmt::format("--resume {}: {}", path, what));
-  };
-  if (c.model.name != spec.name)
-    refuse(
-        fmt::format("a checkpoint of model '{}', this run trains '{}'", c.model.name, spec.name));
-  if (c.model.in_channels != spec.in_channels || c.model.height != spec.height ||
-      c.model.width != spec.width)
-    refuse(fmt::format("made for {}x{}x{} images, the dataset has {}x{}x{}", c.model.in_channels,
-                       c.model.height, c.model.width, spec.in_channels, spec.height, spec.width));
-  if (c.model.num_classes != spec.num_classes)
-    refuse(fmt::format("made for {} classes, the dataset has {}", c.model.num_classes,
-                       spec.num_classes));
-  if (c.seed != config.seed)
-    refuse(fmt::format("made with --seed {}, this run has --seed {}; the epoch order depends on "
-                       "it, so pass --seed {}",
-                       c.seed, config.seed, c.seed));
-  if (c.optimizer.kind != config.optimizer)
-    refuse(
-        fmt::format("its optimizer is {}, this run's is {}", c.optimizer.kind, config.optimizer));
+  const std::string refusal = resume_refusal(c, {spec, config.seed, config.optimizer});
+  if (!refusal.empty())
+    throw UserError(fmt::format("--resume {}: {}", path, refusal));
 }
 } // namespace
 
@@ -169,20 +136,8 @@ std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const 
     check_resumable(point->contents, spec, config, point->path);
     return point;
   }
-  std::vector<fs::path> found;
-  std::error_code ec;
-  if (fs::is_directory(config.checkpoint_dir, ec))
-    for (const auto &entry : fs::directory_iterator(config.checkpoint_dir, ec)) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind("ckpt-", 0) == 0 && entry.path().extension() == ".h5")
-        found.push_back(entry.path());
-    }
-  // Newest first: names sort by step; at one step an epoch-end file beats a step file.
-  std::sort(found.begin(), found.end(), [](const fs::path &a, const fs::path &b) {
-    const std::string x = a.filename().string(), y = b.filename().string();
-    return x.substr(0, 14) != y.substr(0, 14) ? x > y : x.find("-epoch") != std::string::npos;
-  });
-  for (const fs::path &path : found) {
+  for (const std::string &name : resume_order(files_in(config.checkpoint_dir))) {
+    const fs::path path = fs::path(config.checkpoint_dir) / name;
     try {
       point->contents = read_checkpoint(path.string());
     } catch (const UserError &e) {
