@@ -28,6 +28,233 @@ namespace hetrain {
 namespace fs = std::filesystem;
 using namespace run;
 
+namespace {
+
+// The one-process run: the whole global batch on this process, one optimizer step per round.
+// Read run() top to bottom; the distributed coordinator (coordinator.cpp) follows its shape.
+class LocalRun {
+public:
+  explicit LocalRun(const TrainConfig &config);
+  TrainSummary run();
+
+private:
+  void log_setup() const;
+  void write_round_metrics(const ComputeStats &stats, int64_t count, int64_t epoch,
+                           double compute_seconds, double step_seconds, double round_seconds);
+  void report_progress(const ComputeStats &stats, int64_t count, int64_t epoch);
+  // SIGTERM/SIGUSR1: true when the run stops after `where` (not after the run's last step or
+  // epoch); mid-epoch it writes a signal checkpoint first (the epoch's end has its own).
+  bool stopped_by_signal(const std::string &where, bool mid_epoch, bool last);
+  std::string save(const std::string &tag);
+  void write_timeline();
+
+  const TrainConfig &config_;
+  const int threads_;
+  const torch::Device device_;
+  Dataset train_;
+  std::unique_ptr<Dataset> test_;
+  const int64_t n_, G_, m_, steps_per_epoch_;
+  const ModelSpec spec_;
+  std::shared_ptr<Classifier> model_;
+  std::unique_ptr<FlatParameters> flat_;
+  std::unique_ptr<Optimizer> optimizer_;
+  const LrSchedule schedule_;
+  MixedPrecision amp_;
+  TrainSummary summary_;
+  TrainingPosition position_, resumed_;
+  CheckpointSource source_;
+  MetricsFile metrics_;
+  Timeline timeline_;
+  Clock::time_point run_start_ = Clock::now(), last_progress_ = Clock::now();
+};
+
+LocalRun::LocalRun(const TrainConfig &config)
+    : config_(config), threads_(config.threads > 0 ? config.threads : usable_cores()),
+      device_(choose_device(config.device)),
+      train_(config.data, parse_residency(config.data_residency)),
+      test_(open_test_data(config, train_.meta(), train_.normalization())),
+      n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, train_.size())
+                                        : train_.size()),
+      G_(config.global_batch), m_(config.micro_batch),
+      steps_per_epoch_((n_ + G_ - 1) / G_), spec_{config.model, train_.meta().channels,
+                                                  train_.meta().height, train_.meta().width,
+                                                  train_.meta().num_classes},
+      schedule_(lr_schedule(config, steps_per_epoch_)), amp_(config.amp, device_),
+      metrics_(config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics)),
+      timeline_(!config.timeline.empty()) {
+  torch::manual_seed(config.seed); // every rank builds the same initial model from the seed
+  model_ = make_model(spec_);
+  model_->to(device_);
+  flat_ = std::make_unique<FlatParameters>(*model_);
+  optimizer_ = std::make_unique<Optimizer>(optimizer_options(config), flat_->numel(), device_);
+  amp_.set_fault_oom_above(config.fault_oom_above);
+  log_setup();
+  summary_.model = spec_.name;
+  summary_.epochs = config.epochs;
+  summary_.aggregator_device = device_.str();
+  summary_.amp = config.amp;
+  // --resume: the finished epochs, the position in the current one, parameters and optimizer.
+  if (auto resume = find_resume_point(config, spec_))
+    position_ = restore_training(*resume, *model_, *flat_, *optimizer_, summary_);
+  resumed_ = position_;
+  source_ = CheckpointSource{&config,      spec_,       train_.normalization(),
+                             model_.get(), flat_.get(), optimizer_.get(),
+                             &schedule_,   1,           {}};
+  source_.reports = {nlohmann::json{
+      {"rank", 0},
+      {"host", process_identity().host},
+      {"role", "single process"},
+      {"device", device_.str()},
+      {"threads",
+       threads_}}.dump()};
+}
+
+void LocalRun::log_setup() const {
+  const DatasetMeta &meta = train_.meta();
+  log_info("model {} ({} parameters) on {}, {} threads; data {} ({} samples of {}, {}{})",
+           spec_.name, flat_->numel(), device_.str(), threads_, meta.path, n_, meta.shape_string(),
+           meta.num_classes, train_.in_memory() ? " classes, in memory" : " classes, streamed");
+  log_info("global batch {} = {} micro-batches of {}; {} steps per epoch; optimizer {} lr {} "
+           "({} schedule)",
+           G_, G_ / m_, m_, steps_per_epoch_, config_.optimizer, config_.lr, config_.lr_schedule);
+  if (amp_.enabled())
+    log_info("mixed precision: {}", amp_.describe());
+}
+
+// --- the loop: epochs of rounds; one round = one optimizer step over G samples ---------------
+TrainSummary LocalRun::run() {
+  run_start_ = Clock::now();
+  last_progress_ = Clock::now();
+  for (int64_t epoch = resumed_.epoch; epoch < config_.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    const std::vector<int64_t> order = epoch_permutation(config_.seed, epoch, n_);
+    // A resumed epoch goes on from the saved position; its record covers this part only.
+    position_ = start_of_epoch(position_, resumed_, epoch, n_);
+    const int64_t first = position_.epoch_position;
+    double loss_sum = 0;
+    int64_t correct = 0;
+    for (int64_t start = first; start < n_; start += G_) {
+      const int64_t count = std::min(G_, n_ - start);
+      const auto round_start = Clock::now();
+      ScopedSpan compute_span(timeline_, Span::kCompute, position_.global_step + 1);
+      ComputeStats stats = amp_.gradients(*model_, train_, order.data() + start, count, m_, *flat_);
+      compute_span.end();
+      const double compute_seconds = seconds_since(round_start);
+      const auto step_start = Clock::now();
+      {
+        ScopedSpan step_span(timeline_, Span::kStep, position_.global_step + 1);
+        // Mean over the samples of this step: the exact gradient of the global batch.
+        flat_->grads().mul_(1.0 / static_cast<double>(count));
+        torch::Tensor params = flat_->params();
+        optimizer_->step(params, flat_->grads(), learning_rate(schedule_, position_.global_step));
+      }
+      write_round_metrics(stats, count, epoch, compute_seconds, seconds_since(step_start),
+                          seconds_since(round_start));
+      loss_sum += stats.loss_sum;
+      correct += stats.correct;
+      position_.epoch_position = start + count;
+      position_.round += 1;
+      position_.global_step += 1;
+      position_.samples_seen += count;
+      report_progress(stats, count, epoch);
+      if (config_.checkpoint_every > 0 && position_.global_step % config_.checkpoint_every == 0 &&
+          start + count < n_)
+        save("step");
+      if (stopped_by_signal(fmt::format("step {} (epoch {})", position_.global_step, epoch + 1),
+                            true, start + count >= n_))
+        return summary_;
+    }
+
+    // Training time only: evaluation is not part of the epoch's seconds.
+    {
+      ScopedSpan span(timeline_, Span::kEvaluate);
+      finish_epoch({epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start)}, *model_,
+                   test_.get(), config_.epochs, summary_);
+    }
+    metrics_.write(epoch_metrics(summary_.history.back()));
+    // Position after a finished epoch: the start of the next one.
+    position_.epoch = epoch + 1;
+    position_.epoch_position = 0;
+    position_.round = 0;
+    summary_.final_checkpoint = save("epoch");
+    if (stopped_by_signal(fmt::format("epoch {}", epoch + 1), false, epoch + 1 >= config_.epochs))
+      return summary_;
+  }
+  write_timeline();
+  finish_run(config_, position_, summary_);
+  return summary_;
+}
+
+bool LocalRun::stopped_by_signal(const std::string &where, bool mid_epoch, bool last) {
+  const int signal = stop_signal();
+  if (signal == 0 || last)
+    return false;
+  if (mid_epoch)
+    summary_.final_checkpoint = save("signal");
+  summary_.stopped_by_signal = signal;
+  log_warn("{}: stopped after {}, wrote {}; continue with --resume auto", signal_name(signal),
+           where, summary_.final_checkpoint);
+  write_timeline();
+  return true;
+}
+
+void LocalRun::write_round_metrics(const ComputeStats &stats, int64_t count, int64_t epoch,
+                                   double compute_seconds, double step_seconds,
+                                   double round_seconds) {
+  if (!metrics_.enabled()) // the record is built only when it is written
+    return;
+  metrics_.write({{"type", "round"},
+                  {"round", position_.round + 1},
+                  {"step", position_.global_step + 1},
+                  {"epoch", epoch + 1},
+                  {"time", seconds_since(run_start_)},
+                  {"seconds", round_seconds},
+                  {"samples", count},
+                  {"samples_per_sec", static_cast<double>(count) / round_seconds},
+                  {"loss", stats.loss_sum / static_cast<double>(count)},
+                  {"lr", learning_rate(schedule_, position_.global_step)},
+                  {"shares", {{"0", G_ / m_}}},
+                  {"trainers",
+                   {{{"rank", 0},
+                     {"host", process_identity().host},
+                     {"samples", count},
+                     {"compute_seconds", compute_seconds},
+                     {"wait_seconds", 0.0},
+                     {"micro_batch", amp_.micro_batch(m_)}}}},
+                  {"aggregator",
+                   {{"receive_seconds", 0.0},
+                    {"reduce_seconds", 0.0},
+                    {"step_seconds", step_seconds},
+                    {"broadcast_seconds", 0.0}}},
+                  {"bytes", 0}});
+}
+
+void LocalRun::report_progress(const ComputeStats &stats, int64_t count, int64_t epoch) {
+  if (seconds_since(last_progress_) < config_.progress_seconds)
+    return;
+  last_progress_ = Clock::now();
+  const double elapsed = seconds_since(run_start_);
+  const double rate = static_cast<double>(position_.samples_seen - resumed_.samples_seen) / elapsed;
+  const double remaining = static_cast<double>(n_ * config_.epochs - position_.samples_seen) / rate;
+  log_info("epoch {}/{} step {}/{} | {:.0f} samples/s | loss {:.4f} | ETA {}", epoch + 1,
+           config_.epochs, position_.round, steps_per_epoch_, rate,
+           stats.loss_sum / static_cast<double>(count), format_duration(remaining));
+}
+
+std::string LocalRun::save(const std::string &tag) {
+  ScopedSpan span(timeline_, Span::kCheckpoint);
+  return save_checkpoint(source_, position_, summary_.history, tag);
+}
+
+// --timeline: one process is rank 0 and its only "trainer".
+void LocalRun::write_timeline() {
+  if (timeline_.enabled())
+    timeline_.write(config_.timeline,
+                    {fmt::format("rank 0 ({}) single process", process_identity().host)});
+}
+
+} // namespace
+
 TrainSummary run_local_training(const TrainConfig &config) {
   validate(config);
   if (config.aggregators > 1)
@@ -35,180 +262,9 @@ TrainSummary run_local_training(const TrainConfig &config) {
                                 "least {} ranks (mpirun -np {} ...)",
                                 config.aggregators, config.aggregators + 1,
                                 config.aggregators + 1));
-  const int threads = config.threads > 0 ? config.threads : usable_cores();
-  torch::set_num_threads(threads);
-  const torch::Device device = choose_device(config.device);
+  torch::set_num_threads(config.threads > 0 ? config.threads : usable_cores());
   prepare_outputs(config);
-
-  // --- data ------------------------------------------------------------------------------
-  Dataset train(config.data, parse_residency(config.data_residency));
-  const DatasetMeta &meta = train.meta();
-  std::unique_ptr<Dataset> test = open_test_data(config, meta, train.normalization());
-  const int64_t n = config.limit_train_samples > 0
-                        ? std::min(config.limit_train_samples, train.size())
-                        : train.size();
-  const int64_t G = config.global_batch, m = config.micro_batch;
-  const int64_t steps_per_epoch = (n + G - 1) / G;
-
-  // --- model, flat buffers, optimizer -------------------------------------------------------
-  torch::manual_seed(config.seed); // every rank builds the same initial model from the seed
-  ModelSpec spec{config.model, meta.channels, meta.height, meta.width, meta.num_classes};
-  std::shared_ptr<Classifier> model = make_model(spec);
-  model->to(device);
-  FlatParameters flat(*model);
-  Optimizer optimizer(optimizer_options(config), flat.numel(), device);
-  const LrSchedule schedule = lr_schedule(config, steps_per_epoch);
-  MixedPrecision amp(config.amp, device);
-  amp.set_fault_oom_above(config.fault_oom_above);
-
-  log_info("model {} ({} parameters) on {}, {} threads; data {} ({} samples of {}, {}{})",
-           spec.name, flat.numel(), device.str(), threads, meta.path, n, meta.shape_string(),
-           meta.num_classes, train.in_memory() ? " classes, in memory" : " classes, streamed");
-  log_info("global batch {} = {} micro-batches of {}; {} steps per epoch; optimizer {} lr {} "
-           "({} schedule)",
-           G, G / m, m, steps_per_epoch, config.optimizer, config.lr, config.lr_schedule);
-  if (amp.enabled())
-    log_info("mixed precision: {}", amp.describe());
-
-  TrainSummary summary;
-  summary.model = spec.name;
-  summary.epochs = config.epochs;
-  summary.aggregator_device = device.str();
-  summary.amp = config.amp;
-  TrainingPosition position;
-  // --resume: the finished epochs, the position in the current one, parameters and optimizer.
-  if (auto resume = find_resume_point(config, spec))
-    position = restore_training(*resume, *model, flat, optimizer, summary);
-  const TrainingPosition resumed = position;
-
-  CheckpointSource source{
-      &config, spec, train.normalization(), model.get(), &flat, &optimizer, &schedule, 1, {}};
-  source.reports = {nlohmann::json{
-      {"rank", 0},
-      {"host", process_identity().host},
-      {"role", "single process"},
-      {"device", device.str()},
-      {"threads",
-       threads}}.dump()};
-  // --metrics and --timeline: one process is rank 0 and its only "trainer".
-  MetricsFile metrics = config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics);
-  Timeline timeline(!config.timeline.empty());
-  auto save = [&](const std::string &tag) {
-    ScopedSpan span(timeline, Span::kCheckpoint);
-    return save_checkpoint(source, position, summary.history, tag);
-  };
-  auto write_timeline = [&] {
-    if (timeline.enabled())
-      timeline.write(config.timeline,
-                     {fmt::format("rank 0 ({}) single process", process_identity().host)});
-  };
-
-  // --- the loop: epochs of rounds; one round = one optimizer step over G samples -------------
-  const auto run_start = Clock::now();
-  auto last_progress = Clock::now();
-  for (int64_t epoch = resumed.epoch; epoch < config.epochs; ++epoch) {
-    const auto epoch_start = Clock::now();
-    const std::vector<int64_t> order = epoch_permutation(config.seed, epoch, n);
-    // A resumed epoch goes on from the saved position; its record covers this part only.
-    position = start_of_epoch(position, resumed, epoch, n);
-    const int64_t first = position.epoch_position;
-    double loss_sum = 0;
-    int64_t correct = 0;
-    for (int64_t start = first; start < n; start += G) {
-      const int64_t count = std::min(G, n - start);
-      const auto round_start = Clock::now();
-      ScopedSpan compute_span(timeline, Span::kCompute, position.global_step + 1);
-      ComputeStats stats = amp.gradients(*model, train, order.data() + start, count, m, flat);
-      compute_span.end();
-      const double compute_seconds = seconds_since(round_start);
-      const auto step_start = Clock::now();
-      {
-        ScopedSpan step_span(timeline, Span::kStep, position.global_step + 1);
-        // Mean over the samples of this step: the exact gradient of the global batch.
-        flat.grads().mul_(1.0 / static_cast<double>(count));
-        torch::Tensor params = flat.params();
-        optimizer.step(params, flat.grads(), learning_rate(schedule, position.global_step));
-      }
-      const double step_seconds = seconds_since(step_start),
-                   round_seconds = seconds_since(round_start);
-      if (metrics.enabled()) // the record is built only when it is written
-        metrics.write({{"type", "round"},
-                       {"round", position.round + 1},
-                       {"step", position.global_step + 1},
-                       {"epoch", epoch + 1},
-                       {"time", seconds_since(run_start)},
-                       {"seconds", round_seconds},
-                       {"samples", count},
-                       {"samples_per_sec", static_cast<double>(count) / round_seconds},
-                       {"loss", stats.loss_sum / static_cast<double>(count)},
-                       {"lr", learning_rate(schedule, position.global_step)},
-                       {"shares", {{"0", G / m}}},
-                       {"trainers",
-                        {{{"rank", 0},
-                          {"host", process_identity().host},
-                          {"samples", count},
-                          {"compute_seconds", compute_seconds},
-                          {"wait_seconds", 0.0},
-                          {"micro_batch", amp.micro_batch(m)}}}},
-                       {"aggregator",
-                        {{"receive_seconds", 0.0},
-                         {"reduce_seconds", 0.0},
-                         {"step_seconds", step_seconds},
-                         {"broadcast_seconds", 0.0}}},
-                       {"bytes", 0}});
-      loss_sum += stats.loss_sum;
-      correct += stats.correct;
-      position.epoch_position = start + count;
-      position.round += 1;
-      position.global_step += 1;
-      position.samples_seen += count;
-
-      if (seconds_since(last_progress) >= config.progress_seconds) {
-        last_progress = Clock::now();
-        double elapsed = seconds_since(run_start);
-        double rate = static_cast<double>(position.samples_seen - resumed.samples_seen) / elapsed;
-        double remaining = static_cast<double>(n * config.epochs - position.samples_seen) / rate;
-        log_info("epoch {}/{} step {}/{} | {:.0f} samples/s | loss {:.4f} | ETA {}", epoch + 1,
-                 config.epochs, position.round, steps_per_epoch, rate,
-                 stats.loss_sum / static_cast<double>(count), format_duration(remaining));
-      }
-      if (config.checkpoint_every > 0 && position.global_step % config.checkpoint_every == 0 &&
-          start + count < n)
-        save("step");
-      if (const int signal = stop_signal(); signal != 0 && start + count < n) {
-        summary.final_checkpoint = save("signal");
-        summary.stopped_by_signal = signal;
-        log_warn("{}: stopped after step {} (epoch {}), wrote {}; continue with --resume auto",
-                 signal_name(signal), position.global_step, epoch + 1, summary.final_checkpoint);
-        write_timeline();
-        return summary;
-      }
-    }
-
-    // Training time only: evaluation is not part of the epoch's seconds.
-    {
-      ScopedSpan span(timeline, Span::kEvaluate);
-      finish_epoch({epoch, n - first, loss_sum, correct, seconds_since(epoch_start)}, *model,
-                   test.get(), config.epochs, summary);
-    }
-    metrics.write(epoch_metrics(summary.history.back()));
-    // Position after a finished epoch: the start of the next one.
-    position.epoch = epoch + 1;
-    position.epoch_position = 0;
-    position.round = 0;
-    summary.final_checkpoint = save("epoch");
-    if (const int signal = stop_signal(); signal != 0 && epoch + 1 < config.epochs) {
-      summary.stopped_by_signal = signal;
-      log_warn("{}: stopped after epoch {}, wrote {}; continue with --resume auto",
-               signal_name(signal), epoch + 1, summary.final_checkpoint);
-      write_timeline();
-      return summary;
-    }
-  }
-
-  write_timeline();
-  finish_run(config, position, summary);
-  return summary;
+  return LocalRun(config).run();
 }
 
 std::string summary_to_json(const TrainSummary &s) {
