@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebalancing under drift (issue 7): 1 aggregator + 2 trainers, one CPU each (trainer 1 on CPU 0,
+# Rebalancing under drift: 1 aggregator + 2 trainers, one CPU each (trainer 1 on CPU 0,
 # trainer 2 on CPU 1). Partway through the run a competing CPU load (a busy loop pinned to CPU 1)
 # starts on trainer 2's core and stops later. The same run is made with --balance benchmark
 # --rebalance-every 2 and without re-planning, interleaved, REPEATS times each. Without

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hetrain against PyTorch DDP on unequal "machines" made by CPU pinning on one host (issue 7).
+# hetrain against PyTorch DDP on unequal "machines" made by CPU pinning on one host.
 #
 #   bench/hetero.sh [MODEL=cnn] [REPEATS=3] [SAMPLES=15360] [MAP="0 0 1"] [ALIKE="0 1"] [G=768]
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What --overlap saves (issue 7): the same distributed cnn training (1 aggregator + 2 trainers,
+# What --overlap saves: the same distributed cnn training (1 aggregator + 2 trainers,
 # one CPU each, static equal shares) with and without --overlap, interleaved REPEATS times, with
 # gradient chunks of CHUNK_MB so that there is something to overlap. Reads every round's time from
 # --metrics and prints the median round time of each and the ratio.

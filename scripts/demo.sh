@@ -13,11 +13,11 @@ run_dir=runs/demo
 rm -rf "$run_dir/checkpoints"
 mkdir -p "$run_dir"
 build/hetrain bench
-# One torch thread per trainer: three trainers share this machine's cores.
+# The four ranks share this machine's cores: each takes its share (the default --threads).
 mpirun --oversubscribe -np 4 --mca mpi_yield_when_idle 1 \
   build/hetrain train --data data/fashion-mnist-train.h5 --test-data data/fashion-mnist-test.h5 \
   --model cnn --epochs 2 --optimizer adam --lr 1e-3 --global-batch 256 --micro-batch 32 \
-  --threads 1 --balance benchmark --rebalance-every 20 \
+  --balance benchmark --rebalance-every 20 \
   --checkpoint-dir "$run_dir/checkpoints" --summary-json "$run_dir/summary.json" \
   --metrics "$run_dir/metrics.jsonl" --timeline "$run_dir/timeline.json" \
   --prometheus "$run_dir/hetrain.prom" "$@"
