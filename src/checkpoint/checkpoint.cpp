@@ -3,6 +3,7 @@
 #include "hetrain/common/atomic_file.h"
 #include "hetrain/common/check.h"
 #include "hetrain/common/error.h"
+#include "hetrain/common/faults.h"
 #include "hetrain/common/hdf5_util.h"
 
 #include <torch/torch.h>
@@ -85,10 +86,6 @@ NamedTensors named_buffers(const torch::nn::Module &model) {
   return out;
 }
 
-namespace {
-int64_t crash_at_write = 0, writes_so_far = 0; // --fault-crash-in-checkpoint
-} // namespace
-
 void write_checkpoint(const std::string &path, const CheckpointContents &c) {
   AtomicOutputFile out(path);
   {
@@ -149,14 +146,9 @@ void write_checkpoint(const std::string &path, const CheckpointContents &c) {
       CHECK_HDF5(H5Dwrite(table, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.epochs.data()));
     h5::write_file_image(file, out.temp_path(), path);
   }
-  if (crash_at_write > 0 && ++writes_so_far == crash_at_write)
+  if (fault_crashes_this_checkpoint_write())
     std::raise(SIGKILL); // --fault-crash-in-checkpoint: die between the data and the rename
   out.commit();
-}
-
-void set_checkpoint_crash_for_testing(int64_t nth_write) {
-  crash_at_write = nth_write;
-  writes_so_far = 0;
 }
 
 CheckpointContents read_checkpoint(const std::string &path) {

@@ -5,6 +5,7 @@
 #include "hetrain/cluster/training_probe.h"
 #include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/error.h"
+#include "hetrain/common/faults.h"
 #include "hetrain/common/log.h"
 #include "hetrain/common/signals.h"
 #include "hetrain/common/system_info.h"
@@ -74,7 +75,7 @@ std::vector<std::string> expand_config_file(std::vector<std::string> args) {
   return args;
 }
 
-void add_train_options(CLI::App &cmd, TrainConfig &c) {
+void add_train_options(CLI::App &cmd, TrainConfig &c, FaultPlan &faults) {
   // Repeating a flag (a script's default, then the user's "$@") takes the last value.
   cmd.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string unused_config_path; // expanded before parsing, see expand_config_file
@@ -167,22 +168,29 @@ void add_train_options(CLI::App &cmd, TrainConfig &c) {
   cmd.add_flag("--require-gpu", c.require_gpu, "Admission: reject trainers without a GPU");
   cmd.add_flag("--require-bf16", c.require_bf16,
                "Admission: reject trainers whose device has no bf16 arithmetic");
-  cmd.add_option("--debug-sample-log", c.debug_sample_log,
-                 "Trainers append 'epoch index' per sample used to FILE.rank<r> (for tests)");
-  cmd.add_option("--fault-slow-probe-rank", c.fault_slow_probe_rank,
-                 "Testing only: this rank reports a 100x slower training probe");
-  cmd.add_option("--fault-crash-in-checkpoint", c.fault_crash_in_checkpoint,
-                 "Testing only: the process writing checkpoints dies (SIGKILL) inside its Nth "
-                 "write, after the data and before the rename");
-  cmd.add_option("--fault-stall-rank", c.fault_stall_rank,
-                 "Testing only: this rank stops answering in its 3rd round");
-  cmd.add_option("--fault-kill-rank", c.fault_kill_rank,
-                 "Testing only: this rank dies (SIGKILL) in its 3rd round");
-  cmd.add_option("--fault-half-send-rank", c.fault_half_send_rank,
-                 "Testing only (--aggregators > 1): this trainer sends its 3rd round's gradient "
-                 "to the shard servers only, then dies (SIGKILL)");
-  cmd.add_option("--fault-oom-above", c.fault_oom_above,
-                 "Testing only: a micro-batch of more than N samples fails as out of memory");
+  // Testing only (docs/testing.md): the group "" hides them from --help.
+  cmd.add_option("--debug-sample-log", faults.debug_sample_log,
+                 "Trainers append 'epoch step attempt index' per sample used to FILE.rank<r>")
+      ->group("");
+  cmd.add_option("--fault-slow-probe-rank", faults.slow_probe_rank,
+                 "This rank reports a 100x slower training probe")
+      ->group("");
+  cmd.add_option("--fault-crash-in-checkpoint", faults.crash_in_checkpoint,
+                 "The process writing checkpoints dies (SIGKILL) inside its Nth write, after the "
+                 "data and before the rename")
+      ->group("");
+  cmd.add_option("--fault-stall-rank", faults.stall_rank,
+                 "This rank stops answering in its 3rd round")
+      ->group("");
+  cmd.add_option("--fault-kill-rank", faults.kill_rank, "This rank dies (SIGKILL) in its 3rd round")
+      ->group("");
+  cmd.add_option("--fault-half-send-rank", faults.half_send_rank,
+                 "With --aggregators > 1: this trainer sends its 3rd round's gradient to the shard "
+                 "servers only, then dies (SIGKILL)")
+      ->group("");
+  cmd.add_option("--fault-oom-above", faults.oom_above,
+                 "A micro-batch of more than N samples fails as out of memory")
+      ->group("");
   cmd.add_option("--checkpoint-dir", c.checkpoint_dir, "Where checkpoints are written")
       ->capture_default_str();
   cmd.add_option("--resume", c.resume,
@@ -244,7 +252,8 @@ int run_exit_code(const TrainSummary &summary) {
   return kExitOk;
 }
 
-int cmd_train(const TrainConfig &config, int argc, char **argv) {
+int cmd_train(const TrainConfig &config, const FaultPlan &faults, int argc, char **argv) {
+  arm_faults(faults); // testing only; an empty plan (every real run) arms nothing
   if (launched_world_size() > 1) {
     MpiSession mpi(&argc, &argv, /*peers_may_die=*/config.on_trainer_loss == "continue");
     install_stop_handlers(); // after MPI_Init, so that ours win
@@ -482,8 +491,9 @@ int run_cli(int argc, char **argv) {
   app.set_version_flag("--version", HETRAIN_VERSION);
 
   TrainConfig config;
+  FaultPlan faults; // train's testing-only options
   auto *train = app.add_subcommand("train", "Train a model (one process, or under mpirun)");
-  add_train_options(*train, config);
+  add_train_options(*train, config, faults);
 
   bool json = false;
   double bench_seconds = 1.0;
@@ -557,7 +567,7 @@ int run_cli(int argc, char **argv) {
 
   try {
     if (*train)
-      return cmd_train(config, argc, argv);
+      return cmd_train(config, faults, argc, argv);
     if (*bench)
       return cmd_bench(json, bench_seconds, bench_model, bench_micro_batch, bench_data,
                        bench_device);

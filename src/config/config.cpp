@@ -74,7 +74,6 @@ void validate(const TrainConfig &c) {
   require(c.straggler_timeout > 0, "--straggler-timeout: must be positive");
   require(c.stall_warning >= 0, "--stall-warning: must be >= 0 (0 = half --straggler-timeout)");
   require_one_of("on-trainer-loss", c.on_trainer_loss, {"abort", "continue"});
-  require(c.fault_oom_above >= 0, "--fault-oom-above: must be >= 0");
   require(c.chunk_mb > 0 && c.chunk_mb <= 1024, "--chunk-mb: must be in (0, 1024]");
   require(c.aggregators >= 1, "--aggregators: must be at least 1");
   // Shard servers step their part of a gradient; in params mode rank 0 averages whole models,

@@ -13,6 +13,7 @@
 #include "hetrain/aggregate/weighted_sum_cuda.h"
 #include "hetrain/comm/check_mpi.h"
 #include "hetrain/common/error.h"
+#include "hetrain/common/faults.h"
 #include "hetrain/common/log.h"
 #include "hetrain/common/signals.h"
 #include "hetrain/common/system_info.h"
@@ -188,7 +189,7 @@ TrainSummary Coordinator::run() {
     double loss_sum = 0;
     int64_t correct = 0;
     for (int64_t start = first; start < n_; start += round_samples_) {
-      if (config_.fault_kill_rank == 0 && position_.round == 2) {
+      if (fault_kills_in_round(0, position_.round + 1)) {
         log_warn("--fault-kill-rank: rank 0 dying (SIGKILL) before round {}",
                  position_.global_step + 1);
         std::raise(SIGKILL);

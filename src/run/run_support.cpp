@@ -62,7 +62,6 @@ void prepare_outputs(const TrainConfig &config) {
       throw UserError(fmt::format("{}: {}", flag, e.what()));
     }
   }
-  set_checkpoint_crash_for_testing(config.fault_crash_in_checkpoint);
   const std::string &dir = config.checkpoint_dir;
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -28,7 +28,7 @@ DataResidency parse_residency(const std::string &name);
 // cpu, or the CUDA device with this index when LibTorch sees one and --device allows it.
 torch::Device choose_device(const std::string &requested, int cuda_index = 0);
 // Checks --summary-json's folder, creates --checkpoint-dir and checks that it is writable
-// (UserError naming the flag otherwise); arms --fault-crash-in-checkpoint (testing only).
+// (UserError naming the flag otherwise).
 void prepare_outputs(const TrainConfig &config);
 
 OptimizerOptions optimizer_options(const TrainConfig &config);

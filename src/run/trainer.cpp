@@ -12,6 +12,7 @@
 #include "hetrain/cluster/training_probe.h"
 #include "hetrain/comm/check_mpi.h"
 #include "hetrain/comm/messages.h"
+#include "hetrain/common/faults.h"
 #include "hetrain/common/log.h"
 #include "hetrain/common/signals.h"
 #include "hetrain/observe/gpu_monitor.h"
@@ -46,7 +47,7 @@ TrainerReport measure_this_trainer(const TrainConfig &config, const ModelSpec &s
   if (device.is_cuda())
     run_gpu_benchmarks(node, device.index(), 0.2); // cuBLAS GEMM and pinned copies, capped
   ProbeResult probe = run_training_probe(spec, config.micro_batch, device);
-  if (config.fault_slow_probe_rank == world_rank)
+  if (fault_slows_probe(world_rank))
     probe.samples_per_sec /= 100; // testing hook (--fault-slow-probe-rank)
   if (device.is_cuda() && !node.gpus.empty())
     gpu = node.gpus[static_cast<size_t>(device.index()) % node.gpus.size()];
@@ -147,7 +148,6 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
   params_host_ = host_ ? flat_->params() : host_buffer(flat_->numel(), torch::kFloat32, true);
   upload_host_ = host_ ? torch::Tensor() : host_buffer(flat_->numel(), wire_.dtype, true);
   buffers_.resize(static_cast<size_t>(nbuf_));
-  amp_.set_fault_oom_above(config.fault_oom_above);
   if (amp_.enabled() && device.is_cuda() && gpu && !gpu->bf16 && amp_.dtype() == torch::kBFloat16)
     log_warn("--amp bf16 on {} (compute capability {}.{}): no bf16 hardware, expect it slow",
              gpu->name, gpu->cc_major, gpu->cc_minor);
@@ -171,8 +171,8 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
   timeline_.set_rank(placement.world_rank);
   // NVML figures for the metrics file and the Prometheus textfile, when asked for either.
   watch_gpu_ = device.is_cuda() && (!config.metrics.empty() || !config.prometheus.empty());
-  if (!config.debug_sample_log.empty())
-    sample_log_.open(fmt::format("{}.rank{}", config.debug_sample_log, placement.world_rank));
+  if (!debug_sample_log().empty())
+    sample_log_.open(fmt::format("{}.rank{}", debug_sample_log(), placement.world_rank));
 }
 
 void Trainer::run() {
@@ -259,12 +259,12 @@ void Trainer::run_round(const RoundCommand &command) {
 }
 
 void Trainer::inject_faults_before_round(const RoundCommand &command) {
-  if (config_.fault_stall_rank == placement_.world_rank && rounds_worked_ == 3) {
+  if (fault_stalls_in_round(placement_.world_rank, rounds_worked_)) {
     // Testing hook (--fault-stall-rank): a hung trainer, for the deadline tests.
     log_warn("--fault-stall-rank: stalling instead of computing round {}", command.global_step + 1);
     std::this_thread::sleep_for(std::chrono::duration<double>(config_.straggler_timeout * 4));
   }
-  if (config_.fault_kill_rank == placement_.world_rank && rounds_worked_ == 3) {
+  if (fault_kills_in_round(placement_.world_rank, rounds_worked_)) {
     // Testing hook (--fault-kill-rank): a trainer whose node dies, for the failure tests.
     log_warn("--fault-kill-rank: dying (SIGKILL) in round {}", command.global_step + 1);
     std::raise(SIGKILL);
@@ -344,7 +344,7 @@ RoundStats Trainer::round_stats(const ComputeStats &stats, double compute_second
 // rank 0 gets nothing and never completes the round; a checkpoint must then hold the servers'
 // shards as they were before that step.
 void Trainer::inject_half_send(const RoundCommand &command, const torch::Tensor &wire_upload) {
-  if (config_.fault_half_send_rank != placement_.world_rank || rounds_worked_ != 3 || !host_)
+  if (!fault_half_sends_in_round(placement_.world_rank, rounds_worked_) || !host_)
     return;
   RequestSet half;
   for (const Piece &p : layout_.pieces)

@@ -87,7 +87,6 @@ LocalRun::LocalRun(const TrainConfig &config)
   model_->to(device_);
   flat_ = std::make_unique<FlatParameters>(*model_);
   optimizer_ = std::make_unique<Optimizer>(optimizer_options(config), flat_->numel(), device_);
-  amp_.set_fault_oom_above(config.fault_oom_above);
   log_setup();
   summary_.model = spec_.name;
   summary_.epochs = config.epochs;

@@ -1,6 +1,7 @@
 #include "hetrain/train/amp.h"
 
 #include "hetrain/common/error.h"
+#include "hetrain/common/faults.h"
 #include "hetrain/common/log.h"
 
 #include <fmt/format.h>
@@ -82,9 +83,9 @@ ComputeStats MixedPrecision::gradients(Classifier &model, const Dataset &data,
     const int64_t m = this->micro_batch(micro_batch);
     ComputeStats stats;
     try {
-      if (fault_oom_above_ > 0 && std::min(m, count) > fault_oom_above_)
+      if (fault_oom_above() > 0 && std::min(m, count) > fault_oom_above())
         throw SimulatedOutOfMemory(
-            fmt::format("--fault-oom-above {}: a micro-batch of {} samples", fault_oom_above_, m));
+            fmt::format("--fault-oom-above {}: a micro-batch of {} samples", fault_oom_above(), m));
       stats = accumulate_gradients(model, data, indices, count, m, {dtype_, scale}, tracked);
     } catch (const std::exception &e) {
       if (!is_out_of_memory(e))

@@ -67,8 +67,4 @@ void load_model_state(const CheckpointContents &contents, torch::nn::Module &mod
                       const std::string &path_for_errors);
 NamedTensors named_buffers(const torch::nn::Module &model);
 
-// Testing only (--fault-crash-in-checkpoint N): the Nth write_checkpoint of this process kills it
-// with SIGKILL once the data is in the temporary file, before the rename (0 = never).
-void set_checkpoint_crash_for_testing(int64_t nth_write);
-
 } // namespace hetrain

@@ -1,6 +1,7 @@
 // Everything `hetrain train` can be told, in one plain struct. The command line (cli/) and the
 // config file fill it; validate() refuses impossible values with one clear message; the whole
-// struct is stored as JSON in every checkpoint so a run can always be reconstructed.
+// struct is stored as JSON in every checkpoint so a run can always be reconstructed. The
+// testing-only options are not here: they fill a FaultPlan (common/faults.h).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -55,15 +56,6 @@ struct TrainConfig {
   double min_relative_speed = 0; // admission: probe speed / fastest trainer's
   bool require_gpu = false;      // admission: trainers without a GPU are rejected
   bool require_bf16 = false;     // admission: trainers without bf16 hardware are rejected
-  std::string
-      debug_sample_log; // trainers append "epoch step attempt index" per sample to FILE.rank<r>
-  int fault_slow_probe_rank = -1; // testing only: this rank reports a 100x slower probe
-  int fault_stall_rank = -1;      // testing only: this rank stops answering in its 3rd round
-  int fault_kill_rank = -1;       // testing only: this rank dies (SIGKILL) in its 3rd round
-  int fault_half_send_rank = -1;  // testing only: 3rd round to the shard servers only, then dies
-  int64_t fault_oom_above =
-      0; // testing only: micro-batches above this many samples run out of memory
-  int64_t fault_crash_in_checkpoint = 0; // testing only: SIGKILL inside the Nth checkpoint write
 
   // Output
   std::string checkpoint_dir = "checkpoints";

@@ -42,9 +42,6 @@ public:
   int64_t micro_batch(int64_t configured) const {
     return micro_batch_limit_ > 0 ? std::min(configured, micro_batch_limit_) : configured;
   }
-  // Testing only (--fault-oom-above): micro-batches above `samples` fail as out of memory.
-  void set_fault_oom_above(int64_t samples) { fault_oom_above_ = samples; }
-
   // The loss-scale rules, apart from the model (unit-tested): true when `grads` are finite after
   // dividing them by the scale; false (scale halved) otherwise. Grows the scale x2 after
   // kGrowthInterval finite rounds in a row.
@@ -56,7 +53,6 @@ private:
   double scale_ = 1.0;
   int64_t finite_rounds_ = 0;
   int64_t micro_batch_limit_ = 0; // 0 = none yet
-  int64_t fault_oom_above_ = 0;
 };
 
 // True for LibTorch's out-of-memory errors (CUDA's and the CPU allocator's).
