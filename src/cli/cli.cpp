@@ -10,6 +10,7 @@
 #include "hetrain/common/signals.h"
 #include "hetrain/common/system_info.h"
 #include "hetrain/config/config.h"
+#include "hetrain/config/options.h"
 #include "hetrain/data/dataset.h"
 #include "hetrain/data/dataset_file.h"
 #include "hetrain/data/image_set.h"
@@ -31,6 +32,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <type_traits>
 
 namespace hetrain {
 namespace {
@@ -75,143 +77,44 @@ std::vector<std::string> expand_config_file(std::vector<std::string> args) {
   return args;
 }
 
-void add_train_options(CLI::App &cmd, TrainConfig &c, FaultPlan &faults) {
+// The check of an option with a fixed set of values, with the message validate() gives: CLI11
+// puts "--flag: " before it.
+CLI::Validator one_of(std::vector<std::string> names) {
+  return CLI::Validator(
+      [names](std::string &value) -> std::string {
+        if (std::find(names.begin(), names.end(), value) != names.end())
+          return {};
+        std::string list;
+        for (const std::string &n : names)
+          list += (list.empty() ? "" : ", ") + n;
+        return fmt::format("'{}' is not one of {}", value, list);
+      },
+      /*validator_desc=*/"");
+}
+
+// One row of an option table (config/options.h) on the command line, by its member's type.
+template <class T> void add_table_option(CLI::App &cmd, const OptionInfo &option, T &field) {
+  const std::string flag = std::string("--") + option.name;
+  CLI::Option *added = nullptr;
+  if constexpr (std::is_same_v<T, bool>) {
+    added = cmd.add_flag(flag, field, option.help);
+  } else {
+    added = cmd.add_option(flag, field, option.help)->capture_default_str();
+    if (!option.choices.empty())
+      added->check(one_of(option.choices));
+  }
+  added->group(group_title(option.group)); // the testing group's "" hides it from --help
+}
+
+void add_train_options(CLI::App &cmd, TrainConfig &config, FaultPlan &faults) {
   // Repeating a flag (a script's default, then the user's "$@") takes the last value.
   cmd.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  std::string unused_config_path; // expanded before parsing, see expand_config_file
-  cmd.add_option("--config", unused_config_path,
-                 "Read options from a TOML/INI file (keys are the long flag names)");
-  cmd.add_option("--data", c.data, "Training dataset (.h5, see `hetrain data`)");
-  cmd.add_option("--test-data", c.test_data, "Evaluation dataset, evaluated after every epoch");
-  cmd.add_option("--model", c.model, "mlp | cnn | resnet")->capture_default_str();
-  cmd.add_option("--epochs", c.epochs, "Passes over the training set")->capture_default_str();
-  cmd.add_option("--global-batch", c.global_batch, "Samples per optimizer step (G)")
-      ->capture_default_str();
-  cmd.add_option("--micro-batch", c.micro_batch, "Samples per forward/backward pass (m)")
-      ->capture_default_str();
-  cmd.add_option("--optimizer", c.optimizer, "sgd | momentum | adam | adamw")
-      ->capture_default_str();
-  cmd.add_option("--lr", c.lr, "Learning rate")->capture_default_str();
-  cmd.add_option("--momentum", c.momentum, "Momentum of --optimizer momentum")
-      ->capture_default_str();
-  cmd.add_option("--weight-decay", c.weight_decay, "L2 (decoupled for adamw)")
-      ->capture_default_str();
-  cmd.add_option("--beta1", c.beta1, "Adam beta1")->capture_default_str();
-  cmd.add_option("--beta2", c.beta2, "Adam beta2")->capture_default_str();
-  cmd.add_option("--eps", c.eps, "Adam epsilon")->capture_default_str();
-  cmd.add_option("--lr-schedule", c.lr_schedule, "constant | cosine | step")->capture_default_str();
-  cmd.add_option("--warmup-steps", c.warmup_steps, "Linear warm-up steps")->capture_default_str();
-  cmd.add_option("--lr-step-size", c.lr_step_size,
-                 "step schedule: decay every N steps (0 = every epoch)")
-      ->capture_default_str();
-  cmd.add_option("--lr-gamma", c.lr_gamma, "step schedule: decay factor")->capture_default_str();
-  cmd.add_option("--seed", c.seed, "Seed of the initial model and of every epoch's order")
-      ->capture_default_str();
-  cmd.add_option("--device", c.device, "auto | cuda | cpu")->capture_default_str();
-  cmd.add_option("--aggregator-device", c.aggregator_device,
-                 "auto | cuda | cpu: where rank 0 averages and steps (auto: cuda when this build, "
-                 "its LibTorch and a visible GPU allow it)")
-      ->capture_default_str();
-  cmd.add_option("--amp", c.amp,
-                 "off | bf16 | fp16: mixed-precision forward passes (fp16 with loss scaling; "
-                 "CUDA trainers, and bf16 on CPU trainers)")
-      ->capture_default_str();
-  cmd.add_option("--threads", c.threads, "Torch threads (0 = the cores this process may use)")
-      ->capture_default_str();
-  cmd.add_option("--data-residency", c.data_residency,
-                 "auto | memory | stream (HDF5 hyperslab reads)")
-      ->capture_default_str();
-  cmd.add_option("--limit-train-samples", c.limit_train_samples,
-                 "Train on the first N samples only (0 = all)")
-      ->capture_default_str();
-  cmd.add_option("--sync", c.sync,
-                 "gradient: exact gradient of the global batch | params: local steps, then "
-                 "sample-weighted parameter averaging")
-      ->capture_default_str();
-  cmd.add_option("--local-steps", c.local_steps, "params: local optimizer steps per averaging")
-      ->capture_default_str();
-  cmd.add_option("--wire-dtype", c.wire_dtype,
-                 "fp32 | bf16 | fp16: dtype of the trainers' uploads (accumulation is fp32)")
-      ->capture_default_str();
-  cmd.add_option("--balance", c.balance,
-                 "Shares per trainer: benchmark (by measured speed) | equal | static:a,b,...")
-      ->capture_default_str();
-  cmd.add_option("--rebalance-every", c.rebalance_every,
-                 "Re-plan from measured round times every R rounds (0 = never)")
-      ->capture_default_str();
-  cmd.add_option("--join-timeout", c.join_timeout, "Seconds rank 0 waits for trainer reports")
-      ->capture_default_str();
-  cmd.add_option("--straggler-timeout", c.straggler_timeout,
-                 "Seconds any wait for a peer may take before the job ends")
-      ->capture_default_str();
-  cmd.add_option("--stall-warning", c.stall_warning,
-                 "Seconds into a round after which rank 0 names the trainers it still waits for "
-                 "(0 = half --straggler-timeout)")
-      ->capture_default_str();
-  cmd.add_option("--on-trainer-loss", c.on_trainer_loss,
-                 "abort: a lost trainer ends the job (exit 3) after a checkpoint; continue: rank 0 "
-                 "drops it, re-plans the round and trains on (exit 5 at the end); continue needs "
-                 "mpirun --enable-recovery")
-      ->capture_default_str();
-  cmd.add_flag("--overlap", c.overlap,
-               "CPU trainers send each gradient chunk as soon as the last backward pass has "
-               "finished it, overlapping the upload with the rest of backward");
-  cmd.add_option("--chunk-mb", c.chunk_mb, "Size of one message of the flat buffers")
-      ->capture_default_str();
-  cmd.add_option("--aggregators", c.aggregators,
-                 "Ranks 0..A-1 aggregate, each owning 1/A of the parameters (sharded optimizer "
-                 "state); the trainers are ranks A and up")
-      ->capture_default_str();
-  cmd.add_option("--min-relative-speed", c.min_relative_speed,
-                 "Admission: reject trainers slower than this fraction of the fastest")
-      ->capture_default_str();
-  cmd.add_flag("--require-gpu", c.require_gpu, "Admission: reject trainers without a GPU");
-  cmd.add_flag("--require-bf16", c.require_bf16,
-               "Admission: reject trainers whose device has no bf16 arithmetic");
-  // Testing only (docs/testing.md): the group "" hides them from --help.
-  cmd.add_option("--debug-sample-log", faults.debug_sample_log,
-                 "Trainers append 'epoch step attempt index' per sample used to FILE.rank<r>")
-      ->group("");
-  cmd.add_option("--fault-slow-probe-rank", faults.slow_probe_rank,
-                 "This rank reports a 100x slower training probe")
-      ->group("");
-  cmd.add_option("--fault-crash-in-checkpoint", faults.crash_in_checkpoint,
-                 "The process writing checkpoints dies (SIGKILL) inside its Nth write, after the "
-                 "data and before the rename")
-      ->group("");
-  cmd.add_option("--fault-stall-rank", faults.stall_rank,
-                 "This rank stops answering in its 3rd round")
-      ->group("");
-  cmd.add_option("--fault-kill-rank", faults.kill_rank, "This rank dies (SIGKILL) in its 3rd round")
-      ->group("");
-  cmd.add_option("--fault-half-send-rank", faults.half_send_rank,
-                 "With --aggregators > 1: this trainer sends its 3rd round's gradient to the shard "
-                 "servers only, then dies (SIGKILL)")
-      ->group("");
-  cmd.add_option("--fault-oom-above", faults.oom_above,
-                 "A micro-batch of more than N samples fails as out of memory")
-      ->group("");
-  cmd.add_option("--checkpoint-dir", c.checkpoint_dir, "Where checkpoints are written")
-      ->capture_default_str();
-  cmd.add_option("--resume", c.resume,
-                 "Continue from a checkpoint: auto (the newest valid one in --checkpoint-dir, or "
-                 "start afresh when there is none) or a file");
-  cmd.add_option("--checkpoint-every", c.checkpoint_every,
-                 "Also checkpoint every N steps (0 = epoch ends only)")
-      ->capture_default_str();
-  cmd.add_option("--keep-checkpoints", c.keep_checkpoints, "Newest checkpoints to keep")
-      ->capture_default_str();
-  cmd.add_option("--summary-json", c.summary_json, "Write a JSON summary of the run here");
-  cmd.add_option("--metrics", c.metrics,
-                 "Write a JSON line per round and per epoch here (schema in README \"Metrics\")");
-  cmd.add_option("--timeline", c.timeline,
-                 "Write a Chrome trace here (one row per rank; open in Perfetto or "
-                 "chrome://tracing)");
-  cmd.add_option("--prometheus", c.prometheus,
-                 "Keep a node_exporter textfile here with throughput, shares, loss, accuracy "
-                 "and the trainers' GPU figures");
-  cmd.add_option("--progress-seconds", c.progress_seconds, "Seconds between progress lines")
-      ->capture_default_str();
+  visit_train_options([&](const OptionInfo &option, auto member) {
+    add_table_option(cmd, option, config.*member);
+  });
+  visit_fault_options([&](const OptionInfo &option, auto member) {
+    add_table_option(cmd, option, faults.*member);
+  });
 }
 
 // How many processes the launcher started (mpirun/srun export it to every rank); 1 when none.
@@ -255,7 +158,8 @@ int run_exit_code(const TrainSummary &summary) {
 int cmd_train(const TrainConfig &config, const FaultPlan &faults, int argc, char **argv) {
   arm_faults(faults); // testing only; an empty plan (every real run) arms nothing
   if (launched_world_size() > 1) {
-    MpiSession mpi(&argc, &argv, /*peers_may_die=*/config.on_trainer_loss == "continue");
+    MpiSession mpi(&argc, &argv,
+                   /*peers_may_die=*/config.on_trainer_loss == "continue");
     install_stop_handlers(); // after MPI_Init, so that ours win
     if (mpi.size() > 1) {
       const int rank = mpi.rank();
@@ -483,69 +387,126 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
   return kExitOk;
 }
 
+// What the command line fills: each subcommand (null until added) and its options' variables.
+struct Commands {
+  CLI::App *train = nullptr, *bench = nullptr, *import_idx = nullptr, *import_cifar = nullptr,
+           *info = nullptr, *inspect = nullptr, *evaluate = nullptr;
+  TrainConfig config;
+  FaultPlan faults;        // train's testing-only options
+  std::string config_path; // train --config: expanded before parsing (expand_config_file)
+  bool json = false;
+  double bench_seconds = 1.0;
+  std::string bench_model = "cnn", bench_data;
+  std::string bench_device = "auto";
+  int64_t bench_micro_batch = 32;
+  std::string images, labels, out, info_path, checkpoint_path, eval_data;
+  std::vector<std::string> inputs, class_names;
+  int eval_threads = 0;
+};
+
+void add_train_command(CLI::App &app, Commands &c) {
+  c.train = app.add_subcommand("train", "Train a model (one process, or under mpirun)");
+  c.train->add_option("--config", c.config_path,
+                      "Read options from a TOML/INI file (keys are the long flag names)");
+  add_train_options(*c.train, c.config, c.faults);
+}
+
+void add_bench_command(CLI::App &app, Commands &c) {
+  c.bench = app.add_subcommand("bench", "Probe and benchmark this node, print its report");
+  c.bench->add_flag("--json", c.json, "Print the report as JSON");
+  c.bench->add_option("--seconds", c.bench_seconds, "Time cap of each benchmark")
+      ->check(CLI::Range(0.05, 60.0))
+      ->capture_default_str();
+  c.bench->add_option("--model", c.bench_model, "Model of the training probe")
+      ->check(one_of(model_names()))
+      ->capture_default_str();
+  c.bench->add_option("--micro-batch", c.bench_micro_batch, "Micro-batch of the training probe")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c.bench->add_option("--data", c.bench_data, "Take the probe's input shape from this dataset");
+  c.bench->add_option("--device", c.bench_device, "auto | cuda | cpu")
+      ->check(one_of({"auto", "cuda", "cpu"}))
+      ->capture_default_str();
+}
+
+void add_data_commands(CLI::App &app, Commands &c) {
+  auto *data = app.add_subcommand("data", "Import and describe datasets");
+  data->require_subcommand(1);
+  c.import_idx = data->add_subcommand("import-idx", "Convert MNIST-style IDX files to HDF5");
+  c.import_idx->add_option("--images", c.images, "IDX image file (.gz or plain)")->required();
+  c.import_idx->add_option("--labels", c.labels, "IDX label file (.gz or plain)")->required();
+  c.import_idx->add_option("--out", c.out, "Output dataset (.h5)")->required();
+  c.import_idx->add_option("--class-names", c.class_names, "Class names, comma separated")
+      ->delimiter(',');
+  c.import_cifar = data->add_subcommand("import-cifar", "Convert CIFAR-10 binary batches");
+  c.import_cifar->add_option("--input", c.inputs, "data_batch_*.bin files, appended in order")
+      ->required();
+  c.import_cifar->add_option("--out", c.out, "Output dataset (.h5)")->required();
+  c.info = data->add_subcommand("info", "Describe a dataset file");
+  c.info->add_option("file", c.info_path, "Dataset (.h5)")->required();
+  c.info->add_flag("--json", c.json, "Print as JSON");
+}
+
+void add_checkpoint_commands(CLI::App &app, Commands &c) {
+  c.inspect = app.add_subcommand("inspect", "Show what is in a checkpoint");
+  c.inspect->add_option("checkpoint", c.checkpoint_path, "Checkpoint (.h5)")->required();
+  c.inspect->add_flag("--json", c.json, "Print as JSON");
+  c.evaluate = app.add_subcommand("evaluate", "Accuracy and loss of a checkpoint");
+  c.evaluate->add_option("--checkpoint", c.checkpoint_path, "Checkpoint (.h5)")->required();
+  c.evaluate->add_option("--data", c.eval_data, "Dataset (.h5)")->required();
+  c.evaluate->add_option("--threads", c.eval_threads, "Torch threads (0 = usable cores)");
+  c.evaluate->add_flag("--json", c.json, "Print as JSON");
+}
+
+// Runs the subcommand the command line chose.
+int run_command(Commands &c, int argc, char **argv) {
+  if (*c.train)
+    return cmd_train(c.config, c.faults, argc, argv);
+  if (*c.bench)
+    return cmd_bench(c.json, c.bench_seconds, c.bench_model, c.bench_micro_batch, c.bench_data,
+                     c.bench_device);
+  if (*c.import_idx) {
+    ImageSet set = read_idx(c.images, c.labels);
+    apply_class_names(set, c.class_names);
+    write_dataset_file(c.out, set);
+    fmt::print("wrote {}: {} samples of {}x{}x{}, {} classes\n", c.out, set.count, set.channels,
+               set.height, set.width, set.class_names.size());
+    return kExitOk;
+  }
+  if (*c.import_cifar) {
+    ImageSet set = read_cifar10(c.inputs);
+    write_dataset_file(c.out, set);
+    fmt::print("wrote {}: {} samples of 3x32x32, 10 classes\n", c.out, set.count);
+    return kExitOk;
+  }
+  if (*c.info)
+    return cmd_data_info(c.info_path, c.json);
+  if (*c.inspect)
+    return cmd_inspect(c.checkpoint_path, c.json);
+  if (*c.evaluate) {
+    std::unique_ptr<MpiSession> mpi; // under mpirun the ranks split the set
+    if (launched_world_size() > 1)
+      mpi = std::make_unique<MpiSession>(&argc, &argv);
+    const int code =
+        cmd_evaluate(c.checkpoint_path, c.eval_data, c.json, c.eval_threads, mpi.get());
+    if (mpi)
+      mpi->finalize(code, 120); // evaluate's own waits have 120 s deadlines too
+    return code;
+  }
+  return kExitOk;
+}
+
 } // namespace
 
 int run_cli(int argc, char **argv) {
   CLI::App app{"hetrain: one network trained across unequal machines"};
   app.require_subcommand(1);
   app.set_version_flag("--version", HETRAIN_VERSION);
-
-  TrainConfig config;
-  FaultPlan faults; // train's testing-only options
-  auto *train = app.add_subcommand("train", "Train a model (one process, or under mpirun)");
-  add_train_options(*train, config, faults);
-
-  bool json = false;
-  double bench_seconds = 1.0;
-  auto *bench = app.add_subcommand("bench", "Probe and benchmark this node, print its report");
-  bench->add_flag("--json", json, "Print the report as JSON");
-  bench->add_option("--seconds", bench_seconds, "Time cap of each benchmark")
-      ->check(CLI::Range(0.05, 60.0))
-      ->capture_default_str();
-  std::string bench_model = "cnn", bench_data, bench_device = "auto";
-  int64_t bench_micro_batch = 32;
-  bench->add_option("--model", bench_model, "Model of the training probe")
-      ->check(CLI::IsMember({"mlp", "cnn", "resnet"}))
-      ->capture_default_str();
-  bench->add_option("--micro-batch", bench_micro_batch, "Micro-batch of the training probe")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  bench->add_option("--data", bench_data, "Take the probe's input shape from this dataset");
-  bench->add_option("--device", bench_device, "auto | cuda | cpu")
-      ->check(CLI::IsMember({"auto", "cuda", "cpu"}))
-      ->capture_default_str();
-
-  auto *data = app.add_subcommand("data", "Import and describe datasets");
-  data->require_subcommand(1);
-  std::string images, labels, out;
-  std::vector<std::string> inputs, class_names;
-  auto *import_idx = data->add_subcommand("import-idx", "Convert MNIST-style IDX files to HDF5");
-  import_idx->add_option("--images", images, "IDX image file (.gz or plain)")->required();
-  import_idx->add_option("--labels", labels, "IDX label file (.gz or plain)")->required();
-  import_idx->add_option("--out", out, "Output dataset (.h5)")->required();
-  import_idx->add_option("--class-names", class_names, "Class names, comma separated")
-      ->delimiter(',');
-  auto *import_cifar = data->add_subcommand("import-cifar", "Convert CIFAR-10 binary batches");
-  import_cifar->add_option("--input", inputs, "data_batch_*.bin files, appended in order")
-      ->required();
-  import_cifar->add_option("--out", out, "Output dataset (.h5)")->required();
-  std::string info_path;
-  auto *info = data->add_subcommand("info", "Describe a dataset file");
-  info->add_option("file", info_path, "Dataset (.h5)")->required();
-  info->add_flag("--json", json, "Print as JSON");
-
-  std::string checkpoint_path;
-  auto *inspect = app.add_subcommand("inspect", "Show what is in a checkpoint");
-  inspect->add_option("checkpoint", checkpoint_path, "Checkpoint (.h5)")->required();
-  inspect->add_flag("--json", json, "Print as JSON");
-
-  std::string eval_data;
-  int eval_threads = 0;
-  auto *evaluate_cmd = app.add_subcommand("evaluate", "Accuracy and loss of a checkpoint");
-  evaluate_cmd->add_option("--checkpoint", checkpoint_path, "Checkpoint (.h5)")->required();
-  evaluate_cmd->add_option("--data", eval_data, "Dataset (.h5)")->required();
-  evaluate_cmd->add_option("--threads", eval_threads, "Torch threads (0 = usable cores)");
-  evaluate_cmd->add_flag("--json", json, "Print as JSON");
+  Commands commands;
+  add_train_command(app, commands);
+  add_bench_command(app, commands);
+  add_data_commands(app, commands);
+  add_checkpoint_commands(app, commands);
 
   try {
     std::vector<std::string> args(argv, argv + argc);
@@ -566,38 +527,7 @@ int run_cli(int argc, char **argv) {
   }
 
   try {
-    if (*train)
-      return cmd_train(config, faults, argc, argv);
-    if (*bench)
-      return cmd_bench(json, bench_seconds, bench_model, bench_micro_batch, bench_data,
-                       bench_device);
-    if (*import_idx) {
-      ImageSet set = read_idx(images, labels);
-      apply_class_names(set, class_names);
-      write_dataset_file(out, set);
-      fmt::print("wrote {}: {} samples of {}x{}x{}, {} classes\n", out, set.count, set.channels,
-                 set.height, set.width, set.class_names.size());
-      return kExitOk;
-    }
-    if (*import_cifar) {
-      ImageSet set = read_cifar10(inputs);
-      write_dataset_file(out, set);
-      fmt::print("wrote {}: {} samples of 3x32x32, 10 classes\n", out, set.count);
-      return kExitOk;
-    }
-    if (*info)
-      return cmd_data_info(info_path, json);
-    if (*inspect)
-      return cmd_inspect(checkpoint_path, json);
-    if (*evaluate_cmd) {
-      std::unique_ptr<MpiSession> mpi; // under mpirun the ranks split the set
-      if (launched_world_size() > 1)
-        mpi = std::make_unique<MpiSession>(&argc, &argv);
-      const int code = cmd_evaluate(checkpoint_path, eval_data, json, eval_threads, mpi.get());
-      if (mpi)
-        mpi->finalize(code, 120); // evaluate's own waits have 120 s deadlines too
-      return code;
-    }
+    return run_command(commands, argc, argv);
   } catch (const UserError &e) {
     fmt::print(stderr, "hetrain: error: {}\n", e.what());
     return kExitBadInput;
@@ -609,7 +539,6 @@ int run_cli(int argc, char **argv) {
     fmt::print(stderr, "hetrain: internal error: {}\n", first_line(e.what()));
     return kExitInternal;
   }
-  return kExitOk;
 }
 
 } // namespace hetrain

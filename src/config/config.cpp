@@ -1,5 +1,7 @@
 #include "hetrain/config/config.h"
 
+#include "hetrain/config/options.h"
+
 #include "hetrain/common/error.h"
 #include "hetrain/schedule/plan.h"
 
@@ -9,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace hetrain {
@@ -33,9 +36,12 @@ void require_one_of(const std::string &flag, const std::string &value,
 
 void validate(const TrainConfig &c) {
   require(!c.data.empty(), "--data: a training dataset is required");
-  require_one_of("model", c.model, {"mlp", "cnn", "resnet"});
-  require_one_of("optimizer", c.optimizer, {"sgd", "momentum", "adam", "adamw"});
-  require_one_of("lr-schedule", c.lr_schedule, {"constant", "cosine", "step"});
+  // The string options with a fixed list of values.
+  visit_train_options([&](const OptionInfo &option, auto member) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(c.*member)>, std::string>)
+      if (!option.choices.empty())
+        require_one_of(option.name, c.*member, option.choices);
+  });
   require_one_of("device", c.device, {"auto", "cuda", "cpu"});
   require_one_of("aggregator-device", c.aggregator_device, {"auto", "cuda", "cpu"});
   require_one_of("amp", c.amp, {"off", "bf16", "fp16"});
@@ -86,108 +92,46 @@ void validate(const TrainConfig &c) {
           "--min-relative-speed: must be in [0, 1]");
 }
 
+const char *group_title(OptionGroup group) {
+  switch (group) {
+  case OptionGroup::kDataAndModel:
+    return "Data and model";
+  case OptionGroup::kOptimisation:
+    return "Optimisation";
+  case OptionGroup::kPlacement:
+    return "Devices";
+  case OptionGroup::kDistributed:
+    return "Distributed job (under mpirun)";
+  case OptionGroup::kOutput:
+    return "Checkpoints and output";
+  case OptionGroup::kTesting:
+    return ""; // CLI11 hides an option whose group is empty
+  }
+  return "Options";
+}
+
+std::string json_key(const OptionInfo &option) {
+  std::string key = option.name;
+  std::replace(key.begin(), key.end(), '-', '_');
+  return key;
+}
+
+// Every option of the table under its json_key(). Keys are sorted (nlohmann::json's object), so a
+// config's JSON, and the checkpoint holding it, does not depend on the table's order.
 void to_json(nlohmann::json &j, const TrainConfig &c) {
-  j = nlohmann::json{{"data", c.data},
-                     {"test_data", c.test_data},
-                     {"model", c.model},
-                     {"data_residency", c.data_residency},
-                     {"limit_train_samples", c.limit_train_samples},
-                     {"epochs", c.epochs},
-                     {"global_batch", c.global_batch},
-                     {"micro_batch", c.micro_batch},
-                     {"optimizer", c.optimizer},
-                     {"lr", c.lr},
-                     {"momentum", c.momentum},
-                     {"beta1", c.beta1},
-                     {"beta2", c.beta2},
-                     {"eps", c.eps},
-                     {"weight_decay", c.weight_decay},
-                     {"lr_schedule", c.lr_schedule},
-                     {"warmup_steps", c.warmup_steps},
-                     {"lr_step_size", c.lr_step_size},
-                     {"lr_gamma", c.lr_gamma},
-                     {"seed", c.seed},
-                     {"device", c.device},
-                     {"threads", c.threads},
-                     {"checkpoint_dir", c.checkpoint_dir},
-                     {"checkpoint_every", c.checkpoint_every},
-                     {"keep_checkpoints", c.keep_checkpoints},
-                     {"summary_json", c.summary_json},
-                     {"metrics", c.metrics},
-                     {"timeline", c.timeline},
-                     {"prometheus", c.prometheus},
-                     {"progress_seconds", c.progress_seconds},
-                     {"sync", c.sync},
-                     {"local_steps", c.local_steps},
-                     {"wire_dtype", c.wire_dtype},
-                     {"balance", c.balance},
-                     {"rebalance_every", c.rebalance_every},
-                     {"join_timeout", c.join_timeout},
-                     {"straggler_timeout", c.straggler_timeout},
-                     {"stall_warning", c.stall_warning},
-                     {"on_trainer_loss", c.on_trainer_loss},
-                     {"chunk_mb", c.chunk_mb},
-                     {"overlap", c.overlap},
-                     {"aggregators", c.aggregators},
-                     {"min_relative_speed", c.min_relative_speed},
-                     {"require_gpu", c.require_gpu},
-                     {"require_bf16", c.require_bf16},
-                     {"resume", c.resume},
-                     {"aggregator_device", c.aggregator_device},
-                     {"amp", c.amp}};
+  j = nlohmann::json::object();
+  visit_train_options(
+      [&](const OptionInfo &option, auto member) { j[json_key(option)] = c.*member; });
 }
 
 void from_json(const nlohmann::json &j, TrainConfig &c) {
   // Missing keys keep their defaults, so configs written by older versions still load.
-  TrainConfig d;
-  c.data = j.value("data", d.data);
-  c.test_data = j.value("test_data", d.test_data);
-  c.model = j.value("model", d.model);
-  c.data_residency = j.value("data_residency", d.data_residency);
-  c.limit_train_samples = j.value("limit_train_samples", d.limit_train_samples);
-  c.epochs = j.value("epochs", d.epochs);
-  c.global_batch = j.value("global_batch", d.global_batch);
-  c.micro_batch = j.value("micro_batch", d.micro_batch);
-  c.optimizer = j.value("optimizer", d.optimizer);
-  c.lr = j.value("lr", d.lr);
-  c.momentum = j.value("momentum", d.momentum);
-  c.beta1 = j.value("beta1", d.beta1);
-  c.beta2 = j.value("beta2", d.beta2);
-  c.eps = j.value("eps", d.eps);
-  c.weight_decay = j.value("weight_decay", d.weight_decay);
-  c.lr_schedule = j.value("lr_schedule", d.lr_schedule);
-  c.warmup_steps = j.value("warmup_steps", d.warmup_steps);
-  c.lr_step_size = j.value("lr_step_size", d.lr_step_size);
-  c.lr_gamma = j.value("lr_gamma", d.lr_gamma);
-  c.seed = j.value("seed", d.seed);
-  c.device = j.value("device", d.device);
-  c.threads = j.value("threads", d.threads);
-  c.checkpoint_dir = j.value("checkpoint_dir", d.checkpoint_dir);
-  c.checkpoint_every = j.value("checkpoint_every", d.checkpoint_every);
-  c.keep_checkpoints = j.value("keep_checkpoints", d.keep_checkpoints);
-  c.summary_json = j.value("summary_json", d.summary_json);
-  c.metrics = j.value("metrics", d.metrics);
-  c.timeline = j.value("timeline", d.timeline);
-  c.prometheus = j.value("prometheus", d.prometheus);
-  c.progress_seconds = j.value("progress_seconds", d.progress_seconds);
-  c.sync = j.value("sync", d.sync);
-  c.local_steps = j.value("local_steps", d.local_steps);
-  c.wire_dtype = j.value("wire_dtype", d.wire_dtype);
-  c.balance = j.value("balance", d.balance);
-  c.rebalance_every = j.value("rebalance_every", d.rebalance_every);
-  c.join_timeout = j.value("join_timeout", d.join_timeout);
-  c.straggler_timeout = j.value("straggler_timeout", d.straggler_timeout);
-  c.stall_warning = j.value("stall_warning", d.stall_warning);
-  c.on_trainer_loss = j.value("on_trainer_loss", d.on_trainer_loss);
-  c.chunk_mb = j.value("chunk_mb", d.chunk_mb);
-  c.overlap = j.value("overlap", d.overlap);
-  c.aggregators = j.value("aggregators", d.aggregators);
-  c.min_relative_speed = j.value("min_relative_speed", d.min_relative_speed);
-  c.require_gpu = j.value("require_gpu", d.require_gpu);
-  c.require_bf16 = j.value("require_bf16", d.require_bf16);
-  c.resume = j.value("resume", d.resume);
-  c.aggregator_device = j.value("aggregator_device", d.aggregator_device);
-  c.amp = j.value("amp", d.amp);
+  const TrainConfig defaults;
+  visit_train_options([&](const OptionInfo &option, auto member) {
+    using T = std::decay_t<decltype(c.*member)>;
+    const auto found = j.find(json_key(option));
+    c.*member = found == j.end() ? defaults.*member : found->template get<T>();
+  });
 }
 
 } // namespace hetrain

@@ -1,7 +1,8 @@
 // Everything `hetrain train` can be told, in one plain struct. The command line (cli/) and the
 // config file fill it; validate() refuses impossible values with one clear message; the whole
-// struct is stored as JSON in every checkpoint so a run can always be reconstructed. The
-// testing-only options are not here: they fill a FaultPlan (common/faults.h).
+// struct is stored as JSON in every checkpoint so a run can always be reconstructed. The member
+// initialisers are the defaults; the flags, help texts and JSON keys are in config/options.h.
+// The testing-only options are not here: they fill a FaultPlan (common/faults.h).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
