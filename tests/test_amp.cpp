@@ -75,7 +75,7 @@ TEST(MixedPrecision, Bf16TrainingStillLearnsTheToyProblem) {
   TempDir dir;
   TrainConfig c = toy_train_config(dir, write_synthetic_dataset(dir, "train.h5", 500, 4, 8, 1),
                                    write_synthetic_dataset(dir, "test.h5", 200, 4, 8, 2));
-  c.amp = "bf16";
+  c.amp = AmpMode::kBf16;
   TrainSummary s = run_local_training(c);
   EXPECT_EQ(s.amp, "bf16");
   EXPECT_GT(s.test_accuracy, 0.9);

@@ -92,12 +92,33 @@ CLI::Validator one_of(std::vector<std::string> names) {
       /*validator_desc=*/"");
 }
 
+template <class E> std::vector<std::string> names_vector() {
+  std::vector<std::string> names;
+  for (const NamedValue<E> &n : EnumNames<E>::table)
+    names.push_back(n.name);
+  return names;
+}
+
+// An option with an enum's names (config/choices.h): checked against the table, then converted.
+template <class E>
+CLI::Option *add_named_option(CLI::App &cmd, const std::string &name, E &field,
+                              const std::string &help) {
+  return cmd
+      .add_option_function<std::string>(
+          "--" + name,
+          [&field, name](const std::string &value) { field = parse_named<E>(name, value); }, help)
+      ->check(one_of(names_vector<E>()))
+      ->default_str(name_of(field));
+}
+
 // One row of an option table (config/options.h) on the command line, by its member's type.
 template <class T> void add_table_option(CLI::App &cmd, const OptionInfo &option, T &field) {
   const std::string flag = std::string("--") + option.name;
   CLI::Option *added = nullptr;
   if constexpr (std::is_same_v<T, bool>) {
     added = cmd.add_flag(flag, field, option.help);
+  } else if constexpr (is_named_enum_v<T>) {
+    added = add_named_option(cmd, option.name, field, option.help);
   } else {
     added = cmd.add_option(flag, field, option.help)->capture_default_str();
     if (!option.choices.empty())
@@ -159,7 +180,7 @@ int cmd_train(const TrainConfig &config, const FaultPlan &faults, int argc, char
   arm_faults(faults); // testing only; an empty plan (every real run) arms nothing
   if (launched_world_size() > 1) {
     MpiSession mpi(&argc, &argv,
-                   /*peers_may_die=*/config.on_trainer_loss == "continue");
+                   /*peers_may_die=*/config.on_trainer_loss == TrainerLoss::kContinue);
     install_stop_handlers(); // after MPI_Init, so that ours win
     if (mpi.size() > 1) {
       const int rank = mpi.rank();
@@ -178,7 +199,7 @@ int cmd_train(const TrainConfig &config, const FaultPlan &faults, int argc, char
         abort_job(kExitStopped);
       } catch (const PeerTimeout &e) {
         // A peer is gone or hung: say who, then end the whole job rather than wait in MPI.
-        if (rank != 0 && config.on_trainer_loss == "continue") {
+        if (rank != 0 && config.on_trainer_loss == TrainerLoss::kContinue) {
           // Rank 0 may have dropped this trainer and be going on without it (the launcher keeps
           // the job alive, --enable-recovery): leave alone rather than abort everyone. When rank
           // 0 is the one gone, every trainer reaches this on its own deadline.
@@ -205,7 +226,7 @@ int cmd_train(const TrainConfig &config, const FaultPlan &faults, int argc, char
 // The node report plus the training probe (what the plan uses) for a model and micro-batch; the
 // input shape comes from --data when given, else Fashion-MNIST's 1x28x28 with 10 classes.
 int cmd_bench(bool json, double seconds, const std::string &model, int64_t micro_batch,
-              const std::string &data, const std::string &device_name) {
+              const std::string &data, DeviceChoice device_choice) {
   torch::set_num_threads(usable_cores());
   NodeReport report = probe_node();
   run_cpu_benchmarks(report, seconds);
@@ -215,10 +236,10 @@ int cmd_bench(bool json, double seconds, const std::string &model, int64_t micro
     const DatasetMeta m = read_dataset_meta(data);
     spec = ModelSpec{model, m.channels, m.height, m.width, m.num_classes};
   }
-  const torch::Device device = device_name == "cpu" || !torch::cuda::is_available()
+  const torch::Device device = device_choice == DeviceChoice::kCpu || !torch::cuda::is_available()
                                    ? torch::Device(torch::kCPU)
                                    : torch::Device(torch::kCUDA, 0);
-  if (device_name == "cuda" && device.is_cpu())
+  if (device_choice == DeviceChoice::kCuda && device.is_cpu())
     throw UserError("--device cuda: no CUDA device is visible to this LibTorch build");
   const ProbeResult probe = run_training_probe(spec, micro_batch, device, seconds * 1.5);
   if (json) {
@@ -397,7 +418,7 @@ struct Commands {
   bool json = false;
   double bench_seconds = 1.0;
   std::string bench_model = "cnn", bench_data;
-  std::string bench_device = "auto";
+  DeviceChoice bench_device = DeviceChoice::kAuto;
   int64_t bench_micro_batch = 32;
   std::string images, labels, out, info_path, checkpoint_path, eval_data;
   std::vector<std::string> inputs, class_names;
@@ -424,9 +445,7 @@ void add_bench_command(CLI::App &app, Commands &c) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   c.bench->add_option("--data", c.bench_data, "Take the probe's input shape from this dataset");
-  c.bench->add_option("--device", c.bench_device, "auto | cuda | cpu")
-      ->check(one_of({"auto", "cuda", "cpu"}))
-      ->capture_default_str();
+  add_named_option(*c.bench, "device", c.bench_device, "auto | cuda | cpu");
 }
 
 void add_data_commands(CLI::App &app, Commands &c) {

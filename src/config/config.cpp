@@ -36,16 +36,12 @@ void require_one_of(const std::string &flag, const std::string &value,
 
 void validate(const TrainConfig &c) {
   require(!c.data.empty(), "--data: a training dataset is required");
-  // The string options with a fixed list of values.
+  // The string options with a fixed list of values (the enums cannot hold another value).
   visit_train_options([&](const OptionInfo &option, auto member) {
     if constexpr (std::is_same_v<std::decay_t<decltype(c.*member)>, std::string>)
       if (!option.choices.empty())
         require_one_of(option.name, c.*member, option.choices);
   });
-  require_one_of("device", c.device, {"auto", "cuda", "cpu"});
-  require_one_of("aggregator-device", c.aggregator_device, {"auto", "cuda", "cpu"});
-  require_one_of("amp", c.amp, {"off", "bf16", "fp16"});
-  require_one_of("data-residency", c.data_residency, {"auto", "memory", "stream"});
   require(c.epochs > 0, fmt::format("--epochs: must be positive, got {}", c.epochs));
   require(c.global_batch > 0,
           fmt::format("--global-batch: must be positive, got {}", c.global_batch));
@@ -71,22 +67,19 @@ void validate(const TrainConfig &c) {
   require(!c.checkpoint_dir.empty(), "--checkpoint-dir: must not be empty");
   require(c.progress_seconds > 0, "--progress-seconds: must be positive");
   parse_balance(c.balance); // throws with the reason
-  require_one_of("sync", c.sync, {"gradient", "params"});
-  require_one_of("wire-dtype", c.wire_dtype, {"fp32", "bf16", "fp16"});
   require(c.local_steps >= 1,
           fmt::format("--local-steps: must be at least 1, got {}", c.local_steps));
   require(c.rebalance_every >= 0, "--rebalance-every: must be >= 0 (0 = never)");
   require(c.join_timeout > 0, "--join-timeout: must be positive");
   require(c.straggler_timeout > 0, "--straggler-timeout: must be positive");
   require(c.stall_warning >= 0, "--stall-warning: must be >= 0 (0 = half --straggler-timeout)");
-  require_one_of("on-trainer-loss", c.on_trainer_loss, {"abort", "continue"});
   require(c.chunk_mb > 0 && c.chunk_mb <= 1024, "--chunk-mb: must be in (0, 1024]");
   require(c.aggregators >= 1, "--aggregators: must be at least 1");
   // Shard servers step their part of a gradient; in params mode rank 0 averages whole models,
   // and a round redone on survivors would need every shard rolled back mid-round.
-  require(c.aggregators == 1 || c.sync == "gradient",
+  require(c.aggregators == 1 || c.sync == SyncMode::kGradient,
           "--aggregators > 1 needs --sync gradient (params mode averages on rank 0)");
-  require(c.aggregators == 1 || c.on_trainer_loss == "abort",
+  require(c.aggregators == 1 || c.on_trainer_loss == TrainerLoss::kAbort,
           "--aggregators > 1 needs --on-trainer-loss abort");
   require(c.min_relative_speed >= 0 && c.min_relative_speed <= 1,
           "--min-relative-speed: must be in [0, 1]");
@@ -116,12 +109,18 @@ std::string json_key(const OptionInfo &option) {
   return key;
 }
 
-// Every option of the table under its json_key(). Keys are sorted (nlohmann::json's object), so a
+// Every option of the table under its json_key(); enums by their names (config/choices.h), so the
+// JSON is what it was when these were strings. Keys are sorted (nlohmann::json's object), so a
 // config's JSON, and the checkpoint holding it, does not depend on the table's order.
 void to_json(nlohmann::json &j, const TrainConfig &c) {
   j = nlohmann::json::object();
-  visit_train_options(
-      [&](const OptionInfo &option, auto member) { j[json_key(option)] = c.*member; });
+  visit_train_options([&](const OptionInfo &option, auto member) {
+    using T = std::decay_t<decltype(c.*member)>;
+    if constexpr (is_named_enum_v<T>)
+      j[json_key(option)] = name_of(c.*member);
+    else
+      j[json_key(option)] = c.*member;
+  });
 }
 
 void from_json(const nlohmann::json &j, TrainConfig &c) {
@@ -130,7 +129,12 @@ void from_json(const nlohmann::json &j, TrainConfig &c) {
   visit_train_options([&](const OptionInfo &option, auto member) {
     using T = std::decay_t<decltype(c.*member)>;
     const auto found = j.find(json_key(option));
-    c.*member = found == j.end() ? defaults.*member : found->template get<T>();
+    if (found == j.end())
+      c.*member = defaults.*member;
+    else if constexpr (is_named_enum_v<T>)
+      c.*member = parse_named<T>(option.name, found->template get<std::string>());
+    else
+      c.*member = found->template get<T>();
   });
 }
 

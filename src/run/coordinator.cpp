@@ -48,8 +48,8 @@ struct AggregatorPlace {
   ReduceDevice reduce = ReduceDevice::kCpu;
   torch::Device device{torch::kCPU};
 };
-AggregatorPlace choose_aggregator_device(const std::string &requested, int local_rank) {
-  if (requested == "cpu")
+AggregatorPlace choose_aggregator_device(DeviceChoice requested, int local_rank) {
+  if (requested == DeviceChoice::kCpu)
     return {};
   std::string why;
   const int gpus = cuda_devices(&why);
@@ -58,7 +58,7 @@ AggregatorPlace choose_aggregator_device(const std::string &requested, int local
   if (gpus > 0 && torch::cuda::is_available())
     return {ReduceDevice::kCuda,
             torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus))};
-  if (requested == "cuda")
+  if (requested == DeviceChoice::kCuda)
     throw UserError(fmt::format("--aggregator-device cuda: {}", why));
   return {};
 }
@@ -127,7 +127,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
       n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, meta.count)
                                         : meta.count),
       G_(config.global_batch), m_(config.micro_batch),
-      local_steps_(config.sync == "params" ? config.local_steps : 1),
+      local_steps_(config.sync == SyncMode::kParams ? config.local_steps : 1),
       round_samples_(G_ * local_steps_), // samples of the epoch's order per round
       schedule_(lr_schedule(config, (n_ + G_ - 1) / G_)), layout_([&] {
         torch::manual_seed(config.seed);
@@ -147,7 +147,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   summary_.model = spec_.name;
   summary_.epochs = config.epochs;
   summary_.aggregator_device = place_.device.str();
-  summary_.amp = config.amp;
+  summary_.amp = name_of(config.amp);
   // --resume: rank 0 alone reads the checkpoint; the trainers get the parameters as at any start,
   // and each round's command says where in which epoch it is.
   if (auto resume = find_resume_point(config, spec_))
@@ -299,7 +299,7 @@ RoundResult Coordinator::run_round(int64_t epoch, int64_t start, int64_t count, 
     switch (result.end) {
     case RoundResult::End::kComplete:
       if (result.broadcast_late.any()) {
-        if (config_.on_trainer_loss != "continue")
+        if (config_.on_trainer_loss != TrainerLoss::kContinue)
           throw *result.broadcast_late.error;
         executor_->discard_round();
         drop_trainers(result.broadcast_late.world_ranks,
@@ -325,7 +325,7 @@ RoundResult Coordinator::run_round(int64_t epoch, int64_t start, int64_t count, 
 // continue: go on without it; the survivors get the unchanged parameters and the round again.
 void Coordinator::on_late(const RoundResult &result, int64_t epoch) {
   const std::vector<int> &late = result.late.world_ranks;
-  if (config_.on_trainer_loss != "continue") {
+  if (config_.on_trainer_loss != TrainerLoss::kContinue) {
     const std::string path = save("abort");
     log_error("lost {} in round {} (epoch {}); wrote {} (the last complete round)",
               late_text(trainers_, late, false), position_.global_step + 1, epoch + 1, path);

@@ -79,10 +79,10 @@ struct WireFormat {
   torch::ScalarType dtype = torch::kFloat32;
   DType reduce_dtype = DType::kFloat32;
 };
-inline WireFormat wire_format(const std::string &name) {
-  if (name == "bf16")
+inline WireFormat wire_format(WireDType dtype) {
+  if (dtype == WireDType::kBf16)
     return {MPI_UINT16_T, 2, torch::kBFloat16, DType::kBFloat16};
-  if (name == "fp16")
+  if (dtype == WireDType::kFp16)
     return {MPI_UINT16_T, 2, torch::kHalf, DType::kFloat16};
   return {};
 }

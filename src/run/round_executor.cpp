@@ -20,7 +20,7 @@ RoundExecutor::RoundExecutor(const TrainConfig &config, MPI_Comm job, Classifier
                              ReduceDevice reduce, torch::Device device, int reduce_threads)
     : config_(config), job_(job), model_(model), flat_(flat), optimizer_(optimizer),
       layout_(layout), servers_(servers), trainers_(trainers), timeline_(timeline),
-      wire_(wire_format(config.wire_dtype)), params_mode_(config.sync == "params"),
+      wire_(wire_format(config.wire_dtype)), params_mode_(config.sync == SyncMode::kParams),
       chunk_(chunk_elements(config)), nbuf_(buffer_elements(model)),
       my_pieces_(layout.pieces_of(0)), my_length_(layout.shard_length(0)),
       buffers_(static_cast<size_t>(nbuf_)), master_on_gpu_(device.is_cuda()) {

@@ -28,19 +28,11 @@ std::string format_duration(double seconds) {
   return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
 }
 
-DataResidency parse_residency(const std::string &name) {
-  if (name == "memory")
-    return DataResidency::Memory;
-  if (name == "stream")
-    return DataResidency::Stream;
-  return DataResidency::Auto;
-}
-
-torch::Device choose_device(const std::string &requested, int cuda_index) {
+torch::Device choose_device(DeviceChoice requested, int cuda_index) {
   const bool cuda = torch::cuda::is_available();
-  if (requested == "cuda" && !cuda)
+  if (requested == DeviceChoice::kCuda && !cuda)
     throw UserError("--device cuda: no CUDA device is visible to this LibTorch build");
-  if (requested == "cpu" || !cuda)
+  if (requested == DeviceChoice::kCpu || !cuda)
     return torch::Device(torch::kCPU);
   const int count = static_cast<int>(torch::cuda::device_count());
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(cuda_index % count));
@@ -93,7 +85,7 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
   c.position = position;
   c.seed = config.seed;
   c.world_size = s.world_size;
-  c.sync_mode = config.sync;
+  c.sync_mode = name_of(config.sync);
   c.config_json = nlohmann::json(config).dump();
   for (const ParameterSlot &slot : s.flat->slots())
     c.params.emplace_back(slot.name, FlatParameters::view_of(s.flat->params(), slot));
@@ -202,8 +194,7 @@ std::unique_ptr<Dataset> open_test_data(const TrainConfig &config, const Dataset
                                 "data {} has {} images in {} classes",
                                 t.path, t.shape_string(), t.num_classes, train.path,
                                 train.shape_string(), train.num_classes));
-  return std::make_unique<Dataset>(config.test_data, parse_residency(config.data_residency),
-                                   normalization);
+  return std::make_unique<Dataset>(config.test_data, config.data_residency, normalization);
 }
 
 void finish_epoch(const EpochTotals &totals, Classifier &model, const Dataset *test, int64_t epochs,

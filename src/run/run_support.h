@@ -24,9 +24,8 @@ inline double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 std::string format_duration(double seconds);
-DataResidency parse_residency(const std::string &name);
 // cpu, or the CUDA device with this index when LibTorch sees one and --device allows it.
-torch::Device choose_device(const std::string &requested, int cuda_index = 0);
+torch::Device choose_device(DeviceChoice requested, int cuda_index = 0);
 // Checks --summary-json's folder, creates --checkpoint-dir and checks that it is writable
 // (UserError naming the flag otherwise).
 void prepare_outputs(const TrainConfig &config);

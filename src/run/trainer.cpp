@@ -133,7 +133,7 @@ private:
 Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, const ModelSpec &spec,
                  torch::Device device, const std::optional<GpuInfo> &gpu, MPI_Comm job)
     : config_(config), placement_(placement), device_(device), gpu_(gpu), job_(job),
-      data_(config.data, parse_residency(config.data_residency)), amp_(config.amp, device),
+      data_(config.data, config.data_residency), amp_(config.amp, device),
       timeline_(!config.timeline.empty()), inbox_(job, 0, kTagCommand, RoundCommand::kWords) {
   torch::manual_seed(config.seed);
   model_ = make_model(spec);
@@ -151,7 +151,7 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
   if (amp_.enabled() && device.is_cuda() && gpu && !gpu->bf16 && amp_.dtype() == torch::kBFloat16)
     log_warn("--amp bf16 on {} (compute capability {}.{}): no bf16 hardware, expect it slow",
              gpu->name, gpu->cc_major, gpu->cc_minor);
-  params_mode_ = config.sync == "params";
+  params_mode_ = config.sync == SyncMode::kParams;
   // Who reduces which part of the flat buffer: rank 0 all of it, or with --aggregators A each of
   // ranks 0..A-1 its shard. Gradients go to, and parameters come from, each piece's owner.
   layout_ = shard_layout_checked(flat_->numel(), config);

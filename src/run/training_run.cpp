@@ -70,8 +70,7 @@ private:
 
 LocalRun::LocalRun(const TrainConfig &config)
     : config_(config), threads_(config.threads > 0 ? config.threads : usable_cores()),
-      device_(choose_device(config.device)),
-      train_(config.data, parse_residency(config.data_residency)),
+      device_(choose_device(config.device)), train_(config.data, config.data_residency),
       test_(open_test_data(config, train_.meta(), train_.normalization())),
       n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, train_.size())
                                         : train_.size()),
@@ -91,7 +90,7 @@ LocalRun::LocalRun(const TrainConfig &config)
   summary_.model = spec_.name;
   summary_.epochs = config.epochs;
   summary_.aggregator_device = device_.str();
-  summary_.amp = config.amp;
+  summary_.amp = name_of(config.amp);
   // --resume: the finished epochs, the position in the current one, parameters and optimizer.
   if (auto resume = find_resume_point(config, spec_))
     position_ = restore_training(*resume, *model_, *flat_, *optimizer_, summary_);

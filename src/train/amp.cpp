@@ -8,15 +8,13 @@
 
 namespace hetrain {
 
-MixedPrecision::MixedPrecision(const std::string &mode, torch::Device device) {
-  if (mode == "off")
+MixedPrecision::MixedPrecision(AmpMode mode, torch::Device device) {
+  if (mode == AmpMode::kOff)
     return;
-  if (mode != "bf16" && mode != "fp16")
-    throw UserError(fmt::format("--amp: '{}' is not one of off, bf16, fp16", mode));
-  if (mode == "fp16" && !device.is_cuda())
+  if (mode == AmpMode::kFp16 && !device.is_cuda())
     throw UserError("--amp fp16 needs a CUDA device (LibTorch's CPU autocast does bf16 only); use "
                     "--amp bf16 or --amp off on CPU trainers");
-  dtype_ = mode == "bf16" ? torch::kBFloat16 : torch::kHalf;
+  dtype_ = mode == AmpMode::kBf16 ? torch::kBFloat16 : torch::kHalf;
   if (dtype_ == torch::kHalf)
     scale_ = 65536.0; // GradScaler's initial scale
 }

@@ -2,8 +2,11 @@
 // config file fill it; validate() refuses impossible values with one clear message; the whole
 // struct is stored as JSON in every checkpoint so a run can always be reconstructed. The member
 // initialisers are the defaults; the flags, help texts and JSON keys are in config/options.h.
-// The testing-only options are not here: they fill a FaultPlan (common/faults.h).
+// Options with a fixed set of names are enums (config/choices.h). The testing-only options are
+// not here: they fill a FaultPlan (common/faults.h).
 #pragma once
+
+#include "hetrain/config/choices.h"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -17,8 +20,8 @@ struct TrainConfig {
   std::string data;      // training dataset (.h5)
   std::string test_data; // optional evaluation dataset (.h5)
   std::string model = "cnn";
-  std::string data_residency = "auto"; // auto | memory | stream
-  int64_t limit_train_samples = 0;     // > 0: train on the first N samples only (quick runs, tests)
+  DataResidency data_residency = DataResidency::Auto;
+  int64_t limit_train_samples = 0; // > 0: train on the first N samples only (quick runs, tests)
 
   // Schedule of the optimisation
   int64_t epochs = 1;
@@ -36,22 +39,22 @@ struct TrainConfig {
   uint64_t seed = 1;
 
   // Where it runs
-  std::string device = "auto";            // auto | cuda | cpu (trainers; one-process runs)
-  std::string aggregator_device = "auto"; // auto | cuda | cpu: where rank 0 averages and steps
-  std::string amp = "off";                // off | bf16 | fp16: autocast of forward passes
+  DeviceChoice device = DeviceChoice::kAuto;            // trainers; one-process runs
+  DeviceChoice aggregator_device = DeviceChoice::kAuto; // where rank 0 averages and steps
+  AmpMode amp = AmpMode::kOff;                          // autocast of forward passes
   int threads = 0; // torch intra-op threads; 0 = the cores this process may use
 
   // The distributed job (world size > 1; DESIGN §3, §4, §7)
-  std::string sync = "gradient";     // gradient (exact) | params (local SGD, model averaging)
-  int64_t local_steps = 4;           // params: local optimizer steps between averagings
-  std::string wire_dtype = "fp32";   // fp32 | bf16 | fp16: trainers' uploads on the wire
-  std::string balance = "benchmark"; // benchmark | equal | static:a,b,...
-  int64_t rebalance_every = 0;       // re-plan from measured round times every R rounds (0 = never)
-  double join_timeout = 60;          // seconds rank 0 waits for the trainers' reports
-  double straggler_timeout = 120;    // seconds any wait for a peer may take in a round
-  double stall_warning = 0;          // warn about late trainers after this long (0 = timeout / 2)
-  std::string on_trainer_loss = "abort"; // abort | continue (needs mpirun --enable-recovery)
-  double chunk_mb = 4;                   // size of one message of the flat buffers
+  SyncMode sync = SyncMode::kGradient;     // exact gradient | params (local SGD, model averaging)
+  int64_t local_steps = 4;                 // params: local optimizer steps between averagings
+  WireDType wire_dtype = WireDType::kFp32; // trainers' uploads on the wire
+  std::string balance = "benchmark";       // benchmark | equal | static:a,b,...
+  int64_t rebalance_every = 0;    // re-plan from measured round times every R rounds (0 = never)
+  double join_timeout = 60;       // seconds rank 0 waits for the trainers' reports
+  double straggler_timeout = 120; // seconds any wait for a peer may take in a round
+  double stall_warning = 0;       // warn about late trainers after this long (0 = timeout / 2)
+  TrainerLoss on_trainer_loss = TrainerLoss::kAbort; // continue needs mpirun --enable-recovery
+  double chunk_mb = 4;                               // size of one message of the flat buffers
   int aggregators = 1;  // ranks 0..A-1 each own 1/A of the flat buffer (sharded aggregation)
   bool overlap = false; // CPU trainers send gradient chunks during the last backward pass
   double min_relative_speed = 0; // admission: probe speed / fastest trainer's

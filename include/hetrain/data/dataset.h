@@ -3,6 +3,7 @@
 #pragma once
 
 #include "hetrain/data/dataset_file.h"
+#include "hetrain/data/residency.h"
 
 #include <torch/types.h>
 
@@ -11,8 +12,6 @@
 #include <vector>
 
 namespace hetrain {
-
-enum class DataResidency { Auto, Memory, Stream };
 
 struct Normalization {
   std::vector<double> mean, std; // per channel, of pixel/255

@@ -5,6 +5,7 @@
 // GradScaler does, except that the round is redone rather than skipped, so no samples are lost).
 #pragma once
 
+#include "hetrain/config/choices.h"
 #include "hetrain/train/compute.h"
 #include "hetrain/train/flat_parameters.h"
 
@@ -17,9 +18,11 @@ namespace hetrain {
 
 class MixedPrecision {
 public:
-  // `mode`: off | bf16 | fp16. Throws UserError when the device cannot do it (fp16 autocast on a
-  // CPU, or a GPU without bf16 arithmetic for bf16).
-  MixedPrecision(const std::string &mode, torch::Device device);
+  // --amp. Throws UserError when the device cannot do it (fp16 autocast on a CPU).
+  MixedPrecision(AmpMode mode, torch::Device device);
+  // By name (off | bf16 | fp16); UserError for another name.
+  MixedPrecision(const std::string &mode, torch::Device device)
+      : MixedPrecision(parse_named<AmpMode>("amp", mode), device) {}
 
   bool enabled() const { return dtype_ != torch::kFloat32; }
   torch::ScalarType dtype() const { return dtype_; }
