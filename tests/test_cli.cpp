@@ -1,13 +1,21 @@
 // The command line refuses bad flag values with one message and exit code 2, and writes nothing.
 #include "test_util.h"
 
+#include "hetrain/config/options.h"
+#include "hetrain/model/models.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 
+using namespace hetrain;
 using namespace hetrain::testing;
 
 namespace {
@@ -111,6 +119,212 @@ TEST(Cli, ConfigFileSetsOptions) {
   std::ofstream(dir.path("bad.toml")) << "epochs = \"lots\"\n";
   r = run_hetrain({"train", "--config", dir.path("bad.toml"), "--data", data});
   EXPECT_EQ(r.exit_code, 2) << r.output;
+}
+
+// --- The option tables (config/options.h) and the enums' names (config/choices.h) ------------
+
+template <class E> void expect_names_round_trip() {
+  for (const NamedValue<E> &n : EnumNames<E>::table) {
+    EXPECT_EQ(value_named<E>(n.name), n.value) << n.name;
+    EXPECT_STREQ(name_of(n.value), n.name);
+  }
+  EXPECT_FALSE(value_named<E>("no-such-name").has_value());
+  EXPECT_FALSE(value_named<E>("").has_value());
+}
+
+TEST(Options, EveryEnumNameRoundTrips) {
+  expect_names_round_trip<SyncMode>();
+  expect_names_round_trip<TrainerLoss>();
+  expect_names_round_trip<WireDType>();
+  expect_names_round_trip<AmpMode>();
+  expect_names_round_trip<DeviceChoice>();
+  expect_names_round_trip<DataResidency>();
+  EXPECT_EQ(names_of<SyncMode>(), "gradient, params");
+  try {
+    parse_named<WireDType>("wire-dtype", "fp8");
+    FAIL() << "fp8 accepted";
+  } catch (const UserError &e) {
+    EXPECT_STREQ(e.what(), "--wire-dtype: 'fp8' is not one of fp32, bf16, fp16");
+  }
+}
+
+// The config JSON is stored in every checkpoint: the same keys and the same names as when these
+// options were strings, so old checkpoints still load and new ones read the same.
+TEST(Options, ConfigJsonKeepsTheKeysAndNamesCheckpointsStore) {
+  TrainConfig c;
+  c.data = "train.h5";
+  c.sync = SyncMode::kParams;
+  c.on_trainer_loss = TrainerLoss::kContinue;
+  c.wire_dtype = WireDType::kBf16;
+  c.amp = AmpMode::kFp16;
+  c.device = DeviceChoice::kCpu;
+  c.aggregator_device = DeviceChoice::kCuda;
+  c.data_residency = DataResidency::Stream;
+  c.seed = 7;
+  c.overlap = true;
+  const nlohmann::json j = c;
+  EXPECT_EQ(j["sync"], "params");
+  EXPECT_EQ(j["on_trainer_loss"], "continue");
+  EXPECT_EQ(j["wire_dtype"], "bf16");
+  EXPECT_EQ(j["amp"], "fp16");
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["aggregator_device"], "cuda");
+  EXPECT_EQ(j["data_residency"], "stream");
+  EXPECT_EQ(j["model"], "cnn");
+  EXPECT_EQ(j["seed"], 7u);
+  const std::set<std::string> keys_of_old_checkpoints = {"aggregator_device",
+                                                         "aggregators",
+                                                         "amp",
+                                                         "balance",
+                                                         "beta1",
+                                                         "beta2",
+                                                         "checkpoint_dir",
+                                                         "checkpoint_every",
+                                                         "chunk_mb",
+                                                         "data",
+                                                         "data_residency",
+                                                         "device",
+                                                         "epochs",
+                                                         "eps",
+                                                         "global_batch",
+                                                         "join_timeout",
+                                                         "keep_checkpoints",
+                                                         "limit_train_samples",
+                                                         "local_steps",
+                                                         "lr",
+                                                         "lr_gamma",
+                                                         "lr_schedule",
+                                                         "lr_step_size",
+                                                         "metrics",
+                                                         "micro_batch",
+                                                         "min_relative_speed",
+                                                         "model",
+                                                         "momentum",
+                                                         "on_trainer_loss",
+                                                         "optimizer",
+                                                         "overlap",
+                                                         "progress_seconds",
+                                                         "prometheus",
+                                                         "rebalance_every",
+                                                         "require_bf16",
+                                                         "require_gpu",
+                                                         "resume",
+                                                         "seed",
+                                                         "stall_warning",
+                                                         "straggler_timeout",
+                                                         "summary_json",
+                                                         "sync",
+                                                         "test_data",
+                                                         "threads",
+                                                         "timeline",
+                                                         "warmup_steps",
+                                                         "weight_decay",
+                                                         "wire_dtype"};
+  std::set<std::string> keys;
+  for (const auto &item : j.items())
+    keys.insert(item.key());
+  EXPECT_EQ(keys, keys_of_old_checkpoints);
+
+  const TrainConfig back = j.get<TrainConfig>();
+  EXPECT_EQ(nlohmann::json(back), j);
+  EXPECT_EQ(back.sync, SyncMode::kParams);
+  EXPECT_EQ(back.aggregator_device, DeviceChoice::kCuda);
+
+  // A config written before a key existed loads with that option's default.
+  nlohmann::json old = j;
+  old.erase("amp");
+  old.erase("sync");
+  const TrainConfig from_old = old.get<TrainConfig>();
+  EXPECT_EQ(from_old.amp, AmpMode::kOff);
+  EXPECT_EQ(from_old.sync, SyncMode::kGradient);
+  EXPECT_EQ(from_old.wire_dtype, WireDType::kBf16);
+
+  nlohmann::json bad = j;
+  bad["on_trainer_loss"] = "retry";
+  try {
+    bad.get<TrainConfig>();
+    FAIL() << "retry accepted";
+  } catch (const UserError &e) {
+    EXPECT_STREQ(e.what(), "--on-trainer-loss: 'retry' is not one of abort, continue");
+  }
+}
+
+TEST(Options, ModelChoicesAreTheModels) {
+  bool seen = false;
+  visit_train_options([&](const OptionInfo &option, auto) {
+    if (std::string(option.name) == "model") {
+      EXPECT_EQ(option.choices, model_names());
+      seen = true;
+    }
+  });
+  EXPECT_TRUE(seen);
+}
+
+// The option names `train --help` lists at the start of its lines.
+std::set<std::string> help_options(const std::string &help) {
+  std::set<std::string> names;
+  const std::regex line(R"(^\s*(?:-\w,)?(--[A-Za-z0-9][A-Za-z0-9-]*))");
+  std::istringstream in(help);
+  for (std::string l; std::getline(in, l);) {
+    std::smatch m;
+    if (std::regex_search(l, m, line))
+      names.insert(m[1]);
+  }
+  return names;
+}
+
+TEST(Cli, EveryTableOptionIsInHelpAndOnlyTheTestingOnesAreHidden) {
+  auto r = run_hetrain({"train", "--help"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::set<std::string> listed = help_options(r.output);
+  std::set<std::string> expected = {"--help", "--config"};
+  visit_train_options([&](const OptionInfo &option, auto) {
+    EXPECT_NE(option.group, OptionGroup::kTesting) << option.name;
+    EXPECT_NE(std::string(option.help), "") << option.name;
+    expected.insert(std::string("--") + option.name);
+  });
+  EXPECT_EQ(listed, expected) << r.output;
+  visit_fault_options([&](const OptionInfo &option, auto) {
+    EXPECT_EQ(option.group, OptionGroup::kTesting) << option.name;
+    EXPECT_EQ(r.output.find(option.name), std::string::npos) << option.name << " in --help";
+  });
+  EXPECT_EQ(r.output.find("Testing"), std::string::npos) << r.output;
+}
+
+TEST(Cli, HiddenTestingOptionsAreAccepted) {
+  // Parsed (no "not expected"): the run then stops at the missing --data.
+  visit_fault_options([&](const OptionInfo &option, auto) {
+    auto r = run_hetrain({"train", std::string("--") + option.name, "5"});
+    EXPECT_EQ(r.exit_code, 2) << option.name << ": " << r.output;
+    EXPECT_NE(r.output.find("--data: a training dataset is required"), std::string::npos)
+        << option.name << ": " << r.output;
+  });
+  auto r = run_hetrain({"train", "--fault-oom-above", "-1"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--fault-oom-above: must be >= 0"), std::string::npos) << r.output;
+}
+
+TEST(Cli, BadEnumValueIsRefusedWithOneClearMessage) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--sync", "gradients"}, "--sync: 'gradients' is not one of gradient, params"},
+      {{"--on-trainer-loss", "retry"}, "--on-trainer-loss: 'retry' is not one of abort, continue"},
+      {{"--wire-dtype", "fp8"}, "--wire-dtype: 'fp8' is not one of fp32, bf16, fp16"},
+      {{"--data-residency", "disk"}, "--data-residency: 'disk' is not one of auto, memory, stream"},
+      {{"--device", "1"}, "--device: '1' is not one of auto, cuda, cpu"},
+  };
+  for (const auto &[args, message] : cases) {
+    std::vector<std::string> all = {"train", "--data", "absent.h5"};
+    all.insert(all.end(), args.begin(), args.end());
+    auto r = run_hetrain(all);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_EQ(r.output.rfind("hetrain: error: " + message + "\n", 0), 0u) << r.output;
+    // One error line (and the hint where to look), nothing else: the run did not start.
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 2) << r.output;
+  }
+  auto r = run_hetrain({"bench", "--device", "tpu"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--device: 'tpu' is not one of auto, cuda, cpu"), std::string::npos)
+      << r.output;
 }
 
 } // namespace
