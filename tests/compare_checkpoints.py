@@ -7,7 +7,9 @@ Prints, per tensor, the relative L2 difference (L2 norm of the difference over t
 reference) and the largest absolute difference, then the worst of each.
   RTOL (default 1e-4)  exit 0 when every tensor's relative L2 difference is <= RTOL, else 1.
   --exact              bit-identity instead: exit 0 only when every tensor is identical (largest
-                       absolute difference exactly 0), for runs that do the same computation.
+                       absolute difference exactly 0), for runs that do the same computation; the
+                       whole state: the parameters, the buffers (BatchNorm running statistics)
+                       and the optimizer state, where the reference has them.
   --print-worst        measure only: print nothing but the worst relative L2 difference (a number
                        for the caller's arithmetic); exit 0 whatever it is.
   --optimizer          the optimizer state tensors (exp_avg, momentum_buffer, ...) and the step
@@ -48,6 +50,8 @@ def broken(line):
 
 def compare(group, ref, other):
     global worst_rel, worst_abs, worst_name
+    if group not in other:
+        broken(f"{group}: missing in {other_path}")
     names = sorted(ref[group])
     if names != sorted(other[group]):
         broken(f"{group}: names differ: {names} vs {sorted(other[group])}")
@@ -67,9 +71,13 @@ def compare(group, ref, other):
 
 with h5py.File(ref_path, "r") as ref, h5py.File(other_path, "r") as other:
     compare("params", ref, other)
-    if with_optimizer:
+    if exact and "buffers" in ref and len(ref["buffers"]):
+        if "buffers" not in other:
+            broken("buffers: missing in the other checkpoint")
+        compare("buffers", ref, other)
+    if with_optimizer or (exact and "optimizer" in ref):
         groups = sorted(k for k in ref["optimizer"] if isinstance(ref["optimizer"][k], h5py.Group))
-        if not groups:
+        if not groups and not exact:
             broken("no optimizer state in the reference (use an optimizer with state)")
         for g in groups:
             compare(f"optimizer/{g}", ref, other)
