@@ -2,7 +2,8 @@
 # mpi.rejection: a trainer failing admission (its probe made 100x slower, --fault-slow-probe-rank,
 # against --min-relative-speed 0.2) is named with its reason and logs its own rejection; the job
 # goes on without it and the others train every sample. With --require-gpu and no GPU anywhere
-# nobody is admitted: a clear error and a non-zero exit code.
+# nobody is admitted: a clear error and a non-zero exit code (on a machine with a GPU that half
+# cannot be shown, and the case ends as skipped after the first).
 source "$(dirname "$0")/common.sh"
 # The healthy trainers' probes would have to differ 20x by chance (100 x 0.2) to change the verdicts.
 out=$(mpi 4 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --global-batch 64 \
