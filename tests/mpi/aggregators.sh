@@ -16,6 +16,7 @@
 #    so that the server stepped a round rank 0 never completed and must undo it;
 #  - the metrics show each aggregator receiving about 1/A of the gradient bytes;
 #  - too few ranks or --sync params are refused with exit code 2.
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --epochs 1 --optimizer adam --lr 1e-3 --global-batch 256
    --micro-batch 32 --limit-train-samples 4976 --threads 1 --seed 7 --progress-seconds 1000

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by every tests/mpi/<case>.sh (ctest label mpi, one case per script). Sets strict mode, a
 # work folder removed on exit (with any background job still running), the paths and helpers:
 #   $HETRAIN $MPIEXEC $DATA   from the environment (tests/CMakeLists.txt passes them; and

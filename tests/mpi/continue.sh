@@ -9,6 +9,7 @@
 # VM: 9.0e-8), and the test accuracy within 0.001 (10 of the 10000 test images: parameters that
 # close change only the prediction of an image whose two top logits tie to about 1e-5; measured
 # equal, 0.5360). (It used to be 2 epochs of 6000, 48 steps, "within 1 point": a bound on chaos.)
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 need_data "$test_set"
 s=(--data "$train" --test-data "$test_set" --model mlp --epochs 2 --optimizer momentum --lr 0.05

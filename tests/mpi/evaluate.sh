@@ -5,6 +5,7 @@
 # differ by rounding, measured 3e-9 relative (2026-11, 2-core VM), tolerance 1e-6; the correct
 # counts are integers, equal in every run measured; up to 2 of the 10000 images may change their
 # prediction (only one whose two top logits tie to within rounding could).
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 need_data "$test_set"
 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --limit-train-samples 3000 --threads 1 \

@@ -10,6 +10,7 @@
 # measured at step 20 (2-core VM, 2026-11): 5.5e-8 .. 9e-8 (3,1) and 6e-8 .. 1.3e-7 (1,2,5) worst
 # relative L2 per tensor, as much as one process with micro-batch 16 instead of 32 (6.4e-8).
 # Tolerance $early_rtol.
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256
    --micro-batch 32 --limit-train-samples 4976 --threads 1 --seed 7 --progress-seconds 1000)

@@ -3,6 +3,7 @@
 # arrives $late s late) ends each waiting rank after its $deadline s deadline, named, with the
 # exit code it was given; so the job ends in less than $late s (without the deadline the others
 # would wait for rank 0 at least that long).
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 : "${FINALIZE_DEADLINE:?set FINALIZE_DEADLINE to the finalize_deadline test binary}"
 late=30 deadline=2 code=7

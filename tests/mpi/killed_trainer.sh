@@ -12,6 +12,7 @@
 # VM: 5.0e-8 for both), and so the same test accuracy: parameters that close change the
 # prediction of only a test image whose two top logits tie to about 1e-5 (measured: equal, 0.5360
 # after these 20 steps); 10 such images of the 10000 (0.001) are allowed.
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 need_data "$test_set"
 s=(--data "$train" --test-data "$test_set" --model mlp --epochs 2 --optimizer momentum --lr 0.05

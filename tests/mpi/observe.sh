@@ -4,6 +4,7 @@
 # too where Debian's prometheus is installed); a one-process run writes the same metrics and a
 # one-row timeline; scripts/plot-metrics.py draws its four non-empty PNGs from the metrics (the
 # plots alone need matplotlib: without it the case ends as skipped after the other checks).
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 need_data "$test_set"
 mpi 4 "$HETRAIN" train --data "$train" --test-data "$test_set" --model mlp \

@@ -6,6 +6,7 @@
 # mpirun against the same trainers and shares with --micro-batch 8. Against the one-process run
 # the split differs by its summation order only: compared at the end, step 20 (1280 samples in
 # rounds of 64), tolerance $early_rtol (measured 2026-11 on the 2-core VM: 1.2e-7).
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 64
    --limit-train-samples 1280 --threads 1 --seed 3 --progress-seconds 1000)

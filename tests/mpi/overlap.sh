@@ -4,6 +4,7 @@
 # and the reduction are the same, so the result is bit-identical to the run without it (max abs
 # difference exactly 0 in the parameters, the BatchNorm statistics and the momentum), and no
 # warning is logged.
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model cnn --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256
    --micro-batch 32 --limit-train-samples 2560 --threads 1 --seed 5 --progress-seconds 1000

@@ -5,6 +5,7 @@
 # Not exact by design, so only a floor: measured 2026-11 on the 2-core VM with seeds 1, 2, 3 and
 # the benchmark shares 2,3,3 / 2,2,4 / 4,2,2: 0.854, 0.849, 0.851 (gradient sync: about 0.85); a
 # run that did not average (or averaged wrongly) stays far below.
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 need_data "$test_set"
 mpi 4 "$HETRAIN" train --data "$train" --test-data "$test_set" --model mlp \

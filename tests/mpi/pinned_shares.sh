@@ -12,6 +12,7 @@
 # case is about was not there: seen on the 2-core VM while other builds and tests ran on it, and
 # with two busy loops on its two cores: 1.43x, as expected for one more process on each CPU,
 # (2 + 1) / (1 + 1) = 1.5 at best).
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 need_cpus 2 "trainers 1 and 2 share one CPU, trainer 3 has another"
 command -v taskset >/dev/null || skip "no taskset (util-linux) to pin the trainers"

@@ -4,6 +4,7 @@
 # --straggler-timeout + 60 s, which leaves rank 0 time to evaluate and checkpoint between
 # epochs), naming rank 0. scripts/mpirun-hetrain.sh then fails: rank 0 recorded no exit code.
 # The job ends within the deadline and half as much again (for the ends of the ranks) of the death.
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 timeout_s=1
 deadline=$((2 * timeout_s + 60))

@@ -4,6 +4,7 @@
 # goes on without it and the others train every sample. With --require-gpu and no GPU anywhere
 # nobody is admitted: a clear error and a non-zero exit code (on a machine with a GPU that half
 # cannot be shown, and the case ends as skipped after the first).
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 # The healthy trainers' probes would have to differ 20x by chance (100 x 0.2) to change the verdicts.
 out=$(mpi 4 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --global-batch 64 \

@@ -10,6 +10,7 @@
 #    before rounding differences grow (see common.sh); tolerance $early_rtol, measured 2026-11 on
 #    the 2-core VM: 5.3e-8 (2 then 3 trainers) and 5.1e-8 (from the middle, on 1 trainer).
 #  - A checkpoint of another model or seed is refused with exit 2 and a message naming it.
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --optimizer momentum --lr 0.05 --global-batch 256 --micro-batch 32
    --limit-train-samples 2480 --threads 1 --seed 7 --progress-seconds 1000 --keep-checkpoints 20)

@@ -18,6 +18,7 @@
 # short grace: checkpoint of the last complete round, exit 4, well before --straggler-timeout.
 # (Evaluation of the 10000 test images takes longer than these 24 steps of training, so only the
 # run whose accuracy is asserted evaluates; with both cores busy this case takes about 2 min.)
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 need_data "$test_set"
 s=(--data "$train" --model cnn --epochs 2 --limit-train-samples 3072 --threads 1

@@ -4,6 +4,7 @@
 # timeout), then by rank 0 (rank, host, what it waited for) at --straggler-timeout; rank 0
 # checkpoints the last complete round (step 2) and the job ends with exit code 3, within 2x
 # --straggler-timeout of the stall (the timeout, then the checkpoint and the job's end).
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 timeout_s=5
 mpi 4 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --global-batch 64 \

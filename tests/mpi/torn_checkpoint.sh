@@ -2,6 +2,7 @@
 # mpi.torn_checkpoint: rank 0 dies (SIGKILL, --fault-crash-in-checkpoint 3) inside its 3rd
 # checkpoint write: the two before stay valid, the half-written one never appears under its final
 # name, and --resume auto continues from the newest valid one to the end.
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --epochs 1 --global-batch 64 --micro-batch 16
    --limit-train-samples 2000 --threads 1 --checkpoint-every 2 --keep-checkpoints 10

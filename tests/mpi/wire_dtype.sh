@@ -14,6 +14,7 @@
 # a dtype would leave the fp32 difference; a wrong conversion (scale, chunk order) gives O(1).
 # "Really applied": each lossy difference is at least 30x the fp32 one of the same split (and
 # 1e-6); measured 300x and more.
+# shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256
    --micro-batch 32 --limit-train-samples 2480 --threads 1 --seed 7 --progress-seconds 1000)
