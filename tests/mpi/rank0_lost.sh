@@ -3,7 +3,8 @@
 # keeps the trainers alive: each ends on its own deadline for rank 0's next command (2x
 # --straggler-timeout + 60 s, which leaves rank 0 time to evaluate and checkpoint between
 # epochs), naming rank 0. scripts/mpirun-hetrain.sh then fails: rank 0 recorded no exit code.
-# The job ends within the deadline and half as much again (for the ends of the ranks) of the death.
+# The job ends within the deadline (+ $job_end_margin s for Open MPI to end it, see common.sh) of the
+# death; measured 63.2 s with the 62 s deadline.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 timeout_s=1
@@ -25,4 +26,5 @@ grep -E "dying|did not answer|recorded no exit code" "$work/log" | cut -c1-200
 expect_rc "$rc" 1 "$work/log"
 [ "$(grep -c "rank 0 did not answer within $deadline s (waiting for the next round's command)" "$work/log")" -eq 2 ] ||
   fail "not every trainer named rank 0 with its $deadline s deadline"
-within "$died" $((deadline * 3 / 2)) "from rank 0's death to the end (deadline $deadline s)"
+within "$died" $((deadline + job_end_margin)) \
+  "from rank 0's death to the end (deadline $deadline s + $job_end_margin s)"
