@@ -1,51 +1,99 @@
 #!/usr/bin/env python3
-"""Compares the parameters of two hetrain checkpoints: every tensor must be within RTOL relative
-(L2 norm of the difference over the L2 norm of the reference). Exit 0 when all are, 1 otherwise.
-With --optimizer the optimizer state tensors (exp_avg, momentum_buffer, ...) and the step count
-are compared too: a sharded job (--aggregators) must gather every shard's state.
-Usage: compare_checkpoints.py [--optimizer] REFERENCE.h5 OTHER.h5 [RTOL=1e-4]"""
+"""Compares the parameters of two hetrain checkpoints, tensor by tensor.
+
+usage: compare_checkpoints.py [--optimizer] [--exact | --print-worst] [--quiet] REF.h5 OTHER.h5 [RTOL]
+
+Prints, per tensor, the relative L2 difference (L2 norm of the difference over the L2 norm of the
+reference) and the largest absolute difference, then the worst of each.
+  RTOL (default 1e-4)  exit 0 when every tensor's relative L2 difference is <= RTOL, else 1.
+  --exact              bit-identity instead: exit 0 only when every tensor is identical (largest
+                       absolute difference exactly 0), for runs that do the same computation; the
+                       whole state: the parameters, the buffers (BatchNorm running statistics)
+                       and the optimizer state, where the reference has them.
+  --print-worst        measure only: print nothing but the worst relative L2 difference (a number
+                       for the caller's arithmetic); exit 0 whatever it is.
+  --optimizer          the optimizer state tensors (exp_avg, momentum_buffer, ...) and the step
+                       count too: a sharded job (--aggregators) must gather every shard's state.
+  --quiet              the last line only.
+Names or shapes that differ, or another optimizer step count, always fail (exit 1)."""
 import sys
 
 import h5py
 import numpy as np
 
-args = sys.argv[1:]
-with_optimizer = "--optimizer" in args
-args = [a for a in args if a != "--optimizer"]
+flags = {a for a in sys.argv[1:] if a.startswith("--")}
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+unknown = flags - {"--optimizer", "--exact", "--print-worst", "--quiet"}
+if unknown or len(args) not in (2, 3) or {"--exact", "--print-worst"} <= flags:
+    print(__doc__, file=sys.stderr)
+    sys.exit(2)
+with_optimizer = "--optimizer" in flags
+exact = "--exact" in flags
+measure = "--print-worst" in flags
+quiet = "--quiet" in flags or measure
 ref_path, other_path = args[0], args[1]
 rtol = float(args[2]) if len(args) > 2 else 1e-4
-worst = 0.0
+worst_rel = 0.0
+worst_abs = 0.0
+worst_name = ""
+
+
+def say(line):
+    if not quiet:
+        print(line)
+
+
+def broken(line):
+    print(line, file=sys.stderr)
+    sys.exit(1)
 
 
 def compare(group, ref, other):
-    global worst
+    global worst_rel, worst_abs, worst_name
+    if group not in other:
+        broken(f"{group}: missing in {other_path}")
     names = sorted(ref[group])
     if names != sorted(other[group]):
-        print(f"{group}: names differ: {names} vs {sorted(other[group])}")
-        sys.exit(1)
+        broken(f"{group}: names differ: {names} vs {sorted(other[group])}")
     for name in names:
         a, b = ref[group][name][()], other[group][name][()]
         if a.shape != b.shape:
-            print(f"{group}/{name}: shape {a.shape} vs {b.shape}")
-            sys.exit(1)
-        rel = float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-30))
-        worst = max(worst, rel)
-        print(f"{group}/{name}: relative L2 difference {rel:.3e}")
+            broken(f"{group}/{name}: shape {a.shape} vs {b.shape}")
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        max_abs = float(diff.max()) if diff.size else 0.0
+        rel = float(np.linalg.norm(diff) / max(np.linalg.norm(a.astype(np.float64)), 1e-30))
+        if rel > worst_rel:
+            worst_name = f"{group}/{name}"
+        worst_rel = max(worst_rel, rel)
+        worst_abs = max(worst_abs, max_abs)
+        say(f"{group}/{name}: relative L2 difference {rel:.3e}, max abs difference {max_abs:.3e}")
 
 
 with h5py.File(ref_path, "r") as ref, h5py.File(other_path, "r") as other:
     compare("params", ref, other)
-    if with_optimizer:
+    if exact and "buffers" in ref and len(ref["buffers"]):
+        if "buffers" not in other:
+            broken("buffers: missing in the other checkpoint")
+        compare("buffers", ref, other)
+    if with_optimizer or (exact and "optimizer" in ref):
         groups = sorted(k for k in ref["optimizer"] if isinstance(ref["optimizer"][k], h5py.Group))
-        if not groups:
-            print("no optimizer state in the reference (use an optimizer with state)")
-            sys.exit(1)
+        if not groups and not exact:
+            broken("no optimizer state in the reference (use an optimizer with state)")
         for g in groups:
             compare(f"optimizer/{g}", ref, other)
         steps = [dict(f["optimizer"].attrs).get("step") for f in (ref, other)]
         steps = [None if s is None else int(s) for s in steps]
-        print(f"optimizer steps {steps[0]} vs {steps[1]}")
+        say(f"optimizer steps {steps[0]} vs {steps[1]}")
         if steps[0] != steps[1]:
-            sys.exit(1)
-print(f"worst {worst:.3e} (tolerance {rtol:g})")
-sys.exit(0 if worst <= rtol else 1)
+            broken(f"optimizer steps differ: {steps[0]} vs {steps[1]}")
+if measure:
+    print(f"{worst_rel:.6e}")
+    sys.exit(0)
+where = f" ({worst_name})" if worst_name else ""
+if exact:
+    print(f"max abs difference {worst_abs:.3e}, worst relative L2 {worst_rel:.3e}{where} "
+          f"(must be exactly 0)")
+    sys.exit(0 if worst_abs == 0.0 else 1)
+print(f"worst relative L2 difference {worst_rel:.3e}{where}, max abs difference {worst_abs:.3e} "
+      f"(tolerance {rtol:g})")
+sys.exit(0 if worst_rel <= rtol else 1)

@@ -36,33 +36,50 @@ void edit_h5(const std::string &path, const std::function<void(hid_t)> &edit) {
 }
 
 struct BadInput {
-  std::string name;
   std::vector<std::string> args;
   std::string phrase;       // what the one line must say
   std::string prefix = "";  // shell words before the binary (the full-disk case)
   std::string outputs = ""; // a folder that must hold no file afterwards (besides the defaults)
+  std::string skip = "";    // why the case does not apply on this host (then it is skipped)
 };
 
-class BadInputTest : public ::testing::Test {
-protected:
+class BadInputTest;
+
+// One named case: `make` writes the broken input into the fixture's folder and says how to run it.
+struct BadInputCase {
+  std::string name; // the test's name: BadInput/BadInputTest.<name>
+  std::function<BadInput(BadInputTest &)> make;
+};
+
+void PrintTo(const BadInputCase &c, std::ostream *os) { *os << c.name; }
+
+class BadInputTest : public ::testing::TestWithParam<BadInputCase> {
+public:
   TempDir dir;
-  std::string good_data, rgb_data, good_checkpoint;
+  std::string good_data, rgb_data;
+  bool can_mount = false; // set by the full-disk case
 
   void SetUp() override {
     good_data = write_synthetic_dataset(dir, "good.h5", 64, 4, 8, 1);
     rgb_data = write_synthetic_dataset(dir, "rgb.h5", 16, 4, 8, 2, /*channels=*/3);
-    // A real checkpoint of a short run, to break in different ways.
-    auto r = run_hetrain({"train", "--data", good_data, "--model", "mlp", "--epochs", "1",
-                          "--global-batch", "32", "--micro-batch", "16", "--threads", "1",
-                          "--checkpoint-dir", dir.path("made")});
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    for (const auto &entry : fs::directory_iterator(dir.path("made")))
-      good_checkpoint = entry.path().string();
-    ASSERT_FALSE(good_checkpoint.empty());
+  }
+
+  // A real checkpoint of a short run, to break in different ways (made by the cases that need it).
+  std::string good_checkpoint() {
+    if (good_checkpoint_.empty()) {
+      auto r = run_hetrain({"train", "--data", good_data, "--model", "mlp", "--epochs", "1",
+                            "--global-batch", "32", "--micro-batch", "16", "--threads", "1",
+                            "--checkpoint-dir", dir.path("made")});
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+      for (const auto &entry : fs::directory_iterator(dir.path("made")))
+        good_checkpoint_ = entry.path().string();
+      EXPECT_FALSE(good_checkpoint_.empty());
+    }
+    return good_checkpoint_;
   }
 
   std::string copy_checkpoint(const std::string &name) {
-    fs::copy_file(good_checkpoint, dir.path(name));
+    fs::copy_file(good_checkpoint(), dir.path(name));
     return dir.path(name);
   }
 
@@ -105,117 +122,246 @@ protected:
       n += entry.is_regular_file() ? 1 : 0;
     return n;
   }
+
+private:
+  std::string good_checkpoint_;
 };
 
-TEST_F(BadInputTest, EveryEntryPointRefusesWithOneLineAndExitCode2AndLeavesNoFile) {
-  // --- dataset files ---
-  write_raw_dataset(dir.path("length.h5"), h5::Kind::U8, {3, 1, 2, 2}, {0, 1});
-  write_raw_dataset(dir.path("negative.h5"), h5::Kind::U8, {2, 1, 2, 2}, {0, -1});
-  write_raw_dataset(dir.path("zero.h5"), h5::Kind::U8, {0, 1, 2, 2}, {});
-  write_raw_dataset(dir.path("float.h5"), h5::Kind::F64, {2, 1, 2, 2}, {0, 1});
-  write_raw_dataset(dir.path("nolabels.h5"), h5::Kind::U8, {2, 1, 2, 2}, {}, false);
-  fs::copy_file(good_data, dir.path("range.h5"));
-  edit_h5(dir.path("range.h5"), [](hid_t file) { // 4 classes of labels, 2 class names
-    H5Adelete(file, "class_names");
-    h5::write_attr(file, "class_names", std::vector<std::string>{"a", "b"});
-  });
-  truncate_to_half(good_data, dir.path("cut.h5"));
-  write_bytes(dir.path("text.h5"), {'n', 'o', 't', ' ', 'h', 'd', 'f', '5'});
-  // --- checkpoint files ---
-  const std::string missing = copy_checkpoint("missing.h5");
-  edit_h5(missing, [](hid_t file) { H5Ldelete(file, "params/out.bias", H5P_DEFAULT); });
-  const std::string shape = copy_checkpoint("shape.h5");
-  edit_h5(shape, [](hid_t file) {
-    H5Ldelete(file, "params/fc1.weight", H5P_DEFAULT);
-    std::vector<float> nine(9, 0.0f);
-    h5::Handle params(H5Gopen2(file, "params", H5P_DEFAULT), H5Gclose);
-    h5::write_dataset(params, "fc1.weight", h5::Kind::F32, nine.data(), {3, 3});
-  });
-  const std::string newer = copy_checkpoint("newer.h5");
-  edit_h5(newer, [](hid_t file) {
-    H5Adelete(file, "format_version");
-    h5::write_attr(file, "format_version", int64_t{99});
-  });
-  truncate_to_half(good_checkpoint, dir.path("cut-ckpt.h5"));
-  // --- config files and output places ---
-  std::ofstream(dir.path("bad.toml")) << "lr = \"fast\"\n";
-  std::ofstream(dir.path("a-file")) << "x";
-
-  std::vector<BadInput> cases = {
-      {"dataset_lengths_differ", train({"--data", dir.path("length.h5")}), "3 images but 2 labels"},
-      {"dataset_negative_label", train({"--data", dir.path("negative.h5")}), "negative"},
-      {"dataset_label_out_of_range", train({"--data", dir.path("range.h5")}), "label 3"},
-      {"dataset_zero_samples", train({"--data", dir.path("zero.h5")}), "zero samples"},
-      {"dataset_wrong_dtype", train({"--data", dir.path("float.h5")}), "/images must be uint8"},
-      {"dataset_without_labels", train({"--data", dir.path("nolabels.h5")}), "labels"},
-      {"dataset_truncated_hdf5", train({"--data", dir.path("cut.h5")}), "cut.h5"},
-      {"dataset_not_hdf5", train({"--data", dir.path("text.h5")}), "not an HDF5 file"},
-      {"dataset_missing", train({"--data", dir.path("absent.h5")}), "absent.h5: no such file"},
-      {"test_set_of_another_shape", train({"--test-data", rgb_data}), "3x8x8"},
-      {"checkpoint_missing_tensor", evaluate(missing, good_data), "'out.bias' is missing"},
-      {"checkpoint_wrong_shape", evaluate(shape, good_data), "has shape [3,3]"},
-      {"checkpoint_newer_format", evaluate(newer, good_data), "format version 99 is newer"},
-      {"checkpoint_truncated", evaluate(dir.path("cut-ckpt.h5"), good_data), "cut-ckpt.h5"},
-      {"checkpoint_is_a_dataset", evaluate(good_data, good_data), "not a hetrain checkpoint"},
-      {"checkpoint_for_other_images", evaluate(good_checkpoint, rgb_data), "3x8x8"},
-      {"resume_from_missing_file", train({"--resume", dir.path("nope.h5")}), "nope.h5"},
-      {"resume_other_model", train({"--resume", good_checkpoint, "--model", "cnn"}),
-       "a checkpoint of model 'mlp', this run trains 'cnn'"},
-      {"config_file_malformed", train({"--config", dir.path("bad.toml")}), "--lr = fast"},
-      {"config_file_missing", train({"--config", dir.path("none.toml")}), "none.toml"},
-      {"checkpoint_dir_unwritable", train({"--checkpoint-dir", dir.path("a-file/ck")}),
-       "--checkpoint-dir"},
-      {"summary_folder_missing", train({"--summary-json", dir.path("no/such/s.json")}),
-       "--summary-json"},
-      {"global_batch_not_divisible", train({"--global-batch", "40", "--micro-batch", "16"}),
-       "not divisible"},
-      {"negative_value", train({"--straggler-timeout", "-1"}), "--straggler-timeout"},
-      {"zero_value", train({"--keep-checkpoints", "0"}), "--keep-checkpoints"},
-      {"unknown_model", train({"--model", "gpt"}), "'gpt' is not one of"},
-      {"unknown_loss_policy", train({"--on-trainer-loss", "pray"}), "--on-trainer-loss"},
-  };
-  // Host environment: asking for a GPU where LibTorch sees none.
-  if (!torch::cuda::is_available())
-    cases.push_back({"no_cuda_device", train({"--device", "cuda"}), "no CUDA device"});
-  // A full disk: a 16 KiB tmpfs in a private mount namespace where unshare may mount one; else a
-  // file-size limit (SIGXFSZ ignored, so write() fails with EFBIG), the same failing write.
-  const std::string full = dir.path("full");
-  fs::create_directory(full);
-  const bool can_mount = std::system("unshare -m true >/dev/null 2>&1") == 0;
-  const std::string prefix =
-      can_mount ? "unshare -m sh -c 'mount -t tmpfs -o size=16k tmpfs " + full +
-                      " && \"$0\" \"$@\"; rc=$?; echo \"left in the full disk: $(find " + full +
-                      " -type f | wc -l) files\"; exit $rc' "
-                : "sh -c 'trap \"\" XFSZ; ulimit -f 16; exec \"$0\" \"$@\"' ";
-  cases.push_back({"full_disk", train({"--checkpoint-dir", full + "/ck"}),
-                   can_mount ? "No space left on device" : "File too large", prefix, full});
-
-  ASSERT_GE(cases.size(), 20u);
+// Each case: refused with one line "hetrain: error: ..." and exit code 2, no crash, no file left.
+TEST_P(BadInputTest, Refused) {
+  const BadInput c = GetParam().make(*this);
+  if (!c.skip.empty())
+    GTEST_SKIP() << c.skip;
+  ASSERT_FALSE(HasFailure()) << "making the input failed";
   const size_t before = dir.files().size();
-  for (const BadInput &c : cases) {
-    const CommandResult r = run_hetrain(c.args, c.prefix);
-    EXPECT_EQ(r.exit_code, 2) << c.name << ": " << r.output;
-    EXPECT_NE(r.output.find("hetrain: error: "), std::string::npos) << c.name << ": " << r.output;
-    EXPECT_NE(r.output.find(c.phrase), std::string::npos) << c.name << ": " << r.output;
-    // One error line; no trace, no core, no second complaint.
-    size_t error_lines = 0;
-    for (size_t at = r.output.find("error"); at != std::string::npos;
-         at = r.output.find("error", at + 1))
-      ++error_lines;
-    EXPECT_EQ(error_lines, 1u) << c.name << ": " << r.output;
-    for (const char *crash : {"terminate called", "Segmentation", "core dumped", "Aborted"})
-      EXPECT_EQ(r.output.find(crash), std::string::npos) << c.name << ": " << r.output;
-    // No output anywhere: no checkpoint, no summary, no stray temporary.
-    EXPECT_EQ(files_under(dir.path("out")), 0u) << c.name;
-    EXPECT_FALSE(fs::exists(dir.path("out.json"))) << c.name;
-    EXPECT_EQ(dir.files().size(), before + (fs::exists(dir.path("out")) ? 1 : 0)) << c.name;
-    if (!c.outputs.empty()) {
-      EXPECT_EQ(files_under(c.outputs), 0u) << c.name;
-      if (can_mount) {
-        EXPECT_NE(r.output.find("left in the full disk: 0 files"), std::string::npos) << r.output;
-      }
+  const CommandResult r = run_hetrain(c.args, c.prefix);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("hetrain: error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(c.phrase), std::string::npos) << "expected '" << c.phrase << "' in "
+                                                        << r.output;
+  // One error line; no trace, no core, no second complaint.
+  size_t error_lines = 0;
+  for (size_t at = r.output.find("error"); at != std::string::npos;
+       at = r.output.find("error", at + 1))
+    ++error_lines;
+  EXPECT_EQ(error_lines, 1u) << r.output;
+  for (const char *crash : {"terminate called", "Segmentation", "core dumped", "Aborted"})
+    EXPECT_EQ(r.output.find(crash), std::string::npos) << r.output;
+  // No output anywhere: no checkpoint, no summary, no stray temporary.
+  EXPECT_EQ(files_under(dir.path("out")), 0u);
+  EXPECT_FALSE(fs::exists(dir.path("out.json")));
+  EXPECT_EQ(dir.files().size(), before + (fs::exists(dir.path("out")) ? 1 : 0)) << r.output;
+  if (!c.outputs.empty()) {
+    EXPECT_EQ(files_under(c.outputs), 0u);
+    if (can_mount) {
+      EXPECT_NE(r.output.find("left in the full disk: 0 files"), std::string::npos) << r.output;
     }
   }
 }
+
+// The broken files, one helper each.
+std::string dataset(BadInputTest &t, const std::string &name, h5::Kind kind,
+                    const std::vector<hsize_t> &dims, const std::vector<int32_t> &labels,
+                    bool with_labels = true) {
+  write_raw_dataset(t.dir.path(name), kind, dims, labels, with_labels);
+  return t.dir.path(name);
+}
+
+BadInputCase train_case(std::string name, std::function<std::vector<std::string>(BadInputTest &)> extra,
+                        std::string phrase) {
+  return {std::move(name), [extra, phrase](BadInputTest &t) {
+            return BadInput{t.train(extra(t)), phrase};
+          }};
+}
+
+BadInputCase evaluate_case(std::string name,
+                           std::function<std::pair<std::string, std::string>(BadInputTest &)> what,
+                           std::string phrase) {
+  return {std::move(name), [what, phrase](BadInputTest &t) {
+            auto [checkpoint, data] = what(t);
+            return BadInput{t.evaluate(checkpoint, data), phrase};
+          }};
+}
+
+// A checkpoint of the short run with one edit.
+std::string edited_checkpoint(BadInputTest &t, const std::string &name,
+                              const std::function<void(hid_t)> &edit) {
+  const std::string path = t.copy_checkpoint(name);
+  edit_h5(path, edit);
+  return path;
+}
+
+using Args = std::vector<std::string>;
+
+const std::vector<BadInputCase> kCases = {
+    // --- dataset files ---
+    train_case("DatasetLengthsDiffer",
+               [](BadInputTest &t) {
+                 return Args{"--data", dataset(t, "length.h5", h5::Kind::U8, {3, 1, 2, 2}, {0, 1})};
+               },
+               "3 images but 2 labels"),
+    train_case("DatasetNegativeLabel",
+               [](BadInputTest &t) {
+                 return Args{"--data",
+                             dataset(t, "negative.h5", h5::Kind::U8, {2, 1, 2, 2}, {0, -1})};
+               },
+               "negative"),
+    train_case("DatasetLabelOutOfRange",
+               [](BadInputTest &t) {
+                 fs::copy_file(t.good_data, t.dir.path("range.h5"));
+                 edit_h5(t.dir.path("range.h5"), [](hid_t file) { // 4 classes of labels, 2 names
+                   H5Adelete(file, "class_names");
+                   h5::write_attr(file, "class_names", std::vector<std::string>{"a", "b"});
+                 });
+                 return Args{"--data", t.dir.path("range.h5")};
+               },
+               "label 3"),
+    train_case("DatasetZeroSamples",
+               [](BadInputTest &t) {
+                 return Args{"--data", dataset(t, "zero.h5", h5::Kind::U8, {0, 1, 2, 2}, {})};
+               },
+               "zero samples"),
+    train_case("DatasetWrongDtype",
+               [](BadInputTest &t) {
+                 return Args{"--data", dataset(t, "float.h5", h5::Kind::F64, {2, 1, 2, 2}, {0, 1})};
+               },
+               "/images must be uint8"),
+    train_case("DatasetWithoutLabels",
+               [](BadInputTest &t) {
+                 return Args{"--data", dataset(t, "nolabels.h5", h5::Kind::U8, {2, 1, 2, 2}, {},
+                                               /*with_labels=*/false)};
+               },
+               "labels"),
+    train_case("DatasetTruncatedHdf5",
+               [](BadInputTest &t) {
+                 truncate_to_half(t.good_data, t.dir.path("cut.h5"));
+                 return Args{"--data", t.dir.path("cut.h5")};
+               },
+               "cut.h5"),
+    train_case("DatasetNotHdf5",
+               [](BadInputTest &t) {
+                 write_bytes(t.dir.path("text.h5"), {'n', 'o', 't', ' ', 'h', 'd', 'f', '5'});
+                 return Args{"--data", t.dir.path("text.h5")};
+               },
+               "not an HDF5 file"),
+    train_case("MissingDataFile",
+               [](BadInputTest &t) { return Args{"--data", t.dir.path("absent.h5")}; },
+               "absent.h5: no such file"),
+    train_case("TestSetOfAnotherShape",
+               [](BadInputTest &t) { return Args{"--test-data", t.rgb_data}; }, "3x8x8"),
+    // --- checkpoint files ---
+    evaluate_case("CheckpointMissingTensor",
+                  [](BadInputTest &t) {
+                    return std::make_pair(
+                        edited_checkpoint(t, "missing.h5",
+                                          [](hid_t file) {
+                                            H5Ldelete(file, "params/out.bias", H5P_DEFAULT);
+                                          }),
+                        t.good_data);
+                  },
+                  "'out.bias' is missing"),
+    evaluate_case("CheckpointWrongShape",
+                  [](BadInputTest &t) {
+                    return std::make_pair(
+                        edited_checkpoint(t, "shape.h5",
+                                          [](hid_t file) {
+                                            H5Ldelete(file, "params/fc1.weight", H5P_DEFAULT);
+                                            std::vector<float> nine(9, 0.0f);
+                                            h5::Handle params(H5Gopen2(file, "params", H5P_DEFAULT),
+                                                              H5Gclose);
+                                            h5::write_dataset(params, "fc1.weight", h5::Kind::F32,
+                                                              nine.data(), {3, 3});
+                                          }),
+                        t.good_data);
+                  },
+                  "has shape [3,3]"),
+    evaluate_case("CheckpointNewerFormat",
+                  [](BadInputTest &t) {
+                    return std::make_pair(
+                        edited_checkpoint(t, "newer.h5",
+                                          [](hid_t file) {
+                                            H5Adelete(file, "format_version");
+                                            h5::write_attr(file, "format_version", int64_t{99});
+                                          }),
+                        t.good_data);
+                  },
+                  "format version 99 is newer"),
+    evaluate_case("CheckpointTruncated",
+                  [](BadInputTest &t) {
+                    truncate_to_half(t.good_checkpoint(), t.dir.path("cut-ckpt.h5"));
+                    return std::make_pair(t.dir.path("cut-ckpt.h5"), t.good_data);
+                  },
+                  "cut-ckpt.h5"),
+    evaluate_case("CheckpointIsADataset",
+                  [](BadInputTest &t) { return std::make_pair(t.good_data, t.good_data); },
+                  "not a hetrain checkpoint"),
+    evaluate_case("CheckpointForOtherImages",
+                  [](BadInputTest &t) { return std::make_pair(t.good_checkpoint(), t.rgb_data); },
+                  "3x8x8"),
+    train_case("ResumeFromMissingFile",
+               [](BadInputTest &t) { return Args{"--resume", t.dir.path("nope.h5")}; }, "nope.h5"),
+    train_case("ResumeOtherModel",
+               [](BadInputTest &t) { return Args{"--resume", t.good_checkpoint(), "--model", "cnn"}; },
+               "a checkpoint of model 'mlp', this run trains 'cnn'"),
+    // --- config files and output places ---
+    train_case("ConfigFileMalformed",
+               [](BadInputTest &t) {
+                 std::ofstream(t.dir.path("bad.toml")) << "lr = \"fast\"\n";
+                 return Args{"--config", t.dir.path("bad.toml")};
+               },
+               "--lr = fast"),
+    train_case("ConfigFileMissing",
+               [](BadInputTest &t) { return Args{"--config", t.dir.path("none.toml")}; },
+               "none.toml"),
+    train_case("CheckpointDirUnwritable",
+               [](BadInputTest &t) {
+                 std::ofstream(t.dir.path("a-file")) << "x";
+                 return Args{"--checkpoint-dir", t.dir.path("a-file/ck")};
+               },
+               "--checkpoint-dir"),
+    train_case("SummaryFolderMissing",
+               [](BadInputTest &t) { return Args{"--summary-json", t.dir.path("no/such/s.json")}; },
+               "--summary-json"),
+    train_case("GlobalBatchNotDivisible",
+               [](BadInputTest &) { return Args{"--global-batch", "40", "--micro-batch", "16"}; },
+               "not divisible"),
+    train_case("NegativeValue", [](BadInputTest &) { return Args{"--straggler-timeout", "-1"}; },
+               "--straggler-timeout"),
+    train_case("ZeroValue", [](BadInputTest &) { return Args{"--keep-checkpoints", "0"}; },
+               "--keep-checkpoints"),
+    train_case("UnknownModel", [](BadInputTest &) { return Args{"--model", "gpt"}; },
+               "'gpt' is not one of"),
+    train_case("UnknownLossPolicy", [](BadInputTest &) { return Args{"--on-trainer-loss", "pray"}; },
+               "--on-trainer-loss"),
+    // --- the host ---
+    // Asking for a GPU where LibTorch sees none (skipped, with the reason, where it sees one).
+    {"NoCudaDevice",
+     [](BadInputTest &t) {
+       BadInput c{t.train({"--device", "cuda"}), "no CUDA device"};
+       if (torch::cuda::is_available())
+         c.skip = "LibTorch sees a CUDA device here, so --device cuda is not bad input";
+       return c;
+     }},
+    // A full disk: a 16 KiB tmpfs in a private mount namespace where unshare may mount one; else a
+    // file-size limit (SIGXFSZ ignored, so write() fails with EFBIG), the same failing write.
+    {"FullDisk",
+     [](BadInputTest &t) {
+       const std::string full = t.dir.path("full");
+       fs::create_directory(full);
+       t.can_mount = std::system("unshare -m true >/dev/null 2>&1") == 0;
+       const std::string prefix =
+           t.can_mount ? "unshare -m sh -c 'mount -t tmpfs -o size=16k tmpfs " + full +
+                             " && \"$0\" \"$@\"; rc=$?; echo \"left in the full disk: $(find " +
+                             full + " -type f | wc -l) files\"; exit $rc' "
+                       : "sh -c 'trap \"\" XFSZ; ulimit -f 16; exec \"$0\" \"$@\"' ";
+       return BadInput{t.train({"--checkpoint-dir", full + "/ck"}),
+                       t.can_mount ? "No space left on device" : "File too large", prefix, full};
+     }},
+};
+
+INSTANTIATE_TEST_SUITE_P(BadInput, BadInputTest, ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<BadInputCase> &info) {
+                           return info.param.name;
+                         });
 
 } // namespace

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # scripts/h5_to_torch.py: a converted checkpoint, loaded into the equivalent PyTorch model, gives
 # the test accuracy `hetrain evaluate` gives (within 0.1 percentage points), for the mlp and the
-# cnn (BatchNorm buffers included). Skipped (exit 77) only when Debian's python3-torch is missing.
+# cnn (BatchNorm buffers included): the same weights in another implementation, so a prediction
+# can change only for an image whose two top logits tie to within rounding. Skipped (exit 77) when
+# Debian's python3-torch or the data is missing.
 # Usage: test_h5_to_torch.sh   with HETRAIN and DATA (data folder) in the environment.
 set -euo pipefail
 py=/usr/bin/python3
-$py -c 'import torch, h5py' 2>/dev/null || { echo "python3-torch or python3-h5py missing"; exit 77; }
+$py -c 'import torch, h5py' 2>/dev/null || { echo "SKIPPED: python3-torch or python3-h5py missing"; exit 77; }
+for f in "$DATA/fashion-mnist-train.h5" "$DATA/fashion-mnist-test.h5"; do
+  [ -f "$f" ] || { echo "SKIPPED: missing $f: run scripts/prepare-data.sh"; exit 77; }
+done
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -53,6 +53,8 @@ TEST(LocalTraining, GradientAccumulationEqualsOneBigBatch) {
   b.checkpoint_dir = dir.path("ckpt-b");
   auto ca = read_checkpoint(run_local_training(a).final_checkpoint);
   auto cb = read_checkpoint(run_local_training(b).final_checkpoint);
+  // The same sums in another order: compared after 4 steps, long before rounding differences grow
+  // (training is chaotic: 1e-7 stays 1e-7 for dozens of steps, then grows); measured ~1e-7.
   ASSERT_EQ(ca.params.size(), cb.params.size());
   for (size_t i = 0; i < ca.params.size(); ++i) {
     const auto &x = ca.params[i].second, &y = cb.params[i].second;
@@ -282,12 +284,16 @@ TEST(Resume, OneProcessContinuesExactlyFromEpochAndStepCheckpoints) {
   mid.checkpoint_dir = dir.path("mid");
   mid.resume = dir.path("split") + "/ckpt-s00000003-step.h5";
   TrainSummary from_mid = run_local_training(mid);
+  // A resume in one process is the same computation as the uninterrupted run (the same batches in
+  // the same order, the optimizer state restored bit for bit), so the result is bit-identical:
+  // no tolerance, which would only hide a state that is restored almost right.
   for (const TrainSummary *s : {&resumed, &from_mid}) {
     const auto c = read_checkpoint(s->final_checkpoint);
     ASSERT_EQ(c.params.size(), reference.params.size());
     for (size_t i = 0; i < c.params.size(); ++i) {
       const auto &x = c.params[i].second, &y = reference.params[i].second;
-      EXPECT_LT((x - y).norm().item<double>() / y.norm().item<double>(), 1e-5) << c.params[i].first;
+      EXPECT_TRUE(torch::equal(x, y)) << c.params[i].first << ": max abs difference "
+                                      << (x - y).abs().max().item<double>();
     }
   }
 }

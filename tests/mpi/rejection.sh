@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# mpi.rejection: a trainer failing admission (its probe made 100x slower, --fault-slow-probe-rank,
+# against --min-relative-speed 0.2) is named with its reason and logs its own rejection; the job
+# goes on without it and the others train every sample. With --require-gpu and no GPU anywhere
+# nobody is admitted: a clear error and a non-zero exit code (on a machine with a GPU that half
+# cannot be shown, and the case ends as skipped after the first).
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
+# The healthy trainers' probes would have to differ 20x by chance (100 x 0.2) to change the verdicts.
+out=$(mpi 4 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --global-batch 64 \
+  --micro-batch 16 --limit-train-samples 640 --threads 1 --min-relative-speed 0.2 \
+  --fault-slow-probe-rank 2 --checkpoint-dir "$work/ck" --summary-json "$work/s.json" 2>&1)
+echo "$out" | grep -E "rejected|plan:|finished"
+echo "$out" | grep -q "rank 2 rejected: .* below --min-relative-speed 0.2" ||
+  fail "no rejection line for rank 2"
+echo "$out" | grep -q "not admitted by rank 0" || fail "rank 2 did not log its own rejection"
+$py - "$work/s.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+ranks = sorted(t["rank"] for t in s["trainers"])
+assert ranks == [1, 3], ranks
+assert sum(t["samples"] for t in s["trainers"]) == 640
+print("rejection: rank 2 left out, ranks", ranks, "trained all 640 samples")
+PY
+# No GPU anywhere and --require-gpu: nobody is admitted, so the job ends with a clear error.
+gpus=$("$HETRAIN" bench --json --seconds 0.05 --model mlp |
+  $py -c 'import json, sys; print(len(json.load(sys.stdin)["gpus"]))')
+[ "$gpus" -eq 0 ] ||
+  skip "the rest needs a machine without GPUs (--require-gpu admits this one's $gpus); the first half passed"
+code=0
+none=$(mpi 3 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --limit-train-samples 640 \
+  --threads 1 --require-gpu --checkpoint-dir "$work/ck2" 2>&1) || code=$?
+echo "$none" | grep -E "no trainer was admitted" | head -1
+[ "$code" -ne 0 ] || fail "a job without trainers exited 0"
+echo "$none" | grep -q "no trainer was admitted" || { echo "$none" | tail; fail "no clear message"; }
