@@ -137,8 +137,8 @@ TEST_P(BadInputTest, Refused) {
   const CommandResult r = run_hetrain(c.args, c.prefix);
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("hetrain: error: "), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find(c.phrase), std::string::npos) << "expected '" << c.phrase << "' in "
-                                                        << r.output;
+  EXPECT_NE(r.output.find(c.phrase), std::string::npos)
+      << "expected '" << c.phrase << "' in " << r.output;
   // One error line; no trace, no core, no second complaint.
   size_t error_lines = 0;
   for (size_t at = r.output.find("error"); at != std::string::npos;
@@ -167,7 +167,8 @@ std::string dataset(BadInputTest &t, const std::string &name, h5::Kind kind,
   return t.dir.path(name);
 }
 
-BadInputCase train_case(std::string name, std::function<std::vector<std::string>(BadInputTest &)> extra,
+BadInputCase train_case(std::string name,
+                        std::function<std::vector<std::string>(BadInputTest &)> extra,
                         std::string phrase) {
   return {std::move(name), [extra, phrase](BadInputTest &t) {
             return BadInput{t.train(extra(t)), phrase};
@@ -195,144 +196,195 @@ using Args = std::vector<std::string>;
 
 const std::vector<BadInputCase> kCases = {
     // --- dataset files ---
-    train_case("DatasetLengthsDiffer",
-               [](BadInputTest &t) {
-                 return Args{"--data", dataset(t, "length.h5", h5::Kind::U8, {3, 1, 2, 2}, {0, 1})};
-               },
-               "3 images but 2 labels"),
-    train_case("DatasetNegativeLabel",
-               [](BadInputTest &t) {
-                 return Args{"--data",
-                             dataset(t, "negative.h5", h5::Kind::U8, {2, 1, 2, 2}, {0, -1})};
-               },
-               "negative"),
-    train_case("DatasetLabelOutOfRange",
-               [](BadInputTest &t) {
-                 fs::copy_file(t.good_data, t.dir.path("range.h5"));
-                 edit_h5(t.dir.path("range.h5"), [](hid_t file) { // 4 classes of labels, 2 names
-                   H5Adelete(file, "class_names");
-                   h5::write_attr(file, "class_names", std::vector<std::string>{"a", "b"});
-                 });
-                 return Args{"--data", t.dir.path("range.h5")};
-               },
-               "label 3"),
-    train_case("DatasetZeroSamples",
-               [](BadInputTest &t) {
-                 return Args{"--data", dataset(t, "zero.h5", h5::Kind::U8, {0, 1, 2, 2}, {})};
-               },
-               "zero samples"),
-    train_case("DatasetWrongDtype",
-               [](BadInputTest &t) {
-                 return Args{"--data", dataset(t, "float.h5", h5::Kind::F64, {2, 1, 2, 2}, {0, 1})};
-               },
-               "/images must be uint8"),
-    train_case("DatasetWithoutLabels",
-               [](BadInputTest &t) {
-                 return Args{"--data", dataset(t, "nolabels.h5", h5::Kind::U8, {2, 1, 2, 2}, {},
-                                               /*with_labels=*/false)};
-               },
-               "labels"),
-    train_case("DatasetTruncatedHdf5",
-               [](BadInputTest &t) {
-                 truncate_to_half(t.good_data, t.dir.path("cut.h5"));
-                 return Args{"--data", t.dir.path("cut.h5")};
-               },
-               "cut.h5"),
-    train_case("DatasetNotHdf5",
-               [](BadInputTest &t) {
-                 write_bytes(t.dir.path("text.h5"), {'n', 'o', 't', ' ', 'h', 'd', 'f', '5'});
-                 return Args{"--data", t.dir.path("text.h5")};
-               },
-               "not an HDF5 file"),
-    train_case("MissingDataFile",
-               [](BadInputTest &t) { return Args{"--data", t.dir.path("absent.h5")}; },
-               "absent.h5: no such file"),
-    train_case("TestSetOfAnotherShape",
-               [](BadInputTest &t) { return Args{"--test-data", t.rgb_data}; }, "3x8x8"),
+    train_case(
+        "DatasetLengthsDiffer",
+        [](BadInputTest &t) {
+          return Args{"--data", dataset(t, "length.h5", h5::Kind::U8, {3, 1, 2, 2}, {0, 1})};
+        },
+        "3 images but 2 labels"),
+    train_case(
+        "DatasetNegativeLabel",
+        [](BadInputTest &t) {
+          return Args{"--data", dataset(t, "negative.h5", h5::Kind::U8, {2, 1, 2, 2}, {0, -1})};
+        },
+        "negative"),
+    train_case(
+        "DatasetLabelOutOfRange",
+        [](BadInputTest &t) {
+          fs::copy_file(t.good_data, t.dir.path("range.h5"));
+          edit_h5(t.dir.path("range.h5"), [](hid_t file) { // 4 classes of labels, 2 names
+            H5Adelete(file, "class_names");
+            h5::write_attr(file, "class_names", std::vector<std::string>{"a", "b"});
+          });
+          return Args{"--data", t.dir.path("range.h5")};
+        },
+        "label 3"),
+    train_case(
+        "DatasetZeroSamples",
+        [](BadInputTest &t) {
+          return Args{"--data", dataset(t, "zero.h5", h5::Kind::U8, {0, 1, 2, 2}, {})};
+        },
+        "zero samples"),
+    train_case(
+        "DatasetWrongDtype",
+        [](BadInputTest &t) {
+          return Args{"--data", dataset(t, "float.h5", h5::Kind::F64, {2, 1, 2, 2}, {0, 1})};
+        },
+        "/images must be uint8"),
+    train_case(
+        "DatasetWithoutLabels",
+        [](BadInputTest &t) {
+          return Args{"--data", dataset(t, "nolabels.h5", h5::Kind::U8, {2, 1, 2, 2}, {},
+                                        /*with_labels=*/false)};
+        },
+        "labels"),
+    train_case(
+        "DatasetTruncatedHdf5",
+        [](BadInputTest &t) {
+          truncate_to_half(t.good_data, t.dir.path("cut.h5"));
+          return Args{"--data", t.dir.path("cut.h5")};
+        },
+        "cut.h5"),
+    train_case(
+        "DatasetNotHdf5",
+        [](BadInputTest &t) {
+          write_bytes(t.dir.path("text.h5"), {'n', 'o', 't', ' ', 'h', 'd', 'f', '5'});
+          return Args{"--data", t.dir.path("text.h5")};
+        },
+        "not an HDF5 file"),
+    train_case(
+        "MissingDataFile",
+        [](BadInputTest &t) {
+          return Args{"--data", t.dir.path("absent.h5")};
+        },
+        "absent.h5: no such file"),
+    train_case(
+        "TestSetOfAnotherShape",
+        [](BadInputTest &t) {
+          return Args{"--test-data", t.rgb_data};
+        },
+        "3x8x8"),
     // --- checkpoint files ---
-    evaluate_case("CheckpointMissingTensor",
-                  [](BadInputTest &t) {
-                    return std::make_pair(
-                        edited_checkpoint(t, "missing.h5",
-                                          [](hid_t file) {
-                                            H5Ldelete(file, "params/out.bias", H5P_DEFAULT);
-                                          }),
-                        t.good_data);
-                  },
-                  "'out.bias' is missing"),
-    evaluate_case("CheckpointWrongShape",
-                  [](BadInputTest &t) {
-                    return std::make_pair(
-                        edited_checkpoint(t, "shape.h5",
-                                          [](hid_t file) {
-                                            H5Ldelete(file, "params/fc1.weight", H5P_DEFAULT);
-                                            std::vector<float> nine(9, 0.0f);
-                                            h5::Handle params(H5Gopen2(file, "params", H5P_DEFAULT),
-                                                              H5Gclose);
-                                            h5::write_dataset(params, "fc1.weight", h5::Kind::F32,
-                                                              nine.data(), {3, 3});
-                                          }),
-                        t.good_data);
-                  },
-                  "has shape [3,3]"),
-    evaluate_case("CheckpointNewerFormat",
-                  [](BadInputTest &t) {
-                    return std::make_pair(
-                        edited_checkpoint(t, "newer.h5",
-                                          [](hid_t file) {
-                                            H5Adelete(file, "format_version");
-                                            h5::write_attr(file, "format_version", int64_t{99});
-                                          }),
-                        t.good_data);
-                  },
-                  "format version 99 is newer"),
-    evaluate_case("CheckpointTruncated",
-                  [](BadInputTest &t) {
-                    truncate_to_half(t.good_checkpoint(), t.dir.path("cut-ckpt.h5"));
-                    return std::make_pair(t.dir.path("cut-ckpt.h5"), t.good_data);
-                  },
-                  "cut-ckpt.h5"),
-    evaluate_case("CheckpointIsADataset",
-                  [](BadInputTest &t) { return std::make_pair(t.good_data, t.good_data); },
-                  "not a hetrain checkpoint"),
-    evaluate_case("CheckpointForOtherImages",
-                  [](BadInputTest &t) { return std::make_pair(t.good_checkpoint(), t.rgb_data); },
-                  "3x8x8"),
-    train_case("ResumeFromMissingFile",
-               [](BadInputTest &t) { return Args{"--resume", t.dir.path("nope.h5")}; }, "nope.h5"),
-    train_case("ResumeOtherModel",
-               [](BadInputTest &t) { return Args{"--resume", t.good_checkpoint(), "--model", "cnn"}; },
-               "a checkpoint of model 'mlp', this run trains 'cnn'"),
+    evaluate_case(
+        "CheckpointMissingTensor",
+        [](BadInputTest &t) {
+          return std::make_pair(edited_checkpoint(t, "missing.h5",
+                                                  [](hid_t file) {
+                                                    H5Ldelete(file, "params/out.bias", H5P_DEFAULT);
+                                                  }),
+                                t.good_data);
+        },
+        "'out.bias' is missing"),
+    evaluate_case(
+        "CheckpointWrongShape",
+        [](BadInputTest &t) {
+          return std::make_pair(
+              edited_checkpoint(
+                  t, "shape.h5",
+                  [](hid_t file) {
+                    H5Ldelete(file, "params/fc1.weight", H5P_DEFAULT);
+                    std::vector<float> nine(9, 0.0f);
+                    h5::Handle params(H5Gopen2(file, "params", H5P_DEFAULT), H5Gclose);
+                    h5::write_dataset(params, "fc1.weight", h5::Kind::F32, nine.data(), {3, 3});
+                  }),
+              t.good_data);
+        },
+        "has shape [3,3]"),
+    evaluate_case(
+        "CheckpointNewerFormat",
+        [](BadInputTest &t) {
+          return std::make_pair(edited_checkpoint(t, "newer.h5",
+                                                  [](hid_t file) {
+                                                    H5Adelete(file, "format_version");
+                                                    h5::write_attr(file, "format_version",
+                                                                   int64_t{99});
+                                                  }),
+                                t.good_data);
+        },
+        "format version 99 is newer"),
+    evaluate_case(
+        "CheckpointTruncated",
+        [](BadInputTest &t) {
+          truncate_to_half(t.good_checkpoint(), t.dir.path("cut-ckpt.h5"));
+          return std::make_pair(t.dir.path("cut-ckpt.h5"), t.good_data);
+        },
+        "cut-ckpt.h5"),
+    evaluate_case(
+        "CheckpointIsADataset",
+        [](BadInputTest &t) { return std::make_pair(t.good_data, t.good_data); },
+        "not a hetrain checkpoint"),
+    evaluate_case(
+        "CheckpointForOtherImages",
+        [](BadInputTest &t) { return std::make_pair(t.good_checkpoint(), t.rgb_data); }, "3x8x8"),
+    train_case(
+        "ResumeFromMissingFile",
+        [](BadInputTest &t) {
+          return Args{"--resume", t.dir.path("nope.h5")};
+        },
+        "nope.h5"),
+    train_case(
+        "ResumeOtherModel",
+        [](BadInputTest &t) {
+          return Args{"--resume", t.good_checkpoint(), "--model", "cnn"};
+        },
+        "a checkpoint of model 'mlp', this run trains 'cnn'"),
     // --- config files and output places ---
-    train_case("ConfigFileMalformed",
-               [](BadInputTest &t) {
-                 std::ofstream(t.dir.path("bad.toml")) << "lr = \"fast\"\n";
-                 return Args{"--config", t.dir.path("bad.toml")};
-               },
-               "--lr = fast"),
-    train_case("ConfigFileMissing",
-               [](BadInputTest &t) { return Args{"--config", t.dir.path("none.toml")}; },
-               "none.toml"),
-    train_case("CheckpointDirUnwritable",
-               [](BadInputTest &t) {
-                 std::ofstream(t.dir.path("a-file")) << "x";
-                 return Args{"--checkpoint-dir", t.dir.path("a-file/ck")};
-               },
-               "--checkpoint-dir"),
-    train_case("SummaryFolderMissing",
-               [](BadInputTest &t) { return Args{"--summary-json", t.dir.path("no/such/s.json")}; },
-               "--summary-json"),
-    train_case("GlobalBatchNotDivisible",
-               [](BadInputTest &) { return Args{"--global-batch", "40", "--micro-batch", "16"}; },
-               "not divisible"),
-    train_case("NegativeValue", [](BadInputTest &) { return Args{"--straggler-timeout", "-1"}; },
-               "--straggler-timeout"),
-    train_case("ZeroValue", [](BadInputTest &) { return Args{"--keep-checkpoints", "0"}; },
-               "--keep-checkpoints"),
-    train_case("UnknownModel", [](BadInputTest &) { return Args{"--model", "gpt"}; },
-               "'gpt' is not one of"),
-    train_case("UnknownLossPolicy", [](BadInputTest &) { return Args{"--on-trainer-loss", "pray"}; },
-               "--on-trainer-loss"),
+    train_case(
+        "ConfigFileMalformed",
+        [](BadInputTest &t) {
+          std::ofstream(t.dir.path("bad.toml")) << "lr = \"fast\"\n";
+          return Args{"--config", t.dir.path("bad.toml")};
+        },
+        "--lr = fast"),
+    train_case(
+        "ConfigFileMissing",
+        [](BadInputTest &t) {
+          return Args{"--config", t.dir.path("none.toml")};
+        },
+        "none.toml"),
+    train_case(
+        "CheckpointDirUnwritable",
+        [](BadInputTest &t) {
+          std::ofstream(t.dir.path("a-file")) << "x";
+          return Args{"--checkpoint-dir", t.dir.path("a-file/ck")};
+        },
+        "--checkpoint-dir"),
+    train_case(
+        "SummaryFolderMissing",
+        [](BadInputTest &t) {
+          return Args{"--summary-json", t.dir.path("no/such/s.json")};
+        },
+        "--summary-json"),
+    train_case(
+        "GlobalBatchNotDivisible",
+        [](BadInputTest &) {
+          return Args{"--global-batch", "40", "--micro-batch", "16"};
+        },
+        "not divisible"),
+    train_case(
+        "NegativeValue",
+        [](BadInputTest &) {
+          return Args{"--straggler-timeout", "-1"};
+        },
+        "--straggler-timeout"),
+    train_case(
+        "ZeroValue",
+        [](BadInputTest &) {
+          return Args{"--keep-checkpoints", "0"};
+        },
+        "--keep-checkpoints"),
+    train_case(
+        "UnknownModel",
+        [](BadInputTest &) {
+          return Args{"--model", "gpt"};
+        },
+        "'gpt' is not one of"),
+    train_case(
+        "UnknownLossPolicy",
+        [](BadInputTest &) {
+          return Args{"--on-trainer-loss", "pray"};
+        },
+        "--on-trainer-loss"),
     // --- the host ---
     // Asking for a GPU where LibTorch sees none (skipped, with the reason, where it sees one).
     {"NoCudaDevice",

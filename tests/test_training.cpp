@@ -292,8 +292,8 @@ TEST(Resume, OneProcessContinuesExactlyFromEpochAndStepCheckpoints) {
     ASSERT_EQ(c.params.size(), reference.params.size());
     for (size_t i = 0; i < c.params.size(); ++i) {
       const auto &x = c.params[i].second, &y = reference.params[i].second;
-      EXPECT_TRUE(torch::equal(x, y)) << c.params[i].first << ": max abs difference "
-                                      << (x - y).abs().max().item<double>();
+      EXPECT_TRUE(torch::equal(x, y))
+          << c.params[i].first << ": max abs difference " << (x - y).abs().max().item<double>();
     }
   }
 }
