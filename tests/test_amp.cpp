@@ -26,7 +26,7 @@ torch::Tensor gradient_with(const std::string &amp, const std::string &model_nam
   std::vector<int64_t> indices(static_cast<size_t>(data.size()));
   std::iota(indices.begin(), indices.end(), 0);
   MixedPrecision mp(amp, torch::Device(torch::kCPU));
-  mp.gradients(*model, data, indices.data(), data.size(), 16, flat);
+  mp.gradients(*model, LossSpec{}, data, SampleRun{indices.data(), data.size()}, 16, flat);
   return flat.grads().clone();
 }
 

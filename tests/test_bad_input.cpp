@@ -9,6 +9,8 @@
 #include "test_util.h"
 
 #include <gtest/gtest.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -194,6 +196,54 @@ std::string edited_checkpoint(BadInputTest &t, const std::string &name,
 
 using Args = std::vector<std::string>;
 
+// --- the user's own model (issue 14): TorchScript files made here with torch::jit, so the cases
+// need no Python ---
+
+// A TorchScript module with the given parameters and TorchScript source, saved to dir/name.
+std::string script_file(BadInputTest &t, const std::string &name,
+                        const std::vector<std::pair<std::string, torch::Tensor>> &params,
+                        const std::string &source, bool trainable = true) {
+  torch::jit::Module m("BadInputModel");
+  for (const auto &[param, value] : params)
+    m.register_parameter(param, value.clone().set_requires_grad(trainable), false);
+  m.define(source);
+  m.save(t.dir.path(name));
+  return t.dir.path(name);
+}
+// A linear classifier for the 1x8x8, 4-class good data (64 inputs), with `outputs` outputs.
+std::string linear_script(BadInputTest &t, const std::string &name, int64_t outputs = 4,
+                          bool trainable = true) {
+  return script_file(t, name, {{"weight", torch::zeros({64, outputs})}},
+                     "def forward(self, x):\n    return x.flatten(1).matmul(self.weight)\n",
+                     trainable);
+}
+// A float dataset: /inputs float32 [16, 8], /targets float32 [16, 2].
+std::string float_dataset(BadInputTest &t) {
+  const std::string path = t.dir.path("float.h5");
+  std::vector<float> inputs(16 * 8, 0.5f), targets(16 * 2, 1.0f);
+  h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  h5::write_dataset(file, "inputs", h5::Kind::F32, inputs.data(), {16, 8});
+  h5::write_dataset(file, "targets", h5::Kind::F32, targets.data(), {16, 2});
+  h5::write_attr(file, "format", "hetrain-dataset");
+  h5::write_attr(file, "format_version", int64_t{1});
+  return path;
+}
+// The archive of a good TorchScript file rewritten with a file format version from the future.
+std::string from_newer_pytorch(BadInputTest &t) {
+  const std::string good = linear_script(t, "good.pt");
+  caffe2::serialize::PyTorchStreamReader reader(good);
+  caffe2::serialize::PyTorchStreamWriter writer(t.dir.path("newer.pt"));
+  for (const std::string &record : reader.getAllRecords()) {
+    if (record == "version" || record == ".data/version")
+      continue;
+    auto [data, size] = reader.getRecord(record);
+    writer.writeRecord(record, data.get(), size);
+  }
+  writer.setMinVersion(99);
+  writer.writeEndOfFile();
+  return t.dir.path("newer.pt");
+}
+
 const std::vector<BadInputCase> kCases = {
     // --- dataset files ---
     train_case(
@@ -201,7 +251,7 @@ const std::vector<BadInputCase> kCases = {
         [](BadInputTest &t) {
           return Args{"--data", dataset(t, "length.h5", h5::Kind::U8, {3, 1, 2, 2}, {0, 1})};
         },
-        "3 images but 2 labels"),
+        "3 samples in /images but 2 in /labels"),
     train_case(
         "DatasetNegativeLabel",
         [](BadInputTest &t) {
@@ -327,7 +377,7 @@ const std::vector<BadInputCase> kCases = {
         [](BadInputTest &t) {
           return Args{"--resume", t.good_checkpoint(), "--model", "cnn"};
         },
-        "a checkpoint of model 'mlp', this run trains 'cnn'"),
+        "this run trains 'cnn' (fingerprint"),
     // --- config files and output places ---
     train_case(
         "ConfigFileMalformed",
@@ -378,7 +428,7 @@ const std::vector<BadInputCase> kCases = {
         [](BadInputTest &) {
           return Args{"--model", "gpt"};
         },
-        "'gpt' is not one of"),
+        "--model gpt: no such file"),
     train_case(
         "UnknownLossPolicy",
         [](BadInputTest &) {
@@ -409,6 +459,109 @@ const std::vector<BadInputCase> kCases = {
        return BadInput{t.train({"--checkpoint-dir", full + "/ck"}),
                        t.can_mount ? "No space left on device" : "File too large", prefix, full};
      }},
+    // --- the user's own model (issue 14) ---
+    train_case(
+        "ModelFileIsNotTorchScript",
+        [](BadInputTest &t) {
+          std::ofstream(t.dir.path("weights.pt")) << "not a zip archive";
+          return Args{"--model", t.dir.path("weights.pt")};
+        },
+        "not a TorchScript file"),
+    train_case(
+        "ModelSavedWithTorchSaveIsNotTorchScript",
+        [](BadInputTest &t) {
+          torch::save(torch::zeros({3}), t.dir.path("tensor.pt")); // a zip, but no module in it
+          return Args{"--model", t.dir.path("tensor.pt")};
+        },
+        "holds no TorchScript module with a forward method"),
+    train_case(
+        "ModelFromNewerPyTorch",
+        [](BadInputTest &t) {
+          return Args{"--model", from_newer_pytorch(t)};
+        },
+        "saved by a newer PyTorch"),
+    train_case(
+        "ModelWithoutTrainableParameters",
+        [](BadInputTest &t) {
+          return Args{"--model", linear_script(t, "frozen.pt", 4, /*trainable=*/false)};
+        },
+        "has no trainable parameters (1 frozen)"),
+    train_case(
+        "ModelForwardFailsOnTheDataShape",
+        [](BadInputTest &t) {
+          return Args{"--model",
+                      script_file(t, "wide.pt", {{"weight", torch::zeros({100, 4})}},
+                                  "def forward(self, x):\n"
+                                  "    return x.reshape(-1, 100).matmul(self.weight)\n")};
+        },
+        "fails on a batch of the dataset's shape [2, 1, 8, 8] with targets [2]"),
+    train_case(
+        "ModelOutputsAnotherClassCount",
+        [](BadInputTest &t) {
+          return Args{"--model", linear_script(t, "three.pt", 3)};
+        },
+        "gives 3 outputs per sample, the dataset has 4 classes"),
+    train_case(
+        "LossModelWithoutLossMethod",
+        [](BadInputTest &t) {
+          return Args{"--model", linear_script(t, "noloss.pt"), "--loss", "model"};
+        },
+        "--loss model needs a loss(outputs, targets) method"),
+    train_case(
+        "MseOutputsDoNotFitTheTargets",
+        [](BadInputTest &t) {
+          return Args{"--data", float_dataset(t), "--loss", "mse", "--model",
+                      script_file(t, "three_out.pt", {{"weight", torch::zeros({8, 3})}},
+                                  "def forward(self, x):\n    return x.matmul(self.weight)\n")};
+        },
+        "--loss mse needs outputs of the targets' shape [2, 2]; the model gives [2, 3]"),
+    train_case(
+        "CrossEntropyOnFloatTargets",
+        [](BadInputTest &t) {
+          return Args{"--data", float_dataset(t), "--model", "mlp"};
+        },
+        "--loss cross-entropy needs integer class labels"),
+    train_case(
+        "LabelSmoothingWithMse",
+        [](BadInputTest &) {
+          return Args{"--loss", "mse", "--label-smoothing", "0.1"};
+        },
+        "--label-smoothing: only with --loss cross-entropy"),
+    train_case(
+        "PluginMissing",
+        [](BadInputTest &t) {
+          return Args{"--model-plugin", t.dir.path("missing.so")};
+        },
+        "missing.so: cannot load it"),
+    train_case(
+        "PluginWithoutFactory",
+        [](BadInputTest &) {
+          return Args{"--model-plugin", HETRAIN_NOT_A_PLUGIN};
+        },
+        "not a hetrain model plugin (it has no hetrain_model_plugin function"),
+    train_case(
+        "PluginUnknownModelName",
+        [](BadInputTest &) {
+          return Args{"--model-plugin", std::string(HETRAIN_EXAMPLE_PLUGIN) + ":resnet999"};
+        },
+        "has no model 'resnet999' (it has: tiny_cnn, linear_mse)"),
+    train_case(
+        "ResumeWithAnotherModelFile",
+        [](BadInputTest &t) {
+          const std::string first = linear_script(t, "first.pt");
+          auto r = run_hetrain({"train", "--data", t.good_data, "--model", first, "--epochs", "1",
+                                "--global-batch", "32", "--micro-batch", "16", "--threads", "1",
+                                "--checkpoint-dir", t.dir.path("scripted")});
+          EXPECT_EQ(r.exit_code, 0) << r.output;
+          std::string checkpoint;
+          for (const auto &entry : fs::directory_iterator(t.dir.path("scripted")))
+            checkpoint = entry.path().string();
+          const std::string other =
+              script_file(t, "other.pt", {{"weight", torch::zeros({64, 4})}},
+                          "def forward(self, x):\n    return x.flatten(1).matmul(self.weight) * 2\n");
+          return Args{"--resume", checkpoint, "--model", other};
+        },
+        "another model"),
 };
 
 INSTANTIATE_TEST_SUITE_P(BadInput, BadInputTest, ::testing::ValuesIn(kCases),

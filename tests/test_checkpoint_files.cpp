@@ -47,12 +47,26 @@ TEST(CheckpointFiles, ARunMayContinueOnlyAMatchingCheckpoint) {
   c.model = ModelSpec{"mlp", 1, 28, 28, 10};
   c.seed = 7;
   c.optimizer.kind = "momentum";
-  ResumeRequirements run{ModelSpec{"mlp", 1, 28, 28, 10}, 7, "momentum"};
+  ResumeRequirements run{ModelSpec{"mlp", 1, 28, 28, 10}, 7, "momentum", ""};
   EXPECT_EQ(resume_refusal(c, run), "");
   auto refused = [&](ResumeRequirements r) { return resume_refusal(c, r); };
   ResumeRequirements other = run;
   other.spec.name = "cnn";
-  EXPECT_EQ(refused(other), "a checkpoint of model 'mlp', this run trains 'cnn'");
+  EXPECT_EQ(refused(other), "a checkpoint of model 'mlp', this run trains 'cnn': another model");
+  // With fingerprints on both sides they decide: a moved TorchScript file is the same model,
+  // another file with the same name is not.
+  c.model_fingerprint = "00000000000000aa";
+  other = run;
+  other.spec.name = "/elsewhere/net.pt";
+  c.model.name = "net.pt";
+  other.fingerprint = "00000000000000aa";
+  EXPECT_EQ(refused(other), "");
+  other.spec.name = "net.pt";
+  other.fingerprint = "00000000000000bb";
+  EXPECT_EQ(refused(other), "a checkpoint of model 'net.pt' (fingerprint 00000000000000aa), this "
+                            "run trains 'net.pt' (fingerprint 00000000000000bb): another model");
+  c.model.name = "mlp";
+  c.model_fingerprint.clear();
   other = run;
   other.spec.in_channels = 3;
   other.spec.height = other.spec.width = 32;

@@ -36,9 +36,9 @@ TEST(DatasetFile, RoundTripKeepsPixelsLabelsAndStatistics) {
   auto expected = torch::from_blob(set.pixels.data(), {37, 2, 6, 6}, torch::kUInt8)
                       .to(torch::kFloat32)
                       .div(255.0);
-  EXPECT_TRUE(torch::allclose(b.images, expected, 1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(b.inputs, expected, 1e-6, 1e-6));
   for (int64_t i = 0; i < 37; ++i)
-    EXPECT_EQ(b.labels[i].item<int64_t>(), set.labels[static_cast<size_t>(i)]);
+    EXPECT_EQ(b.targets[i].item<int64_t>(), set.labels[static_cast<size_t>(i)]);
   // The stored mean is the mean of pixel/255 per channel.
   EXPECT_NEAR(meta.mean[0], expected.select(1, 0).mean().item<double>(), 1e-6);
   EXPECT_NEAR(meta.std[1], expected.select(1, 1).std(/*unbiased=*/false).item<double>(), 1e-5);
@@ -54,12 +54,12 @@ TEST(Dataset, StreamedHyperslabReadsEqualInMemoryReads) {
   // Unsorted, with a duplicate: HDF5 returns selections in file order, so this checks the reorder.
   std::vector<int64_t> indices = {199, 3, 57, 3, 0, 120, 64};
   Batch a = memory.get(indices), b = stream.get(indices);
-  EXPECT_TRUE(torch::equal(a.images, b.images));
-  EXPECT_TRUE(torch::equal(a.labels, b.labels));
+  EXPECT_TRUE(torch::equal(a.inputs, b.inputs));
+  EXPECT_TRUE(torch::equal(a.targets, b.targets));
   // Normalised with the file's own statistics: about zero mean overall.
   std::vector<int64_t> all(200);
   std::iota(all.begin(), all.end(), 0);
-  EXPECT_NEAR(memory.get(all).images.mean().item<double>(), 0.0, 1e-4);
+  EXPECT_NEAR(memory.get(all).inputs.mean().item<double>(), 0.0, 1e-4);
 }
 
 TEST(DatasetFile, MalformedLayoutsAreRefusedWithTheirReason) {
@@ -72,7 +72,7 @@ TEST(DatasetFile, MalformedLayoutsAreRefusedWithTheirReason) {
     const char *phrase;
   };
   std::vector<Case> cases = {
-      {"length_mismatch", h5::Kind::U8, {3, 1, 2, 2}, {2}, {0, 1}, "3 images but 2 labels"},
+      {"length_mismatch", h5::Kind::U8, {3, 1, 2, 2}, {2}, {0, 1}, "3 samples in /images but 2 in /labels"},
       {"negative_label", h5::Kind::U8, {2, 1, 2, 2}, {2}, {0, -1}, "negative"},
       {"zero_samples", h5::Kind::U8, {0, 1, 2, 2}, {0}, {}, "zero samples"},
       {"float_images", h5::Kind::F64, {2, 1, 2, 2}, {2}, {0, 1}, "must be uint8"},

@@ -59,8 +59,8 @@ TEST(IdxImport, GzipAndPlainFilesGiveTheSameDataset) {
   EXPECT_EQ(meta.class_names, (std::vector<std::string>{"a", "b", "c"}));
   Dataset data(dir.path("out.h5"));
   Batch b = data.get({4, 0});
-  EXPECT_EQ(b.labels[0].item<int64_t>(), 0);
-  EXPECT_EQ(b.labels[1].item<int64_t>(), 0);
+  EXPECT_EQ(b.targets[0].item<int64_t>(), 0);
+  EXPECT_EQ(b.targets[1].item<int64_t>(), 0);
 }
 
 struct MalformedCase {
@@ -163,11 +163,11 @@ TEST(CifarImport, SeveralFilesAreAppendedInOrder) {
   EXPECT_EQ(meta.class_names.at(9), "truck");
   Dataset data(dir.path("c.h5"), DataResidency::Memory, Normalization{{0, 0, 0}, {1, 1, 1}});
   Batch b = data.get({0, 1, 2});
-  EXPECT_EQ(b.labels[0].item<int64_t>(), 3);
-  EXPECT_EQ(b.labels[1].item<int64_t>(), 9);
-  EXPECT_EQ(b.labels[2].item<int64_t>(), 0);
+  EXPECT_EQ(b.targets[0].item<int64_t>(), 3);
+  EXPECT_EQ(b.targets[1].item<int64_t>(), 9);
+  EXPECT_EQ(b.targets[2].item<int64_t>(), 0);
   // Pixel 1 of record 1 (label 9) is (1 + 9) / 255 after normalising with mean 0, std 1.
-  EXPECT_NEAR(b.images[1].flatten()[1].item<float>(), 10.0f / 255.0f, 1e-6);
+  EXPECT_NEAR(b.inputs[1].flatten()[1].item<float>(), 10.0f / 255.0f, 1e-6);
 }
 
 TEST(CifarImport, MalformedFilesAreRefused) {

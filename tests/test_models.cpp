@@ -40,7 +40,14 @@ TEST(Models, BatchNormModelsHaveRunningStatistics) {
 TEST(Models, UnknownNameAndImpossibleShapesAreUserErrors) {
   EXPECT_THROW(make_model(ModelSpec{"transformer", 1, 28, 28, 10}), UserError);
   EXPECT_THROW(make_model(ModelSpec{"resnet", 1, 4, 4, 10}), UserError);
-  EXPECT_THROW(make_model(ModelSpec{"mlp", 1, 28, 28, 1}), UserError);
+  EXPECT_THROW(make_model(ModelSpec{"mlp", 1, 28, 28, 0}), UserError);
+  // A name that is neither built in nor a file.
+  try {
+    make_model(ModelSpec{"gpt.pt", 1, 28, 28, 10});
+    FAIL() << "gpt.pt accepted";
+  } catch (const UserError &e) {
+    EXPECT_NE(std::string(e.what()).find("no such file"), std::string::npos) << e.what();
+  }
 }
 
 } // namespace

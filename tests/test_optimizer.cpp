@@ -13,12 +13,12 @@ using namespace hetrain;
 
 namespace {
 
-std::shared_ptr<Classifier> seeded_mlp() {
+std::shared_ptr<Model> seeded_mlp() {
   torch::manual_seed(3);
   return make_model(ModelSpec{"mlp", 1, 6, 6, 4});
 }
 
-torch::Tensor loss_of(Classifier &model, int step) {
+torch::Tensor loss_of(Model &model, int step) {
   torch::manual_seed(100 + step);
   auto x = torch::randn({8, 1, 6, 6});
   auto y = torch::randint(0, 4, {8});

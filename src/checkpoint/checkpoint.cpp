@@ -93,7 +93,8 @@ void write_checkpoint(const std::string &path, const CheckpointContents &c) {
     h5::write_attr(file, "format", "hetrain-checkpoint");
     h5::write_attr(file, "format_version", kCheckpointFormatVersion);
     h5::write_attr(file, "hetrain_version", HETRAIN_VERSION);
-    h5::write_attr(file, "model", c.model.name);
+    h5::write_attr(file, "model", c.model.label());
+    h5::write_attr(file, "model_fingerprint", c.model_fingerprint);
     h5::write_attr(file, "in_channels", c.model.in_channels);
     h5::write_attr(file, "height", c.model.height);
     h5::write_attr(file, "width", c.model.width);
@@ -116,6 +117,11 @@ void write_checkpoint(const std::string &path, const CheckpointContents &c) {
     h5::Handle buffers = create_ordered_group(file, "buffers");
     for (const auto &[name, tensor] : c.buffers)
       write_tensor(buffers, name, tensor);
+    if (!c.frozen.empty()) {
+      h5::Handle frozen = create_ordered_group(file, "frozen");
+      for (const auto &[name, tensor] : c.frozen)
+        write_tensor(frozen, name, tensor);
+    }
 
     h5::Handle optimizer = h5::create_group(file, "optimizer");
     h5::write_attr(optimizer, "kind", c.optimizer.kind);
@@ -164,6 +170,12 @@ CheckpointContents read_checkpoint(const std::string &path) {
                                   "reads ({}); upgrade hetrain",
                                   version, kCheckpointFormatVersion));
     c.model.name = h5::read_attr_string(file, "model");
+    if (c.model.name.rfind("plugin:", 0) == 0) {
+      c.model.plugin = c.model.name.substr(7);
+      c.model.name.clear();
+    }
+    if (h5::has_attr(file, "model_fingerprint"))
+      c.model_fingerprint = h5::read_attr_string(file, "model_fingerprint");
     c.model.in_channels = h5::read_attr_int(file, "in_channels");
     c.model.height = h5::read_attr_int(file, "height");
     c.model.width = h5::read_attr_int(file, "width");
@@ -182,6 +194,8 @@ CheckpointContents read_checkpoint(const std::string &path) {
 
     c.params = read_group_tensors(file, "params", path);
     c.buffers = read_group_tensors(file, "buffers", path);
+    if (h5::exists(file, "frozen"))
+      c.frozen = read_group_tensors(file, "frozen", path);
 
     h5::Handle optimizer = h5::open_group(file, "optimizer", path);
     c.optimizer.kind = h5::read_attr_string(optimizer, "kind");
@@ -246,13 +260,10 @@ void copy_named(const NamedTensors &from, const NamedTensors &into, const char *
 }
 } // namespace
 
-void load_model_state(const CheckpointContents &c, torch::nn::Module &model,
-                      const std::string &path) {
-  NamedTensors params;
-  for (const auto &item : model.named_parameters(true))
-    params.emplace_back(item.key(), item.value());
-  copy_named(c.params, params, "parameter", path);
+void load_model_state(const CheckpointContents &c, Model &model, const std::string &path) {
+  copy_named(c.params, trainable_parameters(model), "parameter", path);
   copy_named(c.buffers, named_buffers(model), "buffer", path);
+  copy_named(c.frozen, frozen_parameters(model), "frozen parameter", path);
 }
 
 } // namespace hetrain

@@ -232,16 +232,23 @@ int cmd_bench(bool json, double seconds, const std::string &model, int64_t micro
   run_cpu_benchmarks(report, seconds);
   run_gpu_benchmarks(report, -1, seconds / 2); // every visible GPU; nothing without one
   ModelSpec spec{model, 1, 28, 28, 10};
+  // Without data: random Fashion-MNIST-shaped images with label 0, cross-entropy.
+  ProbeExample example{LossSpec{}, torch::randn({1, 1, 28, 28}), torch::zeros({1}, torch::kInt64),
+                       10};
   if (!data.empty()) {
-    const DatasetMeta m = read_dataset_meta(data);
-    spec = ModelSpec{model, m.channels, m.height, m.width, m.num_classes};
+    const Dataset d(data, DataResidency::Stream);
+    const DatasetMeta &m = d.meta();
+    spec = ModelSpec{model, m.channels, m.height, m.width, m.outputs()};
+    const Batch one = d.get(std::vector<int64_t>{0});
+    example = ProbeExample{LossSpec{m.class_labels() ? LossKind::kCrossEntropy : LossKind::kMse},
+                           one.inputs, one.targets, m.class_labels() ? m.num_classes : 0};
   }
   const torch::Device device = device_choice == DeviceChoice::kCpu || !torch::cuda::is_available()
                                    ? torch::Device(torch::kCPU)
                                    : torch::Device(torch::kCUDA, 0);
   if (device_choice == DeviceChoice::kCuda && device.is_cpu())
     throw UserError("--device cuda: no CUDA device is visible to this LibTorch build");
-  const ProbeResult probe = run_training_probe(spec, micro_batch, device, seconds * 1.5);
+  const ProbeResult probe = run_training_probe(spec, example, micro_batch, device, seconds * 1.5);
   if (json) {
     nlohmann::json j = nlohmann::json::parse(report_to_json(report));
     j["training_probe"] = {
@@ -267,7 +274,10 @@ nlohmann::json meta_to_json(const DatasetMeta &m) {
           {"channels", m.channels},
           {"height", m.height},
           {"width", m.width},
+          {"sample_shape", m.sample_shape},
+          {"inputs_dtype", m.float_inputs ? "float32" : "uint8"},
           {"num_classes", m.num_classes},
+          {"target_shape", m.target_shape},
           {"class_names", m.class_names},
           {"mean", m.mean},
           {"std", m.std},
@@ -280,8 +290,8 @@ int cmd_data_info(const std::string &path, bool json) {
     fmt::print("{}\n", meta_to_json(m).dump(2));
     return kExitOk;
   }
-  fmt::print("{}: {} samples of {} (uint8), {} classes\n", m.path, m.count, m.shape_string(),
-             m.num_classes);
+  fmt::print("{}: {} samples of {} ({}), {}\n", m.path, m.count, m.shape_string(),
+             m.float_inputs ? "float32" : "uint8", m.describe_targets());
   std::string names;
   for (const auto &n : m.class_names)
     names += (names.empty() ? "" : ", ") + n;
@@ -321,7 +331,7 @@ int cmd_inspect(const std::string &path, bool json) {
     state_names.push_back(s.first);
   nlohmann::json j{
       {"path", path},
-      {"model", c.model.name},
+      {"model", c.model.label()},
       {"input", fmt::format("{}x{}x{}", c.model.in_channels, c.model.height, c.model.width)},
       {"num_classes", c.model.num_classes},
       {"parameters", total},
@@ -347,7 +357,7 @@ int cmd_inspect(const std::string &path, bool json) {
     return kExitOk;
   }
   fmt::print("{}: hetrain checkpoint of model {} ({} parameters, input {}, {} classes)\n", path,
-             c.model.name, total, j["input"].get<std::string>(), c.model.num_classes);
+             c.model.label(), total, j["input"].get<std::string>(), c.model.num_classes);
   fmt::print("  position: epoch {} (+{} samples), step {}, {} samples seen; seed {}, sync {}, "
              "world size {}\n",
              c.position.epoch, c.position.epoch_position, c.position.global_step,
@@ -370,19 +380,25 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
   CheckpointContents c = read_checkpoint(checkpoint);
   const DatasetMeta m = read_dataset_meta(data);
   if (m.channels != c.model.in_channels || m.height != c.model.height || m.width != c.model.width ||
-      m.num_classes != c.model.num_classes)
-    throw UserError(fmt::format("{} has {} images in {} classes, but checkpoint {} was trained on "
-                                "{}x{}x{} images in {} classes",
-                                data, m.shape_string(), m.num_classes, checkpoint,
+      m.outputs() != c.model.num_classes)
+    throw UserError(fmt::format("{} has samples of {} with {} outputs, but checkpoint {} was "
+                                "trained on {}x{}x{} with {} outputs",
+                                data, m.shape_string(), m.outputs(), checkpoint,
                                 c.model.in_channels, c.model.height, c.model.width,
                                 c.model.num_classes));
   Dataset dataset(data, DataResidency::Auto, Normalization{c.norm_mean, c.norm_std});
-  std::shared_ptr<Classifier> model = make_model(c.model);
+  std::shared_ptr<Model> model = make_model(c.model);
   load_model_state(c, *model, checkpoint);
+  // The loss the model was trained with (the checkpoint's config), for the reported loss.
+  TrainConfig trained;
+  const nlohmann::json config_json = nlohmann::json::parse(c.config_json, nullptr, false);
+  if (config_json.is_object())
+    from_json(config_json, trained);
+  const LossSpec loss{trained.loss, trained.label_smoothing};
   EvalResult r;
   if (mpi && mpi->size() > 1) {
     // Under mpirun: the set split over the ranks by measured speed; rank 0 prints.
-    const DistributedEvaluation d = evaluate_distributed(*model, dataset, 120);
+    const DistributedEvaluation d = evaluate_distributed(*model, loss, dataset, 120);
     if (mpi->rank() != 0)
       return kExitOk;
     std::string split;
@@ -393,7 +409,7 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
     fmt::print(stderr, "evaluate: {}\n", split);
     r = d.result;
   } else {
-    r = evaluate(*model, dataset);
+    r = evaluate(*model, loss, dataset);
   }
   if (json)
     fmt::print("{}\n", nlohmann::json{{"checkpoint", checkpoint},

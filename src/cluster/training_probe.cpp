@@ -6,24 +6,32 @@
 
 namespace hetrain {
 
-ProbeResult run_training_probe(const ModelSpec &spec, int64_t micro_batch, torch::Device device,
-                               double seconds_cap) {
+namespace {
+// The example's one sample repeated to n (dimension 0), on the device.
+torch::Tensor repeated(const torch::Tensor &one, int64_t n, torch::Device device) {
+  std::vector<int64_t> times(static_cast<size_t>(one.dim()), 1);
+  times[0] = n;
+  return one.repeat(times).to(device);
+}
+} // namespace
+
+ProbeResult run_training_probe(const ModelSpec &spec, const ProbeExample &example,
+                               int64_t micro_batch, torch::Device device, double seconds_cap) {
   using Clock = std::chrono::steady_clock;
   torch::manual_seed(12345); // the probe must not disturb anything seeded later; re-seeded after
   auto model = make_model(spec);
   model->to(device);
   model->train();
-  auto images = torch::randn({micro_batch, spec.in_channels, spec.height, spec.width},
-                             torch::TensorOptions().device(device));
-  auto labels = torch::randint(0, spec.num_classes, {micro_batch},
-                               torch::TensorOptions().dtype(torch::kInt64).device(device));
+  check_model_fits(*model, spec.label(), example.loss, repeated(example.inputs, 2, device),
+                   repeated(example.targets, 2, device), example.classes);
+  const torch::Tensor images = repeated(example.inputs, micro_batch, device);
+  const torch::Tensor targets = repeated(example.targets, micro_batch, device);
   int64_t activation_elements = 0;
   auto step = [&] {
-    auto logits = model->forward(images);
-    auto loss = torch::nn::functional::cross_entropy(logits, labels);
-    loss.backward();
-    activation_elements = logits.numel();
-    (void)loss.item<float>(); // waits for the device
+    BatchLoss out = batch_loss(*model, example.loss, images, targets);
+    out.sum.backward();
+    activation_elements = out.outputs.defined() ? out.outputs.numel() : 0;
+    (void)out.sum.item<float>(); // waits for the device
   };
   for (int i = 0; i < 2; ++i)
     step(); // warm-up: allocator, thread pools, cuDNN/oneDNN choices

@@ -42,6 +42,11 @@ void validate(const TrainConfig &c) {
       if (!option.choices.empty())
         require_one_of(option.name, c.*member, option.choices);
   });
+  require(c.label_smoothing >= 0 && c.label_smoothing < 1,
+          fmt::format("--label-smoothing: must be in [0, 1), got {}", c.label_smoothing));
+  require(c.label_smoothing == 0 || c.loss == LossKind::kCrossEntropy,
+          "--label-smoothing: only with --loss cross-entropy");
+  require(!c.model.empty(), "--model: must not be empty");
   require(c.epochs > 0, fmt::format("--epochs: must be positive, got {}", c.epochs));
   require(c.global_batch > 0,
           fmt::format("--global-batch: must be positive, got {}", c.global_batch));

@@ -13,11 +13,12 @@
 namespace hetrain {
 
 struct Dataset::Hdf5State {
-  h5::Handle file, images;
+  h5::Handle file, samples;
 };
 
 Dataset::Dataset(const std::string &path, DataResidency residency, Normalization normalization)
-    : meta_(read_dataset_meta(path, &labels_)), normalization_(std::move(normalization)) {
+    : meta_(read_dataset_meta(path, &labels_, &float_targets_)),
+      normalization_(std::move(normalization)) {
   if (normalization_.mean.empty()) {
     normalization_.mean = meta_.mean;
     normalization_.std = meta_.std;
@@ -28,22 +29,24 @@ Dataset::Dataset(const std::string &path, DataResidency residency, Normalization
                                 meta_.channels, normalization_.mean.size()));
 
   h5::Handle file = h5::open_file_readonly(path);
-  const int64_t bytes = meta_.count * meta_.image_bytes();
-  // Auto keeps the images in memory when they take at most a quarter of what is available, so
+  const int64_t bytes = meta_.count * meta_.sample_bytes();
+  // Auto keeps the samples in memory when they take at most a quarter of what is available, so
   // several ranks on one node can each hold a copy.
   bool keep = residency == DataResidency::Memory ||
               (residency == DataResidency::Auto && bytes <= meminfo_bytes("MemAvailable") / 4);
-  h5::Handle images = h5::open_dataset(file, "images", path);
+  h5::Handle samples = h5::open_dataset(file, meta_.inputs_name, path);
   if (keep) {
-    pixels_.resize(static_cast<size_t>(bytes));
-    h5::read_dataset(images, h5::Kind::U8, pixels_.data());
+    samples_.resize(static_cast<size_t>(bytes));
+    h5::read_dataset(samples, meta_.float_inputs ? h5::Kind::F32 : h5::Kind::U8, samples_.data());
   } else {
     stream_ = std::make_unique<Hdf5State>();
     stream_->file = std::move(file);
-    stream_->images = std::move(images);
+    stream_->samples = std::move(samples);
   }
 
-  auto shape = std::vector<int64_t>{1, meta_.channels, 1, 1};
+  // Broadcast over [n, C, H, W] batches, or [n, F] for feature vectors (one "channel").
+  auto shape = meta_.sample_shape.size() == 1 ? std::vector<int64_t>{1, 1}
+                                              : std::vector<int64_t>{1, meta_.channels, 1, 1};
   std::vector<float> mean(normalization_.mean.begin(), normalization_.mean.end());
   std::vector<float> inv_std;
   for (double s : normalization_.std)
@@ -54,18 +57,15 @@ Dataset::Dataset(const std::string &path, DataResidency residency, Normalization
 
 Dataset::~Dataset() = default;
 
-void Dataset::read_rows(const int64_t *indices, int64_t count, uint8_t *pixels,
-                        int64_t *labels) const {
-  const int64_t row = meta_.image_bytes();
-  for (int64_t i = 0; i < count; ++i) {
+void Dataset::read_rows(const int64_t *indices, int64_t count, uint8_t *rows) const {
+  const int64_t row = meta_.sample_bytes();
+  for (int64_t i = 0; i < count; ++i)
     if (indices[i] < 0 || indices[i] >= meta_.count)
       throw LibraryError(
           fmt::format("sample index {} outside dataset of {}", indices[i], meta_.count));
-    labels[i] = labels_[static_cast<size_t>(indices[i])];
-  }
   if (in_memory()) {
     for (int64_t i = 0; i < count; ++i)
-      std::copy_n(pixels_.data() + indices[i] * row, row, pixels + i * row);
+      std::copy_n(samples_.data() + indices[i] * row, row, rows + i * row);
     return;
   }
   // HDF5 returns a union of hyperslabs in file order and merges duplicates, so read the sorted
@@ -73,31 +73,58 @@ void Dataset::read_rows(const int64_t *indices, int64_t count, uint8_t *pixels,
   std::vector<int64_t> unique(indices, indices + count);
   std::sort(unique.begin(), unique.end());
   unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
-  h5::Handle space(CHECK_HDF5(H5Dget_space(stream_->images)), H5Sclose);
+  h5::Handle space(CHECK_HDF5(H5Dget_space(stream_->samples)), H5Sclose);
   CHECK_HDF5(H5Sselect_none(space));
-  hsize_t block[4] = {1, hsize_t(meta_.channels), hsize_t(meta_.height), hsize_t(meta_.width)};
+  std::vector<hsize_t> block{1}, start(meta_.sample_shape.size() + 1, 0);
+  for (int64_t d : meta_.sample_shape)
+    block.push_back(static_cast<hsize_t>(d));
   for (int64_t index : unique) {
-    hsize_t start[4] = {hsize_t(index), 0, 0, 0};
-    CHECK_HDF5(H5Sselect_hyperslab(space, H5S_SELECT_OR, start, nullptr, block, nullptr));
+    start[0] = static_cast<hsize_t>(index);
+    CHECK_HDF5(
+        H5Sselect_hyperslab(space, H5S_SELECT_OR, start.data(), nullptr, block.data(), nullptr));
   }
-  hsize_t mem_dims[1] = {hsize_t(unique.size()) * hsize_t(row)};
-  h5::Handle mem_space(CHECK_HDF5(H5Screate_simple(1, mem_dims, nullptr)), H5Sclose);
-  std::vector<uint8_t> sorted(static_cast<size_t>(mem_dims[0]));
-  CHECK_HDF5(
-      H5Dread(stream_->images, H5T_NATIVE_UINT8, mem_space, space, H5P_DEFAULT, sorted.data()));
+  const hsize_t elements = hsize_t(unique.size()) * hsize_t(meta_.sample_elements());
+  h5::Handle mem_space(CHECK_HDF5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
+  std::vector<uint8_t> sorted(static_cast<size_t>(unique.size()) * static_cast<size_t>(row));
+  CHECK_HDF5(H5Dread(stream_->samples, meta_.float_inputs ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8,
+                     mem_space, space, H5P_DEFAULT, sorted.data()));
   for (int64_t i = 0; i < count; ++i) {
     auto at = std::lower_bound(unique.begin(), unique.end(), indices[i]) - unique.begin();
-    std::copy_n(sorted.data() + at * row, row, pixels + i * row);
+    std::copy_n(sorted.data() + at * row, row, rows + i * row);
   }
 }
 
+torch::Tensor Dataset::targets_of(const int64_t *indices, int64_t count) const {
+  if (meta_.class_labels()) {
+    auto labels = torch::empty({count}, torch::kInt64);
+    int64_t *out = labels.data_ptr<int64_t>();
+    for (int64_t i = 0; i < count; ++i)
+      out[i] = labels_[static_cast<size_t>(indices[i])];
+    return labels;
+  }
+  const int64_t per = meta_.target_elements();
+  std::vector<int64_t> shape{count};
+  shape.insert(shape.end(), meta_.target_shape.begin(), meta_.target_shape.end());
+  auto targets = torch::empty(shape, torch::kFloat32);
+  float *out = targets.data_ptr<float>();
+  for (int64_t i = 0; i < count; ++i)
+    std::copy_n(float_targets_.data() + indices[i] * per, per, out + i * per);
+  return targets;
+}
+
 Batch Dataset::get(const int64_t *indices, int64_t count) const {
-  auto raw = torch::empty({count, meta_.channels, meta_.height, meta_.width}, torch::kUInt8);
-  auto labels = torch::empty({count}, torch::kInt64);
-  read_rows(indices, count, raw.data_ptr<uint8_t>(), labels.data_ptr<int64_t>());
-  // (x/255 - mean) / std, as one fused expression on the float batch.
-  auto images = (raw.to(torch::kFloat32).mul_(1.0f / 255.0f).sub_(mean_)).mul_(inv_std_);
-  return {images, labels};
+  std::vector<int64_t> shape{count};
+  if (meta_.sample_shape.size() == 1)
+    shape.push_back(meta_.width); // features [n, F]
+  else
+    shape.insert(shape.end(), {meta_.channels, meta_.height, meta_.width});
+  auto raw = torch::empty(shape, meta_.float_inputs ? torch::kFloat32 : torch::kUInt8);
+  read_rows(indices, count, static_cast<uint8_t *>(raw.data_ptr()));
+  torch::Tensor targets = targets_of(indices, count);
+  // (x/255 - mean) / std for pixels, (x - mean) / std for float inputs, as one fused expression.
+  if (meta_.float_inputs)
+    return {raw.sub_(mean_).mul_(inv_std_), targets};
+  return {(raw.to(torch::kFloat32).mul_(1.0f / 255.0f).sub_(mean_)).mul_(inv_std_), targets};
 }
 
 namespace {

@@ -5,14 +5,26 @@
 #include "hetrain/common/hdf5_util.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
 
 namespace hetrain {
 
-std::string DatasetMeta::shape_string() const {
-  return fmt::format("{}x{}x{}", channels, height, width);
+std::string DatasetMeta::shape_string() const { return fmt::format("{}", fmt::join(sample_shape, "x")); }
+
+std::string DatasetMeta::describe_targets() const {
+  if (class_labels())
+    return fmt::format("{} classes", num_classes);
+  return fmt::format("float targets of {}", fmt::join(target_shape, "x"));
+}
+
+int64_t DatasetMeta::target_elements() const {
+  int64_t n = 1;
+  for (int64_t d : target_shape)
+    n *= d;
+  return n;
 }
 
 namespace {
@@ -72,35 +84,44 @@ void write_dataset_file(const std::string &path, const ImageSet &set) {
   out.commit();
 }
 
-DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *labels_out) {
-  h5::Handle file = h5::open_file_readonly(path);
-  DatasetMeta meta;
-  meta.path = path;
-  h5::Handle images = h5::open_dataset(file, "images", path);
-  h5::DatasetShape ishape = h5::dataset_shape(images);
-  if (ishape.dims.size() != 4)
-    throw UserError(fmt::format("{}: /images must have 4 dimensions [N,C,H,W], it has {}", path,
-                                ishape.dims.size()));
-  if (ishape.type_class != H5T_INTEGER || ishape.type_size != 1 || ishape.is_signed)
-    throw UserError(fmt::format("{}: /images must be uint8", path));
-  meta.count = static_cast<int64_t>(ishape.dims[0]);
-  meta.channels = static_cast<int64_t>(ishape.dims[1]);
-  meta.height = static_cast<int64_t>(ishape.dims[2]);
-  meta.width = static_cast<int64_t>(ishape.dims[3]);
+namespace {
+
+// /images or /inputs: the samples' shape and type.
+h5::DatasetShape read_inputs_layout(hid_t file, const std::string &path, DatasetMeta &meta) {
+  meta.inputs_name = h5::exists(file, "inputs") ? "inputs" : "images";
+  meta.targets_name = meta.inputs_name == "inputs" ? "targets" : "labels";
+  h5::Handle inputs = h5::open_dataset(file, meta.inputs_name, path);
+  h5::DatasetShape shape = h5::dataset_shape(inputs);
+  const std::string where = fmt::format("{}: /{}", path, meta.inputs_name);
+  if (meta.inputs_name == "images" && shape.dims.size() != 4)
+    throw UserError(fmt::format("{} must have 4 dimensions [N,C,H,W], it has {}", where,
+                                shape.dims.size()));
+  if (shape.dims.size() < 2 || shape.dims.size() > 4)
+    throw UserError(fmt::format("{} must be [N, F], [N, H, W] or [N, C, H, W]; it has {} "
+                                "dimensions",
+                                where, shape.dims.size()));
+  const bool u8 = shape.type_class == H5T_INTEGER && shape.type_size == 1 && !shape.is_signed;
+  meta.float_inputs = shape.type_class == H5T_FLOAT && shape.type_size == 4;
+  if (!u8 && !(meta.float_inputs && meta.inputs_name == "inputs"))
+    throw UserError(fmt::format(meta.inputs_name == "images" ? "{} must be uint8"
+                                                             : "{} must be uint8 or float32",
+                                where));
+  meta.count = static_cast<int64_t>(shape.dims[0]);
+  meta.sample_shape.assign(shape.dims.begin() + 1, shape.dims.end());
+  const size_t rank = meta.sample_shape.size();
+  meta.channels = rank == 3 ? meta.sample_shape[0] : 1;
+  meta.height = rank >= 2 ? meta.sample_shape[rank - 2] : 1;
+  meta.width = meta.sample_shape[rank - 1];
   if (meta.count == 0)
     throw UserError(fmt::format("{}: dataset has zero samples", path));
-  if (meta.channels == 0 || meta.height == 0 || meta.width == 0)
-    throw UserError(fmt::format("{}: /images has an empty dimension", path));
+  for (int64_t d : meta.sample_shape)
+    if (d == 0)
+      throw UserError(fmt::format("{} has an empty dimension", where));
+  return shape;
+}
 
-  h5::Handle labels = h5::open_dataset(file, "labels", path);
-  h5::DatasetShape lshape = h5::dataset_shape(labels);
-  if (lshape.dims.size() != 1)
-    throw UserError(fmt::format("{}: /labels must be one-dimensional", path));
-  if (lshape.type_class != H5T_INTEGER)
-    throw UserError(fmt::format("{}: /labels must be integers", path));
-  if (static_cast<int64_t>(lshape.dims[0]) != meta.count)
-    throw UserError(fmt::format("{}: {} images but {} labels", path, meta.count, lshape.dims[0]));
-
+void read_class_labels(hid_t file, hid_t labels, const std::string &path, DatasetMeta &meta,
+                       std::vector<int64_t> *labels_out) {
   if (h5::has_attr(file, "class_names"))
     meta.class_names = h5::read_attr_strings(file, "class_names");
   std::vector<int64_t> label_values(static_cast<size_t>(meta.count));
@@ -118,13 +139,52 @@ DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *lab
   if (meta.class_names.empty())
     for (int64_t c = 0; c < meta.num_classes; ++c)
       meta.class_names.push_back(std::to_string(c));
+}
 
+void read_float_targets(hid_t targets, const h5::DatasetShape &shape, const std::string &path,
+                        DatasetMeta &meta, std::vector<float> *out) {
+  meta.target_shape.assign(shape.dims.begin() + 1, shape.dims.end());
+  if (meta.target_shape.empty())
+    meta.target_shape = {1}; // [N] float targets: one value per sample
+  std::vector<float> values(static_cast<size_t>(meta.count * meta.target_elements()));
+  h5::read_dataset(targets, h5::Kind::F32, values.data());
+  for (float v : values)
+    if (!std::isfinite(v))
+      throw UserError(fmt::format("{}: /targets holds a value that is not finite ({})", path, v));
+  if (out != nullptr)
+    *out = std::move(values);
+}
+
+void read_targets(hid_t file, const std::string &path, DatasetMeta &meta,
+                  std::vector<int64_t> *labels_out, std::vector<float> *floats_out) {
+  h5::Handle targets = h5::open_dataset(file, meta.targets_name, path);
+  h5::DatasetShape shape = h5::dataset_shape(targets);
+  const std::string where = fmt::format("{}: /{}", path, meta.targets_name);
+  if (shape.dims.empty() || static_cast<int64_t>(shape.dims[0]) != meta.count)
+    throw UserError(fmt::format("{}: {} samples in /{} but {} in /{}", path, meta.count,
+                                meta.inputs_name, shape.dims.empty() ? 0 : shape.dims[0],
+                                meta.targets_name));
+  if (shape.type_class == H5T_INTEGER) {
+    if (shape.dims.size() != 1)
+      throw UserError(fmt::format("{} must be one-dimensional (one class label per sample)", where));
+    read_class_labels(file, targets, path, meta, labels_out);
+    return;
+  }
+  if (shape.type_class != H5T_FLOAT || meta.targets_name == "labels")
+    throw UserError(fmt::format("{} must be integers{}", where,
+                                meta.targets_name == "labels" ? "" : " (class labels) or float"));
+  read_float_targets(targets, shape, path, meta, floats_out);
+}
+
+void read_normalisation(hid_t file, const std::string &path, DatasetMeta &meta) {
   if (h5::has_attr(file, "mean") && h5::has_attr(file, "std")) {
     meta.mean = h5::read_attr_doubles(file, "mean");
     meta.std = h5::read_attr_doubles(file, "std");
   } else {
-    meta.mean.assign(static_cast<size_t>(meta.channels), 0.5);
-    meta.std.assign(static_cast<size_t>(meta.channels), 0.5);
+    // uint8 without statistics: pixel/255 to about [-1, 1]; float32: as stored.
+    const double mean = meta.float_inputs ? 0.0 : 0.5, std = meta.float_inputs ? 1.0 : 0.5;
+    meta.mean.assign(static_cast<size_t>(meta.channels), mean);
+    meta.std.assign(static_cast<size_t>(meta.channels), std);
   }
   if (static_cast<int64_t>(meta.mean.size()) != meta.channels ||
       static_cast<int64_t>(meta.std.size()) != meta.channels)
@@ -133,6 +193,18 @@ DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *lab
   for (double s : meta.std)
     if (!(s > 0))
       throw UserError(fmt::format("{}: std attribute must be positive", path));
+}
+
+} // namespace
+
+DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *labels_out,
+                              std::vector<float> *float_targets_out) {
+  h5::Handle file = h5::open_file_readonly(path);
+  DatasetMeta meta;
+  meta.path = path;
+  read_inputs_layout(file, path, meta);
+  read_targets(file, path, meta, labels_out, float_targets_out);
+  read_normalisation(file, path, meta);
   if (h5::has_attr(file, "source"))
     meta.source = h5::read_attr_string(file, "source");
   return meta;

@@ -1,17 +1,22 @@
 #include "hetrain/model/models.h"
 
 #include "hetrain/common/error.h"
+#include "hetrain/model/plugin_loader.h"
+#include "hetrain/model/script_model.h"
 
 #include <torch/nn/modules.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 namespace hetrain {
 namespace nn = torch::nn;
 namespace {
 
 // mlp: flatten, three hidden layers of 128 with ReLU, linear classifier (784-128-128-128-10).
-class Mlp : public Classifier {
+class Mlp : public Model {
 public:
   explicit Mlp(const ModelSpec &spec) {
     int64_t inputs = spec.in_channels * spec.height * spec.width;
@@ -46,7 +51,7 @@ struct ConvBlockImpl : nn::Module {
 TORCH_MODULE(ConvBlock);
 
 // cnn: two conv blocks (32 and 64 channels), then 128 hidden units and the classifier.
-class Cnn : public Classifier {
+class Cnn : public Model {
 public:
   explicit Cnn(const ModelSpec &spec) {
     block1 = register_module("block1", ConvBlock(spec.in_channels, 32));
@@ -93,7 +98,7 @@ TORCH_MODULE(ResidualBlock);
 
 // resnet: a small ResNet for 28x28 and 32x32 inputs: 3x3 stem (16 channels), three stages of two
 // residual blocks (16, 32, 64 channels; stride 1, 2, 2), global average pooling, classifier.
-class ResNet : public Classifier {
+class ResNet : public Model {
 public:
   explicit ResNet(const ModelSpec &spec) {
     stem = register_module(
@@ -132,10 +137,13 @@ const std::vector<std::string> &model_names() {
   return names;
 }
 
-std::shared_ptr<Classifier> make_model(const ModelSpec &spec) {
-  if (spec.in_channels <= 0 || spec.height <= 0 || spec.width <= 0 || spec.num_classes <= 1)
-    throw UserError(fmt::format("model {}: bad input shape {}x{}x{} with {} classes", spec.name,
-                                spec.in_channels, spec.height, spec.width, spec.num_classes));
+bool is_builtin_model(const std::string &name) {
+  const auto &names = model_names();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+namespace {
+std::shared_ptr<Model> make_builtin(const ModelSpec &spec) {
   if (spec.name == "mlp")
     return std::make_shared<Mlp>(spec);
   if (spec.name == "cnn") {
@@ -143,12 +151,28 @@ std::shared_ptr<Classifier> make_model(const ModelSpec &spec) {
       throw UserError("model cnn needs images of at least 4x4");
     return std::make_shared<Cnn>(spec);
   }
-  if (spec.name == "resnet") {
-    if (spec.height < 8 || spec.width < 8)
-      throw UserError("model resnet needs images of at least 8x8");
-    return std::make_shared<ResNet>(spec);
-  }
-  throw UserError(fmt::format("unknown model '{}' (choose mlp, cnn or resnet)", spec.name));
+  if (spec.height < 8 || spec.width < 8)
+    throw UserError("model resnet needs images of at least 8x8");
+  return std::make_shared<ResNet>(spec);
+}
+} // namespace
+
+std::shared_ptr<Model> make_model(const ModelSpec &spec) {
+  if (spec.in_channels <= 0 || spec.height <= 0 || spec.width <= 0 || spec.num_classes <= 0)
+    throw UserError(fmt::format("model {}: bad input shape {}x{}x{} with {} outputs", spec.label(),
+                                spec.in_channels, spec.height, spec.width, spec.num_classes));
+  std::shared_ptr<Model> model;
+  if (!spec.plugin.empty())
+    model = load_plugin_model(spec.plugin, spec.shape());
+  else if (is_builtin_model(spec.name))
+    model = make_builtin(spec);
+  else
+    model = ScriptModel::load(spec.name);
+  if (trainable_parameters(*model).empty())
+    throw UserError(fmt::format("model {}: has no trainable parameters ({} frozen); nothing to "
+                                "train",
+                                spec.label(), frozen_parameters(*model).size()));
+  return model;
 }
 
 int64_t parameter_count(const torch::nn::Module &model) {
@@ -156,6 +180,54 @@ int64_t parameter_count(const torch::nn::Module &model) {
   for (const auto &p : model.parameters())
     n += p.numel();
   return n;
+}
+
+NamedTensors trainable_parameters(const torch::nn::Module &model) {
+  NamedTensors out;
+  for (const auto &p : model.named_parameters(/*recurse=*/true))
+    if (p.value().requires_grad())
+      out.emplace_back(p.key(), p.value());
+  return out;
+}
+
+NamedTensors frozen_parameters(const Model &model) {
+  NamedTensors out;
+  if (const auto *script = dynamic_cast<const ScriptModel *>(&model))
+    out = script->frozen();
+  for (const auto &p : model.named_parameters(/*recurse=*/true))
+    if (!p.value().requires_grad())
+      out.emplace_back(p.key(), p.value());
+  return out;
+}
+
+namespace {
+// FNV-1a, 64 bits: a fingerprint to tell models apart, not a defence against forgery.
+uint64_t fnv1a(const std::string &text, uint64_t hash = 0xcbf29ce484222325ULL) {
+  for (unsigned char c : text)
+    hash = (hash ^ c) * 0x100000001b3ULL;
+  return hash;
+}
+std::string describe_tensors(const std::string &kind, const torch::OrderedDict<std::string,
+                                                                               torch::Tensor> &d) {
+  std::string out;
+  for (const auto &item : d)
+    out += fmt::format("{} {} {} {}\n", kind, item.key(), fmt::join(item.value().sizes(), "x"),
+                       c10::toString(item.value().scalar_type()));
+  return out;
+}
+} // namespace
+
+std::string model_fingerprint(const Model &model, const ModelSpec &spec) {
+  std::string text;
+  if (const auto *script = dynamic_cast<const ScriptModel *>(&model))
+    text = "torchscript\n" + script->code();
+  else
+    text = spec.plugin.empty() ? "builtin " + spec.name : "plugin " + spec.plugin;
+  text += describe_tensors("param", model.named_parameters(true));
+  text += describe_tensors("buffer", model.named_buffers(true));
+  for (const auto &[name, t] : frozen_parameters(model))
+    text += fmt::format("frozen {} {}\n", name, fmt::join(t.sizes(), "x"));
+  return fmt::format("{:016x}", fnv1a(text));
 }
 
 } // namespace hetrain

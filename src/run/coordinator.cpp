@@ -97,8 +97,9 @@ private:
   Roster trainers_;
   std::vector<nlohmann::json> report_json_;
   const ModelSpec spec_;
+  const bool class_labels_; // accuracy is reported for class labels only
   const AggregatorPlace place_;
-  std::shared_ptr<Classifier> model_;
+  std::shared_ptr<Model> model_;
   std::unique_ptr<FlatParameters> flat_;
   std::unique_ptr<Dataset> test_;
   const int64_t n_, G_, m_, local_steps_, round_samples_;
@@ -122,7 +123,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
                          const DatasetMeta &meta, AdmittedJob admitted)
     : config_(config), placement_(placement), job_(admitted.job),
       trainers_(std::move(admitted.trainers)), report_json_(std::move(admitted.reports)),
-      spec_(spec_of(config, meta)),
+      spec_(spec_of(config, meta)), class_labels_(meta.class_labels()),
       place_(choose_aggregator_device(config.aggregator_device, placement.local_rank)),
       n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, meta.count)
                                         : meta.count),
@@ -144,13 +145,13 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
       std::make_unique<Optimizer>(optimizer_options(config), flat_->numel(), place_.device);
   summary_.aggregators = config.aggregators;
   summary_.world_size = placement.world_size;
-  summary_.model = spec_.name;
+  summary_.model = spec_.label();
   summary_.epochs = config.epochs;
   summary_.aggregator_device = place_.device.str();
   summary_.amp = name_of(config.amp);
   // --resume: rank 0 alone reads the checkpoint; the trainers get the parameters as at any start,
   // and each round's command says where in which epoch it is.
-  if (auto resume = find_resume_point(config, spec_))
+  if (auto resume = find_resume_point(config, spec_, *model_))
     position_ = restore_training(*resume, *model_, *flat_, *optimizer_, summary_);
   resumed_ = position_;
   source_ = CheckpointSource{&config,
@@ -456,8 +457,10 @@ void Coordinator::finish_epoch(int64_t epoch, int64_t first, double loss_sum, in
   {
     ScopedSpan span(timeline_, Span::kEvaluate);
     servers_->gather(); // evaluation needs every shard's parameters
-    run::finish_epoch({epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start)}, *model_,
-                      test_.get(), config_.epochs, summary_);
+    run::finish_epoch({epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start),
+                       class_labels_},
+                      *model_,
+                      loss_spec(config_), test_.get(), config_.epochs, summary_);
   }
   metrics_.write(epoch_metrics(summary_.history.back()));
   write_prometheus(summary_.history.back().train_loss, epoch + 1);

@@ -16,7 +16,7 @@
 namespace hetrain {
 using namespace run;
 
-DistributedEvaluation evaluate_distributed(Classifier &model, const Dataset &data,
+DistributedEvaluation evaluate_distributed(Model &model, const LossSpec &loss, const Dataset &data,
                                            double timeout_seconds) {
   MPI_Comm comm = MPI_COMM_WORLD;
   int rank = 0, size = 1;
@@ -26,13 +26,13 @@ DistributedEvaluation evaluate_distributed(Classifier &model, const Dataset &dat
 
   // Speed: a warm-up batch, then batches of 128 for a quarter of a second (long enough that
   // ranks sharing a core see it, since they all probe at the same time).
-  evaluate_range(model, data, 0, std::min<int64_t>(n, 64), 64);
+  evaluate_range(model, loss, data, 0, std::min<int64_t>(n, 64), 64);
   constexpr double kProbeSeconds = 0.25;
   const auto start = Clock::now();
   int64_t probed = 0;
   while (seconds_since(start) < kProbeSeconds) {
     const int64_t from = probed % n;
-    probed += evaluate_range(model, data, from, std::min<int64_t>(n, from + 128), 128).samples;
+    probed += evaluate_range(model, loss, data, from, std::min<int64_t>(n, from + 128), 128).samples;
   }
   double speed = static_cast<double>(probed) / seconds_since(start);
 
@@ -48,7 +48,7 @@ DistributedEvaluation evaluate_distributed(Classifier &model, const Dataset &dat
   out.shares = largest_remainder(out.speeds, n, 0);
   const int64_t begin = std::accumulate(out.shares.begin(), out.shares.begin() + rank, int64_t{0});
   const EvalSums mine =
-      evaluate_range(model, data, begin, begin + out.shares[static_cast<size_t>(rank)]);
+      evaluate_range(model, loss, data, begin, begin + out.shares[static_cast<size_t>(rank)]);
 
   double loss_sum = mine.loss_sum, total_loss = 0;
   int64_t counts[2] = {mine.correct, mine.samples}, totals[2] = {0, 0};

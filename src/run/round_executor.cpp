@@ -14,7 +14,7 @@
 namespace hetrain::run {
 using namespace protocol;
 
-RoundExecutor::RoundExecutor(const TrainConfig &config, MPI_Comm job, Classifier &model,
+RoundExecutor::RoundExecutor(const TrainConfig &config, MPI_Comm job, Model &model,
                              FlatParameters &flat, Optimizer &optimizer, const ShardLayout &layout,
                              ShardServers &servers, Roster &trainers, Timeline &timeline,
                              ReduceDevice reduce, torch::Device device, int reduce_threads)

@@ -58,7 +58,7 @@ struct RoundResult {
 
 class RoundExecutor {
 public:
-  RoundExecutor(const TrainConfig &config, MPI_Comm job, Classifier &model, FlatParameters &flat,
+  RoundExecutor(const TrainConfig &config, MPI_Comm job, Model &model, FlatParameters &flat,
                 Optimizer &optimizer, const ShardLayout &layout, ShardServers &servers,
                 Roster &trainers, Timeline &timeline, ReduceDevice reduce, torch::Device device,
                 int reduce_threads);
@@ -78,7 +78,7 @@ private:
 
   const TrainConfig &config_;
   MPI_Comm job_;
-  Classifier &model_;
+  Model &model_;
   FlatParameters &flat_;
   Optimizer &optimizer_;
   const ShardLayout &layout_;

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <unistd.h>
 
@@ -90,6 +91,8 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
   for (const ParameterSlot &slot : s.flat->slots())
     c.params.emplace_back(slot.name, FlatParameters::view_of(s.flat->params(), slot));
   c.buffers = named_buffers(*s.model);
+  c.frozen = frozen_parameters(*s.model);
+  c.model_fingerprint = model_fingerprint(*s.model, s.spec);
   c.optimizer = s.optimizer->options();
   c.learning_rate = learning_rate(*s.schedule, std::max<int64_t>(0, position.global_step - 1));
   c.optimizer_steps = s.optimizer->steps_taken();
@@ -110,21 +113,23 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
 
 namespace {
 void check_resumable(const CheckpointContents &c, const ModelSpec &spec, const TrainConfig &config,
-                     const std::string &path) {
-  const std::string refusal = resume_refusal(c, {spec, config.seed, config.optimizer});
+                     const std::string &path, const std::string &fingerprint) {
+  const std::string refusal = resume_refusal(c, {spec, config.seed, config.optimizer, fingerprint});
   if (!refusal.empty())
     throw UserError(fmt::format("--resume {}: {}", path, refusal));
 }
 } // namespace
 
-std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec) {
+std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec,
+                                               const Model &model) {
   if (config.resume.empty())
     return nullptr;
+  const std::string fingerprint = model_fingerprint(model, spec);
   auto point = std::make_unique<ResumePoint>();
   if (config.resume != "auto") {
     point->path = config.resume;
     point->contents = read_checkpoint(config.resume); // UserError names the file and problem
-    check_resumable(point->contents, spec, config, point->path);
+    check_resumable(point->contents, spec, config, point->path, fingerprint);
     return point;
   }
   for (const std::string &name : resume_order(files_in(config.checkpoint_dir))) {
@@ -136,12 +141,31 @@ std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const 
       continue;
     }
     point->path = path.string();
-    check_resumable(point->contents, spec, config, point->path);
+    check_resumable(point->contents, spec, config, point->path, fingerprint);
     return point;
   }
   log_info("--resume auto: no checkpoint in {}; starting from the beginning",
            config.checkpoint_dir);
   return nullptr;
+}
+
+LossSpec loss_spec(const TrainConfig &config) {
+  return LossSpec{config.loss, config.label_smoothing};
+}
+
+void check_model_fits(Model &model, const ModelSpec &spec, const LossSpec &loss,
+                      const Dataset &data) {
+  const std::vector<int64_t> first{0, std::min<int64_t>(1, data.size() - 1)};
+  const Batch batch = data.get(first);
+  hetrain::check_model_fits(model, spec.label(), loss, batch.inputs, batch.targets,
+                            data.meta().class_labels() ? data.meta().num_classes : 0);
+}
+
+ProbeExample probe_example(const TrainConfig &config) {
+  const Dataset data(config.data, DataResidency::Stream);
+  const Batch one = data.get(std::vector<int64_t>{0});
+  return ProbeExample{loss_spec(config), one.inputs, one.targets,
+                      data.meta().class_labels() ? data.meta().num_classes : 0};
 }
 
 TrainingPosition start_of_epoch(const TrainingPosition &current, const TrainingPosition &resumed,
@@ -154,7 +178,7 @@ TrainingPosition start_of_epoch(const TrainingPosition &current, const TrainingP
   return p;
 }
 
-TrainingPosition restore_training(const ResumePoint &resume, Classifier &model,
+TrainingPosition restore_training(const ResumePoint &resume, Model &model,
                                   FlatParameters &flat, Optimizer &optimizer,
                                   TrainSummary &summary) {
   const CheckpointContents &c = resume.contents;
@@ -188,17 +212,17 @@ std::unique_ptr<Dataset> open_test_data(const TrainConfig &config, const Dataset
   if (config.test_data.empty())
     return nullptr;
   const DatasetMeta t = read_dataset_meta(config.test_data);
-  if (t.channels != train.channels || t.height != train.height || t.width != train.width ||
-      t.num_classes != train.num_classes)
-    throw UserError(fmt::format("--test-data {} has {} images in {} classes, but the training "
-                                "data {} has {} images in {} classes",
-                                t.path, t.shape_string(), t.num_classes, train.path,
-                                train.shape_string(), train.num_classes));
+  if (t.sample_shape != train.sample_shape || t.float_inputs != train.float_inputs ||
+      t.num_classes != train.num_classes || t.target_shape != train.target_shape)
+    throw UserError(fmt::format("--test-data {} has samples of {} with {}, but the training "
+                                "data {} has samples of {} with {}",
+                                t.path, t.shape_string(), t.describe_targets(), train.path,
+                                train.shape_string(), train.describe_targets()));
   return std::make_unique<Dataset>(config.test_data, config.data_residency, normalization);
 }
 
-void finish_epoch(const EpochTotals &totals, Classifier &model, const Dataset *test, int64_t epochs,
-                  TrainSummary &summary) {
+void finish_epoch(const EpochTotals &totals, Model &model, const LossSpec &loss,
+                  const Dataset *test, int64_t epochs, TrainSummary &summary) {
   EpochRecord record;
   record.epoch = totals.epoch + 1;
   record.samples = totals.samples;
@@ -207,17 +231,18 @@ void finish_epoch(const EpochTotals &totals, Classifier &model, const Dataset *t
   record.seconds = totals.seconds;
   record.samples_per_sec = static_cast<double>(totals.samples) / totals.seconds;
   if (test != nullptr) {
-    EvalResult eval = evaluate(model, *test);
+    EvalResult eval = evaluate(model, loss, *test);
     record.test_loss = eval.loss;
     record.test_accuracy = eval.accuracy;
   }
   summary.history.push_back(record);
   summary.epoch_seconds.push_back(record.seconds);
-  log_info("epoch {}/{} done in {:.1f} s ({:.0f} samples/s) | train loss {:.4f} acc {:.4f}{}",
-           record.epoch, epochs, record.seconds, record.samples_per_sec, record.train_loss,
-           record.train_accuracy,
-           test ? fmt::format(" | test loss {:.4f} accuracy {:.4f}", record.test_loss,
-                              record.test_accuracy)
+  const bool acc = totals.class_labels;
+  log_info("epoch {}/{} done in {:.1f} s ({:.0f} samples/s) | train loss {:.4f}{}{}", record.epoch,
+           epochs, record.seconds, record.samples_per_sec, record.train_loss,
+           acc ? fmt::format(" acc {:.4f}", record.train_accuracy) : std::string(),
+           test ? fmt::format(" | test loss {:.4f}{}", record.test_loss,
+                              acc ? fmt::format(" accuracy {:.4f}", record.test_accuracy) : "")
                 : std::string());
 }
 

@@ -2,11 +2,13 @@
 #pragma once
 
 #include "hetrain/checkpoint/checkpoint.h"
+#include "hetrain/cluster/training_probe.h"
 #include "hetrain/config/config.h"
 #include "hetrain/data/dataset.h"
 #include "hetrain/model/models.h"
 #include "hetrain/run/training_run.h"
 #include "hetrain/train/flat_parameters.h"
+#include "hetrain/train/loss.h"
 #include "hetrain/train/optimizer.h"
 #include "hetrain/train/records.h"
 
@@ -38,7 +40,7 @@ struct CheckpointSource {
   const TrainConfig *config = nullptr;
   ModelSpec spec;
   Normalization normalization;
-  const Classifier *model = nullptr;
+  const Model *model = nullptr;
   const FlatParameters *flat = nullptr;
   const Optimizer *optimizer = nullptr;
   const LrSchedule *schedule = nullptr;
@@ -58,13 +60,21 @@ struct ResumePoint {
   std::string path;
   CheckpointContents contents;
 };
-std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec);
+std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec,
+                                               const Model &model);
+// --loss and --label-smoothing.
+LossSpec loss_spec(const TrainConfig &config);
+// train/loss.h's check on the dataset's first two samples (before the model moves to a device).
+void check_model_fits(Model &model, const ModelSpec &spec, const LossSpec &loss,
+                      const Dataset &data);
+// The training probe's example: the dataset's first sample and the run's loss.
+ProbeExample probe_example(const TrainConfig &config);
 // Where epoch `epoch` starts: at the saved position for the epoch a run resumed in, else at 0.
 TrainingPosition start_of_epoch(const TrainingPosition &current, const TrainingPosition &resumed,
                                 int64_t epoch, int64_t n);
 // Loads the parameters, buffers and optimizer state, and returns where training stopped; the
 // summary takes over the finished epochs' records.
-TrainingPosition restore_training(const ResumePoint &resume, Classifier &model,
+TrainingPosition restore_training(const ResumePoint &resume, Model &model,
                                   FlatParameters &flat, Optimizer &optimizer,
                                   TrainSummary &summary);
 
@@ -80,11 +90,12 @@ struct EpochTotals {
   double loss_sum = 0;
   int64_t correct = 0;
   double seconds = 0;
+  bool class_labels = true; // false: float targets, no accuracy to report
 };
 // Makes the epoch's record (test loss and accuracy when there is a test set), logs the epoch
 // line and appends the record to the summary.
-void finish_epoch(const EpochTotals &totals, Classifier &model, const Dataset *test, int64_t epochs,
-                  TrainSummary &summary);
+void finish_epoch(const EpochTotals &totals, Model &model, const LossSpec &loss,
+                  const Dataset *test, int64_t epochs, TrainSummary &summary);
 
 // Run totals from the history and position, the closing log line, and --summary-json.
 // The metrics file's "epoch" record (README "Metrics").

@@ -46,7 +46,8 @@ TrainerReport measure_this_trainer(const TrainConfig &config, const ModelSpec &s
   run_cpu_benchmarks(node, 0.3);
   if (device.is_cuda())
     run_gpu_benchmarks(node, device.index(), 0.2); // cuBLAS GEMM and pinned copies, capped
-  ProbeResult probe = run_training_probe(spec, config.micro_batch, device);
+  ProbeResult probe =
+      run_training_probe(spec, probe_example(config), config.micro_batch, device);
   if (fault_slows_probe(world_rank))
     probe.samples_per_sec /= 100; // testing hook (--fault-slow-probe-rank)
   if (device.is_cuda() && !node.gpus.empty())
@@ -106,9 +107,10 @@ private:
   const torch::Device device_;
   const std::optional<GpuInfo> gpu_;
   MPI_Comm job_;
-  std::shared_ptr<Classifier> model_;
+  std::shared_ptr<Model> model_;
   std::unique_ptr<FlatParameters> flat_;
   Dataset data_;
+  LossSpec loss_;
   int64_t n_ = 0, chunk_ = 0, nbuf_ = 0;
   // Host copies of what travels: on a CPU trainer the flat buffers themselves (fp32 wire); on a
   // GPU trainer pinned buffers, filled chunk by chunk just before each chunk is sent.
@@ -133,7 +135,7 @@ private:
 Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, const ModelSpec &spec,
                  torch::Device device, const std::optional<GpuInfo> &gpu, MPI_Comm job)
     : config_(config), placement_(placement), device_(device), gpu_(gpu), job_(job),
-      data_(config.data, config.data_residency), amp_(config.amp, device),
+      data_(config.data, config.data_residency), loss_(loss_spec(config)), amp_(config.amp, device),
       timeline_(!config.timeline.empty()), inbox_(job, 0, kTagCommand, RoundCommand::kWords) {
   torch::manual_seed(config.seed);
   model_ = make_model(spec);
@@ -294,8 +296,9 @@ ComputeStats Trainer::sum_gradients(const RoundCommand &command, RequestSet &ear
       }
     };
   }
-  return amp_.gradients(*model_, data_, order_.data() + command.offset, command.count,
-                        config_.micro_batch, *flat_, ready);
+  const SampleRun samples{order_.data() + command.offset, command.count, config_.seed,
+                          command.epoch, command.offset};
+  return amp_.gradients(*model_, loss_, data_, samples, config_.micro_batch, *flat_, ready);
 }
 
 // params: `local_steps` optimizer steps over consecutive parts of the slice.
@@ -308,8 +311,8 @@ ComputeStats Trainer::take_local_steps(const RoundCommand &command) {
     const int64_t part = parts[static_cast<size_t>(s)];
     if (part == 0)
       continue;
-    ComputeStats p =
-        amp_.gradients(*model_, data_, order_.data() + at, part, config_.micro_batch, *flat_);
+    const SampleRun samples{order_.data() + at, part, config_.seed, command.epoch, at};
+    ComputeStats p = amp_.gradients(*model_, loss_, data_, samples, config_.micro_batch, *flat_);
     flat_->grads().mul_(1.0 / static_cast<double>(part));
     torch::Tensor params = flat_->params();
     local_optimizer_->step(params, flat_->grads(),

@@ -1,6 +1,7 @@
 #include "hetrain/run/training_run.h"
 #include "hetrain/train/amp.h"
 
+#include "protocol.h"
 #include "run_support.h"
 
 #include "hetrain/checkpoint/checkpoint.h"
@@ -55,7 +56,8 @@ private:
   std::unique_ptr<Dataset> test_;
   const int64_t n_, G_, m_, steps_per_epoch_;
   const ModelSpec spec_;
-  std::shared_ptr<Classifier> model_;
+  const LossSpec loss_;
+  std::shared_ptr<Model> model_;
   std::unique_ptr<FlatParameters> flat_;
   std::unique_ptr<Optimizer> optimizer_;
   const LrSchedule schedule_;
@@ -75,24 +77,24 @@ LocalRun::LocalRun(const TrainConfig &config)
       n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, train_.size())
                                         : train_.size()),
       G_(config.global_batch), m_(config.micro_batch),
-      steps_per_epoch_((n_ + G_ - 1) / G_), spec_{config.model, train_.meta().channels,
-                                                  train_.meta().height, train_.meta().width,
-                                                  train_.meta().num_classes},
+      steps_per_epoch_((n_ + G_ - 1) / G_), spec_(protocol::spec_of(config, train_.meta())),
+      loss_(loss_spec(config)),
       schedule_(lr_schedule(config, steps_per_epoch_)), amp_(config.amp, device_),
       metrics_(config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics)),
       timeline_(!config.timeline.empty()) {
   torch::manual_seed(config.seed); // every rank builds the same initial model from the seed
   model_ = make_model(spec_);
+  check_model_fits(*model_, spec_, loss_, train_);
   model_->to(device_);
   flat_ = std::make_unique<FlatParameters>(*model_);
   optimizer_ = std::make_unique<Optimizer>(optimizer_options(config), flat_->numel(), device_);
   log_setup();
-  summary_.model = spec_.name;
+  summary_.model = spec_.label();
   summary_.epochs = config.epochs;
   summary_.aggregator_device = device_.str();
   summary_.amp = name_of(config.amp);
   // --resume: the finished epochs, the position in the current one, parameters and optimizer.
-  if (auto resume = find_resume_point(config, spec_))
+  if (auto resume = find_resume_point(config, spec_, *model_))
     position_ = restore_training(*resume, *model_, *flat_, *optimizer_, summary_);
   resumed_ = position_;
   source_ = CheckpointSource{&config,      spec_,       train_.normalization(),
@@ -110,7 +112,7 @@ LocalRun::LocalRun(const TrainConfig &config)
 void LocalRun::log_setup() const {
   const DatasetMeta &meta = train_.meta();
   log_info("model {} ({} parameters) on {}, {} threads; data {} ({} samples of {}, {}{})",
-           spec_.name, flat_->numel(), device_.str(), threads_, meta.path, n_, meta.shape_string(),
+           spec_.label(), flat_->numel(), device_.str(), threads_, meta.path, n_, meta.shape_string(),
            meta.num_classes, train_.in_memory() ? " classes, in memory" : " classes, streamed");
   log_info("global batch {} = {} micro-batches of {}; {} steps per epoch; optimizer {} lr {} "
            "({} schedule)",
@@ -135,7 +137,8 @@ TrainSummary LocalRun::run() {
       const int64_t count = std::min(G_, n_ - start);
       const auto round_start = Clock::now();
       ScopedSpan compute_span(timeline_, Span::kCompute, position_.global_step + 1);
-      ComputeStats stats = amp_.gradients(*model_, train_, order.data() + start, count, m_, *flat_);
+      const SampleRun samples{order.data() + start, count, config_.seed, epoch, start};
+      ComputeStats stats = amp_.gradients(*model_, loss_, train_, samples, m_, *flat_);
       compute_span.end();
       const double compute_seconds = seconds_since(round_start);
       const auto step_start = Clock::now();
@@ -166,8 +169,10 @@ TrainSummary LocalRun::run() {
     // Training time only: evaluation is not part of the epoch's seconds.
     {
       ScopedSpan span(timeline_, Span::kEvaluate);
-      finish_epoch({epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start)}, *model_,
-                   test_.get(), config_.epochs, summary_);
+      finish_epoch({epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start),
+                    train_.meta().class_labels()},
+                   *model_,
+                   loss_, test_.get(), config_.epochs, summary_);
     }
     metrics_.write(epoch_metrics(summary_.history.back()));
     // Position after a finished epoch: the start of the next one.

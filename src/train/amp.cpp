@@ -62,9 +62,10 @@ bool is_out_of_memory(const std::exception &e) {
           what.find("can't allocate memory") != std::string::npos);
 }
 
-ComputeStats MixedPrecision::gradients(Classifier &model, const Dataset &data,
-                                       const int64_t *indices, int64_t count, int64_t micro_batch,
+ComputeStats MixedPrecision::gradients(Model &model, const LossSpec &loss, const Dataset &data,
+                                       const SampleRun &samples, int64_t micro_batch,
                                        FlatParameters &flat, const GradientReady &ready) {
+  const int64_t count = samples.count;
   if (ready && dtype_ == torch::kHalf)
     throw UserError("--overlap does not work with --amp fp16 (the gradient is unscaled after the "
                     "whole backward pass)");
@@ -75,6 +76,11 @@ ComputeStats MixedPrecision::gradients(Classifier &model, const Dataset &data,
       reported = true;
       ready(parameter);
     };
+  // fp16 may redo the step after accumulate_gradients left its buffers: keep the ones before.
+  std::vector<torch::Tensor> start_buffers;
+  if (dtype_ == torch::kHalf)
+    for (const auto &b : model.buffers())
+      start_buffers.push_back(b.detach().clone());
   for (int attempt = 0;;) {
     flat.zero_grads();
     const double scale = dtype_ == torch::kHalf ? scale_ : 1.0;
@@ -84,7 +90,7 @@ ComputeStats MixedPrecision::gradients(Classifier &model, const Dataset &data,
       if (fault_oom_above() > 0 && std::min(m, count) > fault_oom_above())
         throw SimulatedOutOfMemory(
             fmt::format("--fault-oom-above {}: a micro-batch of {} samples", fault_oom_above(), m));
-      stats = accumulate_gradients(model, data, indices, count, m, {dtype_, scale}, tracked);
+      stats = accumulate_gradients(model, loss, data, samples, m, {dtype_, scale}, tracked);
     } catch (const std::exception &e) {
       if (!is_out_of_memory(e))
         throw;
@@ -105,7 +111,12 @@ ComputeStats MixedPrecision::gradients(Classifier &model, const Dataset &data,
     }
     if (unscale(flat.grads()))
       return stats;
-    // BatchNorm statistics of the discarded pass stay updated: a small bias, once per overflow.
+    {
+      torch::NoGradGuard no_grad;
+      auto buffers = model.buffers();
+      for (size_t i = 0; i < buffers.size(); ++i)
+        buffers[i].copy_(start_buffers[i]);
+    }
     log_warn("--amp fp16: gradient overflowed at loss scale {:.0f}; recomputing at {:.0f}", scale,
              scale_);
     if (++attempt >= 24)

@@ -10,7 +10,7 @@
 
 namespace hetrain {
 namespace {
-torch::Device device_of(Classifier &model) {
+torch::Device device_of(Model &model) {
   auto params = model.parameters();
   return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
 }
@@ -80,8 +80,10 @@ namespace {
 // accumulated. The rest (the last one, and any that got no gradient) are reported at the end.
 class ReadyReporter {
 public:
-  ReadyReporter(Classifier &model, const GradientReady &ready)
-      : ready_(ready), params_(model.parameters()), done_(params_.size(), false) {
+  ReadyReporter(Model &model, const GradientReady &ready)
+      : ready_(ready), done_(trainable_parameters(model).size(), false) {
+    for (const auto &named : trainable_parameters(model))
+      params_.push_back(named.second);
     for (size_t i = 0; i < params_.size(); ++i)
       handles_.push_back(params_[i].register_hook([this, i](const torch::Tensor &) {
         report_fired();
@@ -118,45 +120,110 @@ private:
 };
 } // namespace
 
-ComputeStats accumulate_gradients(Classifier &model, const Dataset &data, const int64_t *indices,
-                                  int64_t count, int64_t micro_batch,
+uint64_t micro_batch_seed(uint64_t seed, int64_t epoch, int64_t position) {
+  // splitmix64's finaliser over the three, so neighbouring positions get unrelated seeds.
+  auto mix = [](uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  uint64_t h = mix(seed + 0x9e3779b97f4a7c15ULL);
+  h = mix(h ^ (static_cast<uint64_t>(epoch) + 0x632be59bd9b4e019ULL));
+  return mix(h ^ (static_cast<uint64_t>(position) + 0x85157af5a2e8c2e1ULL));
+}
+
+namespace {
+// The buffer rule of accumulate_gradients: each micro-batch starts from the buffers at the start;
+// their results are averaged by samples (in double).
+class BufferMean {
+public:
+  explicit BufferMean(Model &model) : buffers_(model.buffers()) {
+    torch::NoGradGuard no_grad;
+    for (const auto &b : buffers_) {
+      start_.push_back(b.detach().clone());
+      sums_.push_back(torch::zeros_like(b, b.options().dtype(torch::kFloat64)));
+    }
+  }
+  ~BufferMean() {
+    if (!finished_)
+      restore(); // an exception: leave the buffers as they were
+  }
+  BufferMean(const BufferMean &) = delete;
+  BufferMean &operator=(const BufferMean &) = delete;
+
+  void restore() {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < buffers_.size(); ++i)
+      buffers_[i].copy_(start_[i]);
+  }
+  void add(int64_t samples) {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < buffers_.size(); ++i)
+      sums_[i].add_(buffers_[i].to(torch::kFloat64), static_cast<double>(samples));
+  }
+  void finish(int64_t samples) {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < buffers_.size(); ++i) {
+      torch::Tensor mean = sums_[i] / static_cast<double>(samples);
+      buffers_[i].copy_(buffers_[i].is_floating_point() ? mean : mean.round());
+    }
+    finished_ = true;
+  }
+
+private:
+  std::vector<torch::Tensor> buffers_, start_, sums_;
+  bool finished_ = false;
+};
+} // namespace
+
+ComputeStats accumulate_gradients(Model &model, const LossSpec &loss, const Dataset &data,
+                                  const SampleRun &samples, int64_t micro_batch,
                                   const AutocastSettings &autocast, const GradientReady &ready) {
   ComputeStats stats;
   const torch::Device device = device_of(model);
+  const int64_t count = samples.count;
   model.train();
+  // One micro-batch needs no averaging: its result is the mean.
+  std::optional<BufferMean> buffers;
+  if (count > micro_batch)
+    buffers.emplace(model);
   for (int64_t start = 0; start < count; start += micro_batch) {
     int64_t n = std::min(micro_batch, count - start);
-    Batch batch = data.get(indices + start, n);
-    batch.images = batch.images.to(device);
-    batch.labels = batch.labels.to(device);
-    torch::Tensor logits, loss;
+    Batch batch = data.get(samples.indices + start, n);
+    batch.inputs = batch.inputs.to(device);
+    batch.targets = batch.targets.to(device);
+    torch::manual_seed(micro_batch_seed(samples.seed, samples.epoch, samples.position + start));
+    if (buffers)
+      buffers->restore();
+    BatchLoss out;
     {
       // Forward under autocast; backward outside it, as PyTorch recommends.
       AutocastGuard guard(device, autocast.dtype);
-      logits = model.forward(batch.images);
-      loss = torch::nn::functional::cross_entropy(
-          logits.to(torch::kFloat32), batch.labels,
-          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      out = batch_loss(model, loss, batch.inputs, batch.targets);
     }
+    if (buffers)
+      buffers->add(n);
     // The last micro-batch's backward reports gradients as they become final (--overlap).
     std::optional<ReadyReporter> reporter;
     if (ready && start + micro_batch >= count)
       reporter.emplace(model, ready);
     if (autocast.loss_scale != 1.0)
-      (loss * autocast.loss_scale).backward();
+      (out.sum * autocast.loss_scale).backward();
     else
-      loss.backward();
+      out.sum.backward();
     if (reporter)
       reporter->finish();
-    stats.loss_sum += loss.item<double>();
-    stats.correct += logits.argmax(1).eq(batch.labels).sum().item<int64_t>();
+    stats.loss_sum += out.sum.item<double>();
+    stats.correct += count_correct(out.outputs, batch.targets);
     stats.samples += n;
   }
+  if (buffers)
+    buffers->finish(count);
   return stats;
 }
 
-EvalSums evaluate_range(Classifier &model, const Dataset &data, int64_t begin, int64_t end,
-                        int64_t batch_size) {
+EvalSums evaluate_range(Model &model, const LossSpec &loss, const Dataset &data, int64_t begin,
+                        int64_t end, int64_t batch_size) {
   torch::NoGradGuard no_grad;
   const torch::Device device = device_of(model);
   model.eval();
@@ -167,22 +234,19 @@ EvalSums evaluate_range(Classifier &model, const Dataset &data, int64_t begin, i
     indices.resize(static_cast<size_t>(n));
     std::iota(indices.begin(), indices.end(), start);
     Batch batch = data.get(indices);
-    batch.images = batch.images.to(device);
-    batch.labels = batch.labels.to(device);
-    torch::Tensor logits = model.forward(batch.images);
-    sums.loss_sum += torch::nn::functional::cross_entropy(
-                         logits, batch.labels,
-                         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                         .item<double>();
-    sums.correct += logits.argmax(1).eq(batch.labels).sum().item<int64_t>();
+    batch.inputs = batch.inputs.to(device);
+    batch.targets = batch.targets.to(device);
+    BatchLoss out = batch_loss(model, loss, batch.inputs, batch.targets);
+    sums.loss_sum += out.sum.item<double>();
+    sums.correct += count_correct(out.outputs, batch.targets);
     sums.samples += n;
   }
   model.train();
   return sums;
 }
 
-EvalResult evaluate(Classifier &model, const Dataset &data, int64_t batch_size) {
-  const EvalSums sums = evaluate_range(model, data, 0, data.size(), batch_size);
+EvalResult evaluate(Model &model, const LossSpec &loss, const Dataset &data, int64_t batch_size) {
+  const EvalSums sums = evaluate_range(model, loss, data, 0, data.size(), batch_size);
   EvalResult result;
   result.samples = sums.samples;
   result.loss = sums.loss_sum / static_cast<double>(sums.samples);

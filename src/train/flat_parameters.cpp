@@ -1,32 +1,34 @@
 #include "hetrain/train/flat_parameters.h"
 
+#include "hetrain/model/models.h"
+
 #include <torch/torch.h>
 
 namespace hetrain {
 
 FlatParameters::FlatParameters(torch::nn::Module &model) {
-  auto named = model.named_parameters(/*recurse=*/true);
+  NamedTensors named = trainable_parameters(model); // frozen parameters stay out
   int64_t total = 0;
   for (const auto &item : named) {
     ParameterSlot slot;
-    slot.name = item.key();
+    slot.name = item.first;
     slot.offset = total;
-    slot.numel = item.value().numel();
-    slot.shape = item.value().sizes().vec();
+    slot.numel = item.second.numel();
+    slot.shape = item.second.sizes().vec();
     total += slot.numel;
     slots_.push_back(std::move(slot));
   }
   auto options =
       torch::TensorOptions()
           .dtype(torch::kFloat32)
-          .device(named.is_empty() ? torch::Device(torch::kCPU) : named[0].value().device());
+          .device(named.empty() ? torch::Device(torch::kCPU) : named[0].second.device());
   params_ = torch::empty({total}, options);
   grads_ = torch::zeros({total}, options);
 
   torch::NoGradGuard no_grad;
   size_t i = 0;
   for (auto &item : named) {
-    torch::Tensor &p = item.value();
+    torch::Tensor &p = item.second;
     const ParameterSlot &slot = slots_[i++];
     auto value_view = view_of(params_, slot);
     value_view.copy_(p.detach());

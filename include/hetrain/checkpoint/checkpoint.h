@@ -1,11 +1,16 @@
 // HDF5 checkpoints (DESIGN §8), readable with h5py:
 //
-//   /                attrs: format="hetrain-checkpoint", format_version, hetrain_version, model,
-//                    in_channels, height, width, num_classes, norm_mean, norm_std, epoch,
+//   /                attrs: format="hetrain-checkpoint", format_version, hetrain_version, model
+//                    (a built-in name, the TorchScript file as given, or plugin:LIB.so:NAME),
+//                    model_fingerprint (models.h), in_channels, height, width, num_classes
+//                    (outputs per sample), norm_mean, norm_std, epoch,
 //                    epoch_position, round, global_step, samples_seen, seed, sync_mode,
 //                    world_size, config (JSON)
-//   /params/<name>   float32, the parameter's own shape
+//   /params/<name>   float32, the parameter's own shape; names are the module's dotted
+//                    state_dict names (layer1.0.conv1.weight), so /params + /buffers + /frozen
+//                    is the model's state_dict (scripts/h5_to_torch.py)
 //   /buffers/<name>  BatchNorm running stats (float32) and counters (int64)
+//   /frozen/<name>   parameters that do not require gradients (only when the model has some)
 //   /optimizer       attrs: kind, lr, momentum, beta1, beta2, eps, weight_decay, step
 //   /optimizer/<state>/<name>   e.g. exp_avg/fc1.weight, momentum_buffer/fc1.weight
 //   /cluster/reports one JSON string per node report of the run
@@ -29,7 +34,6 @@ namespace hetrain {
 
 inline constexpr int64_t kCheckpointFormatVersion = 1;
 
-using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
 // Where in the run the checkpoint was taken; enough to continue from it.
 struct TrainingPosition {
@@ -42,13 +46,14 @@ struct TrainingPosition {
 
 struct CheckpointContents {
   ModelSpec model;
+  std::string model_fingerprint; // "" in checkpoints written before it existed
   std::vector<double> norm_mean, norm_std; // the training set's normalisation
   TrainingPosition position;
   uint64_t seed = 0;
   std::string sync_mode = "gradient";
   int64_t world_size = 1;
   std::string config_json;
-  NamedTensors params, buffers;
+  NamedTensors params, buffers, frozen;
   OptimizerOptions optimizer;
   double learning_rate = 0;
   int64_t optimizer_steps = 0;
@@ -61,9 +66,9 @@ void write_checkpoint(const std::string &path, const CheckpointContents &content
 // Reads and validates; throws UserError naming the file and what is wrong with it.
 CheckpointContents read_checkpoint(const std::string &path);
 
-// Copies parameters and buffers into a model of the same spec; a missing tensor or a wrong shape
-// is a UserError that names it.
-void load_model_state(const CheckpointContents &contents, torch::nn::Module &model,
+// Copies parameters, buffers and frozen parameters into a model of the same spec; a missing
+// tensor or a wrong shape is a UserError that names it.
+void load_model_state(const CheckpointContents &contents, Model &model,
                       const std::string &path_for_errors);
 NamedTensors named_buffers(const torch::nn::Module &model);
 

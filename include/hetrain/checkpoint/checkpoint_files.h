@@ -33,6 +33,7 @@ struct ResumeRequirements {
   ModelSpec spec;
   uint64_t seed = 0;
   std::string optimizer;
+  std::string fingerprint; // model_fingerprint() of the run's model ("" = compare names)
 };
 // Why `c` cannot be continued by such a run ("" when it can), in the words the user sees.
 std::string resume_refusal(const CheckpointContents &c, const ResumeRequirements &run);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "hetrain/model/models.h"
+#include "hetrain/train/loss.h"
 
 #include <torch/types.h>
 
@@ -15,7 +16,18 @@ struct ProbeResult {
   double peak_bytes = 0;
 };
 
-ProbeResult run_training_probe(const ModelSpec &spec, int64_t micro_batch, torch::Device device,
+// What the probe trains on: one sample of the dataset (inputs [1, ...], targets [1, ...]), repeated
+// to a micro-batch, and the run's loss; so it times this model on this data's shape.
+struct ProbeExample {
+  LossSpec loss;
+  torch::Tensor inputs, targets;
+  int64_t classes = 0; // the dataset's class count (0: float targets)
+};
+// Refuses (UserError, train/loss.h's check_model_fits) a model that does not fit the example
+// before timing anything, so every trainer stops with the reason instead of a LibTorch error.
+
+ProbeResult run_training_probe(const ModelSpec &spec, const ProbeExample &example,
+                               int64_t micro_batch, torch::Device device,
                                double seconds_cap = 1.5);
 
 } // namespace hetrain

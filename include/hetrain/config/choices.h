@@ -27,6 +27,8 @@ enum class WireDType { kFp32, kBf16, kFp16 };
 enum class AmpMode { kOff, kBf16, kFp16 };
 // --device, --aggregator-device (and `hetrain bench --device`).
 enum class DeviceChoice { kAuto, kCuda, kCpu };
+// --loss: the training objective (train/loss.h).
+enum class LossKind { kCrossEntropy, kMse, kBceWithLogits, kModel };
 
 template <class E> struct NamedValue {
   E value;
@@ -55,6 +57,12 @@ template <> struct EnumNames<AmpMode> {
 template <> struct EnumNames<DeviceChoice> {
   static constexpr NamedValue<DeviceChoice> table[] = {
       {DeviceChoice::kAuto, "auto"}, {DeviceChoice::kCuda, "cuda"}, {DeviceChoice::kCpu, "cpu"}};
+};
+template <> struct EnumNames<LossKind> {
+  static constexpr NamedValue<LossKind> table[] = {{LossKind::kCrossEntropy, "cross-entropy"},
+                                                   {LossKind::kMse, "mse"},
+                                                   {LossKind::kBceWithLogits, "bce-with-logits"},
+                                                   {LossKind::kModel, "model"}};
 };
 template <> struct EnumNames<DataResidency> {
   static constexpr NamedValue<DataResidency> table[] = {{DataResidency::Auto, "auto"},

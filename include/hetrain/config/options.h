@@ -53,7 +53,13 @@ template <class Visit> void visit_train_options(Visit &&visit) {
                     out = OptionGroup::kOutput;
   visit(O{"data", data, "Training dataset (.h5, see `hetrain data`)"}, &C::data);
   visit(O{"test-data", data, "Evaluation dataset, evaluated after every epoch"}, &C::test_data);
-  visit(O{"model", data, "mlp | cnn | resnet", {"mlp", "cnn", "resnet"}}, &C::model);
+  visit(O{"model", data, "mlp | cnn | resnet, or a TorchScript file (FILE.pt)"}, &C::model);
+  visit(O{"model-plugin", data, "A C++ model: LIB.so[:NAME] (include/hetrain/model/plugin.h)"},
+        &C::model_plugin);
+  visit(O{"loss", data, "cross-entropy | mse | bce-with-logits | model (the module's loss method)"},
+        &C::loss);
+  visit(O{"label-smoothing", data, "cross-entropy: label smoothing in [0, 1)"},
+        &C::label_smoothing);
   visit(O{"data-residency", data, "auto | memory | stream (HDF5 hyperslab reads)"},
         &C::data_residency);
   visit(O{"limit-train-samples", data, "Train on the first N samples only (0 = all)"},

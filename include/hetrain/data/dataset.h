@@ -1,5 +1,6 @@
 // Serves any list of sample indices as a normalised float batch. The whole file is held in memory
-// when it fits (or when asked); otherwise each batch is read with HDF5 hyperslab selections.
+// when it fits (or when asked); otherwise each batch is read with HDF5 hyperslab selections. The
+// targets (class labels or float values) are always in memory.
 #pragma once
 
 #include "hetrain/data/dataset_file.h"
@@ -14,12 +15,12 @@
 namespace hetrain {
 
 struct Normalization {
-  std::vector<double> mean, std; // per channel, of pixel/255
+  std::vector<double> mean, std; // per channel, of pixel/255 (uint8) or of the values (float32)
 };
 
 struct Batch {
-  torch::Tensor images; // float32 [n, C, H, W], normalised
-  torch::Tensor labels; // int64 [n]
+  torch::Tensor inputs;  // float32 [n, C, H, W] (also for [H, W] samples: C = 1) or [n, F]
+  torch::Tensor targets; // int64 [n] class labels, or float32 [n, ...]
 };
 
 class Dataset {
@@ -34,7 +35,7 @@ public:
 
   const DatasetMeta &meta() const { return meta_; }
   int64_t size() const { return meta_.count; }
-  bool in_memory() const { return !pixels_.empty(); }
+  bool in_memory() const { return !samples_.empty(); }
   const Normalization &normalization() const { return normalization_; }
 
   Batch get(const int64_t *indices, int64_t count) const;
@@ -43,16 +44,18 @@ public:
   }
 
 private:
-  void read_rows(const int64_t *indices, int64_t count, uint8_t *pixels, int64_t *labels) const;
+  void read_rows(const int64_t *indices, int64_t count, uint8_t *rows) const;
+  torch::Tensor targets_of(const int64_t *indices, int64_t count) const;
 
-  std::vector<int64_t> labels_; // always in memory (8 bytes a sample); filled while meta_ is read,
-                                // so it is declared (constructed) first
+  // Always in memory; filled while meta_ is read, so they are declared (constructed) first.
+  std::vector<int64_t> labels_;       // class labels
+  std::vector<float> float_targets_;  // or float targets, meta_.target_elements() a sample
   DatasetMeta meta_;
   Normalization normalization_;
-  std::vector<uint8_t> pixels_; // whole /images when in memory
+  std::vector<uint8_t> samples_; // the whole /images or /inputs, as stored, when in memory
   struct Hdf5State;
   std::unique_ptr<Hdf5State> stream_; // open file + dataset when streaming
-  torch::Tensor mean_, inv_std_;      // [1, C, 1, 1]
+  torch::Tensor mean_, inv_std_;      // [1, C, 1, 1] or [1, 1] for features
 };
 
 // The permutation of one epoch (DESIGN §5): a pure function of (seed, epoch, n), computed by every

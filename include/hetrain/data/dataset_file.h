@@ -1,8 +1,10 @@
-// The dataset file format (DESIGN §5):
-//   /images  uint8 [N, C, H, W]
-//   /labels  int32 [N]        (any HDF5 integer type is accepted when reading)
+// The dataset file format (DESIGN §5), in two spellings of one layout:
+//   images:  /images  uint8 [N, C, H, W]  and  /labels  int32 [N]   (what the importers write)
+//   general: /inputs  uint8 or float32 [N, ...]  (... = C,H,W or H,W or F features)
+//            /targets any integer type [N] (class labels) or float32 [N, ...] (regression)
 //   root attributes: format="hetrain-dataset", format_version, class_names (strings),
-//   mean and std (per channel, of pixel/255, used for normalisation), source.
+//   mean and std (per channel; of pixel/255 for uint8, of the values for float32; used for
+//   normalisation; float32 inputs without them are not normalised), source.
 #pragma once
 
 #include "hetrain/data/image_set.h"
@@ -17,20 +19,32 @@ inline constexpr int64_t kDatasetFormatVersion = 1;
 
 struct DatasetMeta {
   std::string path;
-  int64_t count = 0, channels = 0, height = 0, width = 0;
-  int64_t num_classes = 0;
+  std::string inputs_name = "images", targets_name = "labels"; // the datasets in the file
+  int64_t count = 0, channels = 0, height = 0, width = 0; // a sample is [C, H, W] or [F] = 1x1xF
+  std::vector<int64_t> sample_shape;                       // as stored: C,H,W or H,W or F
+  bool float_inputs = false;                               // float32, else uint8
+  std::vector<int64_t> target_shape; // float targets' per-sample shape; empty: class labels
+  int64_t num_classes = 0;           // class labels only (0 with float targets)
   std::vector<std::string> class_names;
-  std::vector<double> mean, std; // per channel, in units of pixel/255
+  std::vector<double> mean, std; // per channel, in units of pixel/255 (uint8) or values (float)
   std::string source;
-  int64_t image_bytes() const { return channels * height * width; }
-  std::string shape_string() const; // "1x28x28"
+  bool class_labels() const { return target_shape.empty(); }
+  int64_t sample_elements() const { return channels * height * width; }
+  int64_t sample_bytes() const { return sample_elements() * (float_inputs ? 4 : 1); }
+  int64_t target_elements() const; // 1 for a class label
+  // What a model outputs per sample: the class count, or the float target's size.
+  int64_t outputs() const { return class_labels() ? num_classes : target_elements(); }
+  std::string shape_string() const;     // "1x28x28"
+  std::string describe_targets() const; // "10 classes" or "float targets of 2"
 };
 
 // Computes per-channel mean/std, then writes the file atomically (temporary + rename).
 void write_dataset_file(const std::string &path, const ImageSet &set);
 
-// Reads and validates the layout and labels (lengths match, N > 0, labels in [0, classes)).
-// The labels have to be read to be validated; pass `labels` to keep them instead of reading twice.
-DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *labels = nullptr);
+// Reads and validates the layout and targets (lengths match, N > 0, labels in [0, classes), float
+// targets finite). The targets have to be read to be validated; pass `labels` / `float_targets`
+// to keep them instead of reading twice.
+DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *labels = nullptr,
+                              std::vector<float> *float_targets = nullptr);
 
 } // namespace hetrain

@@ -21,7 +21,7 @@ struct DistributedEvaluation {
 
 // Collective over every rank of the job (every wait has `timeout_seconds` and names what it
 // waited for).
-DistributedEvaluation evaluate_distributed(Classifier &model, const Dataset &data,
+DistributedEvaluation evaluate_distributed(Model &model, const LossSpec &loss, const Dataset &data,
                                            double timeout_seconds);
 
 } // namespace hetrain

@@ -29,7 +29,7 @@ public:
   double loss_scale() const { return scale_; }
   std::string describe() const;
 
-  // Zeroes the gradients, then sums the gradients of `count` samples into flat.grads() (unscaled),
+  // Zeroes the gradients, then sums the gradients of the samples into flat.grads() (unscaled),
   // in micro-batches. fp16: recomputes with a lower loss scale while the sum is not finite.
   // Out of device memory: halves the micro-batch (for this and every later call), logs it and
   // recomputes from zeroed gradients, so the sum stays exact (BatchNorm statistics then come from
@@ -37,8 +37,9 @@ public:
   // `ready` (--overlap; not with fp16, whose sum is unscaled at the end): see
   // accumulate_gradients. A recomputation after a gradient was reported is an error, since what
   // was reported may already be on the wire.
-  ComputeStats gradients(Classifier &model, const Dataset &data, const int64_t *indices,
-                         int64_t count, int64_t micro_batch, FlatParameters &flat,
+  // Buffers: as accumulate_gradients; a recomputation starts from the buffers of the first try.
+  ComputeStats gradients(Model &model, const LossSpec &loss, const Dataset &data,
+                         const SampleRun &samples, int64_t micro_batch, FlatParameters &flat,
                          const GradientReady &ready = {});
 
   // The micro-batch gradients() really runs: `configured` until memory ran out, then smaller.

@@ -1,0 +1,131 @@
+#include "hetrain/model/script_model.h"
+
+#include "hetrain/common/error.h"
+
+#include <fmt/format.h>
+
+#include <sys/stat.h>
+
+namespace hetrain {
+namespace {
+
+// A node of the mirror tree: holds nothing but what mirror() registers in it.
+struct MirrorNode : torch::nn::Module {};
+
+// Registers `script`'s own trainable parameters and buffers in `node` (the same tensors), its
+// frozen parameters in `frozen`, and recurses into its submodules.
+void mirror(const torch::jit::Module &script, torch::nn::Module &node, const std::string &prefix,
+            NamedTensors &frozen) {
+  for (const auto &p : script.named_parameters(/*recurse=*/false)) {
+    if (p.value.requires_grad())
+      node.register_parameter(p.name, p.value);
+    else
+      frozen.emplace_back(prefix + p.name, p.value);
+  }
+  for (const auto &b : script.named_buffers(/*recurse=*/false))
+    node.register_buffer(b.name, b.value);
+  for (const auto &child : script.named_children()) {
+    auto sub = std::make_shared<MirrorNode>();
+    mirror(child.value, *sub, prefix + child.name + ".", frozen);
+    node.register_module(child.name, sub);
+  }
+}
+
+std::string first_line(const std::string &text) { return text.substr(0, text.find('\n')); }
+
+// LibTorch's errors for a file it cannot load, turned into what the user should do.
+[[noreturn]] void refuse(const std::string &path, const std::string &what) {
+  const std::string line = first_line(what);
+  if (what.find("maximum supported version") != std::string::npos ||
+      what.find("max supported version") != std::string::npos)
+    throw UserError(fmt::format("{}: saved by a newer PyTorch than this LibTorch {} reads ({}); "
+                                "export it with the PyTorch version hetrain is built against",
+                                path, TORCH_VERSION, line));
+  if (what.find("constants.pkl") != std::string::npos ||
+      what.find("PytorchStreamReader") != std::string::npos ||
+      what.find("central directory") != std::string::npos ||
+      what.find("file not found") != std::string::npos)
+    throw UserError(fmt::format("{}: not a TorchScript file (make one with torch.jit.script or "
+                                "torch.jit.trace and .save(); torch.save of a model or a "
+                                "state_dict is not one) ({})",
+                                path, line));
+  throw UserError(fmt::format("{}: cannot be loaded as TorchScript: {}", path, line));
+}
+
+} // namespace
+
+std::shared_ptr<ScriptModel> ScriptModel::load(const std::string &path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw UserError(fmt::format("--model {}: no such file (and not one of the built-in models "
+                                "mlp, cnn, resnet)",
+                                path));
+  torch::jit::Module script;
+  try {
+    script = torch::jit::load(path, torch::kCPU);
+  } catch (const c10::Error &e) {
+    refuse(path, e.what());
+  } catch (const std::exception &e) {
+    refuse(path, e.what());
+  }
+  if (script.find_method("forward") == c10::nullopt)
+    throw UserError(fmt::format("{}: holds no TorchScript module with a forward method (torch.save "
+                                "of a tensor, model or state_dict is not TorchScript; make one "
+                                "with torch.jit.script or torch.jit.trace and .save())",
+                                path));
+  return std::shared_ptr<ScriptModel>(new ScriptModel(std::move(script), path));
+}
+
+ScriptModel::ScriptModel(torch::jit::Module script, std::string path)
+    : script_(std::move(script)), path_(std::move(path)) {
+  mirror(script_, *this, "", frozen_);
+}
+
+torch::jit::IValue ScriptModel::run_forward(const torch::Tensor &inputs) {
+  return script_.forward({inputs});
+}
+
+torch::Tensor ScriptModel::forward(torch::Tensor inputs) {
+  torch::jit::IValue out = run_forward(inputs);
+  if (!out.isTensor())
+    throw UserError(fmt::format("{}: forward returns a {}, not a tensor; a model with other "
+                                "outputs trains with --loss model (its loss method takes them)",
+                                path_, out.tagKind()));
+  return out.toTensor();
+}
+
+bool ScriptModel::has_loss() const { return script_.find_method("loss") != c10::nullopt; }
+
+torch::Tensor ScriptModel::loss(const torch::Tensor &outputs, const torch::Tensor &targets) {
+  return script_.get_method("loss")({outputs, targets}).toTensor();
+}
+
+torch::Tensor ScriptModel::forward_loss(const torch::Tensor &inputs, const torch::Tensor &targets,
+                                        torch::Tensor *outputs) {
+  torch::jit::IValue out = run_forward(inputs);
+  if (outputs != nullptr && out.isTensor())
+    *outputs = out.toTensor();
+  torch::jit::IValue loss = script_.get_method("loss")({out, targets});
+  if (!loss.isTensor())
+    throw UserError(fmt::format("{}: loss returns a {}, not a tensor", path_, loss.tagKind()));
+  return loss.toTensor();
+}
+
+void ScriptModel::train(bool on) {
+  Model::train(on);
+  script_.train(on);
+}
+
+void ScriptModel::to(torch::Device device, bool non_blocking) {
+  Model::to(device, non_blocking);
+  torch::NoGradGuard no_grad;
+  for (auto &[name, t] : frozen_)
+    t.set_data(t.to(device, /*non_blocking=*/non_blocking));
+}
+
+std::string ScriptModel::code() const {
+  return script_.dump_to_str(/*print_method_bodies=*/true, /*print_attr_values=*/false,
+                             /*print_param_values=*/false);
+}
+
+} // namespace hetrain
