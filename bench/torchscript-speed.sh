@@ -16,6 +16,8 @@
 # Environment:
 #   HETRAIN=build/hetrain   the binary (relative to the repository root, or absolute)
 #   THREADS=$(nproc)        --threads of hetrain and torch.set_num_threads of PyTorch
+#   DEVICE=cpu              cpu | cuda: hetrain's --device and PyTorch's device (with cuda, the
+#                           peak RSS is host memory only)
 #   MODELS="resnet18 resnet50"
 #   R18_N=2048 R18_G=256 R18_M=32   resnet18: samples, global batch, micro-batch (32x32 images)
 #   R50_N=128  R50_G=32  R50_M=16   resnet50: the same (224x224 images)
@@ -36,8 +38,13 @@ repeats=${1:-3}
 py=/usr/bin/python3 # Debian's python, where python3-torch, -torchvision and -h5py live
 hetrain=${HETRAIN:-build/hetrain}
 threads=${THREADS:-$(nproc)}
+device=${DEVICE:-cpu}
 models=${MODELS:-resnet18 resnet50}
 goal=0.95
+gpu=""
+if [[ $device == cuda* ]] && command -v nvidia-smi >/dev/null; then
+  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+fi
 if [[ ${SMOKE:-0} == 1 ]]; then
   : "${R18_N:=64}" "${R18_G:=32}" "${R18_M:=16}" "${R50_N:=10}" "${R50_G:=10}" "${R50_M:=5}"
   out=${OUT:-${TMPDIR:-/tmp}/torchscript-speed-smoke-$(date +%F).json}
@@ -113,7 +120,7 @@ done
 for r in $(seq 1 "$repeats"); do
   for model in $models; do
     read -r size n g m < <(settings "$model")
-    common=(--global-batch "$g" --micro-batch "$m" --lr 0.01 --threads "$threads")
+    common=(--global-batch "$g" --micro-batch "$m" --lr 0.01 --threads "$threads" --device "$device")
     hetrain_cmd=("$hetrain" train --data "${data[$model]}" --model "${file[$model]}" --epochs 1
       "${common[@]}" --optimizer sgd --data-residency memory --summary-json "$work/summary.json"
       --checkpoint-dir "$work/ck" --progress-seconds 1000)
@@ -150,19 +157,19 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 # The commit of the checkout the binary lives in (HETRAIN may point into another worktree).
 rev=$(git -C "$(dirname "$hetrain")" rev-parse --short HEAD 2>/dev/null || echo unknown)
 rev="$rev ($hetrain, version $("$hetrain" --version 2>/dev/null || echo unknown))"
-$py - "$out" "$goal" "$cpu" "$(nproc)" "$threads" "$rev" "${SMOKE:-0}" "$repeats" \
+$py - "$out" "$goal" "$cpu" "$(nproc)" "$threads" "$device" "$gpu" "$rev" "${SMOKE:-0}" "$repeats" \
   "$work/settings.txt" "$work/runs.txt" <<'EOF'
 import datetime, json, os, platform, statistics, sys
 import torch, torchvision
-out, goal, cpu, nproc, threads, rev, smoke, repeats, settings_txt, runs_txt = sys.argv[1:11]
+out, goal, cpu, nproc, threads, device, gpu, rev, smoke, repeats, settings_txt, runs_txt = sys.argv[1:13]
 goal = float(goal)
 lines = open(settings_txt).read().splitlines()
 runs = [json.loads(l) for l in open(runs_txt) if l.strip()]
 res = {"benchmark": "torchscript-speed", "date": datetime.date.today().isoformat(),
        "smoke": smoke == "1", "repeats": int(repeats), "goal_ratio": goal,
-       "machine": {"host": platform.node(), "cpu": cpu, "nproc": int(nproc),
+       "machine": {"host": platform.node(), "cpu": cpu, "nproc": int(nproc), "gpu": gpu or None,
                    "mem_gib": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1)},
-       "threads": int(threads), "torch": torch.__version__, "torchvision": torchvision.__version__,
+       "threads": int(threads), "device": device, "torch": torch.__version__, "torchvision": torchvision.__version__,
        "hetrain_build": rev,
        "timed": "samples / seconds from before the epoch's shuffle to after its last optimizer step "
                 "(hetrain's summary samples_per_sec; bench/torchscript_eager.py times the same span); "

@@ -5,7 +5,7 @@ threads as `hetrain train --model FILE.pt`, trained by a plain PyTorch loop (Deb
     torchscript_eager.py data --out D.h5 --samples N --size S [--channels 3] [--classes 10]
         writes a random uint8 dataset in hetrain's format (/images [N,C,S,S], /labels int32 [N]).
     torchscript_eager.py train --data D.h5 --arch resnet18 --global-batch G --micro-batch M
-        [--lr 0.01] [--threads T] [--epochs 1] [--scripted FILE.pt]
+        [--lr 0.01] [--threads T] [--epochs 1] [--device cpu] [--scripted FILE.pt]
         trains and prints one JSON line (tool, samples_per_sec, epoch_seconds, ...).
 
 What is timed is what hetrain's summary JSON calls samples_per_sec: samples trained / the sum of
@@ -64,10 +64,11 @@ def train(a):
         inv_std = 1.0 / torch.tensor(np.asarray(f.attrs["std"], dtype=np.float32)).reshape(1, -1, 1, 1)
     n, c = images.shape[0], images.shape[1]
     classes = int(labels.max()) + 1
+    device = torch.device(a.device)
     if a.scripted:
-        model = torch.jit.load(a.scripted)
+        model = torch.jit.load(a.scripted, map_location=device)
     else:
-        model = adapted_model(a.arch, classes, c)
+        model = adapted_model(a.arch, classes, c).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr)
     epoch_seconds, loss_sum, correct = [], 0.0, 0
     for _ in range(a.epochs):
@@ -81,18 +82,22 @@ def train(a):
             opt.zero_grad()
             for m in range(0, len(step), a.micro_batch):
                 idx = step[m:m + a.micro_batch]
+                # Normalised on the CPU, then moved, as hetrain does (no-ops on the CPU).
                 x = images[idx].to(torch.float32).mul_(1.0 / 255.0).sub_(mean).mul_(inv_std)
-                y = labels[idx]
+                x, y = x.to(device), labels[idx].to(device)
                 logits = model(x)
                 loss = F.cross_entropy(logits, y, reduction="sum")
                 (loss / len(step)).backward()
                 loss_sum += loss.item()
                 correct += int(logits.argmax(1).eq(y).sum().item())
             opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         epoch_seconds.append(time.perf_counter() - start)
         # --- end of the timed span ---
     print(json.dumps({"tool": "pytorch-scripted" if a.scripted else "pytorch",
-                      "torch": torch.__version__, "arch": a.arch, "threads": torch.get_num_threads(),
+                      "torch": torch.__version__, "arch": a.arch, "device": a.device,
+                      "threads": torch.get_num_threads(),
                       "samples": n * a.epochs, "epoch_seconds": epoch_seconds,
                       "samples_per_sec": n * a.epochs / sum(epoch_seconds),
                       "final_train_loss": loss_sum / n, "final_train_accuracy": correct / n}))
@@ -118,6 +123,7 @@ def main():
     t.add_argument("--lr", type=float, default=0.01)
     t.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave as is)")
     t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--device", default="cpu", help="cpu | cuda (hetrain's --device)")
     a = p.parse_args()
     if a.command == "data":
         if a.samples < a.classes:
