@@ -155,7 +155,7 @@ done >"$work/settings.txt"
 printf '%s\n' "${runs[@]}" >"$work/runs.txt"
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 # The commit of the checkout the binary lives in (HETRAIN may point into another worktree).
-rev=$(git -C "$(dirname "$hetrain")" rev-parse --short HEAD 2>/dev/null || echo unknown)
+rev=$(git -C "$(dirname "$hetrain")" describe --always --dirty 2>/dev/null || echo unknown)
 rev="$rev ($hetrain, version $("$hetrain" --version 2>/dev/null || echo unknown))"
 $py - "$out" "$goal" "$cpu" "$(nproc)" "$threads" "$device" "$gpu" "$rev" "${SMOKE:-0}" "$repeats" \
   "$work/settings.txt" "$work/runs.txt" <<'EOF'
