@@ -6,6 +6,8 @@ usage: export_test_models.py OUTDIR [NAME ...]      (default: every model below)
   bn_dropout.pt       scripted CNN for 1x28x28, 10 classes, with BatchNorm2d and Dropout
                       (conv3x3(1,8)+BN+ReLU+maxpool, Linear(8*14*14,32)+ReLU, Dropout(0.3),
                       Linear(32,10)): mpi.script_model
+  bn_no_dropout.pt    the same with Dropout(0.0) and the same initial weights: the control that
+                      shows dropout is active in training (mpi.script_model)
   regression.pt       scripted MLP 8 -> 32 -> 32 -> 2 floats with an exported `loss` method (mean
                       squared error, PyTorch's mean reduction over the batch): mpi.model_loss
   frozen.pt           a classifier whose every parameter has requires_grad=False (bad input)
@@ -35,12 +37,12 @@ import torch.nn.functional as F
 class BnDropout(nn.Module):
     """conv3x3(1,8)+BN+ReLU+maxpool, flatten, Linear(8*14*14,32)+ReLU, Dropout(0.3), Linear(32,10)."""
 
-    def __init__(self):
+    def __init__(self, p: float = 0.3):
         super().__init__()
         self.conv = nn.Conv2d(1, 8, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(8)
         self.fc1 = nn.Linear(8 * 14 * 14, 32)
-        self.drop = nn.Dropout(0.3)
+        self.drop = nn.Dropout(p)
         self.out = nn.Linear(32, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,6 +100,11 @@ def export_bn_dropout(path):
     torch.jit.script(seeded(1, BnDropout)).save(path)
 
 
+def export_bn_no_dropout(path):
+    # the same seed, so the same initial weights as bn_dropout.pt (Dropout has no parameters)
+    torch.jit.script(seeded(1, lambda: BnDropout(0.0))).save(path)
+
+
 def export_regression(path):
     torch.jit.script(seeded(2, Regression)).save(path)
 
@@ -130,6 +137,7 @@ def export_not_torchscript(path):
 
 EXPORTS = {
     "bn_dropout": export_bn_dropout,
+    "bn_no_dropout": export_bn_no_dropout,
     "regression": export_regression,
     "frozen": export_frozen,
     "no_loss": export_no_loss,
