@@ -11,9 +11,12 @@
 # checkpoint stores the module's own state_dict names and the model file it was given.
 #
 # Numbers: 5120 samples = exactly 20 rounds of 256 (no partial round), one epoch, so the epoch
-# checkpoint is at step 20, before rounding differences grow (training is chaotic: see
-# common.sh). Momentum lr 0.05 as in mpi.exactness. Tolerance $early_rtol; the control must differ
-# by more than 100x it.
+# checkpoint is at step 20. This conv + BatchNorm + max-pool model is more chaotic than the mlp
+# (see common.sh): measured (2-core VM, 2026-11-29), 1,2,5 against one process, worst relative L2
+# per tensor, with momentum lr 0.05: 3e-8 .. 1e-7 up to step 10, then 5.5e-6 at step 15 and
+# 8.4e-6 at step 20 (the same without dropout: 4e-6, 1.9e-5), the rounding growing, not a bug;
+# with lr 0.01 (used here): 1e-7 .. 2.3e-7 up to step 15, 4.8e-7 at step 20, 20x inside
+# $early_rtol. The control differs by ~0.6; it must differ by more than 100x $early_rtol.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 # shellcheck source=../models/models.sh
