@@ -16,7 +16,9 @@
 # no partial round), so the step-20 checkpoint is the first epoch's, before rounding differences
 # grow (see common.sh). Momentum lr 0.05: the same model and settings in PyTorch go from 1.01 at
 # the first step to 0.025 over the 5th epoch (40x; make_regression_data.py), so 10x over 5 epochs
-# has a 4x margin.
+# has a 4x margin; hetrain measured 1.03 -> 0.025 (42x). Measured at step 20 (2-core VM,
+# 2026-11-29): 1,2,5 against one process 1.6e-7 (5e-7 at most on the way); --loss model against
+# --loss mse 0 (the same arithmetic).
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 # shellcheck source=../models/models.sh
