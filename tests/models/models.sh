@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154  # $work, $tests, skip: from tests/mpi/common.sh, sourced first
 # Sourced by the own-model cases (tests/mpi/{script_model,model_loss,torchvision_resnet}.sh) after
 # tests/mpi/common.sh. Sets:
 #   $torch_py                  a python with torch, h5py and numpy: HETRAIN_PYTHON, else Debian's
