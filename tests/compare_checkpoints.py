@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
 """Compares the parameters of two hetrain checkpoints, tensor by tensor.
 
-usage: compare_checkpoints.py [--optimizer] [--exact | --print-worst] [--quiet] REF.h5 OTHER.h5 [RTOL]
+usage: compare_checkpoints.py [--optimizer] [--buffers] [--exact | --print-worst] [--quiet] REF.h5 OTHER.h5
+                              [RTOL]
 
 Prints, per tensor, the relative L2 difference (L2 norm of the difference over the L2 norm of the
 reference) and the largest absolute difference, then the worst of each.
   RTOL (default 1e-4)  exit 0 when every tensor's relative L2 difference is <= RTOL, else 1.
   --exact              bit-identity instead: exit 0 only when every tensor is identical (largest
                        absolute difference exactly 0), for runs that do the same computation; the
-                       whole state: the parameters, the buffers (BatchNorm running statistics)
-                       and the optimizer state, where the reference has them.
+                       whole state: the parameters, the buffers (BatchNorm running statistics),
+                       the frozen parameters and the optimizer state, where the reference has
+                       them.
   --print-worst        measure only: print nothing but the worst relative L2 difference (a number
                        for the caller's arithmetic); exit 0 whatever it is.
   --optimizer          the optimizer state tensors (exp_avg, momentum_buffer, ...) and the step
                        count too: a sharded job (--aggregators) must gather every shard's state.
+  --buffers            the buffers too (BatchNorm running statistics, ...: float ones within RTOL
+                       like the parameters, integer ones such as num_batches_tracked must be
+                       equal) and the frozen parameters (/frozen) where the reference has them:
+                       a model whose buffers are split-independent (issue 14's rule).
   --quiet              the last line only.
 Names or shapes that differ, or another optimizer step count, always fail (exit 1)."""
 import sys
@@ -23,11 +29,12 @@ import numpy as np
 
 flags = {a for a in sys.argv[1:] if a.startswith("--")}
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
-unknown = flags - {"--optimizer", "--exact", "--print-worst", "--quiet"}
+unknown = flags - {"--optimizer", "--buffers", "--exact", "--print-worst", "--quiet"}
 if unknown or len(args) not in (2, 3) or {"--exact", "--print-worst"} <= flags:
     print(__doc__, file=sys.stderr)
     sys.exit(2)
 with_optimizer = "--optimizer" in flags
+with_buffers = "--buffers" in flags
 exact = "--exact" in flags
 measure = "--print-worst" in flags
 quiet = "--quiet" in flags or measure
@@ -48,7 +55,8 @@ def broken(line):
     sys.exit(1)
 
 
-def compare(group, ref, other):
+def compare(group, ref, other, integers_equal=False):
+    """Every tensor of `group`; with integers_equal an integer tensor that differs at all fails."""
     global worst_rel, worst_abs, worst_name
     if group not in other:
         broken(f"{group}: missing in {other_path}")
@@ -59,6 +67,8 @@ def compare(group, ref, other):
         a, b = ref[group][name][()], other[group][name][()]
         if a.shape != b.shape:
             broken(f"{group}/{name}: shape {a.shape} vs {b.shape}")
+        if integers_equal and np.issubdtype(a.dtype, np.integer) and not np.array_equal(a, b):
+            broken(f"{group}/{name}: integer tensors differ: {a.tolist()} vs {b.tolist()}")
         diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
         max_abs = float(diff.max()) if diff.size else 0.0
         rel = float(np.linalg.norm(diff) / max(np.linalg.norm(a.astype(np.float64)), 1e-30))
@@ -75,6 +85,10 @@ with h5py.File(ref_path, "r") as ref, h5py.File(other_path, "r") as other:
         if "buffers" not in other:
             broken("buffers: missing in the other checkpoint")
         compare("buffers", ref, other)
+    elif with_buffers and "buffers" in ref and len(ref["buffers"]):
+        compare("buffers", ref, other, integers_equal=True)
+    if (exact or with_buffers) and "frozen" in ref and len(ref["frozen"]):
+        compare("frozen", ref, other)
     if with_optimizer or (exact and "optimizer" in ref):
         groups = sorted(k for k in ref["optimizer"] if isinstance(ref["optimizer"][k], h5py.Group))
         if not groups and not exact:
