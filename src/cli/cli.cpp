@@ -168,6 +168,9 @@ int run_exit_code(const TrainSummary &summary) {
   if (summary.test_accuracy >= 0)
     fmt::print("test accuracy {:.4f} (loss {:.4f}) after {} epochs, {:.0f} samples/s\n",
                summary.test_accuracy, summary.test_loss, summary.epochs, summary.samples_per_sec);
+  else if (summary.test_loss >= 0) // float targets: no accuracy
+    fmt::print("test loss {:.6f} after {} epochs, {:.0f} samples/s\n", summary.test_loss,
+               summary.epochs, summary.samples_per_sec);
   if (!summary.lost_trainers.empty()) {
     log_warn("completed without {} lost trainer(s): {}", summary.lost_trainers.size(),
              fmt::join(summary.lost_trainers, "; "));
@@ -332,6 +335,8 @@ int cmd_inspect(const std::string &path, bool json) {
   nlohmann::json j{
       {"path", path},
       {"model", c.model.label()},
+      {"model_fingerprint", c.model_fingerprint},
+      {"frozen", c.frozen.size()},
       {"input", fmt::format("{}x{}x{}", c.model.in_channels, c.model.height, c.model.width)},
       {"num_classes", c.model.num_classes},
       {"parameters", total},
@@ -356,8 +361,10 @@ int cmd_inspect(const std::string &path, bool json) {
     fmt::print("{}\n", j.dump(2));
     return kExitOk;
   }
-  fmt::print("{}: hetrain checkpoint of model {} ({} parameters, input {}, {} classes)\n", path,
-             c.model.label(), total, j["input"].get<std::string>(), c.model.num_classes);
+  fmt::print("{}: hetrain checkpoint of model {} (fingerprint {}; {} parameters, input {}, {} "
+             "outputs per sample)\n",
+             path, c.model.label(), c.model_fingerprint, total, j["input"].get<std::string>(),
+             c.model.num_classes);
   fmt::print("  position: epoch {} (+{} samples), step {}, {} samples seen; seed {}, sync {}, "
              "world size {}\n",
              c.position.epoch, c.position.epoch_position, c.position.global_step,
@@ -368,6 +375,8 @@ int cmd_inspect(const std::string &path, bool json) {
     fmt::print("  /params/{:<28} {}\n", name, nlohmann::json(t.sizes().vec()).dump());
   for (const auto &[name, t] : c.buffers)
     fmt::print("  /buffers/{:<27} {}\n", name, nlohmann::json(t.sizes().vec()).dump());
+  for (const auto &[name, t] : c.frozen)
+    fmt::print("  /frozen/{:<28} {}\n", name, nlohmann::json(t.sizes().vec()).dump());
   for (const EpochRecord &r : c.epochs)
     fmt::print("  epoch {}: train loss {:.4f}, test accuracy {:.4f}, {:.1f} s, {:.0f} samples/s\n",
                r.epoch, r.train_loss, r.test_accuracy, r.seconds, r.samples_per_sec);

@@ -170,6 +170,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   executor_ = std::make_unique<RoundExecutor>(config, job_, *model_, *flat_, *optimizer_, layout_,
                                               *servers_, trainers_, timeline_, place_.reduce,
                                               place_.device, threads_for(config, placement));
+  log_info("model {}: {} parameters{}", spec_.label(), flat_->numel(), describe_frozen(*model_));
   log_info("aggregator: master parameters and optimizer on {}; reduce on {}", place_.device.str(),
            executor_->reduce_description());
   for (const std::string &note : plan_.notes)

@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 
 namespace hetrain::run {
@@ -149,6 +150,21 @@ std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const 
   return nullptr;
 }
 
+std::string describe_frozen(const Model &model) {
+  const NamedTensors frozen = frozen_parameters(model);
+  if (frozen.empty())
+    return "";
+  int64_t values = 0;
+  std::vector<std::string> names;
+  for (const auto &[name, t] : frozen) {
+    values += t.numel();
+    if (names.size() < 3)
+      names.push_back(name);
+  }
+  return fmt::format(" trained, {} frozen in {} tensors: {}{}", values, frozen.size(),
+                     fmt::join(names, ", "), frozen.size() > names.size() ? ", ..." : "");
+}
+
 LossSpec loss_spec(const TrainConfig &config) {
   return LossSpec{config.loss, config.label_smoothing};
 }
@@ -227,13 +243,17 @@ void finish_epoch(const EpochTotals &totals, Model &model, const LossSpec &loss,
   record.epoch = totals.epoch + 1;
   record.samples = totals.samples;
   record.train_loss = totals.loss_sum / static_cast<double>(totals.samples);
-  record.train_accuracy = static_cast<double>(totals.correct) / static_cast<double>(totals.samples);
+  // Accuracy means something for class labels only; NaN (null in JSON) otherwise.
+  const double no_accuracy = std::numeric_limits<double>::quiet_NaN();
+  record.train_accuracy = totals.class_labels ? static_cast<double>(totals.correct) /
+                                                    static_cast<double>(totals.samples)
+                                              : no_accuracy;
   record.seconds = totals.seconds;
   record.samples_per_sec = static_cast<double>(totals.samples) / totals.seconds;
   if (test != nullptr) {
     EvalResult eval = evaluate(model, loss, *test);
     record.test_loss = eval.loss;
-    record.test_accuracy = eval.accuracy;
+    record.test_accuracy = totals.class_labels ? eval.accuracy : no_accuracy;
   }
   summary.history.push_back(record);
   summary.epoch_seconds.push_back(record.seconds);
@@ -254,7 +274,7 @@ nlohmann::json epoch_metrics(const EpochRecord &r) {
                    {"train_accuracy", r.train_accuracy},
                    {"seconds", r.seconds},
                    {"samples_per_sec", r.samples_per_sec}};
-  if (r.test_accuracy >= 0) {
+  if (r.test_loss >= 0) {
     j["test_loss"] = r.test_loss;
     j["test_accuracy"] = r.test_accuracy;
   }

@@ -62,6 +62,8 @@ struct ResumePoint {
 };
 std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec,
                                                const Model &model);
+// ", 2 frozen (conv.weight, conv.bias)" for the startup line, "" without frozen parameters.
+std::string describe_frozen(const Model &model);
 // --loss and --label-smoothing.
 LossSpec loss_spec(const TrainConfig &config);
 // train/loss.h's check on the dataset's first two samples (before the model moves to a device).

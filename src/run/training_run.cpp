@@ -111,9 +111,10 @@ LocalRun::LocalRun(const TrainConfig &config)
 
 void LocalRun::log_setup() const {
   const DatasetMeta &meta = train_.meta();
-  log_info("model {} ({} parameters) on {}, {} threads; data {} ({} samples of {}, {}{})",
-           spec_.label(), flat_->numel(), device_.str(), threads_, meta.path, n_, meta.shape_string(),
-           meta.num_classes, train_.in_memory() ? " classes, in memory" : " classes, streamed");
+  log_info("model {} ({} parameters{}) on {}, {} threads; data {} ({} samples of {}, {}, {})",
+           spec_.label(), flat_->numel(), describe_frozen(*model_), device_.str(), threads_,
+           meta.path, n_, meta.shape_string(), meta.describe_targets(),
+           train_.in_memory() ? "in memory" : "streamed");
   log_info("global batch {} = {} micro-batches of {}; {} steps per epoch; optimizer {} lr {} "
            "({} schedule)",
            G_, G_ / m_, m_, steps_per_epoch_, config_.optimizer, config_.lr, config_.lr_schedule);

@@ -26,6 +26,17 @@ torch::Tensor per_sample_mean_sum(const torch::Tensor &elementwise_sum, const to
   return elementwise_sum / static_cast<double>(per_sample);
 }
 
+// The line of an error that says what went wrong: for the TorchScript interpreter's errors the
+// last "...Error: " line (its first line only says that an operation failed), else the first line.
+std::string root_cause(const std::string &what) {
+  const auto at = what.rfind("Error: ");
+  if (what.find("TorchScript interpreter") != std::string::npos && at != std::string::npos) {
+    const std::string cause = what.substr(at + 7);
+    return cause.substr(0, cause.find('\n'));
+  }
+  return what.substr(0, what.find('\n'));
+}
+
 } // namespace
 
 BatchLoss batch_loss(Model &model, const LossSpec &loss, const torch::Tensor &inputs,
@@ -108,7 +119,7 @@ void check_model_fits(Model &model, const std::string &label, const LossSpec &lo
     return UserError(fmt::format("model {}: fails on a batch of the dataset's shape {} with "
                                  "targets {} and --loss {}: {}",
                                  label, shape_of(inputs), shape_of(targets), name_of(loss.kind),
-                                 what.substr(0, what.find('\n'))));
+                                 root_cause(e.what())));
   };
   torch::NoGradGuard no_grad;
   model.eval();
