@@ -8,8 +8,8 @@
 
 #include "test_util.h"
 
-#include <gtest/gtest.h>
 #include <caffe2/serialize/inline_container.h>
+#include <gtest/gtest.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -510,7 +510,11 @@ const std::vector<BadInputCase> kCases = {
     train_case(
         "MseOutputsDoNotFitTheTargets",
         [](BadInputTest &t) {
-          return Args{"--data", float_dataset(t), "--loss", "mse", "--model",
+          return Args{"--data",
+                      float_dataset(t),
+                      "--loss",
+                      "mse",
+                      "--model",
                       script_file(t, "three_out.pt", {{"weight", torch::zeros({8, 3})}},
                                   "def forward(self, x):\n    return x.matmul(self.weight)\n")};
         },
@@ -556,9 +560,9 @@ const std::vector<BadInputCase> kCases = {
           std::string checkpoint;
           for (const auto &entry : fs::directory_iterator(t.dir.path("scripted")))
             checkpoint = entry.path().string();
-          const std::string other =
-              script_file(t, "other.pt", {{"weight", torch::zeros({64, 4})}},
-                          "def forward(self, x):\n    return x.flatten(1).matmul(self.weight) * 2\n");
+          const std::string other = script_file(
+              t, "other.pt", {{"weight", torch::zeros({64, 4})}},
+              "def forward(self, x):\n    return x.flatten(1).matmul(self.weight) * 2\n");
           return Args{"--resume", checkpoint, "--model", other};
         },
         "another model"),

@@ -72,7 +72,12 @@ TEST(DatasetFile, MalformedLayoutsAreRefusedWithTheirReason) {
     const char *phrase;
   };
   std::vector<Case> cases = {
-      {"length_mismatch", h5::Kind::U8, {3, 1, 2, 2}, {2}, {0, 1}, "3 samples in /images but 2 in /labels"},
+      {"length_mismatch",
+       h5::Kind::U8,
+       {3, 1, 2, 2},
+       {2},
+       {0, 1},
+       "3 samples in /images but 2 in /labels"},
       {"negative_label", h5::Kind::U8, {2, 1, 2, 2}, {2}, {0, -1}, "negative"},
       {"zero_samples", h5::Kind::U8, {0, 1, 2, 2}, {0}, {}, "zero samples"},
       {"float_images", h5::Kind::F64, {2, 1, 2, 2}, {2}, {0, 1}, "must be uint8"},

@@ -79,11 +79,11 @@ TEST(Overlap, EveryParameterIsReportedOnceWithItsFinalGradient) {
     std::iota(indices.begin(), indices.end(), 0);
     std::vector<torch::Tensor> at_report(flat.slots().size());
     std::vector<size_t> order;
-    accumulate_gradients(*model, LossSpec{}, data, SampleRun{indices.data(), 96}, 32, {},
-                         [&](size_t i) {
-      at_report.at(i) = FlatParameters::view_of(flat.grads(), flat.slots()[i]).clone();
-      order.push_back(i);
-    });
+    accumulate_gradients(
+        *model, LossSpec{}, data, SampleRun{indices.data(), 96}, 32, {}, [&](size_t i) {
+          at_report.at(i) = FlatParameters::view_of(flat.grads(), flat.slots()[i]).clone();
+          order.push_back(i);
+        });
     ASSERT_EQ(order.size(), flat.slots().size()) << name;
     std::vector<size_t> sorted = order;
     std::sort(sorted.begin(), sorted.end());

@@ -1,6 +1,7 @@
-// An example hetrain model plugin: `hetrain train --model-plugin libhetrain_example_plugin.so:tiny_cnn`.
-// It includes only hetrain/model/plugin.h and LibTorch, as a plugin built outside this repository
-// would (see CMakeLists.txt next to it for the three lines that build one).
+// An example hetrain model plugin: `hetrain train --model-plugin
+// libhetrain_example_plugin.so:tiny_cnn`. It includes only hetrain/model/plugin.h and LibTorch, as
+// a plugin built outside this repository would (see CMakeLists.txt next to it for the three lines
+// that build one).
 #include "hetrain/model/plugin.h"
 
 #include <torch/torch.h>
@@ -12,9 +13,8 @@ namespace nn = torch::nn;
 class TinyCnn : public hetrain::Model {
 public:
   explicit TinyCnn(const hetrain::ModelShape &shape) {
-    conv = register_module("conv", nn::Conv2d(nn::Conv2dOptions(shape.in_channels, 8, 3)
-                                                  .padding(1)
-                                                  .bias(false)));
+    conv = register_module(
+        "conv", nn::Conv2d(nn::Conv2dOptions(shape.in_channels, 8, 3).padding(1).bias(false)));
     bn = register_module("bn", nn::BatchNorm2d(8));
     out = register_module("out",
                           nn::Linear(8 * (shape.height / 2) * (shape.width / 2), shape.outputs));
@@ -35,8 +35,8 @@ private:
 class LinearMse : public hetrain::Model {
 public:
   explicit LinearMse(const hetrain::ModelShape &shape) {
-    fc = register_module("fc", nn::Linear(shape.in_channels * shape.height * shape.width,
-                                          shape.outputs));
+    fc = register_module("fc",
+                         nn::Linear(shape.in_channels * shape.height * shape.width, shape.outputs));
   }
   torch::Tensor forward(torch::Tensor x) override { return fc(x.flatten(1)); }
   bool has_loss() const override { return true; }

@@ -49,11 +49,10 @@ std::string resume_refusal(const CheckpointContents &c, const ResumeRequirements
   // from before fingerprints compare names.
   const bool fingerprints = !c.model_fingerprint.empty() && !run.fingerprint.empty();
   if (fingerprints ? c.model_fingerprint != run.fingerprint : c.model.label() != spec.label())
-    return fmt::format("a checkpoint of model '{}'{}, this run trains '{}'{}: another model",
-                       c.model.label(),
-                       fingerprints ? fmt::format(" (fingerprint {})", c.model_fingerprint) : "",
-                       spec.label(),
-                       fingerprints ? fmt::format(" (fingerprint {})", run.fingerprint) : "");
+    return fmt::format(
+        "a checkpoint of model '{}'{}, this run trains '{}'{}: another model", c.model.label(),
+        fingerprints ? fmt::format(" (fingerprint {})", c.model_fingerprint) : "", spec.label(),
+        fingerprints ? fmt::format(" (fingerprint {})", run.fingerprint) : "");
   if (c.model.in_channels != spec.in_channels || c.model.height != spec.height ||
       c.model.width != spec.width)
     return fmt::format("made for {}x{}x{} images, the dataset has {}x{}x{}", c.model.in_channels,

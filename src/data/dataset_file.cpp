@@ -12,7 +12,9 @@
 
 namespace hetrain {
 
-std::string DatasetMeta::shape_string() const { return fmt::format("{}", fmt::join(sample_shape, "x")); }
+std::string DatasetMeta::shape_string() const {
+  return fmt::format("{}", fmt::join(sample_shape, "x"));
+}
 
 std::string DatasetMeta::describe_targets() const {
   if (class_labels())
@@ -94,8 +96,8 @@ h5::DatasetShape read_inputs_layout(hid_t file, const std::string &path, Dataset
   h5::DatasetShape shape = h5::dataset_shape(inputs);
   const std::string where = fmt::format("{}: /{}", path, meta.inputs_name);
   if (meta.inputs_name == "images" && shape.dims.size() != 4)
-    throw UserError(fmt::format("{} must have 4 dimensions [N,C,H,W], it has {}", where,
-                                shape.dims.size()));
+    throw UserError(
+        fmt::format("{} must have 4 dimensions [N,C,H,W], it has {}", where, shape.dims.size()));
   if (shape.dims.size() < 2 || shape.dims.size() > 4)
     throw UserError(fmt::format("{} must be [N, F], [N, H, W] or [N, C, H, W]; it has {} "
                                 "dimensions",
@@ -103,9 +105,8 @@ h5::DatasetShape read_inputs_layout(hid_t file, const std::string &path, Dataset
   const bool u8 = shape.type_class == H5T_INTEGER && shape.type_size == 1 && !shape.is_signed;
   meta.float_inputs = shape.type_class == H5T_FLOAT && shape.type_size == 4;
   if (!u8 && !(meta.float_inputs && meta.inputs_name == "inputs"))
-    throw UserError(fmt::format(meta.inputs_name == "images" ? "{} must be uint8"
-                                                             : "{} must be uint8 or float32",
-                                where));
+    throw UserError(fmt::format(
+        meta.inputs_name == "images" ? "{} must be uint8" : "{} must be uint8 or float32", where));
   meta.count = static_cast<int64_t>(shape.dims[0]);
   meta.sample_shape.assign(shape.dims.begin() + 1, shape.dims.end());
   const size_t rank = meta.sample_shape.size();
@@ -166,7 +167,8 @@ void read_targets(hid_t file, const std::string &path, DatasetMeta &meta,
                                 meta.targets_name));
   if (shape.type_class == H5T_INTEGER) {
     if (shape.dims.size() != 1)
-      throw UserError(fmt::format("{} must be one-dimensional (one class label per sample)", where));
+      throw UserError(
+          fmt::format("{} must be one-dimensional (one class label per sample)", where));
     read_class_labels(file, targets, path, meta, labels_out);
     return;
   }

@@ -207,8 +207,8 @@ uint64_t fnv1a(const std::string &text, uint64_t hash = 0xcbf29ce484222325ULL) {
     hash = (hash ^ c) * 0x100000001b3ULL;
   return hash;
 }
-std::string describe_tensors(const std::string &kind, const torch::OrderedDict<std::string,
-                                                                               torch::Tensor> &d) {
+std::string describe_tensors(const std::string &kind,
+                             const torch::OrderedDict<std::string, torch::Tensor> &d) {
   std::string out;
   for (const auto &item : d)
     out += fmt::format("{} {} {} {}\n", kind, item.key(), fmt::join(item.value().sizes(), "x"),

@@ -458,10 +458,9 @@ void Coordinator::finish_epoch(int64_t epoch, int64_t first, double loss_sum, in
   {
     ScopedSpan span(timeline_, Span::kEvaluate);
     servers_->gather(); // evaluation needs every shard's parameters
-    run::finish_epoch({epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start),
-                       class_labels_},
-                      *model_,
-                      loss_spec(config_), test_.get(), config_.epochs, summary_);
+    run::finish_epoch(
+        {epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start), class_labels_}, *model_,
+        loss_spec(config_), test_.get(), config_.epochs, summary_);
   }
   metrics_.write(epoch_metrics(summary_.history.back()));
   write_prometheus(summary_.history.back().train_loss, epoch + 1);

@@ -32,7 +32,8 @@ DistributedEvaluation evaluate_distributed(Model &model, const LossSpec &loss, c
   int64_t probed = 0;
   while (seconds_since(start) < kProbeSeconds) {
     const int64_t from = probed % n;
-    probed += evaluate_range(model, loss, data, from, std::min<int64_t>(n, from + 128), 128).samples;
+    probed +=
+        evaluate_range(model, loss, data, from, std::min<int64_t>(n, from + 128), 128).samples;
   }
   double speed = static_cast<double>(probed) / seconds_since(start);
 

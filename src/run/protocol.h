@@ -69,8 +69,8 @@ inline void load_buffers(torch::nn::Module &model, const float *in) {
 }
 
 inline ModelSpec spec_of(const TrainConfig &config, const DatasetMeta &meta) {
-  return ModelSpec{config.model,  meta.channels,  meta.height, meta.width, meta.outputs(),
-                   config.model_plugin};
+  return ModelSpec{config.model, meta.channels,  meta.height,
+                   meta.width,   meta.outputs(), config.model_plugin};
 }
 
 // --wire-dtype: how trainers' uploads travel. Accumulation at rank 0 is always fp32.

@@ -194,9 +194,8 @@ TrainingPosition start_of_epoch(const TrainingPosition &current, const TrainingP
   return p;
 }
 
-TrainingPosition restore_training(const ResumePoint &resume, Model &model,
-                                  FlatParameters &flat, Optimizer &optimizer,
-                                  TrainSummary &summary) {
+TrainingPosition restore_training(const ResumePoint &resume, Model &model, FlatParameters &flat,
+                                  Optimizer &optimizer, TrainSummary &summary) {
   const CheckpointContents &c = resume.contents;
   load_model_state(c, model, resume.path);
   std::vector<std::pair<std::string, torch::Tensor>> state;

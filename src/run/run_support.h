@@ -76,9 +76,8 @@ TrainingPosition start_of_epoch(const TrainingPosition &current, const TrainingP
                                 int64_t epoch, int64_t n);
 // Loads the parameters, buffers and optimizer state, and returns where training stopped; the
 // summary takes over the finished epochs' records.
-TrainingPosition restore_training(const ResumePoint &resume, Model &model,
-                                  FlatParameters &flat, Optimizer &optimizer,
-                                  TrainSummary &summary);
+TrainingPosition restore_training(const ResumePoint &resume, Model &model, FlatParameters &flat,
+                                  Optimizer &optimizer, TrainSummary &summary);
 
 // Opens --test-data (if any) after checking it has the training data's image shape and classes;
 // it is normalised with the training set's statistics, as at inference time.

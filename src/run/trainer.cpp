@@ -46,8 +46,7 @@ TrainerReport measure_this_trainer(const TrainConfig &config, const ModelSpec &s
   run_cpu_benchmarks(node, 0.3);
   if (device.is_cuda())
     run_gpu_benchmarks(node, device.index(), 0.2); // cuBLAS GEMM and pinned copies, capped
-  ProbeResult probe =
-      run_training_probe(spec, probe_example(config), config.micro_batch, device);
+  ProbeResult probe = run_training_probe(spec, probe_example(config), config.micro_batch, device);
   if (fault_slows_probe(world_rank))
     probe.samples_per_sec /= 100; // testing hook (--fault-slow-probe-rank)
   if (device.is_cuda() && !node.gpus.empty())

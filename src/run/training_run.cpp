@@ -76,9 +76,8 @@ LocalRun::LocalRun(const TrainConfig &config)
       test_(open_test_data(config, train_.meta(), train_.normalization())),
       n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, train_.size())
                                         : train_.size()),
-      G_(config.global_batch), m_(config.micro_batch),
-      steps_per_epoch_((n_ + G_ - 1) / G_), spec_(protocol::spec_of(config, train_.meta())),
-      loss_(loss_spec(config)),
+      G_(config.global_batch), m_(config.micro_batch), steps_per_epoch_((n_ + G_ - 1) / G_),
+      spec_(protocol::spec_of(config, train_.meta())), loss_(loss_spec(config)),
       schedule_(lr_schedule(config, steps_per_epoch_)), amp_(config.amp, device_),
       metrics_(config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics)),
       timeline_(!config.timeline.empty()) {
@@ -172,8 +171,7 @@ TrainSummary LocalRun::run() {
       ScopedSpan span(timeline_, Span::kEvaluate);
       finish_epoch({epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start),
                     train_.meta().class_labels()},
-                   *model_,
-                   loss_, test_.get(), config_.epochs, summary_);
+                   *model_, loss_, test_.get(), config_.epochs, summary_);
     }
     metrics_.write(epoch_metrics(summary_.history.back()));
     // Position after a finished epoch: the start of the next one.

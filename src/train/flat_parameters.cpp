@@ -18,10 +18,9 @@ FlatParameters::FlatParameters(torch::nn::Module &model) {
     total += slot.numel;
     slots_.push_back(std::move(slot));
   }
-  auto options =
-      torch::TensorOptions()
-          .dtype(torch::kFloat32)
-          .device(named.empty() ? torch::Device(torch::kCPU) : named[0].second.device());
+  auto options = torch::TensorOptions()
+                     .dtype(torch::kFloat32)
+                     .device(named.empty() ? torch::Device(torch::kCPU) : named[0].second.device());
   params_ = torch::empty({total}, options);
   grads_ = torch::zeros({total}, options);
 

@@ -11,7 +11,9 @@ namespace hetrain {
 namespace F = torch::nn::functional;
 namespace {
 
-std::string shape_of(const torch::Tensor &t) { return fmt::format("[{}]", fmt::join(t.sizes(), ", ")); }
+std::string shape_of(const torch::Tensor &t) {
+  return fmt::format("[{}]", fmt::join(t.sizes(), ", "));
+}
 
 // mse / bce targets: float targets as they are; integer labels one-hot over the outputs' classes.
 torch::Tensor dense_targets(const torch::Tensor &outputs, const torch::Tensor &targets) {
@@ -21,7 +23,8 @@ torch::Tensor dense_targets(const torch::Tensor &outputs, const torch::Tensor &t
 }
 
 // Summed over samples, each sample's loss the mean over its elements.
-torch::Tensor per_sample_mean_sum(const torch::Tensor &elementwise_sum, const torch::Tensor &outputs) {
+torch::Tensor per_sample_mean_sum(const torch::Tensor &elementwise_sum,
+                                  const torch::Tensor &outputs) {
   const int64_t per_sample = outputs.numel() / std::max<int64_t>(1, outputs.size(0));
   return elementwise_sum / static_cast<double>(per_sample);
 }
@@ -52,9 +55,9 @@ BatchLoss batch_loss(Model &model, const LossSpec &loss, const torch::Tensor &in
   const torch::Tensor logits = out.outputs.to(torch::kFloat32); // autocast may give bf16/fp16
   switch (loss.kind) {
   case LossKind::kCrossEntropy:
-    out.sum = F::cross_entropy(logits, targets,
-                               F::CrossEntropyFuncOptions().reduction(torch::kSum).label_smoothing(
-                                   loss.label_smoothing));
+    out.sum = F::cross_entropy(
+        logits, targets,
+        F::CrossEntropyFuncOptions().reduction(torch::kSum).label_smoothing(loss.label_smoothing));
     break;
   case LossKind::kMse:
     out.sum = per_sample_mean_sum(

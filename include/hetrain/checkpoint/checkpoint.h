@@ -34,7 +34,6 @@ namespace hetrain {
 
 inline constexpr int64_t kCheckpointFormatVersion = 1;
 
-
 // Where in the run the checkpoint was taken; enough to continue from it.
 struct TrainingPosition {
   int64_t epoch = 0;          // epoch in progress, 0-based (== epochs when training is done)
@@ -46,7 +45,7 @@ struct TrainingPosition {
 
 struct CheckpointContents {
   ModelSpec model;
-  std::string model_fingerprint; // "" in checkpoints written before it existed
+  std::string model_fingerprint;           // "" in checkpoints written before it existed
   std::vector<double> norm_mean, norm_std; // the training set's normalisation
   TrainingPosition position;
   uint64_t seed = 0;

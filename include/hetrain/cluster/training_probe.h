@@ -27,7 +27,6 @@ struct ProbeExample {
 // before timing anything, so every trainer stops with the reason instead of a LibTorch error.
 
 ProbeResult run_training_probe(const ModelSpec &spec, const ProbeExample &example,
-                               int64_t micro_batch, torch::Device device,
-                               double seconds_cap = 1.5);
+                               int64_t micro_batch, torch::Device device, double seconds_cap = 1.5);
 
 } // namespace hetrain

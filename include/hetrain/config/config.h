@@ -17,10 +17,10 @@ namespace hetrain {
 
 struct TrainConfig {
   // Data and model
-  std::string data;      // training dataset (.h5)
-  std::string test_data; // optional evaluation dataset (.h5)
-  std::string model = "cnn";        // a built-in name or a TorchScript file
-  std::string model_plugin;          // LIB.so[:NAME]: a C++ model; overrides model
+  std::string data;          // training dataset (.h5)
+  std::string test_data;     // optional evaluation dataset (.h5)
+  std::string model = "cnn"; // a built-in name or a TorchScript file
+  std::string model_plugin;  // LIB.so[:NAME]: a C++ model; overrides model
   LossKind loss = LossKind::kCrossEntropy;
   double label_smoothing = 0.0;
   DataResidency data_residency = DataResidency::Auto;

@@ -48,8 +48,8 @@ private:
   torch::Tensor targets_of(const int64_t *indices, int64_t count) const;
 
   // Always in memory; filled while meta_ is read, so they are declared (constructed) first.
-  std::vector<int64_t> labels_;       // class labels
-  std::vector<float> float_targets_;  // or float targets, meta_.target_elements() a sample
+  std::vector<int64_t> labels_;      // class labels
+  std::vector<float> float_targets_; // or float targets, meta_.target_elements() a sample
   DatasetMeta meta_;
   Normalization normalization_;
   std::vector<uint8_t> samples_; // the whole /images or /inputs, as stored, when in memory

@@ -21,8 +21,8 @@ struct DatasetMeta {
   std::string path;
   std::string inputs_name = "images", targets_name = "labels"; // the datasets in the file
   int64_t count = 0, channels = 0, height = 0, width = 0; // a sample is [C, H, W] or [F] = 1x1xF
-  std::vector<int64_t> sample_shape;                       // as stored: C,H,W or H,W or F
-  bool float_inputs = false;                               // float32, else uint8
+  std::vector<int64_t> sample_shape;                      // as stored: C,H,W or H,W or F
+  bool float_inputs = false;                              // float32, else uint8
   std::vector<int64_t> target_shape; // float targets' per-sample shape; empty: class labels
   int64_t num_classes = 0;           // class labels only (0 with float targets)
   std::vector<std::string> class_names;

@@ -71,7 +71,7 @@ inline constexpr const char *kModelPluginSymbol = "hetrain_model_plugin";
 
 // In one .cpp of a plugin:  HETRAIN_MODEL_PLUGIN({"tiny_cnn", &make_tiny_cnn}, {"other", ...})
 #define HETRAIN_MODEL_PLUGIN(...)                                                                  \
-  extern "C" __attribute__((visibility("default"))) const ::hetrain::PluginModels *               \
+  extern "C" __attribute__((visibility("default"))) const ::hetrain::PluginModels *                \
   hetrain_model_plugin() {                                                                         \
     static const ::hetrain::PluginModel models[] = {__VA_ARGS__, {nullptr, nullptr}};              \
     static const ::hetrain::PluginModels list = {::hetrain::kModelPluginApiVersion, models};       \
