@@ -62,5 +62,5 @@ refused() { # refused PHRASE ARGS...
   echo "$out" | tail -n 1
   [ $rc -eq 2 ] && echo "$out" | grep -q "$phrase" || fail "not refused as expected (rc $rc)"
 }
-refused "a checkpoint of model 'mlp', this run trains 'cnn'" "${s[@]}" --model cnn
+refused "a checkpoint of model 'mlp' (fingerprint" "${s[@]}" --model cnn
 refused "made with --seed 7, this run has --seed 8" "${s[@]}" --seed 8
