@@ -383,7 +383,29 @@ int cmd_inspect(const std::string &path, bool json) {
   return kExitOk;
 }
 
+namespace {
+// evaluate --model / --model-plugin: where the checkpoint's model now is (a moved TorchScript file
+// or plugin); it must be the same model (fingerprint).
+std::shared_ptr<Model> model_for(CheckpointContents &c, const std::string &model,
+                                 const std::string &plugin, const std::string &checkpoint) {
+  if (!plugin.empty()) {
+    c.model.plugin = plugin;
+  } else if (!model.empty()) {
+    c.model.name = model;
+    c.model.plugin.clear();
+  }
+  std::shared_ptr<Model> built = make_model(c.model);
+  const std::string fingerprint = model_fingerprint(*built, c.model);
+  if (!c.model_fingerprint.empty() && fingerprint != c.model_fingerprint)
+    throw UserError(fmt::format("{} holds model fingerprint {}, but {} is another model "
+                                "(fingerprint {})",
+                                checkpoint, c.model_fingerprint, c.model.label(), fingerprint));
+  return built;
+}
+} // namespace
+
 int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool json, int threads,
+                 const std::string &model_override, const std::string &plugin_override,
                  MpiSession *mpi) {
   torch::set_num_threads(threads > 0 ? threads : usable_cores());
   CheckpointContents c = read_checkpoint(checkpoint);
@@ -396,7 +418,7 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
                                 c.model.in_channels, c.model.height, c.model.width,
                                 c.model.num_classes));
   Dataset dataset(data, DataResidency::Auto, Normalization{c.norm_mean, c.norm_std});
-  std::shared_ptr<Model> model = make_model(c.model);
+  std::shared_ptr<Model> model = model_for(c, model_override, plugin_override, checkpoint);
   load_model_state(c, *model, checkpoint);
   // The loss the model was trained with (the checkpoint's config), for the reported loss.
   TrainConfig trained;
@@ -445,7 +467,7 @@ struct Commands {
   std::string bench_model = "cnn", bench_data;
   DeviceChoice bench_device = DeviceChoice::kAuto;
   int64_t bench_micro_batch = 32;
-  std::string images, labels, out, info_path, checkpoint_path, eval_data;
+  std::string images, labels, out, info_path, checkpoint_path, eval_data, eval_model, eval_plugin;
   std::vector<std::string> inputs, class_names;
   int eval_threads = 0;
 };
@@ -499,6 +521,11 @@ void add_checkpoint_commands(CLI::App &app, Commands &c) {
   c.evaluate->add_option("--checkpoint", c.checkpoint_path, "Checkpoint (.h5)")->required();
   c.evaluate->add_option("--data", c.eval_data, "Dataset (.h5)")->required();
   c.evaluate->add_option("--threads", c.eval_threads, "Torch threads (0 = usable cores)");
+  c.evaluate->add_option("--model", c.eval_model,
+                         "The checkpoint's TorchScript file, where it is now (default: the path "
+                         "the checkpoint names)");
+  c.evaluate->add_option("--model-plugin", c.eval_plugin,
+                         "The checkpoint's plugin, LIB.so[:NAME], where it is now");
   c.evaluate->add_flag("--json", c.json, "Print as JSON");
 }
 
@@ -531,8 +558,8 @@ int run_command(Commands &c, int argc, char **argv) {
     std::unique_ptr<MpiSession> mpi; // under mpirun the ranks split the set
     if (launched_world_size() > 1)
       mpi = std::make_unique<MpiSession>(&argc, &argv);
-    const int code =
-        cmd_evaluate(c.checkpoint_path, c.eval_data, c.json, c.eval_threads, mpi.get());
+    const int code = cmd_evaluate(c.checkpoint_path, c.eval_data, c.json, c.eval_threads,
+                                  c.eval_model, c.eval_plugin, mpi.get());
     if (mpi)
       mpi->finalize(code, 120); // evaluate's own waits have 120 s deadlines too
     return code;

@@ -6,6 +6,8 @@
 
 #include <sys/stat.h>
 
+#include <regex>
+
 namespace hetrain {
 namespace {
 
@@ -124,8 +126,13 @@ void ScriptModel::to(torch::Device device, bool non_blocking) {
 }
 
 std::string ScriptModel::code() const {
-  return script_.dump_to_str(/*print_method_bodies=*/true, /*print_attr_values=*/false,
-                             /*print_param_values=*/false);
+  const std::string dump = script_.dump_to_str(/*print_method_bodies=*/true,
+                                               /*print_attr_values=*/false,
+                                               /*print_param_values=*/false);
+  // The dump names submodules as "<... object at 0x345c47d0>": drop the addresses, which change
+  // from one load to the next.
+  static const std::regex address(" at 0x[0-9a-fA-F]+");
+  return std::regex_replace(dump, address, "");
 }
 
 } // namespace hetrain

@@ -63,3 +63,35 @@ assert buffers == want_buffers, buffers
 assert tracked == 20, f"bn.num_batches_tracked = {tracked}, expected 20 (one per optimizer step)"
 print(f"checkpoint names: {params + buffers}; num_batches_tracked {tracked}")
 PY
+
+# Resume: the same model from another path (a copy; the fingerprint is of the code and the tensor
+# names and shapes, not of the path or the load) continues from step 10 and ends bit-identical to
+# the straight run of the same 1,2,5 trainers; another model file is refused.
+mpi 4 "$HETRAIN" train "${s[@]}" --model "$models/bn_dropout.pt" --checkpoint-dir "$work/part" \
+  --balance static:1,2,5 --checkpoint-every 10 | tail -n 1
+cp "$models/bn_dropout.pt" "$work/moved.pt"
+mpi 4 "$HETRAIN" train "${s[@]}" --model "$work/moved.pt" --checkpoint-dir "$work/resumed" \
+  --balance static:1,2,5 --resume "$work/part/ckpt-s00000010-step.h5" | tail -n 1
+echo "resumed from step 10 with the moved file, against the straight run:"
+compare --quiet --exact "$work/three/$final" "$work/resumed/$final"
+rc=0
+out=$("$HETRAIN" train "${s[@]}" --model "$models/bn_no_dropout.pt" --checkpoint-dir "$work/x" \
+  --resume "$work/part/ckpt-s00000010-step.h5" 2>&1) || rc=$?
+echo "$out" | tail -n 1
+[ $rc -eq 2 ] && echo "$out" | grep -q "another model" || fail "another model file was not refused (rc $rc)"
+
+# evaluate --model: the checkpoint's model where it is now gives the same result as at the path
+# the checkpoint names; another model file is refused naming both fingerprints.
+need_data "$test_set"
+a=$("$HETRAIN" evaluate --checkpoint "$ref" --data "$test_set" --json)
+b=$("$HETRAIN" evaluate --checkpoint "$ref" --data "$test_set" --json --model "$work/moved.pt")
+$py - "$a" "$b" <<'PY'
+import json, sys
+a, b = (json.loads(x) for x in sys.argv[1:])
+assert a["accuracy"] == b["accuracy"] and a["loss"] == b["loss"], (a, b)
+print(f"evaluate at the checkpoint's path and with --model moved.pt: accuracy {a['accuracy']}")
+PY
+rc=0
+out=$("$HETRAIN" evaluate --checkpoint "$ref" --data "$test_set" \
+  --model "$models/bn_no_dropout.pt" 2>&1) || rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "is another model" || fail "evaluate took another model (rc $rc)"
