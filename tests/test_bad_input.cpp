@@ -244,6 +244,48 @@ std::string from_newer_pytorch(BadInputTest &t) {
   return t.dir.path("newer.pt");
 }
 
+// --- the user's own data (issue 15) ---
+
+// A dataset in the general layout: /inputs float32 of `inputs_dims` (zeros), /targets of
+// `targets_kind` and `targets_dims` (zeros; none when `targets_dims` is empty), the format
+// attributes.
+std::string general_dataset(BadInputTest &t, const std::string &name,
+                            const std::vector<hsize_t> &inputs_dims, h5::Kind targets_kind,
+                            const std::vector<hsize_t> &targets_dims) {
+  const std::string path = t.dir.path(name);
+  auto zeros = [](const std::vector<hsize_t> &dims, h5::Kind kind) {
+    size_t n = h5::kind_size(kind);
+    for (hsize_t d : dims)
+      n *= d;
+    return std::vector<char>(n, 0);
+  };
+  h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  h5::write_dataset(file, "inputs", h5::Kind::F32, zeros(inputs_dims, h5::Kind::F32).data(),
+                    inputs_dims);
+  if (!targets_dims.empty())
+    h5::write_dataset(file, "targets", targets_kind, zeros(targets_dims, targets_kind).data(),
+                      targets_dims);
+  h5::write_attr(file, "format", "hetrain-dataset");
+  h5::write_attr(file, "format_version", int64_t{1});
+  return path;
+}
+// /inputs float32 [16, 8] and /targets of 16 fixed-length strings ("cat", "dog", ...).
+std::string string_targets_dataset(BadInputTest &t) {
+  const std::string path = general_dataset(t, "strings.h5", {16, 8}, h5::Kind::F32, {});
+  h5::Handle file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+  h5::Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  EXPECT_GE(H5Tset_size(type, 4), 0);
+  const hsize_t dims[1] = {16};
+  h5::Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose);
+  h5::Handle targets(
+      H5Dcreate2(file, "targets", type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  std::string text;
+  for (int i = 0; i < 16; ++i)
+    text += i % 2 == 0 ? std::string("cat", 4) : std::string("dog", 4);
+  EXPECT_GE(H5Dwrite(targets, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()), 0);
+  return path;
+}
+
 const std::vector<BadInputCase> kCases = {
     // --- dataset files ---
     train_case(
@@ -566,6 +608,52 @@ const std::vector<BadInputCase> kCases = {
           return Args{"--resume", checkpoint, "--model", other};
         },
         "another model"),
+    // --- the user's own data (issue 15) ---
+    train_case(
+        "InputsWithoutTargets",
+        [](BadInputTest &t) {
+          return Args{"--data", general_dataset(t, "no-targets.h5", {16, 8}, h5::Kind::F32, {}),
+                      "--loss", "mse"};
+        },
+        "dataset 'targets' is missing"),
+    train_case(
+        "InputsAndTargetsLengthsDiffer",
+        [](BadInputTest &t) {
+          return Args{"--data", general_dataset(t, "lengths.h5", {16, 8}, h5::Kind::F32, {12, 2}),
+                      "--loss", "mse"};
+        },
+        "16 samples in /inputs but 12 in /targets"),
+    train_case(
+        "IntegerTargetsOfTwoDimensions",
+        [](BadInputTest &t) {
+          return Args{"--data",
+                      general_dataset(t, "labels-2d.h5", {16, 8}, h5::Kind::I32, {16, 2})};
+        },
+        "/targets must be one-dimensional (one class label per sample)"),
+    train_case(
+        "StringTargets",
+        [](BadInputTest &t) {
+          return Args{"--data", string_targets_dataset(t)};
+        },
+        "/targets must be integers (class labels) or float"),
+    train_case(
+        "AugmentCropPaddingOverHalfTheImage",
+        [](BadInputTest &) { // the good data's images are 8x8: padding 4 is the most allowed
+          return Args{"--augment", "crop:5"};
+        },
+        "more than half"),
+    train_case(
+        "AugmentFeatures",
+        [](BadInputTest &t) {
+          return Args{"--data", float_dataset(t), "--loss", "mse", "--augment", "flip"};
+        },
+        "needs images"),
+    train_case(
+        "AugmentUnknownName",
+        [](BadInputTest &) {
+          return Args{"--augment", "crop,rotate"};
+        },
+        "rotate"),
 };
 
 INSTANTIATE_TEST_SUITE_P(BadInput, BadInputTest, ::testing::ValuesIn(kCases),
