@@ -61,7 +61,8 @@ for c in $cases; do
     die "unknown case $c (cnn-1 | cnn-mpi3 | r18-synth | r18-file)"
 done
 [[ -x $hetrain ]] || die "no $hetrain (build with scripts/build.sh, or set HETRAIN)"
-[[ -f $train ]] || [[ ! $cases =~ cnn ]] || die "no $train (run scripts/prepare-data.sh, or set DATA)"
+[[ -f $train ]] || [[ ! $cases =~ cnn ]] ||
+  die "no $train (run scripts/prepare-data.sh, or set DATA)"
 [[ ! $cases =~ mpi ]] || command -v "$mpiexec" >/dev/null || die "no $mpiexec (set MPIEXEC)"
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 work=$(mktemp -d)
@@ -166,7 +167,8 @@ runs = [json.loads(l) for l in open(runs_txt) if l.strip()]
 res = {"benchmark": "data-wait", "date": datetime.date.today().isoformat(),
        "smoke": smoke == "1", "repeats": int(repeats), "goal_ratio": goal,
        "machine": {"host": platform.node(), "cpu": cpu, "nproc": int(nproc),
-                   "mem_gib": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1)},
+                   "mem_gib": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+                                    / 2**30, 1)},
        "threads": int(threads), "device": device, "hetrain_build": rev,
        "samples": {"cnn": int(cnn_n), "r18": int(r18_n)},
        "measured": "ratio = sum over round records and their trainers of data_wait_seconds / the "
@@ -195,11 +197,13 @@ with open(out, "w") as f:
     f.write("\n")
 for name, e in res["cases"].items():
     later = e["median_ratio_after_first_round"]
-    print(f"{name}: data wait / compute {100 * e['median_ratio']:.2f}% (median of {len(e['runs'])}; "
+    print(f"{name}: data wait / compute {100 * e['median_ratio']:.2f}% "
+          f"(median of {len(e['runs'])}; "
           f"min {100 * e['spread'][0]:.2f}%, max {100 * e['spread'][1]:.2f}%)"
           + (f", {100 * later:.2f}% after each epoch's first round" if later is not None else "")
           + f", {e['median_samples_per_sec']:.0f} samples/s: goal <= {100 * goal:.0f}% "
           + ("met" if e["met"] else "NOT met"))
-print(json.dumps({n: {"ratio": e["median_ratio"], "met": e["met"]} for n, e in res["cases"].items()}))
+print(json.dumps({n: {"ratio": e["median_ratio"], "met": e["met"]}
+                  for n, e in res["cases"].items()}))
 EOF
 echo "data-wait: wrote $out"

@@ -12,16 +12,21 @@
 #    a folder laid out as the README's) must appear in README.md verbatim, so a change to one side
 #    fails here until the other follows.
 #
-# Numbers: 4 epochs of 1000 samples = 32 steps. Measured (2-core VM, 2026-12, without --augment):
-# 3 epochs gave test accuracy 0.80 in 12.5 s. About 30 s.
+# Numbers: 6 epochs of 1000 samples = 48 steps (the cosine schedule ends at lr 0 there). Measured
+# (2-core VM, 2026-11-29): test accuracy per epoch 0.30, 0.10, 0.39, 0.46, 0.56, 0.89 (the early
+# epochs' BatchNorm running statistics lag the fast-moving weights: test loss 90 after epoch 2),
+# so the bound 0.5 is checked after the last epoch only. `--balance equal` (the README lets
+# rank 0 measure) makes the shares, hence the rounding, the same on every machine. About 40 s.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 readme=$repo/README.md
 # The recipe, as README.md writes it (build/hetrain there is $HETRAIN here; mpirun -np 4 there).
-import_train="data import-cifar --input cifar-10-batches-bin/data_batch_{1,2,3,4,5}.bin --out data/cifar-train.h5"
+import_train="data import-cifar --input cifar-10-batches-bin/data_batch_{1,2,3,4,5}.bin"
+import_train+=" --out data/cifar-train.h5"
 import_test="data import-cifar --input cifar-10-batches-bin/test_batch.bin --out data/cifar-test.h5"
 recipe_data=(--data data/cifar-train.h5 --test-data data/cifar-test.h5)
-recipe_model=(--model resnet --augment "crop,flip" --optimizer momentum --lr 0.1 --weight-decay 5e-4)
+recipe_model=(--model resnet --augment "crop,flip" --optimizer momentum --lr 0.1
+  --weight-decay 5e-4)
 recipe_batch=(--lr-schedule cosine --global-batch 128 --micro-batch 32 --checkpoint-dir runs/cifar)
 # shellcheck disable=SC2016  # $ckpt stays literal: the README's own variable, set below too
 evaluate_cmd='evaluate --checkpoint "$ckpt" --data data/cifar-test.h5'
@@ -35,7 +40,8 @@ start=$(now)
 cd "$work"
 mkdir -p cifar-10-batches-bin data
 for n in 1 2 3 4 5; do
-  $py "$tests/make_cifar_batches.py" "cifar-10-batches-bin/data_batch_$n.bin" --count 200 --seed "$n"
+  $py "$tests/make_cifar_batches.py" "cifar-10-batches-bin/data_batch_$n.bin" --count 200 \
+    --seed "$n"
 done
 $py "$tests/make_cifar_batches.py" cifar-10-batches-bin/test_batch.bin --count 500 --seed 6
 eval "\"\$HETRAIN\" $import_train"
@@ -47,10 +53,11 @@ grep -q "airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck" i
 grep -q "source: cifar10:data_batch_1.bin,data_batch_2.bin,data_batch_3.bin" info.txt ||
   fail "data info: the source does not list the batches in order"
 
-mpi 3 "$HETRAIN" train "${recipe_data[@]}" --epochs 4 "${recipe_model[@]}" "${recipe_batch[@]}" \
-  --threads 1 --seed 1 --progress-seconds 1000 --summary-json summary.json | tail -n 1
-ckpt=runs/cifar/ckpt-s00000032-epoch.h5
-[ -f "$ckpt" ] || fail "no epoch checkpoint at step 32"
+mpi 3 "$HETRAIN" train "${recipe_data[@]}" --epochs 6 "${recipe_model[@]}" "${recipe_batch[@]}" \
+  --threads 1 --seed 1 --balance equal --progress-seconds 1000 --summary-json summary.json |
+  tail -n 1
+ckpt=runs/cifar/ckpt-s00000048-epoch.h5
+[ -f "$ckpt" ] || fail "no epoch checkpoint at step 48"
 eval "\"\$HETRAIN\" $evaluate_cmd --json" >eval.json
 $py - summary.json eval.json <<'PY'
 import json, sys

@@ -63,7 +63,8 @@ assert len(epochs) == 5 and len(rounds) == 100, (len(epochs), len(rounds))
 first, last = rounds[0]["loss"], epochs[-1]["train_loss"]
 test = summary["history"][-1]["test_loss"]
 print("train loss per epoch:", [round(e["train_loss"], 4) for e in epochs],
-      f"first round {first:.4f}: {first / last:.1f}x; test loss {test:.4f}, evaluate {ev['loss']:.4f}")
+      f"first round {first:.4f}: {first / last:.1f}x; test loss {test:.4f}, "
+      f"evaluate {ev['loss']:.4f}")
 assert first / last >= 10, f"the loss fell only {first / last:.1f}x ({first} -> {last})"
 assert first / test >= 10, f"the test loss {test} is not 10x below the first round's {first}"
 assert abs(ev["loss"] - test) <= 1e-5 * max(1.0, test), (ev, test)
