@@ -641,19 +641,19 @@ const std::vector<BadInputCase> kCases = {
         [](BadInputTest &) { // the good data's images are 8x8: padding 4 is the most allowed
           return Args{"--augment", "crop:5"};
         },
-        "more than half"),
+        "--augment crop:5: a padding of 5 is more than half the 8x8 image"),
     train_case(
         "AugmentFeatures",
-        [](BadInputTest &t) {
+        [](BadInputTest &t) { // "--augment needs images; DIR/float.h5 holds feature vectors of 8"
           return Args{"--data", float_dataset(t), "--loss", "mse", "--augment", "flip"};
         },
-        "needs images"),
+        "float.h5 holds feature vectors of 8"),
     train_case(
         "AugmentUnknownName",
         [](BadInputTest &) {
           return Args{"--augment", "crop,rotate"};
         },
-        "rotate"),
+        "--augment: unknown augmentation 'rotate'"),
 };
 
 INSTANTIATE_TEST_SUITE_P(BadInput, BadInputTest, ::testing::ValuesIn(kCases),
