@@ -7,6 +7,9 @@
 #
 #   cnn-1       --model cnn --augment crop,flip on Fashion-MNIST, one process
 #   cnn-mpi3    the same under mpiexec -np 3 (1 aggregator + 2 trainers)
+#   cnn-1-plain the cnn-1 run without --augment: a reference for samples/s. The loader's thread
+#               shares the cores with compute, so its cost can show as slower compute instead of
+#               data wait; "cnn_augment_speed" (cnn-1 / cnn-1-plain median samples/s) shows that
 #   r18-synth   torchvision resnet18 (scripts/export_torchvision.py, 3x32x32, 10 classes) on
 #               --synthetic 3x32x32:10:R18_N, one process
 #   r18-file    the same model on a generated 3x32x32 uint8 file of R18_N samples (random pixels,
@@ -21,7 +24,7 @@
 #   HETRAIN=build/hetrain   the binary (relative to the repository root, or absolute)
 #   MPIEXEC=mpiexec         for cnn-mpi3 (as root, Open MPI's two OMPI_ALLOW_RUN_AS_ROOT are set)
 #   DATA=data               the folder with fashion-mnist-train.h5 (scripts/prepare-data.sh)
-#   CASES="cnn-1 cnn-mpi3 r18-synth r18-file"
+#   CASES="cnn-1 cnn-1-plain cnn-mpi3 r18-synth r18-file"
 #   THREADS=0               --threads of every run (0: hetrain's default, the cores per rank)
 #   DEVICE=cpu              --device of every run
 #   CNN_N=60000 R18_N=8192  samples per run (one epoch); global batch 256, micro-batch 32
@@ -32,8 +35,8 @@
 # bench/results/data-wait-<date>.json. Exit 0 whether or not the goal was met; non-zero when a run
 # fails (its command and the end of its output are printed, its folder kept).
 # Needs a build with --augment, --synthetic and the data_wait_seconds metric, Debian's
-# python3-torch, python3-torchvision and python3-h5py. The full run takes ~8 min on the idle
-# 2-core VM (3 repeats: cnn-1 ~35 s, cnn-mpi3 ~50 s, each r18 case ~15 s, plus startup).
+# python3-torch, python3-torchvision and python3-h5py. The full run takes ~9 min on the idle
+# 2-core VM (3 repeats of: cnn-1, cnn-1-plain, cnn-mpi3 ~40 s each, each r18 case ~15-20 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
@@ -41,7 +44,7 @@ py=/usr/bin/python3 # Debian's python, where python3-torch, -torchvision and -h5
 hetrain=${HETRAIN:-build/hetrain}
 mpiexec=${MPIEXEC:-mpiexec}
 data_dir=${DATA:-data}
-cases=${CASES:-cnn-1 cnn-mpi3 r18-synth r18-file}
+cases=${CASES:-cnn-1 cnn-1-plain cnn-mpi3 r18-synth r18-file}
 threads=${THREADS:-0}
 device=${DEVICE:-cpu}
 goal=0.02
@@ -57,8 +60,8 @@ die() { echo "data-wait: $*" >&2; exit 1; }
 $py -c 'import torch, torchvision, h5py' 2>/dev/null ||
   die "needs Debian's python3-torch, python3-torchvision and python3-h5py"
 for c in $cases; do
-  [[ $c =~ ^(cnn-1|cnn-mpi3|r18-synth|r18-file)$ ]] ||
-    die "unknown case $c (cnn-1 | cnn-mpi3 | r18-synth | r18-file)"
+  [[ $c =~ ^(cnn-1|cnn-1-plain|cnn-mpi3|r18-synth|r18-file)$ ]] ||
+    die "unknown case $c (cnn-1 | cnn-1-plain | cnn-mpi3 | r18-synth | r18-file)"
 done
 [[ -x $hetrain ]] || die "no $hetrain (build with scripts/build.sh, or set HETRAIN)"
 [[ -f $train ]] || [[ ! $cases =~ cnn ]] ||
@@ -81,12 +84,13 @@ common=(--epochs 1 --global-batch 256 --micro-batch 32 --optimizer momentum --lr
   --threads "$threads" --device "$device" --progress-seconds 1000)
 # command_of CASE: prints the case's command line, one word per line (paths under $work).
 command_of() {
-  local mpi=()
+  local mpi=() augment=(--augment "crop,flip")
   case $1 in
-  cnn-1 | cnn-mpi3)
+  cnn-1 | cnn-1-plain | cnn-mpi3)
     [[ $1 == cnn-mpi3 ]] && mpi=("$mpiexec" --oversubscribe -np 3 --mca mpi_yield_when_idle 1)
+    [[ $1 == cnn-1-plain ]] && augment=()
     printf '%s\n' "${mpi[@]}" "$hetrain" train --data "$train" --limit-train-samples "$cnn_n" \
-      --model cnn --augment crop,flip "${common[@]}" ;;
+      --model cnn "${augment[@]}" "${common[@]}" ;;
   r18-synth)
     printf '%s\n' "$hetrain" train --synthetic "3x32x32:10:$r18_n" --model "$work/r18.pt" \
       "${common[@]}" ;;
@@ -192,6 +196,10 @@ for line in open(commands_tsv):
          "runs": mine}
     e["met"] = e["median_ratio"] <= goal
     res["cases"][name] = e
+c = res["cases"]
+if "cnn-1" in c and "cnn-1-plain" in c:
+    res["cnn_augment_speed"] = (c["cnn-1"]["median_samples_per_sec"]
+                                / c["cnn-1-plain"]["median_samples_per_sec"])
 with open(out, "w") as f:
     json.dump(res, f, indent=2)
     f.write("\n")
@@ -203,6 +211,9 @@ for name, e in res["cases"].items():
           + (f", {100 * later:.2f}% after each epoch's first round" if later is not None else "")
           + f", {e['median_samples_per_sec']:.0f} samples/s: goal <= {100 * goal:.0f}% "
           + ("met" if e["met"] else "NOT met"))
+if "cnn_augment_speed" in res:
+    print(f"cnn-1 with --augment crop,flip trains at {res['cnn_augment_speed']:.3f}x the samples/s "
+          "of cnn-1-plain")
 print(json.dumps({n: {"ratio": e["median_ratio"], "met": e["met"]}
                   for n, e in res["cases"].items()}))
 EOF
