@@ -5,6 +5,8 @@
 #    and with `--augment resized-crop`: within $early_rtol per tensor at step 20 (a draw tied to
 #    the trainer, its position in the micro-batch or a per-thread generator would differ by far
 #    more: the augmented images themselves would differ);
+#  - the same for the cnn (BatchNorm) with crop,flip, parameters and BatchNorm buffers
+#    (compare --buffers), at step 10;
 #  - control: augmentation is really applied in training. The run without it ends far away (more
 #    than 100x $early_rtol), and so does crop,flip against resized-crop;
 #  - evaluation is never augmented: the test loss the run reports after its epoch equals
@@ -16,10 +18,13 @@
 # Numbers: mlp, momentum lr 0.05, 5120 samples = exactly 20 rounds of 256 (no partial round), one
 # epoch, so the epoch checkpoint is at step 20, before rounding differences grow (see common.sh).
 # Without augmentation this setting measures 8.8e-8 (1,2,5 against one process, 2-core VM,
-# 2026-12); augmentation changes the inputs, not the arithmetic, so the same bound holds. The
-# mlp, not the cnn: the cnn's BatchNorm amplifies the rounding of another summation order to
-# 2.6e-3 by step 20 at this lr (measured, no augmentation), which would hide nothing but also
-# prove nothing. Every rank --threads 1. About 30 s on the 2-core VM.
+# 2026-11-29) and with augmentation 6.2e-8 (crop,flip) and 8.9e-8 (resized-crop). The cnn is more
+# chaotic (its BatchNorm and max-pool amplify the rounding of another summation order): at lr
+# 0.01, 1,2,5 against one process, without augmentation 0.9e-7 .. 1.4e-7 up to step 12, then
+# 2.6e-6 at step 14 and 5.6e-5 at step 20; with crop,flip 1.4e-7 at step 5, 1.7e-7 at step 10,
+# 1.4e-4 at step 15 (the rounding growing as without augmentation), so the cnn is compared at
+# step 10. Every rank --threads 1.
+# About 25 s on the idle 2-core VM.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 need_data "$test_set"
@@ -43,6 +48,9 @@ three crop_three --augment crop,flip --checkpoint-every 10
 one resized_one --augment resized-crop
 three resized_three --augment resized-crop
 one plain
+# the cnn: lr 0.01 and step 10 (see above)
+one cnn_one --model cnn --lr 0.01 --augment crop,flip --checkpoint-every 10
+three cnn_three --model cnn --lr 0.01 --augment crop,flip --checkpoint-every 10
 for name in crop_one crop_three resized_one resized_three plain; do
   [ -f "$work/$name/$final" ] || fail "$name: no epoch checkpoint at step 20"
 done
@@ -52,6 +60,9 @@ echo "crop,flip:"
 compare --quiet "$work/crop_one/$final" "$work/crop_three/$final" "$early_rtol"
 echo "resized-crop:"
 compare --quiet "$work/resized_one/$final" "$work/resized_three/$final" "$early_rtol"
+echo "the cnn with crop,flip at step 10 (parameters and BatchNorm buffers):"
+compare --quiet --buffers "$(step_ckpt "$work/cnn_one" 10)" "$(step_ckpt "$work/cnn_three" 10)" \
+  "$early_rtol"
 
 echo "--- control: augmentation changes the result"
 # far NAME_A NAME_B: the two step-20 checkpoints differ by more than 100x $early_rtol

@@ -11,7 +11,7 @@
 #    bit-identically (compare --exact).
 #
 # Numbers: 5120 samples = exactly 20 rounds of 256 per epoch, so the step-20 checkpoint is the first
-# epoch's (see common.sh). Momentum lr 0.05: measured one process, 2-core VM, 2026-12: train loss
+# epoch's (see common.sh). Momentum lr 0.05: measured one process, 2-core VM, 2026-11-29: train loss
 # 1.04 at the first round, 0.0127 over the 5th epoch (82x), test loss 0.0131; so 10x has an 8x
 # margin. About 15 s.
 # shellcheck source=common.sh
