@@ -13,6 +13,8 @@ packages=(
   libtorch-dev libopenblas0-openmp
   # files, text, command line
   libhdf5-dev zlib1g-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  # `data import-images`: OpenCV's image decoders and resize, the two parts of libopencv-dev it needs
+  libopencv-imgcodecs-dev libopencv-imgproc-dev
   # tests and benchmarks
   googletest libgtest-dev libbenchmark-dev
   # the default dataset, and what the Python scripts use

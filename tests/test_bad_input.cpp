@@ -286,6 +286,27 @@ std::string string_targets_dataset(BadInputTest &t) {
   return path;
 }
 
+// `data import-images` on dir/images holding `entries` ("class/file", or "class/" for an empty
+// folder, "" for an empty dir/images; none: no dir/images at all), writing dir/out.h5.
+BadInputCase image_folder_case(std::string name, std::vector<std::string> entries,
+                               std::string phrase, std::vector<std::string> extra = {}) {
+  return {std::move(name), [entries, phrase, extra](BadInputTest &t) {
+            const fs::path root = t.dir.path("images");
+            for (const std::string &entry : entries) {
+              fs::create_directories(root / fs::path(entry).parent_path());
+              if (!entry.empty() && entry.back() != '/')
+                std::ofstream(root / entry) << "listed, never decoded";
+            }
+            if (!entries.empty())
+              fs::create_directories(root);
+            Args args = {"data", "import-images", root.string(), "--out", t.dir.path("out.h5")};
+            if (extra.empty())
+              args.insert(args.end(), {"--size", "8x8"});
+            args.insert(args.end(), extra.begin(), extra.end());
+            return BadInput{args, phrase};
+          }};
+}
+
 const std::vector<BadInputCase> kCases = {
     // --- dataset files ---
     train_case(
@@ -654,6 +675,17 @@ const std::vector<BadInputCase> kCases = {
           return Args{"--augment", "crop,rotate"};
         },
         "--augment: unknown augmentation 'rotate'"),
+    // --- data import-images (issue 15): the folder is refused while it is listed, before any
+    // image is decoded, so the image files here need no real content ---
+    image_folder_case("ImageFolderMissing", {}, "images: no such folder"),
+    image_folder_case("ImageFolderEmpty", {""}, "no class subfolders"),
+    image_folder_case("ImageFolderWithoutImages", {"cat/notes.txt", "dog/"}, "no images"),
+    image_folder_case("ImageFolderOneClass", {"cat/a.png", "cat/b.jpg"},
+                      "needs at least 2 classes (one subfolder per class); it has only 'cat'"),
+    image_folder_case("ImageFolderEmptyClass", {"cat/a.png", "dog/", "frog/c.bmp"},
+                      "class folder 'dog' has no images"),
+    image_folder_case("ImageFolderBadSize", {"cat/a.png", "dog/b.png"}, "--size '8x0'",
+                      {"--size", "8x0"}),
 };
 
 INSTANTIATE_TEST_SUITE_P(BadInput, BadInputTest, ::testing::ValuesIn(kCases),

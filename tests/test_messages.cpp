@@ -62,6 +62,7 @@ TEST(Messages, RoundStatsRoundTripKeepsDoublesBitForBit) {
   s.gpu_memory_used = 7.5e9;
   s.gpu_temperature = 61;
   s.gpu_power = 312.25;
+  s.data_wait_seconds = 0.015625;
   const RoundStats d = decode_round_stats(encode(s));
   EXPECT_EQ(d.loss_sum, s.loss_sum);
   EXPECT_EQ(d.correct, s.correct);
@@ -74,6 +75,7 @@ TEST(Messages, RoundStatsRoundTripKeepsDoublesBitForBit) {
   EXPECT_EQ(d.gpu_memory_used, s.gpu_memory_used);
   EXPECT_EQ(d.gpu_temperature, s.gpu_temperature);
   EXPECT_EQ(d.gpu_power, s.gpu_power);
+  EXPECT_EQ(d.data_wait_seconds, s.data_wait_seconds);
 }
 
 TEST(Messages, ShardSetupRoundTripWithFewerTrainersThanRanks) {
@@ -140,7 +142,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
   Words other_version = command;
   other_version[0] += 1; // the version is the header's low 16 bits
   expect_protocol_error([&] { decode_round_command(other_version); },
-                        "a round command of protocol version 2, this hetrain speaks 1");
+                        "a round command of protocol version 3, this hetrain speaks 2");
   Words short_one(command.begin(), command.end() - 1);
   expect_protocol_error([&] { decode_round_command(short_one); },
                         "a round command of 8 words, expected 9");

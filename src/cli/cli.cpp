@@ -13,6 +13,7 @@
 #include "hetrain/config/options.h"
 #include "hetrain/data/dataset.h"
 #include "hetrain/data/dataset_file.h"
+#include "hetrain/data/image_folder.h"
 #include "hetrain/data/image_set.h"
 #include "hetrain/model/models.h"
 #include "hetrain/run/distributed_evaluate.h"
@@ -458,7 +459,7 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
 // What the command line fills: each subcommand (null until added) and its options' variables.
 struct Commands {
   CLI::App *train = nullptr, *bench = nullptr, *import_idx = nullptr, *import_cifar = nullptr,
-           *info = nullptr, *inspect = nullptr, *evaluate = nullptr;
+           *import_images = nullptr, *info = nullptr, *inspect = nullptr, *evaluate = nullptr;
   TrainConfig config;
   FaultPlan faults;        // train's testing-only options
   std::string config_path; // train --config: expanded before parsing (expand_config_file)
@@ -470,6 +471,8 @@ struct Commands {
   std::string images, labels, out, info_path, checkpoint_path, eval_data, eval_model, eval_plugin;
   std::vector<std::string> inputs, class_names;
   int eval_threads = 0;
+  ImageFolderOptions folder; // data import-images
+  std::string image_size, val_out;
 };
 
 void add_train_command(CLI::App &app, Commands &c) {
@@ -508,6 +511,20 @@ void add_data_commands(CLI::App &app, Commands &c) {
   c.import_cifar->add_option("--input", c.inputs, "data_batch_*.bin files, appended in order")
       ->required();
   c.import_cifar->add_option("--out", c.out, "Output dataset (.h5)")->required();
+  c.import_images = data->add_subcommand(
+      "import-images", "Convert a folder of class subfolders of JPEG/PNG/BMP images");
+  c.import_images->add_option("dir", c.folder.dir, "DIR/<class>/<image>")->required();
+  c.import_images->add_option("--size", c.image_size, "Resize every image to HxW")->required();
+  c.import_images->add_option("--channels", c.folder.channels, "1 (grayscale) or 3 (RGB)")
+      ->capture_default_str();
+  c.import_images->add_option("--out", c.out, "Output dataset (.h5)")->required();
+  c.import_images->add_option("--val-fraction", c.folder.val_fraction,
+                              "Also write this fraction of each class as a validation set");
+  c.import_images->add_option("--val-out", c.val_out,
+                              "Validation dataset (default: --out with -val before .h5)");
+  c.import_images->add_flag("--skip-bad-images", c.folder.skip_bad_images,
+                            "Skip (and list) unreadable images instead of stopping");
+  c.import_images->add_option("--threads", c.folder.threads, "Decoding threads (0 = usable cores)");
   c.info = data->add_subcommand("info", "Describe a dataset file");
   c.info->add_option("file", c.info_path, "Dataset (.h5)")->required();
   c.info->add_flag("--json", c.json, "Print as JSON");
@@ -548,6 +565,12 @@ int run_command(Commands &c, int argc, char **argv) {
     ImageSet set = read_cifar10(c.inputs);
     write_dataset_file(c.out, set);
     fmt::print("wrote {}: {} samples of 3x32x32, 10 classes\n", c.out, set.count);
+    return kExitOk;
+  }
+  if (*c.import_images) {
+    parse_image_size(c.image_size, c.folder.height, c.folder.width);
+    c.folder.progress = true;
+    fmt::print("{}\n", import_image_folder(c.folder, c.out, c.val_out));
     return kExitOk;
   }
   if (*c.info)

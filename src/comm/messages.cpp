@@ -131,6 +131,7 @@ Words encode(const RoundStats &s) {
       .put(s.gpu_memory_used)
       .put(s.gpu_temperature)
       .put(s.gpu_power)
+      .put(s.data_wait_seconds)
       .done();
 }
 RoundStats decode_round_stats(const Words &words) {
@@ -147,6 +148,7 @@ RoundStats decode_round_stats(const Words &words) {
   s.gpu_memory_used = r.f64();
   s.gpu_temperature = r.f64();
   s.gpu_power = r.f64();
+  s.data_wait_seconds = r.f64();
   return s;
 }
 

@@ -1,5 +1,8 @@
 #include "hetrain/config/config.h"
 
+#include "hetrain/data/augment.h"
+#include "hetrain/data/dataset_file.h"
+
 #include "hetrain/config/options.h"
 
 #include "hetrain/common/error.h"
@@ -34,8 +37,17 @@ void require_one_of(const std::string &flag, const std::string &value,
 
 } // namespace
 
+std::string data_source(const TrainConfig &c) {
+  return c.synthetic.empty() ? c.data : "synthetic:" + c.synthetic;
+}
+
 void validate(const TrainConfig &c) {
-  require(!c.data.empty(), "--data: a training dataset is required");
+  require(!c.data.empty() || !c.synthetic.empty(),
+          "--data: a training dataset is required (or --synthetic CxHxW:CLASSES:N)");
+  require(c.data.empty() || c.synthetic.empty(), "--data and --synthetic: give one of them");
+  if (!c.synthetic.empty())
+    parse_synthetic(data_source(c)); // throws with the reason
+  parse_augment(c.augment);          // throws naming the bad item
   // The string options with a fixed list of values (the enums cannot hold another value).
   visit_train_options([&](const OptionInfo &option, auto member) {
     if constexpr (std::is_same_v<std::decay_t<decltype(c.*member)>, std::string>)

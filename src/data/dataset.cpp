@@ -4,6 +4,7 @@
 #include "hetrain/common/error.h"
 #include "hetrain/common/hdf5_util.h"
 #include "hetrain/common/system_info.h"
+#include "hetrain/data/augment.h"
 
 #include <fmt/format.h>
 
@@ -28,6 +29,13 @@ Dataset::Dataset(const std::string &path, DataResidency residency, Normalization
     throw UserError(fmt::format("{}: has {} channels but the normalisation has {}", path,
                                 meta_.channels, normalization_.mean.size()));
 
+  for (double s : normalization_.std)
+    inv_std_.push_back(static_cast<float>(1.0 / s));
+  mean_.assign(normalization_.mean.begin(), normalization_.mean.end());
+  synthetic_ = parse_synthetic(path);
+  if (synthetic_)
+    return; // generated in read_rows: nothing to open
+
   h5::Handle file = h5::open_file_readonly(path);
   const int64_t bytes = meta_.count * meta_.sample_bytes();
   // Auto keeps the samples in memory when they take at most a quarter of what is available, so
@@ -43,16 +51,27 @@ Dataset::Dataset(const std::string &path, DataResidency residency, Normalization
     stream_->file = std::move(file);
     stream_->samples = std::move(samples);
   }
+}
 
-  // Broadcast over [n, C, H, W] batches, or [n, F] for feature vectors (one "channel").
-  auto shape = meta_.sample_shape.size() == 1 ? std::vector<int64_t>{1, 1}
-                                              : std::vector<int64_t>{1, meta_.channels, 1, 1};
-  std::vector<float> mean(normalization_.mean.begin(), normalization_.mean.end());
-  std::vector<float> inv_std;
-  for (double s : normalization_.std)
-    inv_std.push_back(static_cast<float>(1.0 / s));
-  mean_ = torch::tensor(mean).reshape(shape);
-  inv_std_ = torch::tensor(inv_std).reshape(shape);
+void Dataset::set_augmentation(std::vector<AugmentOp> ops) {
+  check_augment(ops, meta_);
+  augment_ = std::move(ops);
+}
+
+void Dataset::synthesize_rows(const int64_t *indices, int64_t count, uint8_t *rows) const {
+  // A stripe pattern whose frequency and phase depend on the class, plus per-sample noise.
+  const int64_t c = meta_.channels, h = meta_.height, w = meta_.width;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t label = labels_[static_cast<size_t>(indices[i])];
+    SampleRng rng(0x5eed, 0, indices[i]);
+    uint8_t *row = rows + i * c * h * w;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) {
+          const int64_t stripe = ((x * (label + 1) + y + ch * 3) / 2) % 2;
+          row[(ch * h + y) * w + x] = static_cast<uint8_t>(64 + 128 * stripe + rng.integer(0, 63));
+        }
+  }
 }
 
 Dataset::~Dataset() = default;
@@ -63,6 +82,10 @@ void Dataset::read_rows(const int64_t *indices, int64_t count, uint8_t *rows) co
     if (indices[i] < 0 || indices[i] >= meta_.count)
       throw LibraryError(
           fmt::format("sample index {} outside dataset of {}", indices[i], meta_.count));
+  if (synthetic_) {
+    synthesize_rows(indices, count, rows);
+    return;
+  }
   if (in_memory()) {
     for (int64_t i = 0; i < count; ++i)
       std::copy_n(samples_.data() + indices[i] * row, row, rows + i * row);
@@ -112,19 +135,51 @@ torch::Tensor Dataset::targets_of(const int64_t *indices, int64_t count) const {
   return targets;
 }
 
-Batch Dataset::get(const int64_t *indices, int64_t count) const {
+Batch Dataset::get(const int64_t *indices, int64_t count, const EpochDraw *draw) const {
   std::vector<int64_t> shape{count};
   if (meta_.sample_shape.size() == 1)
     shape.push_back(meta_.width); // features [n, F]
   else
     shape.insert(shape.end(), {meta_.channels, meta_.height, meta_.width});
-  auto raw = torch::empty(shape, meta_.float_inputs ? torch::kFloat32 : torch::kUInt8);
-  read_rows(indices, count, static_cast<uint8_t *>(raw.data_ptr()));
-  torch::Tensor targets = targets_of(indices, count);
-  // (x/255 - mean) / std for pixels, (x - mean) / std for float inputs, as one fused expression.
-  if (meta_.float_inputs)
-    return {raw.sub_(mean_).mul_(inv_std_), targets};
-  return {(raw.to(torch::kFloat32).mul_(1.0f / 255.0f).sub_(mean_)).mul_(inv_std_), targets};
+  std::vector<uint8_t> rows(static_cast<size_t>(count * meta_.sample_bytes()));
+  read_rows(indices, count, rows.data());
+  auto inputs = torch::empty(shape, torch::kFloat32);
+  // Plain loops, not tensor ops: this runs on the loader thread too, which must not start a
+  // second team of OpenMP threads beside the compute thread's.
+  const int64_t per = meta_.sample_elements(), plane = meta_.height * meta_.width;
+  const bool augment = draw != nullptr && !augment_.empty();
+  std::vector<float> scratch;
+  float *out = inputs.data_ptr<float>();
+  for (int64_t i = 0; i < count; ++i) {
+    float *x = out + i * per;
+    if (meta_.float_inputs)
+      std::copy_n(reinterpret_cast<const float *>(rows.data()) + i * per, per, x);
+    else
+      for (int64_t k = 0; k < per; ++k)
+        x[k] = static_cast<float>(rows[static_cast<size_t>(i * per + k)]);
+    if (augment) {
+      SampleRng rng(draw->seed, draw->epoch, indices[i]);
+      augment_sample(x, meta_.channels, meta_.height, meta_.width, augment_, rng, scratch);
+    }
+    normalize(x, plane);
+  }
+  return {inputs, targets_of(indices, count)};
+}
+
+void Dataset::normalize(float *x, int64_t plane) const {
+  // (x/255 - mean) / std for pixels, (x - mean) / std for other inputs: the same float operations
+  // in the same order as the tensor expression this replaced, so the values are unchanged.
+  const float to_unit = meta_.float_inputs ? 1.0f : 1.0f / 255.0f;
+  for (int64_t c = 0; c < meta_.channels; ++c) {
+    const float mean = mean_[static_cast<size_t>(c)], inv_std = inv_std_[static_cast<size_t>(c)];
+    float *p = x + c * plane;
+    if (meta_.float_inputs)
+      for (int64_t k = 0; k < plane; ++k)
+        p[k] = (p[k] - mean) * inv_std;
+    else
+      for (int64_t k = 0; k < plane; ++k)
+        p[k] = (p[k] * to_unit - mean) * inv_std;
+  }
 }
 
 namespace {

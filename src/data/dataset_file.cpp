@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 namespace hetrain {
 
@@ -86,6 +87,58 @@ void write_dataset_file(const std::string &path, const ImageSet &set) {
   out.commit();
 }
 
+std::optional<SyntheticSpec> parse_synthetic(const std::string &source) {
+  const std::string prefix = "synthetic:";
+  if (source.rfind(prefix, 0) != 0)
+    return std::nullopt;
+  SyntheticSpec s;
+  char x1 = 0, x2 = 0, colon1 = 0, colon2 = 0;
+  std::istringstream in(source.substr(prefix.size()));
+  if (!(in >> s.channels >> x1 >> s.height >> x2 >> s.width >> colon1 >> s.classes >> colon2 >>
+        s.count) ||
+      x1 != 'x' || x2 != 'x' || colon1 != ':' || colon2 != ':' || !in.eof())
+    throw UserError(fmt::format("--synthetic {}: expected CxHxW:CLASSES:N, e.g. 3x32x32:10:50000",
+                                source.substr(prefix.size())));
+  if (s.channels <= 0 || s.height <= 0 || s.width <= 0 || s.classes < 2 || s.count <= 0 ||
+      s.channels * s.height * s.width > (int64_t{1} << 26))
+    throw UserError(fmt::format("--synthetic {}: needs positive sizes, at least 2 classes and at "
+                                "least one sample",
+                                source.substr(prefix.size())));
+  return s;
+}
+
+DatasetMeta synthetic_meta(const SyntheticSpec &s, const std::string &source) {
+  DatasetMeta meta;
+  meta.path = source;
+  meta.inputs_name = "synthetic";
+  meta.count = s.count;
+  meta.channels = s.channels;
+  meta.height = s.height;
+  meta.width = s.width;
+  meta.sample_shape = {s.channels, s.height, s.width};
+  meta.num_classes = s.classes;
+  for (int64_t c = 0; c < s.classes; ++c)
+    meta.class_names.push_back(std::to_string(c));
+  meta.mean.assign(static_cast<size_t>(s.channels), 0.5);
+  meta.std.assign(static_cast<size_t>(s.channels), 0.25);
+  meta.source = "synthetic (generated from the sample index)";
+  return meta;
+}
+
+int64_t synthetic_label(const SyntheticSpec &s, int64_t index) {
+  uint64_t z = static_cast<uint64_t>(index) * 0x9e3779b97f4a7c15ULL + 0x5eedULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return static_cast<int64_t>((z ^ (z >> 31)) % static_cast<uint64_t>(s.classes));
+}
+
+std::vector<int64_t> synthetic_labels(const SyntheticSpec &s) {
+  std::vector<int64_t> labels(static_cast<size_t>(s.count));
+  for (int64_t i = 0; i < s.count; ++i)
+    labels[static_cast<size_t>(i)] = synthetic_label(s, i);
+  return labels;
+}
+
 namespace {
 
 // /images or /inputs: the samples' shape and type.
@@ -102,11 +155,14 @@ h5::DatasetShape read_inputs_layout(hid_t file, const std::string &path, Dataset
     throw UserError(fmt::format("{} must be [N, F], [N, H, W] or [N, C, H, W]; it has {} "
                                 "dimensions",
                                 where, shape.dims.size()));
+  // uint8 is pixels (x/255 before normalisation); any other number type (int16, float16, float32,
+  // ...) is read as float32 values as they are.
   const bool u8 = shape.type_class == H5T_INTEGER && shape.type_size == 1 && !shape.is_signed;
-  meta.float_inputs = shape.type_class == H5T_FLOAT && shape.type_size == 4;
-  if (!u8 && !(meta.float_inputs && meta.inputs_name == "inputs"))
+  const bool number = shape.type_class == H5T_INTEGER || shape.type_class == H5T_FLOAT;
+  meta.float_inputs = !u8;
+  if (!u8 && !(number && meta.inputs_name == "inputs"))
     throw UserError(fmt::format(
-        meta.inputs_name == "images" ? "{} must be uint8" : "{} must be uint8 or float32", where));
+        meta.inputs_name == "images" ? "{} must be uint8" : "{} must hold numbers", where));
   meta.count = static_cast<int64_t>(shape.dims[0]);
   meta.sample_shape.assign(shape.dims.begin() + 1, shape.dims.end());
   const size_t rank = meta.sample_shape.size();
@@ -201,6 +257,11 @@ void read_normalisation(hid_t file, const std::string &path, DatasetMeta &meta) 
 
 DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *labels_out,
                               std::vector<float> *float_targets_out) {
+  if (const auto synthetic = parse_synthetic(path)) {
+    if (labels_out != nullptr)
+      *labels_out = synthetic_labels(*synthetic);
+    return synthetic_meta(*synthetic, path);
+  }
   h5::Handle file = h5::open_file_readonly(path);
   DatasetMeta meta;
   meta.path = path;

@@ -242,10 +242,13 @@ TrainSummary Coordinator::run() {
              summary_.final_checkpoint);
     return summary_;
   }
-  for (const TrainerState &t : trainers_)
+  for (const TrainerState &t : trainers_) {
     summary_.trainers.push_back({t.world_rank, t.report.host, share_in(plan_, t.job_rank),
                                  t.samples, t.compute_seconds, t.wait_seconds, t.micro_batch,
-                                 t.lost});
+                                 t.lost, t.data_wait_seconds});
+    summary_.compute_seconds += t.compute_seconds;
+    summary_.data_wait_seconds += t.data_wait_seconds;
+  }
   finish_run(config_, position_, summary_);
   return summary_;
 }
@@ -407,6 +410,7 @@ void Coordinator::account(double round_seconds) {
     const RoundStats &s = t.stats;
     t.samples += s.samples;
     t.compute_seconds += s.compute_seconds;
+    t.data_wait_seconds += s.data_wait_seconds;
     t.wait_seconds += std::max(0.0, round_seconds - s.compute_seconds);
     t.last_round = position_.global_step + 1;
     if (s.micro_batch != t.micro_batch)
@@ -573,7 +577,7 @@ void Coordinator::gather_and_write_timeline() {
 TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &placement) {
   // Bad data and output paths are found before anyone waits for reports (the trainers read the
   // same files).
-  const DatasetMeta meta = read_dataset_meta(config.data);
+  const DatasetMeta meta = read_dataset_meta(data_source(config));
   prepare_outputs(config);
   AdmittedJob admitted = admit_trainers(config, placement.world_size);
   torch::set_num_threads(threads_for(config, placement));

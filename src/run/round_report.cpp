@@ -20,6 +20,7 @@ nlohmann::json round_metrics(const RoundFacts &f, const Roster &trainers, const 
                       {"host", t.report.host},
                       {"samples", static_cast<double>(t.stats.samples)},
                       {"compute_seconds", t.stats.compute_seconds},
+                      {"data_wait_seconds", t.stats.data_wait_seconds},
                       {"wait_seconds", std::max(0.0, f.seconds - t.stats.compute_seconds)},
                       {"micro_batch", t.micro_batch}};
     if (t.gpu.valid)

@@ -178,7 +178,7 @@ void check_model_fits(Model &model, const ModelSpec &spec, const LossSpec &loss,
 }
 
 ProbeExample probe_example(const TrainConfig &config) {
-  const Dataset data(config.data, DataResidency::Stream);
+  const Dataset data(data_source(config), DataResidency::Stream);
   const Batch one = data.get(std::vector<int64_t>{0});
   return ProbeExample{loss_spec(config), one.inputs, one.targets,
                       data.meta().class_labels() ? data.meta().num_classes : 0};

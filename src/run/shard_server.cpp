@@ -73,7 +73,7 @@ ShardServer::ShardServer(const TrainConfig &config, const RankPlacement &placeme
     : config_(config), placement_(placement), job_(job), chunk_(chunk_elements(config)),
       wire_(wire_format(config.wire_dtype)) {
   // The model's size and the layout, computed from the same files and flags as every rank.
-  const DatasetMeta meta = read_dataset_meta(config.data);
+  const DatasetMeta meta = read_dataset_meta(data_source(config));
   auto model = make_model(spec_of(config, meta));
   const int64_t numel = FlatParameters(*model).numel();
   layout_ = shard_layout_checked(numel, config);

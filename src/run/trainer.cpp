@@ -134,8 +134,10 @@ private:
 Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, const ModelSpec &spec,
                  torch::Device device, const std::optional<GpuInfo> &gpu, MPI_Comm job)
     : config_(config), placement_(placement), device_(device), gpu_(gpu), job_(job),
-      data_(config.data, config.data_residency), loss_(loss_spec(config)), amp_(config.amp, device),
-      timeline_(!config.timeline.empty()), inbox_(job, 0, kTagCommand, RoundCommand::kWords) {
+      data_(data_source(config), config.data_residency), loss_(loss_spec(config)),
+      amp_(config.amp, device), timeline_(!config.timeline.empty()),
+      inbox_(job, 0, kTagCommand, RoundCommand::kWords) {
+  data_.set_augmentation(parse_augment(config.augment));
   torch::manual_seed(config.seed);
   model_ = make_model(spec);
   model_->to(device);
@@ -319,6 +321,7 @@ ComputeStats Trainer::take_local_steps(const RoundCommand &command) {
     stats.loss_sum += p.loss_sum;
     stats.correct += p.correct;
     stats.samples += p.samples;
+    stats.data_wait_seconds += p.data_wait_seconds;
     at += part;
   }
   return stats;
@@ -330,6 +333,7 @@ RoundStats Trainer::round_stats(const ComputeStats &stats, double compute_second
   out.correct = stats.correct;
   out.samples = stats.samples;
   out.compute_seconds = compute_seconds;
+  out.data_wait_seconds = stats.data_wait_seconds;
   // A SIGTERM/SIGUSR1 here is passed on to rank 0, which decides when the job stops.
   out.stop_signal = stop_signal();
   out.micro_batch = amp_.micro_batch(config_.micro_batch);
@@ -410,7 +414,7 @@ void Trainer::log_samples(const RoundCommand &c) {
 TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placement) {
   TrainSummary summary;
   summary.world_size = placement.world_size;
-  const DatasetMeta meta = read_dataset_meta(config.data);
+  const DatasetMeta meta = read_dataset_meta(data_source(config));
   const ModelSpec spec = spec_of(config, meta);
   const torch::Device device = choose_device(config.device, placement.local_rank);
   torch::set_num_threads(threads_for(config, placement));

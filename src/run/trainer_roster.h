@@ -24,10 +24,11 @@ struct TrainerState {
   double speed = 0; // smoothed samples/s, from the probe, then from rounds
   int64_t samples = 0;
   double compute_seconds = 0, wait_seconds = 0;
-  int64_t last_round = 0;  // the last round it delivered (0 = none yet)
-  int64_t micro_batch = 0; // what it runs: less than --micro-batch after running out of memory
-  bool lost = false;       // dropped by --on-trainer-loss continue
-  GpuSample gpu;           // its GPU in the last round (NVML), when it has one
+  double data_wait_seconds = 0; // of compute_seconds: waiting for its loader
+  int64_t last_round = 0;       // the last round it delivered (0 = none yet)
+  int64_t micro_batch = 0;      // what it runs: less than --micro-batch after running out of memory
+  bool lost = false;            // dropped by --on-trainer-loss continue
+  GpuSample gpu;                // its GPU in the last round (NVML), when it has one
   // This round (the round executor fills these)
   bool working = false;       // it has samples in the round
   RoundCommand command;       // what it was told

@@ -72,7 +72,7 @@ private:
 
 LocalRun::LocalRun(const TrainConfig &config)
     : config_(config), threads_(config.threads > 0 ? config.threads : usable_cores()),
-      device_(choose_device(config.device)), train_(config.data, config.data_residency),
+      device_(choose_device(config.device)), train_(data_source(config), config.data_residency),
       test_(open_test_data(config, train_.meta(), train_.normalization())),
       n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, train_.size())
                                         : train_.size()),
@@ -81,6 +81,7 @@ LocalRun::LocalRun(const TrainConfig &config)
       schedule_(lr_schedule(config, steps_per_epoch_)), amp_(config.amp, device_),
       metrics_(config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics)),
       timeline_(!config.timeline.empty()) {
+  train_.set_augmentation(parse_augment(config.augment));
   torch::manual_seed(config.seed); // every rank builds the same initial model from the seed
   model_ = make_model(spec_);
   check_model_fits(*model_, spec_, loss_, train_);
@@ -113,7 +114,9 @@ void LocalRun::log_setup() const {
   log_info("model {} ({} parameters{}) on {}, {} threads; data {} ({} samples of {}, {}, {})",
            spec_.label(), flat_->numel(), describe_frozen(*model_), device_.str(), threads_,
            meta.path, n_, meta.shape_string(), meta.describe_targets(),
-           train_.in_memory() ? "in memory" : "streamed");
+           meta.inputs_name == "synthetic" ? "generated"
+           : train_.in_memory()            ? "in memory"
+                                           : "streamed");
   log_info("global batch {} = {} micro-batches of {}; {} steps per epoch; optimizer {} lr {} "
            "({} schedule)",
            G_, G_ / m_, m_, steps_per_epoch_, config_.optimizer, config_.lr, config_.lr_schedule);
@@ -141,6 +144,8 @@ TrainSummary LocalRun::run() {
       ComputeStats stats = amp_.gradients(*model_, loss_, train_, samples, m_, *flat_);
       compute_span.end();
       const double compute_seconds = seconds_since(round_start);
+      summary_.compute_seconds += compute_seconds;
+      summary_.data_wait_seconds += stats.data_wait_seconds;
       const auto step_start = Clock::now();
       {
         ScopedSpan step_span(timeline_, Span::kStep, position_.global_step + 1);
@@ -221,6 +226,7 @@ void LocalRun::write_round_metrics(const ComputeStats &stats, int64_t count, int
                      {"host", process_identity().host},
                      {"samples", count},
                      {"compute_seconds", compute_seconds},
+                     {"data_wait_seconds", stats.data_wait_seconds},
                      {"wait_seconds", 0.0},
                      {"micro_batch", amp_.micro_batch(m_)}}}},
                   {"aggregator",
@@ -293,6 +299,8 @@ std::string summary_to_json(const TrainSummary &s) {
                    {"test_accuracy", s.test_accuracy},
                    {"test_loss", s.test_loss},
                    {"final_train_loss", s.final_train_loss},
+                   {"compute_seconds", s.compute_seconds},
+                   {"data_wait_seconds", s.data_wait_seconds},
                    {"final_checkpoint", s.final_checkpoint},
                    {"history", history}};
   if (!s.trainers.empty()) {
@@ -303,6 +311,7 @@ std::string summary_to_json(const TrainSummary &s) {
                           {"share", t.micro_batches},
                           {"samples", t.samples},
                           {"compute_seconds", t.compute_seconds},
+                          {"data_wait_seconds", t.data_wait_seconds},
                           {"wait_seconds", t.wait_seconds},
                           {"micro_batch", t.micro_batch},
                           {"lost", t.lost}});

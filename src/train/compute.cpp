@@ -1,5 +1,7 @@
 #include "hetrain/train/compute.h"
 
+#include "hetrain/train/batch_loader.h"
+
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -187,11 +189,13 @@ ComputeStats accumulate_gradients(Model &model, const LossSpec &loss, const Data
   std::optional<BufferMean> buffers;
   if (count > micro_batch)
     buffers.emplace(model);
+  BatchLoader loader(data, samples.indices, count, micro_batch, {samples.seed, samples.epoch},
+                     /*pin=*/device.is_cuda());
   for (int64_t start = 0; start < count; start += micro_batch) {
     int64_t n = std::min(micro_batch, count - start);
-    Batch batch = data.get(samples.indices + start, n);
-    batch.inputs = batch.inputs.to(device);
-    batch.targets = batch.targets.to(device);
+    Batch batch = loader.next();
+    batch.inputs = batch.inputs.to(device, /*non_blocking=*/true);
+    batch.targets = batch.targets.to(device, /*non_blocking=*/true);
     torch::manual_seed(micro_batch_seed(samples.seed, samples.epoch, samples.position + start));
     if (buffers)
       buffers->restore();
@@ -219,6 +223,7 @@ ComputeStats accumulate_gradients(Model &model, const LossSpec &loss, const Data
   }
   if (buffers)
     buffers->finish(count);
+  stats.data_wait_seconds = loader.wait_seconds();
   return stats;
 }
 

@@ -20,7 +20,7 @@ namespace hetrain {
 
 using Words = std::vector<int64_t>;
 
-inline constexpr int64_t kMessageVersion = 1;
+inline constexpr int64_t kMessageVersion = 2; // 2: RoundStats.data_wait_seconds
 
 enum class MessageType : int64_t {
   kRoundCommand = 1,
@@ -64,7 +64,8 @@ struct RoundStats {
   // Its GPU as NVML sees it; `gpu_valid` false on a CPU trainer or when NVML does not answer.
   bool gpu_valid = false;
   double gpu_utilization = 0, gpu_memory_used = 0, gpu_temperature = 0, gpu_power = 0;
-  static constexpr size_t kWords = 12;
+  double data_wait_seconds = 0; // of compute_seconds, waiting for the loader's next batch
+  static constexpr size_t kWords = 13;
 };
 Words encode(const RoundStats &stats);
 RoundStats decode_round_stats(const Words &words);

@@ -19,6 +19,8 @@ struct TrainConfig {
   // Data and model
   std::string data;          // training dataset (.h5)
   std::string test_data;     // optional evaluation dataset (.h5)
+  std::string synthetic;     // CxHxW:CLASSES:N: generated data instead of --data
+  std::string augment;       // crop[:PAD],flip,resized-crop[:MIN] (data/augment.h)
   std::string model = "cnn"; // a built-in name or a TorchScript file
   std::string model_plugin;  // LIB.so[:NAME]: a C++ model; overrides model
   LossKind loss = LossKind::kCrossEntropy;
@@ -78,6 +80,8 @@ struct TrainConfig {
 
 // Throws UserError naming the first bad value.
 void validate(const TrainConfig &config);
+// --data, or "synthetic:CxHxW:CLASSES:N" for --synthetic: what Dataset and read_dataset_meta open.
+std::string data_source(const TrainConfig &config);
 
 void to_json(nlohmann::json &out, const TrainConfig &config);
 void from_json(const nlohmann::json &in, TrainConfig &config);

@@ -53,6 +53,10 @@ template <class Visit> void visit_train_options(Visit &&visit) {
                     out = OptionGroup::kOutput;
   visit(O{"data", data, "Training dataset (.h5, see `hetrain data`)"}, &C::data);
   visit(O{"test-data", data, "Evaluation dataset, evaluated after every epoch"}, &C::test_data);
+  visit(O{"synthetic", data, "Generated data instead of --data: CxHxW:CLASSES:N"}, &C::synthetic);
+  visit(O{"augment", data,
+          "Training augmentation: crop[:PAD], flip, resized-crop[:MIN], comma-separated"},
+        &C::augment);
   visit(O{"model", data, "mlp | cnn | resnet, or a TorchScript file (FILE.pt)"}, &C::model);
   visit(O{"model-plugin", data, "A C++ model: LIB.so[:NAME] (include/hetrain/model/plugin.h)"},
         &C::model_plugin);

@@ -3,12 +3,14 @@
 // targets (class labels or float values) are always in memory.
 #pragma once
 
+#include "hetrain/data/augment.h"
 #include "hetrain/data/dataset_file.h"
 #include "hetrain/data/residency.h"
 
 #include <torch/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,12 @@ namespace hetrain {
 
 struct Normalization {
   std::vector<double> mean, std; // per channel, of pixel/255 (uint8) or of the values (float32)
+};
+
+// Which epoch's augmentation draws a batch gets (Dataset::get).
+struct EpochDraw {
+  uint64_t seed = 0;
+  int64_t epoch = 0;
 };
 
 struct Batch {
@@ -38,13 +46,20 @@ public:
   bool in_memory() const { return !samples_.empty(); }
   const Normalization &normalization() const { return normalization_; }
 
-  Batch get(const int64_t *indices, int64_t count) const;
+  // With `draw`, the augmentation (set_augmentation) of each sample is drawn from (draw's seed
+  // and epoch, the sample's index); without, samples come as stored (evaluation).
+  Batch get(const int64_t *indices, int64_t count, const EpochDraw *draw = nullptr) const;
   Batch get(const std::vector<int64_t> &indices) const {
     return get(indices.data(), static_cast<int64_t>(indices.size()));
   }
+  // --augment for the training set; UserError when the samples cannot take it.
+  void set_augmentation(std::vector<AugmentOp> ops);
+  bool augmented() const { return !augment_.empty(); }
 
 private:
   void read_rows(const int64_t *indices, int64_t count, uint8_t *rows) const;
+  void synthesize_rows(const int64_t *indices, int64_t count, uint8_t *rows) const;
+  void normalize(float *sample, int64_t plane) const;
   torch::Tensor targets_of(const int64_t *indices, int64_t count) const;
 
   // Always in memory; filled while meta_ is read, so they are declared (constructed) first.
@@ -55,7 +70,9 @@ private:
   std::vector<uint8_t> samples_; // the whole /images or /inputs, as stored, when in memory
   struct Hdf5State;
   std::unique_ptr<Hdf5State> stream_; // open file + dataset when streaming
-  torch::Tensor mean_, inv_std_;      // [1, C, 1, 1] or [1, 1] for features
+  std::vector<float> mean_, inv_std_; // per channel
+  std::optional<SyntheticSpec> synthetic_;
+  std::vector<AugmentOp> augment_;
 };
 
 // The permutation of one epoch (DESIGN §5): a pure function of (seed, epoch, n), computed by every

@@ -10,6 +10,7 @@
 #include "hetrain/data/image_set.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,18 @@ struct DatasetMeta {
   std::string shape_string() const;     // "1x28x28"
   std::string describe_targets() const; // "10 classes" or "float targets of 2"
 };
+
+// --synthetic CxHxW:CLASSES:N (as the data source "synthetic:CxHxW:CLASSES:N"): N uint8 images
+// generated from the sample index alone (a class pattern plus noise), no file, as Horovod's and
+// tf_cnn_benchmarks' synthetic mode; labels are a hash of the index.
+struct SyntheticSpec {
+  int64_t channels = 0, height = 0, width = 0, classes = 0, count = 0;
+};
+// Nothing for a source that is not "synthetic:..."; UserError for a malformed one.
+std::optional<SyntheticSpec> parse_synthetic(const std::string &source);
+DatasetMeta synthetic_meta(const SyntheticSpec &spec, const std::string &source);
+int64_t synthetic_label(const SyntheticSpec &spec, int64_t index);
+std::vector<int64_t> synthetic_labels(const SyntheticSpec &spec);
 
 // Computes per-channel mean/std, then writes the file atomically (temporary + rename).
 void write_dataset_file(const std::string &path, const ImageSet &set);

@@ -16,8 +16,9 @@ struct TrainerSummary {
   int64_t micro_batches = 0; // share in the last plan
   int64_t samples = 0;       // over the whole run
   double compute_seconds = 0, wait_seconds = 0;
-  int64_t micro_batch = 0; // what it ran last: below --micro-batch after running out of memory
-  bool lost = false;       // dropped by --on-trainer-loss continue
+  int64_t micro_batch = 0;      // what it ran last: below --micro-batch after running out of memory
+  bool lost = false;            // dropped by --on-trainer-loss continue
+  double data_wait_seconds = 0; // of compute_seconds: waiting for the loader's next batch
 };
 
 struct TrainSummary {
@@ -32,6 +33,9 @@ struct TrainSummary {
   std::vector<double> epoch_seconds;
   double test_accuracy = -1, test_loss = -1; // -1 without a test set
   double final_train_loss = 0;
+  // Summed over the run (and over the trainers of a distributed run): forward/backward time, and
+  // the part of it spent waiting for the loader (train/batch_loader.h).
+  double compute_seconds = 0, data_wait_seconds = 0;
   std::string final_checkpoint;
   std::vector<EpochRecord> history;
   std::vector<TrainerSummary> trainers;  // distributed runs

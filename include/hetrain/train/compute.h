@@ -14,6 +14,7 @@ struct ComputeStats {
   double loss_sum = 0; // summed loss (train/loss.h) over the samples
   int64_t correct = 0;
   int64_t samples = 0;
+  double data_wait_seconds = 0; // the compute thread waited for the loader (train/batch_loader.h)
 };
 
 // Autocast of the forward pass (train/amp.h): kFloat32 = off. The loss is multiplied by
