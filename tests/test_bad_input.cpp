@@ -286,6 +286,16 @@ std::string string_targets_dataset(BadInputTest &t) {
   return path;
 }
 
+// train with --synthetic SPEC instead of the good data (no --data).
+BadInputCase synthetic_case(std::string name, std::string spec, std::string phrase) {
+  return {std::move(name), [spec, phrase](BadInputTest &t) {
+            Args args = t.train({"--synthetic", spec});
+            const auto data = std::find(args.begin(), args.end(), "--data");
+            args.erase(data, data + 2);
+            return BadInput{args, phrase};
+          }};
+}
+
 // `data import-images` on dir/images holding `entries` ("class/file", or "class/" for an empty
 // folder, "" for an empty dir/images; none: no dir/images at all), writing dir/out.h5.
 BadInputCase image_folder_case(std::string name, std::vector<std::string> entries,
@@ -675,6 +685,14 @@ const std::vector<BadInputCase> kCases = {
           return Args{"--augment", "crop,rotate"};
         },
         "--augment: unknown augmentation 'rotate'"),
+    synthetic_case("SyntheticMalformed", "8:4:64", "--synthetic 8:4:64: expected CxHxW:CLASSES:N"),
+    synthetic_case("SyntheticOneClass", "1x8x8:1:64", "at least 2 classes"),
+    train_case(
+        "SyntheticAndData",
+        [](BadInputTest &) {
+          return Args{"--synthetic", "1x8x8:4:64"}; // and the good data's --data
+        },
+        "--data and --synthetic: give one of them"),
     // --- data import-images (issue 15): the folder is refused while it is listed, before any
     // image is decoded, so the image files here need no real content ---
     image_folder_case("ImageFolderMissing", {}, "images: no such folder"),
