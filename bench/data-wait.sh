@@ -35,8 +35,9 @@
 # bench/results/data-wait-<date>.json. Exit 0 whether or not the goal was met; non-zero when a run
 # fails (its command and the end of its output are printed, its folder kept).
 # Needs a build with --augment, --synthetic and the data_wait_seconds metric, Debian's
-# python3-torch, python3-torchvision and python3-h5py. The full run takes ~9 min on the idle
-# 2-core VM (3 repeats of: cnn-1, cnn-1-plain, cnn-mpi3 ~40 s each, each r18 case ~15-20 s).
+# python3-torch, python3-torchvision and python3-h5py. The full run takes ~6 min on the idle
+# 2-core VM (one repeat took 110 s there on 2026-11-29: cnn-1 2450 samples/s, cnn-1-plain 2400,
+# cnn-mpi3 3280, r18-synth 510, r18-file 500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
