@@ -443,16 +443,18 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
   } else {
     r = evaluate(*model, loss, dataset);
   }
+  // Accuracy for class labels only (null in JSON, left out of the line otherwise).
+  const bool labels = m.class_labels();
   if (json)
     fmt::print("{}\n", nlohmann::json{{"checkpoint", checkpoint},
                                       {"data", data},
                                       {"samples", r.samples},
-                                      {"accuracy", r.accuracy},
+                                      {"accuracy", labels ? nlohmann::json(r.accuracy) : nullptr},
                                       {"loss", r.loss}}
                            .dump(2));
   else
-    fmt::print("{} on {}: accuracy {:.4f}, loss {:.4f} ({} samples)\n", checkpoint, data,
-               r.accuracy, r.loss, r.samples);
+    fmt::print("{} on {}: {}loss {:.4f} ({} samples)\n", checkpoint, data,
+               labels ? fmt::format("accuracy {:.4f}, ", r.accuracy) : "", r.loss, r.samples);
   return kExitOk;
 }
 
