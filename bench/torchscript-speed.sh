@@ -139,7 +139,7 @@ for r in $(seq 1 "$repeats"); do
       echo "run $r: $line"
       runs+=("$line")
     done
-    # The commands as run, with the temporary paths as placeholders, for the JSON.
+    # The commands as run, for the JSON, with $WORK written for the temporary folder.
     cmds[0]="${hetrain_cmd[*]}" cmds[1]="${pytorch_cmd[*]}"
     printf -v "cmd_$model" '%s\n' "${cmds[@]//$work\//\$WORK/}"
   done

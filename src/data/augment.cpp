@@ -1,6 +1,7 @@
 #include "hetrain/data/augment.h"
 
 #include "hetrain/common/error.h"
+#include "hetrain/common/splitmix.h"
 
 #include <fmt/format.h>
 
@@ -41,13 +42,6 @@ AugmentOp parse_one(const std::string &item) {
   throw UserError(fmt::format("--augment: unknown augmentation '{}' (crop[:PAD], flip, "
                               "resized-crop[:MIN])",
                               name));
-}
-
-uint64_t splitmix(uint64_t &state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
 }
 
 // RandomCrop with padding: the image shifted by (dy, dx) in [-pad, pad], zeros shifted in.
@@ -155,18 +149,18 @@ void check_augment(const std::vector<AugmentOp> &ops, const DatasetMeta &meta) {
 
 SampleRng::SampleRng(uint64_t seed, int64_t epoch, int64_t index)
     : state_(seed * 0xd1342543de82ef95ULL) {
-  state_ ^= splitmix(state_) + static_cast<uint64_t>(epoch) * 0x9e3779b97f4a7c15ULL;
-  state_ ^= splitmix(state_) + static_cast<uint64_t>(index) * 0xbf58476d1ce4e5b9ULL;
-  splitmix(state_);
+  state_ ^= splitmix64(state_) + static_cast<uint64_t>(epoch) * 0x9e3779b97f4a7c15ULL;
+  state_ ^= splitmix64(state_) + static_cast<uint64_t>(index) * 0xbf58476d1ce4e5b9ULL;
+  splitmix64(state_);
 }
 
-double SampleRng::uniform() { return static_cast<double>(splitmix(state_) >> 11) * 0x1.0p-53; }
+double SampleRng::uniform() { return static_cast<double>(splitmix64(state_) >> 11) * 0x1.0p-53; }
 
 int64_t SampleRng::integer(int64_t lo, int64_t hi) {
   const auto span = static_cast<uint64_t>(hi - lo) + 1;
   // Multiply-shift; a bias of at most span / 2^64, far below anything that could matter here.
   const auto r =
-      static_cast<uint64_t>((static_cast<unsigned __int128>(splitmix(state_)) * span) >> 64);
+      static_cast<uint64_t>((static_cast<unsigned __int128>(splitmix64(state_)) * span) >> 64);
   return lo + static_cast<int64_t>(r);
 }
 

@@ -3,6 +3,7 @@
 #include "hetrain/common/check.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/hdf5_util.h"
+#include "hetrain/common/splitmix.h"
 #include "hetrain/common/system_info.h"
 #include "hetrain/data/augment.h"
 
@@ -183,14 +184,6 @@ void Dataset::normalize(float *x, int64_t plane) const {
 }
 
 namespace {
-// splitmix64: a tiny, well-known mixer; good enough to turn (seed, epoch) into a stream.
-uint64_t splitmix64(uint64_t &state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 // Unbiased integer in [0, bound) by rejection (Lemire's multiply-shift); no std:: distributions,
 // whose output differs between standard libraries.
 uint64_t bounded(uint64_t &state, uint64_t bound) {

@@ -3,6 +3,7 @@
 #include "hetrain/common/atomic_file.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/hdf5_util.h"
+#include "hetrain/common/splitmix.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -126,10 +127,8 @@ DatasetMeta synthetic_meta(const SyntheticSpec &s, const std::string &source) {
 }
 
 int64_t synthetic_label(const SyntheticSpec &s, int64_t index) {
-  uint64_t z = static_cast<uint64_t>(index) * 0x9e3779b97f4a7c15ULL + 0x5eedULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return static_cast<int64_t>((z ^ (z >> 31)) % static_cast<uint64_t>(s.classes));
+  const uint64_t z = mix64(static_cast<uint64_t>(index) * kGoldenGamma + 0x5eedULL);
+  return static_cast<int64_t>(z % static_cast<uint64_t>(s.classes));
 }
 
 std::vector<int64_t> synthetic_labels(const SyntheticSpec &s) {

@@ -151,18 +151,13 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   summary_.amp = name_of(config.amp);
   // --resume: rank 0 alone reads the checkpoint; the trainers get the parameters as at any start,
   // and each round's command says where in which epoch it is.
-  if (auto resume = find_resume_point(config, spec_, *model_))
+  const std::string fingerprint = model_fingerprint(*model_, spec_);
+  if (auto resume = find_resume_point(config, spec_, fingerprint))
     position_ = restore_training(*resume, *model_, *flat_, *optimizer_, summary_);
   resumed_ = position_;
-  source_ = CheckpointSource{&config,
-                             spec_,
-                             normalization,
-                             model_.get(),
-                             flat_.get(),
-                             optimizer_.get(),
-                             &schedule_,
-                             placement.world_size,
-                             {}};
+  source_ = CheckpointSource{
+      &config,          spec_,      normalization,        model_.get(), flat_.get(),
+      optimizer_.get(), &schedule_, placement.world_size, {},           fingerprint};
   plan_ = plan_for();
   servers_ = std::make_unique<ShardServers>(config, layout_, job_, placement.world_size, *flat_,
                                             *optimizer_);

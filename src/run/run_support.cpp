@@ -93,7 +93,7 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
     c.params.emplace_back(slot.name, FlatParameters::view_of(s.flat->params(), slot));
   c.buffers = named_buffers(*s.model);
   c.frozen = frozen_parameters(*s.model);
-  c.model_fingerprint = model_fingerprint(*s.model, s.spec);
+  c.model_fingerprint = s.fingerprint;
   c.optimizer = s.optimizer->options();
   c.learning_rate = learning_rate(*s.schedule, std::max<int64_t>(0, position.global_step - 1));
   c.optimizer_steps = s.optimizer->steps_taken();
@@ -122,10 +122,9 @@ void check_resumable(const CheckpointContents &c, const ModelSpec &spec, const T
 } // namespace
 
 std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec,
-                                               const Model &model) {
+                                               const std::string &fingerprint) {
   if (config.resume.empty())
     return nullptr;
-  const std::string fingerprint = model_fingerprint(model, spec);
   auto point = std::make_unique<ResumePoint>();
   if (config.resume != "auto") {
     point->path = config.resume;

@@ -46,6 +46,7 @@ struct CheckpointSource {
   const LrSchedule *schedule = nullptr;
   int64_t world_size = 1;
   std::vector<std::string> reports; // JSON, one per node
+  std::string fingerprint;          // model_fingerprint() of the model, computed once
 };
 // Writes <checkpoint-dir>/ckpt-s<step>-<tag>.h5 atomically, prunes old ones, returns the path.
 std::string save_checkpoint(const CheckpointSource &source, const TrainingPosition &position,
@@ -60,8 +61,9 @@ struct ResumePoint {
   std::string path;
   CheckpointContents contents;
 };
+// `fingerprint`: model_fingerprint() of the run's model.
 std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec,
-                                               const Model &model);
+                                               const std::string &fingerprint);
 // ", 2 frozen (conv.weight, conv.bias)" for the startup line, "" without frozen parameters.
 std::string describe_frozen(const Model &model);
 // --loss and --label-smoothing.

@@ -94,12 +94,14 @@ LocalRun::LocalRun(const TrainConfig &config)
   summary_.aggregator_device = device_.str();
   summary_.amp = name_of(config.amp);
   // --resume: the finished epochs, the position in the current one, parameters and optimizer.
-  if (auto resume = find_resume_point(config, spec_, *model_))
+  const std::string fingerprint = model_fingerprint(*model_, spec_);
+  if (auto resume = find_resume_point(config, spec_, fingerprint))
     position_ = restore_training(*resume, *model_, *flat_, *optimizer_, summary_);
   resumed_ = position_;
   source_ = CheckpointSource{&config,      spec_,       train_.normalization(),
                              model_.get(), flat_.get(), optimizer_.get(),
-                             &schedule_,   1,           {}};
+                             &schedule_,   1,           {},
+                             fingerprint};
   source_.reports = {nlohmann::json{
       {"rank", 0},
       {"host", process_identity().host},

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 namespace hetrain {
 
 MixedPrecision::MixedPrecision(AmpMode mode, torch::Device device) {
@@ -77,10 +79,9 @@ ComputeStats MixedPrecision::gradients(Model &model, const LossSpec &loss, const
       ready(parameter);
     };
   // fp16 may redo the step after accumulate_gradients left its buffers: keep the ones before.
-  std::vector<torch::Tensor> start_buffers;
+  std::optional<BufferSnapshot> start_buffers;
   if (dtype_ == torch::kHalf)
-    for (const auto &b : model.buffers())
-      start_buffers.push_back(b.detach().clone());
+    start_buffers.emplace(model);
   for (int attempt = 0;;) {
     flat.zero_grads();
     const double scale = dtype_ == torch::kHalf ? scale_ : 1.0;
@@ -111,12 +112,7 @@ ComputeStats MixedPrecision::gradients(Model &model, const LossSpec &loss, const
     }
     if (unscale(flat.grads()))
       return stats;
-    {
-      torch::NoGradGuard no_grad;
-      auto buffers = model.buffers();
-      for (size_t i = 0; i < buffers.size(); ++i)
-        buffers[i].copy_(start_buffers[i]);
-    }
+    start_buffers->restore(); // reached with fp16 only
     log_warn("--amp fp16: gradient overflowed at loss scale {:.0f}; recomputing at {:.0f}", scale,
              scale_);
     if (++attempt >= 24)

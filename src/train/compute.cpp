@@ -1,5 +1,6 @@
 #include "hetrain/train/compute.h"
 
+#include "hetrain/common/splitmix.h"
 #include "hetrain/train/batch_loader.h"
 
 #include <ATen/autocast_mode.h>
@@ -82,10 +83,10 @@ namespace {
 // accumulated. The rest (the last one, and any that got no gradient) are reported at the end.
 class ReadyReporter {
 public:
-  ReadyReporter(Model &model, const GradientReady &ready)
-      : ready_(ready), done_(trainable_parameters(model).size(), false) {
+  ReadyReporter(Model &model, const GradientReady &ready) : ready_(ready) {
     for (const auto &named : trainable_parameters(model))
       params_.push_back(named.second);
+    done_.assign(params_.size(), false);
     for (size_t i = 0; i < params_.size(); ++i)
       handles_.push_back(params_[i].register_hook([this, i](const torch::Tensor &) {
         report_fired();
@@ -122,16 +123,23 @@ private:
 };
 } // namespace
 
+BufferSnapshot::BufferSnapshot(torch::nn::Module &model) : buffers_(model.buffers()) {
+  torch::NoGradGuard no_grad;
+  for (const auto &b : buffers_)
+    saved_.push_back(b.detach().clone());
+}
+
+void BufferSnapshot::restore() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < buffers_.size(); ++i)
+    buffers_[i].copy_(saved_[i]);
+}
+
 uint64_t micro_batch_seed(uint64_t seed, int64_t epoch, int64_t position) {
   // splitmix64's finaliser over the three, so neighbouring positions get unrelated seeds.
-  auto mix = [](uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  };
-  uint64_t h = mix(seed + 0x9e3779b97f4a7c15ULL);
-  h = mix(h ^ (static_cast<uint64_t>(epoch) + 0x632be59bd9b4e019ULL));
-  return mix(h ^ (static_cast<uint64_t>(position) + 0x85157af5a2e8c2e1ULL));
+  uint64_t h = mix64(seed + kGoldenGamma);
+  h = mix64(h ^ (static_cast<uint64_t>(epoch) + 0x632be59bd9b4e019ULL));
+  return mix64(h ^ (static_cast<uint64_t>(position) + 0x85157af5a2e8c2e1ULL));
 }
 
 namespace {
@@ -139,12 +147,9 @@ namespace {
 // their results are averaged by samples (in double).
 class BufferMean {
 public:
-  explicit BufferMean(Model &model) : buffers_(model.buffers()) {
-    torch::NoGradGuard no_grad;
-    for (const auto &b : buffers_) {
-      start_.push_back(b.detach().clone());
+  explicit BufferMean(Model &model) : buffers_(model.buffers()), start_(model) {
+    for (const auto &b : buffers_)
       sums_.push_back(torch::zeros_like(b, b.options().dtype(torch::kFloat64)));
-    }
   }
   ~BufferMean() {
     if (!finished_)
@@ -153,11 +158,7 @@ public:
   BufferMean(const BufferMean &) = delete;
   BufferMean &operator=(const BufferMean &) = delete;
 
-  void restore() {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < buffers_.size(); ++i)
-      buffers_[i].copy_(start_[i]);
-  }
+  void restore() { start_.restore(); }
   void add(int64_t samples) {
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < buffers_.size(); ++i)
@@ -173,7 +174,9 @@ public:
   }
 
 private:
-  std::vector<torch::Tensor> buffers_, start_, sums_;
+  std::vector<torch::Tensor> buffers_;
+  BufferSnapshot start_;
+  std::vector<torch::Tensor> sums_;
   bool finished_ = false;
 };
 } // namespace

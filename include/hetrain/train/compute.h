@@ -42,6 +42,17 @@ struct SampleRun {
   uint64_t seed = 0;
   int64_t epoch = 0, position = 0; // position of indices[0] in the epoch's order
 };
+// A model's buffers as they are now, to put back: a step recomputed (after an fp16 overflow, or
+// an exception part-way) starts from the buffers it started from.
+class BufferSnapshot {
+public:
+  explicit BufferSnapshot(torch::nn::Module &model);
+  void restore();
+
+private:
+  std::vector<torch::Tensor> buffers_, saved_;
+};
+
 // The seed of the micro-batch starting at `position` (unit-tested: a pure function).
 uint64_t micro_batch_seed(uint64_t seed, int64_t epoch, int64_t position);
 
