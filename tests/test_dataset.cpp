@@ -62,6 +62,43 @@ TEST(Dataset, StreamedHyperslabReadsEqualInMemoryReads) {
   EXPECT_NEAR(memory.get(all).inputs.mean().item<double>(), 0.0, 1e-4);
 }
 
+// The general layout: /inputs of another number type (int16 here, read as float32 values), float
+// /targets, streamed with hyperslabs as the image layout is.
+TEST(Dataset, GeneralLayoutStreamsAndReadsOtherNumberTypes) {
+  TempDir dir;
+  const std::string path = dir.path("general.h5");
+  std::vector<int16_t> inputs(50 * 2 * 3 * 4);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    inputs[i] = static_cast<int16_t>(static_cast<int>(i % 1000) - 500);
+  std::vector<float> targets(50 * 3);
+  std::iota(targets.begin(), targets.end(), 0.5f);
+  {
+    h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    const hsize_t in_dims[4] = {50, 2, 3, 4};
+    h5::Handle in_space(H5Screate_simple(4, in_dims, nullptr), H5Sclose);
+    h5::Handle in_set(
+        H5Dcreate2(file, "inputs", H5T_STD_I16LE, in_space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+        H5Dclose);
+    ASSERT_GE(H5Dwrite(in_set, H5T_NATIVE_INT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, inputs.data()), 0);
+    h5::write_dataset(file, "targets", h5::Kind::F32, targets.data(), {50, 3});
+    h5::write_attr(file, "format", "hetrain-dataset");
+    h5::write_attr(file, "format_version", int64_t{1});
+  }
+  Dataset memory(path, DataResidency::Memory), stream(path, DataResidency::Stream);
+  EXPECT_FALSE(stream.in_memory());
+  EXPECT_TRUE(memory.meta().float_inputs);
+  EXPECT_FALSE(memory.meta().class_labels());
+  EXPECT_EQ(memory.meta().outputs(), 3);
+  const std::vector<int64_t> indices = {49, 7, 7, 0};
+  const Batch a = memory.get(indices), b = stream.get(indices);
+  EXPECT_TRUE(torch::equal(a.inputs, b.inputs));
+  EXPECT_TRUE(torch::equal(a.targets, b.targets));
+  // No mean/std attributes: float inputs are served as stored.
+  EXPECT_EQ(a.inputs[0][1][2][3].item<float>(), inputs[49 * 24 + 1 * 12 + 2 * 4 + 3]);
+  EXPECT_EQ(a.targets.sizes(), (std::vector<int64_t>{4, 3}));
+  EXPECT_EQ(a.targets[1][2].item<float>(), targets[7 * 3 + 2]);
+}
+
 TEST(DatasetFile, MalformedLayoutsAreRefusedWithTheirReason) {
   TempDir dir;
   struct Case {
