@@ -16,6 +16,11 @@
 #     CUDA_ARCHS=native           CMAKE_CUDA_ARCHITECTURES (with no GPU: the project's default list)
 #     NP=3                        MPI ranks of the training run (1 aggregator + NP-1 trainers)
 #     STEP_TIMEOUT=900            seconds allowed to each program run (tests, benchmarks, training)
+#     SKIP="train train-amp"      steps not to run this time (gpu-tests aggregate node-report train
+#                                 train-amp mpi-tests), e.g. on a device lent for a few minutes;
+#                                 each is recorded as "not run: SKIP"
+#     MPI_TESTS=REGEX             only the MPI tests whose names match (ctest -R), e.g.
+#                                 'wire_dtype|signal'
 #
 # Every step runs even if an earlier one failed (except those that need the build); each one's
 # pass/fail goes into the results file, and the exit status is non-zero if any failed. Missing
@@ -203,8 +208,10 @@ export OMPI_MCA_hwloc_base_binding_policy=${OMPI_MCA_hwloc_base_binding_policy:-
 mkdir -p "$out"
 for f in aggregate.json node-report.json train-summary.json train-amp-summary.json; do rm -f "${out:?}/$f"; done  # stale outputs
 steps=()                   # "name status" in order run; status: pass, fail or "not run: why"
+skip=" ${SKIP:-} "          # steps not to run, space-separated
 step() {  # step NAME CMD...: runs CMD, output to the terminal and $out/NAME.log, records pass/fail
   local name=$1; shift
+  if [[ $skip == *" $name "* ]]; then steps+=("$name not run: SKIP"); echo "== gpu-check: $name: skipped (SKIP)"; return 0; fi
   echo "== gpu-check: $name: $*"
   if "$@" 2>&1 | tee "$out/$name.log"; then steps+=("$name pass"); else steps+=("$name fail"); fi
   echo "== gpu-check: $name: ${steps[-1]#* }"
@@ -263,7 +270,7 @@ sys.exit(not any(r.get('device') == 'cuda' for r in d.get('results', [])))"
   # Their checks read checkpoints with h5py: HETRAIN_PYTHON names a python that has it (on the
   # 2026-11-23 H100 run /usr/bin/python3 lacked it, and 4 of the 5 failing cases were those).
   step mpi-tests env HETRAIN_PYTHON="$(command -v python3)" timeout "$step_timeout" \
-    ctest --test-dir "$build_dir" -L mpi --output-on-failure --no-tests=error
+    ctest --test-dir "$build_dir" -L mpi ${MPI_TESTS:+-R "$MPI_TESTS"} --output-on-failure --no-tests=error
 else
   for s in gpu-tests aggregate node-report prepare-data train train-amp mpi-tests; do steps+=("$s not run: build failed"); done
 fi
@@ -300,14 +307,16 @@ def tail(name, n=40):
 steps = {}
 for line in e["GC_STEPS"].splitlines():
     name, status = line.split(" ", 1)
-    steps[name] = {"status": status} if status == "pass" else {"status": status, "log_tail": tail(name)}
+    steps[name] = ({"status": status} if status in ("pass", "not run: SKIP")
+                   else {"status": status, "log_tail": tail(name)})
 doc = {
     "date": e["GC_DAY"], "host": e["GC_HOST"], "gpu": e["GC_GPU"], "driver": e["GC_DRIVER"],
     "nvcc": e["GC_NVCC"], "torch": e["GC_TORCH"], "torch_cmake_prefix": e["GC_TORCH_DIR"],
     "glibc": e["GC_GLIBC"], "cmake": e["GC_CMAKE"],
     "debs": e["GC_DEBS"] or None, "prefix": e["GC_PREFIX"] or None,
     "openmpi_mca_env": {k: v for k, v in sorted(e.items()) if k.startswith("OMPI_MCA_")},
-    "passed": all(s["status"] == "pass" for s in steps.values()),
+    "passed": all(s["status"] in ("pass", "not run: SKIP") for s in steps.values()),
+    "skipped": [n for n, s in steps.items() if s["status"] == "not run: SKIP"],
     "steps": steps,
     "aggregate": load("aggregate.json"),
     "node_report": load("node-report.json"),
@@ -324,7 +333,7 @@ if [ -n "${OUT:-}" ]; then   # a collecting tool's folder: the results and the l
   tar -czf "$OUT/gpu-check-logs.tar.gz" -C "$out" .
 fi
 
-failed=$(printf '%s\n' "${steps[@]}" | awk '$2 != "pass" {print $1}' | xargs)
+failed=$(printf '%s\n' "${steps[@]}" | awk '$2 != "pass" && !/not run: SKIP$/ {print $1}' | xargs)
 for s in "${steps[@]}"; do printf '  %-13s %s\n' "${s%% *}" "${s#* }"; done
 [ -z "$failed" ] || die "failed: $failed"
 echo "gpu-check: all steps passed"

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BUILD_DIR:-build}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "$@"
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DHETRAIN_OPENCV=ON "$@"
 cmake --build "$build_dir" -j "$(nproc)"

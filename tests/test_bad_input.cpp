@@ -313,7 +313,8 @@ BadInputCase image_folder_case(std::string name, std::vector<std::string> entrie
             if (extra.empty())
               args.insert(args.end(), {"--size", "8x8"});
             args.insert(args.end(), extra.begin(), extra.end());
-            return BadInput{args, phrase};
+            // A build without OpenCV refuses the command itself, before it looks at anything.
+            return BadInput{args, HETRAIN_HAVE_OPENCV ? phrase : "built without OpenCV"};
           }};
 }
 

@@ -176,6 +176,7 @@ TEST(Options, ConfigJsonKeepsTheKeysAndNamesCheckpointsStore) {
   EXPECT_EQ(j["seed"], 7u);
   const std::set<std::string> keys_of_old_checkpoints = {"aggregator_device",
                                                          "aggregators",
+                                                         "aggregators_per_host",
                                                          "amp",
                                                          "augment",
                                                          "balance",
@@ -186,6 +187,7 @@ TEST(Options, ConfigJsonKeepsTheKeysAndNamesCheckpointsStore) {
                                                          "chunk_mb",
                                                          "data",
                                                          "data_residency",
+                                                         "deterministic",
                                                          "device",
                                                          "epochs",
                                                          "eps",

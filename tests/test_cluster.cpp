@@ -2,6 +2,7 @@
 // weighted sum against a float64 reference.
 #include "hetrain/aggregate/weighted_sum.h"
 #include "hetrain/cluster/admission.h"
+#include "hetrain/cluster/aggregator_layout.h"
 #include "hetrain/cluster/report_message.h"
 #include "hetrain/cluster/thread_share.h"
 #include "hetrain/common/error.h"
@@ -166,4 +167,26 @@ TEST(ThreadShare, RanksSharingCoresDivideThemAndTheAggregatorTakesOne) {
   EXPECT_EQ(default_threads(8, {agg, agg}, RankRole::kAggregator), 4);
   // Never zero.
   EXPECT_EQ(default_threads(1, {agg, agg, tr, tr, tr}, RankRole::kTrainer), 1);
+}
+
+// --aggregators-per-host: A = hosts; ranks 0..A-1 one per host, or the error says how to place.
+TEST(AggregatorLayout, OnePerHostWhenRanksAreDealtOverHosts) {
+  // mpirun --map-by node on 3 hosts, 6 ranks: hosts of ranks 0..5 are 0,1,2,0,1,2.
+  EXPECT_EQ(aggregators_per_host({0, 1, 2, 0, 1, 2}), 3);
+  // 4 hosts, 2 trainers on each after its aggregator (a rankfile): 4 aggregators.
+  EXPECT_EQ(aggregators_per_host({0, 1, 2, 3, 0, 0, 1, 1, 2, 2, 3, 3}), 4);
+  // One host: one aggregator (rank 0), as without the option.
+  EXPECT_EQ(aggregators_per_host({0, 0, 0}), 1);
+}
+
+TEST(AggregatorLayout, RanksFilledHostByHostAreRefusedWithTheFix) {
+  try {
+    aggregators_per_host({0, 0, 0, 3, 3, 3}); // mpirun's default --map-by slot: 2 hosts
+    FAIL() << "ranks 0 and 1 share a host";
+  } catch (const UserError &e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("ranks 0 and 1 share a host"), std::string::npos) << what;
+    EXPECT_NE(what.find("--map-by node"), std::string::npos) << what;
+  }
+  EXPECT_THROW(aggregators_per_host({0, 1, 2}), UserError); // no trainer left
 }

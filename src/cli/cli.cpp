@@ -182,6 +182,8 @@ int run_exit_code(const TrainSummary &summary) {
 
 int cmd_train(const TrainConfig &config, const FaultPlan &faults, int argc, char **argv) {
   arm_faults(faults); // testing only; an empty plan (every real run) arms nothing
+  if (config.deterministic)
+    use_deterministic_kernels(); // before the node probe's first CUDA call
   if (launched_world_size() > 1) {
     MpiSession mpi(&argc, &argv,
                    /*peers_may_die=*/config.on_trainer_loss == TrainerLoss::kContinue);

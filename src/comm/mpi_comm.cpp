@@ -104,6 +104,20 @@ NodeLocal node_local(MPI_Comm comm, int role) {
   return out;
 }
 
+std::vector<int> host_ids(MPI_Comm comm) {
+  int rank = 0, size = 1;
+  CHECK_MPI(MPI_Comm_rank(comm, &rank));
+  CHECK_MPI(MPI_Comm_size(comm, &size));
+  MPI_Comm local;
+  CHECK_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local));
+  int mine = rank;
+  CHECK_MPI(MPI_Allreduce(&rank, &mine, 1, MPI_INT, MPI_MIN, local));
+  CHECK_MPI(MPI_Comm_free(&local));
+  std::vector<int> all(static_cast<size_t>(size));
+  CHECK_MPI(MPI_Allgather(&mine, 1, MPI_INT, all.data(), 1, MPI_INT, comm));
+  return all;
+}
+
 void RequestSet::add(MPI_Request request, int peer, std::string what) {
   requests_.push_back(request);
   peers_.push_back(peer);

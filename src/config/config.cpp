@@ -92,6 +92,12 @@ void validate(const TrainConfig &c) {
   require(c.stall_warning >= 0, "--stall-warning: must be >= 0 (0 = half --straggler-timeout)");
   require(c.chunk_mb > 0 && c.chunk_mb <= 1024, "--chunk-mb: must be in (0, 1024]");
   require(c.aggregators >= 1, "--aggregators: must be at least 1");
+  require(!c.aggregators_per_host || c.aggregators == 1,
+          "--aggregators and --aggregators-per-host: give one of them");
+  require(!c.aggregators_per_host || c.sync == SyncMode::kGradient,
+          "--aggregators-per-host needs --sync gradient (params mode averages on rank 0)");
+  require(!c.aggregators_per_host || c.on_trainer_loss == TrainerLoss::kAbort,
+          "--aggregators-per-host needs --on-trainer-loss abort");
   // Shard servers step their part of a gradient; in params mode rank 0 averages whole models,
   // and a round redone on survivors would need every shard rolled back mid-round.
   require(c.aggregators == 1 || c.sync == SyncMode::kGradient,

@@ -6,11 +6,7 @@
 #include "hetrain/common/error.h"
 #include "hetrain/common/system_info.h"
 #include "hetrain/data/dataset_file.h"
-
-#include <opencv2/core.hpp>
-#include <opencv2/core/utils/logger.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
+#include "image_decode.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -235,37 +231,7 @@ std::string decode_image(const std::string &path, const ImageFolderOptions &o, u
     problem = check_bytes(bytes, format);
   if (!problem.empty())
     return problem;
-  cv::Mat image;
-  try {
-    // imdecode on the bytes just checked: the decoders and EXIF handling of cv::imread.
-    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U, bytes.data());
-    image = cv::imdecode(raw, o.channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
-    if (image.empty())
-      return fmt::format("OpenCV cannot decode it (corrupt or truncated {})", format);
-    const int want = o.channels == 1 ? CV_8UC1 : CV_8UC3;
-    if (image.type() != want)
-      return fmt::format("OpenCV decoded it as type {}, not 8-bit", image.type());
-    if (image.rows != o.height || image.cols != o.width) {
-      const bool grows = o.height > image.rows || o.width > image.cols;
-      cv::Mat resized;
-      cv::resize(image, resized, cv::Size(static_cast<int>(o.width), static_cast<int>(o.height)), 0,
-                 0, grows ? cv::INTER_LINEAR : cv::INTER_AREA);
-      image = resized;
-    }
-  } catch (const cv::Exception &e) {
-    return fmt::format("OpenCV cannot decode it ({})", e.err);
-  } catch (const std::bad_alloc &) {
-    return "out of memory decoding it";
-  }
-  // HWC (BGR for colour) to CHW (RGB).
-  const int64_t plane = o.height * o.width, c_count = o.channels;
-  for (int64_t y = 0; y < o.height; ++y) {
-    const uint8_t *row = image.ptr<uint8_t>(static_cast<int>(y));
-    for (int64_t x = 0; x < o.width; ++x)
-      for (int64_t c = 0; c < c_count; ++c)
-        out[c * plane + y * o.width + x] = row[x * c_count + (c_count - 1 - c)];
-  }
-  return "";
+  return decode_pixels(bytes, format, o.channels, o.height, o.width, out);
 }
 
 // --- stderr while decoding ----------------------------------------------------------------------
@@ -382,8 +348,7 @@ Decoded decode_all(const ImageFolderOptions &o, const Listing &listing, int thre
       ++done;
     }
   };
-  cv::setNumThreads(0); // one OpenCV thread per worker: the workers are the parallelism
-  cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  prepare_decoder_threads();
   {
     QuietStderr quiet;
     Progress progress(quiet.fd(), n);
@@ -453,6 +418,10 @@ ImageSet empty_set(const ImageFolderOptions &o, const Listing &listing, const st
 }
 
 void check_options(const ImageFolderOptions &o) {
+  if (!kHaveImageDecoder)
+    throw UserError("data import-images: this hetrain was built without OpenCV (CMake did not "
+                    "find it); install Debian's libopencv-imgcodecs-dev and "
+                    "libopencv-imgproc-dev (scripts/install-deps.sh does) and rebuild");
   if (o.height < 1 || o.width < 1 || o.height > kMaxSide || o.width > kMaxSide)
     throw UserError(
         fmt::format("--size {}x{}: each side must be 1..{}", o.height, o.width, kMaxSide));

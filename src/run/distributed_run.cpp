@@ -2,6 +2,7 @@
 // (coordinator.cpp, with the round executor), ranks 1..A-1 serve shards of the flat buffer under
 // --aggregators A (shard_server.cpp), the others train (trainer.cpp). All traffic after admission
 // is point to point with deadlines, never a collective a lost peer would block.
+#include "hetrain/cluster/aggregator_layout.h"
 #include "hetrain/cluster/thread_share.h"
 #include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/error.h"
@@ -17,8 +18,23 @@
 
 namespace hetrain {
 
-TrainSummary run_distributed_training(const TrainConfig &config) {
-  validate(config);
+namespace {
+// --aggregators-per-host resolved: A = the job's hosts, checked against where the ranks sit.
+TrainConfig with_aggregators(TrainConfig config) {
+  if (!config.aggregators_per_host)
+    return config;
+  const std::vector<int> host_of = host_ids(MPI_COMM_WORLD); // collective: every rank calls it
+  config.aggregators = aggregators_per_host(host_of);
+  if (process_identity().rank == 0)
+    log_info("--aggregators-per-host: {} host(s), so rank(s) 0..{} aggregate, one per host",
+             config.aggregators, config.aggregators - 1);
+  return config;
+}
+} // namespace
+
+TrainSummary run_distributed_training(const TrainConfig &given) {
+  validate(given);
+  const TrainConfig config = with_aggregators(given);
   const ProcessIdentity &id = process_identity();
   // Collective over the world, so every rank calls it before anything can diverge.
   const RankRole role = id.rank < config.aggregators ? RankRole::kAggregator : RankRole::kTrainer;

@@ -8,6 +8,7 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 #include <optional>
 
@@ -260,6 +261,16 @@ EvalResult evaluate(Model &model, const LossSpec &loss, const Dataset &data, int
   result.loss = sums.loss_sum / static_cast<double>(sums.samples);
   result.accuracy = static_cast<double>(sums.correct) / static_cast<double>(sums.samples);
   return result;
+}
+
+void use_deterministic_kernels() {
+  setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0); // read when cuBLAS starts
+  at::Context &context = at::globalContext();
+  context.setDeterministicAlgorithms(true, /*warn_only=*/true);
+  context.setDeterministicCuDNN(true);
+  context.setBenchmarkCuDNN(false);
+  context.setAllowTF32CuDNN(false);
+  context.setFloat32MatmulPrecision("highest");
 }
 
 } // namespace hetrain

@@ -23,7 +23,7 @@ source "$(dirname "$0")/common.sh"
 source "$tests/models/models.sh"
 export_models bn_dropout bn_no_dropout
 s=(--data "$train" --epochs 1 --optimizer momentum --lr 0.01 --global-batch 256 --micro-batch 32
-   --limit-train-samples 5120 --threads 1 --seed 7 --progress-seconds 1000)
+   --limit-train-samples 5120 --threads 1 --deterministic --seed 7 --progress-seconds 1000)
 final=ckpt-s00000020-epoch.h5
 "$HETRAIN" train "${s[@]}" --model "$models/bn_dropout.pt" --checkpoint-dir "$work/one" | tail -n 1
 mpi 4 "$HETRAIN" train "${s[@]}" --model "$models/bn_dropout.pt" --checkpoint-dir "$work/three" \

@@ -21,7 +21,7 @@
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 need_data "$test_set"
-s=(--data "$train" --model cnn --epochs 2 --limit-train-samples 3072 --threads 1
+s=(--data "$train" --model cnn --epochs 2 --limit-train-samples 3072 --threads 1 --deterministic
    --checkpoint-every 2 --keep-checkpoints 100 --progress-seconds 1000)
 final=ckpt-s00000024-epoch.h5 # 3072 samples in steps of 256: 12 an epoch
 two=(--balance static:1,1)

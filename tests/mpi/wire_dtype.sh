@@ -17,7 +17,7 @@
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256
-   --micro-batch 32 --limit-train-samples 2480 --threads 1 --seed 7 --progress-seconds 1000)
+   --micro-batch 32 --limit-train-samples 2480 --threads 1 --deterministic --seed 7 --progress-seconds 1000)
 ck=ckpt-s00000010-epoch.h5
 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/one" >/dev/null
 for dtype in fp32 bf16 fp16; do

@@ -48,6 +48,11 @@ struct NodeLocal {
 };
 NodeLocal node_local(MPI_Comm comm, int role);
 
+// The host of every rank of `comm`, as the lowest rank of `comm` on it: ranks that share memory
+// (MPI_COMM_TYPE_SHARED, i.e. one node to the launcher) have the same id. Host names are not
+// used: simulated hosts (network namespaces) and containers may all share one. Collective.
+std::vector<int> host_ids(MPI_Comm comm);
+
 // A wait that ran out of time. `peer` is the rank that did not answer.
 class PeerTimeout : public std::runtime_error {
 public:

@@ -47,7 +47,8 @@ struct TrainConfig {
   DeviceChoice device = DeviceChoice::kAuto;            // trainers; one-process runs
   DeviceChoice aggregator_device = DeviceChoice::kAuto; // where rank 0 averages and steps
   AmpMode amp = AmpMode::kOff;                          // autocast of forward passes
-  int threads = 0; // torch intra-op threads; 0 = the cores this process may use
+  int threads = 0;            // torch intra-op threads; 0 = the cores this process may use
+  bool deterministic = false; // deterministic kernels, no TF32 (GPU runs repeatable bit for bit)
 
   // The distributed job (world size > 1; DESIGN §3, §4, §7)
   SyncMode sync = SyncMode::kGradient;     // exact gradient | params (local SGD, model averaging)
@@ -60,6 +61,7 @@ struct TrainConfig {
   double stall_warning = 0;       // warn about late trainers after this long (0 = timeout / 2)
   TrainerLoss on_trainer_loss = TrainerLoss::kAbort; // continue needs mpirun --enable-recovery
   double chunk_mb = 4;                               // size of one message of the flat buffers
+  bool aggregators_per_host = false; // A = the hosts of the job, one aggregator on each
   int aggregators = 1;  // ranks 0..A-1 each own 1/A of the flat buffer (sharded aggregation)
   bool overlap = false; // CPU trainers send gradient chunks during the last backward pass
   double min_relative_speed = 0; // admission: probe speed / fastest trainer's

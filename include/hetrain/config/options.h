@@ -98,6 +98,10 @@ template <class Visit> void visit_train_options(Visit &&visit) {
           "trainers, and bf16 on CPU trainers)"},
         &C::amp);
   visit(O{"threads", place, "Torch threads (0 = the cores this process may use)"}, &C::threads);
+  visit(O{"deterministic", place,
+          "Deterministic kernels only and no TF32 (cuDNN, cuBLAS, scatter): GPU runs repeat bit "
+          "for bit and splits agree to rounding, at some speed"},
+        &C::deterministic);
 
   visit(O{"sync", dist,
           "gradient: exact gradient of the global batch | params: local steps, then "
@@ -133,6 +137,10 @@ template <class Visit> void visit_train_options(Visit &&visit) {
           "Ranks 0..A-1 aggregate, each owning 1/A of the parameters (sharded optimizer state); "
           "the trainers are ranks A and up"},
         &C::aggregators);
+  visit(O{"aggregators-per-host", dist,
+          "One aggregator per host, next to its trainers (A = the job's hosts): ranks 0..A-1 "
+          "must sit one per host (mpirun --map-by node, srun --distribution=cyclic)"},
+        &C::aggregators_per_host);
   visit(O{"min-relative-speed", dist,
           "Admission: reject trainers slower than this fraction of the fastest"},
         &C::min_relative_speed);
