@@ -2,7 +2,7 @@
 # A LAN of several hosts inside this machine, for tests and benchmarks (root; Linux network
 # namespaces joined to the root namespace by rate-shaped veth pairs; docs: README "LAN").
 #
-#   scripts/lan-sim.sh up NAME --hosts N --rate RATE[,RATE...] [--cpus CPUS[,CPUS...]] [--slots K]
+#   scripts/lan-sim.sh up NAME --hosts N --rate RATE[,RATE...] [--cpus CPUS[,...]] [--slots K[,...]]
 #   scripts/lan-sim.sh run NAME -- MPIRUN-ARGS...     mpirun across the hosts
 #   scripts/lan-sim.sh exec NAME HOST -- COMMAND...   a plain process on host HOST (0..N-1)
 #   scripts/lan-sim.sh counters NAME                  bytes in and out of each host's link, JSON
@@ -16,7 +16,9 @@
 # packet from host a to host b crosses a's egress and b's ingress, so it moves at min(rate a,
 # rate b). Forwarding in the root namespace lets the hosts reach each other.
 # --cpus pins host i's processes (taskset -c, e.g. --cpus 0,1,1) to give hosts unequal compute;
-# --slots K writes slots=K into the hostfile (default 2).
+# --slots K writes slots=K into the hostfile (default 2; one for all or one per host): with
+# `mpirun --map-by slot` and as many ranks as slots, --slots 1,2,2 puts rank 0 alone on host 0
+# and ranks 1-2, 3-4 on hosts 1 and 2.
 #
 # `up` writes /run/hetrain-lan/NAME/: hostfile (one address per host), agent (Open MPI's
 # plm_rsh_agent: it enters the host's namespace and a new UTS namespace whose host name is
@@ -101,13 +103,16 @@ cmd_down() {
   echo "lan-sim: $1 removed"
 }
 
-# shape DEV RATE [NETNS]: tbf on DEV's egress. The burst lets one 1 ms timer tick pass at the
-# rate (256 KiB at 1 Gbit/s, as in the recipe that measured 112.9 MB/s); the latency bounds the
-# queue.
+# shape DEV RATE [NETNS]: tbf on DEV's egress. The burst is 1 ms at the rate (125 kB at 1 Gbit/s,
+# 6.25 kB at 50 Mbit/s; at least 4 KiB): what passes at full speed after the link was idle. A
+# real link never beats its rate, and a larger burst would let a short message (a link probe's)
+# through faster than the rate: with the recipe's 256 KiB a 512 KiB message measured 217 MB/s on
+# 1 Gbit/s, and a 64 KiB one on 50 Mbit/s would not see the limit at all. tbf splits a GSO packet
+# larger than the burst into MTU-sized ones. The latency bounds the queue.
 shape() {
   local dev=$1 rate=$2 ns=${3:-} bits burst
   bits=$(rate_bits "$rate")
-  burst=$(awk -v b="$bits" 'BEGIN{x=b/8/1000*2; if (x < 262144) x=262144; printf "%.0f", x}')
+  burst=$(awk -v b="$bits" 'BEGIN{x=b/8/1000; if (x < 4096) x=4096; printf "%.0f", x}')
   if [ -n "$ns" ]; then
     ip netns exec "$ns" tc qdisc replace dev "$dev" root tbf rate "$rate" burst "$burst" latency 50ms
   else
@@ -164,7 +169,7 @@ write_state() {
   local dir=$1 name i subnets
   name=$(basename "$dir")
   : >"$dir/hostfile"
-  for ((i = 0; i < hosts; i++)); do echo "${addrs[i]} slots=$slots" >>"$dir/hostfile"; done
+  for ((i = 0; i < hosts; i++)); do echo "${addrs[i]} slots=${slots[i]}" >>"$dir/hostfile"; done
   write_agent "$dir"
   subnets=$(printf "$prefix.%s.0/24," "${ks[@]}")
   subnets=${subnets%,}
@@ -193,21 +198,20 @@ write_state() {
 
 cmd_up() {
   [ $# -ge 1 ] || usage "up takes NAME --hosts N --rate RATE[,RATE...]"
-  local name=$1 rate_arg="" cpu_arg="" i k dir
+  local name=$1 rate_arg="" cpu_arg="" slot_arg=2 i k dir
   shift
   check_name "$name"
-  hosts="" slots=2
+  hosts=""
   while [ $# -gt 0 ]; do
     case $1 in
       --hosts) hosts=${2:-}; shift 2 || usage "--hosts needs a value" ;;
       --rate) rate_arg=${2:-}; shift 2 || usage "--rate needs a value" ;;
       --cpus) cpu_arg=${2:-}; shift 2 || usage "--cpus needs a value" ;;
-      --slots) slots=${2:-}; shift 2 || usage "--slots needs a value" ;;
+      --slots) slot_arg=${2:-}; shift 2 || usage "--slots needs a value" ;;
       *) usage "unknown option '$1' for up" ;;
     esac
   done
   [[ $hosts =~ ^[1-9][0-9]*$ ]] && [ "$hosts" -le 64 ] || usage "--hosts must be 1..64, not '$hosts'"
-  [[ $slots =~ ^[1-9][0-9]*$ ]] || usage "--slots must be a positive integer, not '$slots'"
   [ -n "$rate_arg" ] || usage "--rate is required (e.g. --rate 1gbit or --rate 1gbit,1gbit,50mbit)"
   IFS=, read -r -a rates <<<"$rate_arg"
   if [ "${#rates[@]}" -eq 1 ]; then
@@ -216,6 +220,14 @@ cmd_up() {
   [ "${#rates[@]}" -eq "$hosts" ] || usage "--rate lists ${#rates[@]} rates for $hosts hosts"
   for i in "${rates[@]}"; do
     [ -n "$(rate_bits "$i")" ] || usage "rate '$i' is not a tc rate such as 1gbit or 50mbit"
+  done
+  IFS=, read -r -a slots <<<"$slot_arg"
+  if [ "${#slots[@]}" -eq 1 ]; then
+    for ((i = 1; i < hosts; i++)); do slots[i]=${slots[0]}; done
+  fi
+  [ "${#slots[@]}" -eq "$hosts" ] || usage "--slots lists ${#slots[@]} counts for $hosts hosts"
+  for i in "${slots[@]}"; do
+    [[ $i =~ ^[1-9][0-9]*$ ]] || usage "--slots entry '$i' is not a positive integer"
   done
   cpus=()
   if [ -n "$cpu_arg" ]; then

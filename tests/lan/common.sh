@@ -44,9 +44,10 @@ lan() {
     "$@"
 }
 counters() { "$lan_sim" counters "$sim" >"$1"; }
-param_bytes() { # fp32 bytes of the parameters, from the line "model NAME: N parameters"
+param_bytes() { # fp32 bytes of the parameters, from "model NAME: N parameters" (a distributed
+  # run's log) or "model NAME (N parameters)" (a one-process run's)
   local n
-  n=$(grep -oE "model [^:]+: [0-9]+ parameters" "$1" | head -n 1 | grep -oE "[0-9]+ parameters" |
+  n=$(grep -m1 -oE "model [^ ]+(:| \()[ ]?[0-9]+ parameters" "$1" | grep -oE "[0-9]+ parameters" |
     grep -oE "[0-9]+") || fail "no 'model ...: N parameters' line in $1"
   echo $((n * 4))
 }
