@@ -125,6 +125,7 @@ make_host() {
   local dir=$1 i=$2 k=$3 rate=$4 name ns err
   name=$(basename "$dir")
   ns=$name-h$i
+  ! ip netns list | grep -q "^$ns\b" || die "a namespace named $ns exists already (not this sim's)"
   echo "$ns" >>"$dir/netns"
   if ! err=$(ip netns add "$ns" 2>&1); then
     unavailable "cannot make network namespaces here ('ip netns add' said: $err)"
@@ -140,7 +141,10 @@ make_host() {
   ip netns exec "$ns" ip link set lo up
   ip netns exec "$ns" ip route add default via "$prefix.$k.1"
   if ! err=$(shape "hlan$k" "$rate" 2>&1); then
-    unavailable "cannot shape links with tbf here (tc said: $err)"
+    case $err in
+      *"qdisc kind is unknown"* | *"not supported"*) unavailable "no tbf qdisc here (tc said: $err)" ;;
+      *) die "tc could not shape hlan$k at $rate: $err" ;;
+    esac
   fi
   shape "hlan${k}p" "$rate" "$ns"
 }
@@ -219,7 +223,8 @@ cmd_up() {
   fi
   [ "${#rates[@]}" -eq "$hosts" ] || usage "--rate lists ${#rates[@]} rates for $hosts hosts"
   for i in "${rates[@]}"; do
-    [ -n "$(rate_bits "$i")" ] || usage "rate '$i' is not a tc rate such as 1gbit or 50mbit"
+    [ "$(rate_bits "$i")" ] && [ "$(rate_bits "$i")" -ge 8000 ] ||
+      usage "rate '$i' is not a tc rate of at least 8kbit, such as 1gbit or 50mbit"
   done
   IFS=, read -r -a slots <<<"$slot_arg"
   if [ "${#slots[@]}" -eq 1 ]; then
@@ -306,12 +311,12 @@ cmd_exec() {
   shift 3
   [[ $host =~ ^[0-9]+$ ]] && [ "$host" -lt "$LAN_SIM_HOSTS" ] || usage "HOST must be 0..$((LAN_SIM_HOSTS - 1))"
   read -r -a ns <<<"$LAN_SIM_NETNS"
-  IFS=, read -r -a cpu <<<"$(awk -v i="$((host + 1))" '{print $i}' <<<"$LAN_SIM_CPUS")"
-  if [ -n "${cpu[0]:-}" ]; then
-    exec ip netns exec "${ns[host]}" unshare --uts sh -c 'hostname "$0"; shift; exec "$@"' \
-      "${ns[host]}" taskset -c "${cpu[0]}" "$@"
+  cpu=$(awk -v i="$((host + 1))" '{print $i}' <<<"$LAN_SIM_CPUS")
+  if [ -n "$cpu" ]; then
+    exec ip netns exec "${ns[host]}" unshare --uts sh -c 'hostname "$0" && exec "$@"' \
+      "${ns[host]}" taskset -c "$cpu" "$@"
   fi
-  exec ip netns exec "${ns[host]}" unshare --uts sh -c 'hostname "$0"; shift; exec "$@"' \
+  exec ip netns exec "${ns[host]}" unshare --uts sh -c 'hostname "$0" && exec "$@"' \
     "${ns[host]}" "$@"
 }
 
@@ -341,7 +346,11 @@ case $command in
   run) cmd_run "$@" ;;
   exec) cmd_exec "$@" ;;
   counters) cmd_counters "$@" ;;
-  env) load "$1"; echo "$dir/env" ;;
+  env)
+    [ $# -eq 1 ] || usage "env takes NAME"
+    load "$1"
+    echo "$dir/env"
+    ;;
   -h | --help | help) sed -n '2,/^set -euo/p' "$self" | sed '$d' | sed 's/^# \{0,1\}//' ;;
   *) usage "unknown command '$command' (up, run, exec, counters, env, down)" ;;
 esac
