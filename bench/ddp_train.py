@@ -12,7 +12,8 @@ the same global batch, micro-batch, optimizer and learning rate; one epoch of th
 (DistributedSampler: an even share of every global batch per rank, as DDP users do). The loss is
 summed per sample and scaled by world / global batch, so that DDP's averaging all-reduce gives
 the mean gradient over the global batch, as hetrain's. Micro-batches accumulate under no_sync(),
-one all-reduce per global batch, overlapped with the last backward (DDP's buckets).
+one all-reduce per global batch (forward and backward of the others under no_sync()),
+overlapped with the last backward (DDP's buckets).
 
 Rank 0 prints one JSON line: samples/s over the timed loop (after a barrier, to the barrier after
 the last step), seconds, the mean training loss of the last step, each rank's own
@@ -22,6 +23,7 @@ Facts that shaped it (bench/ddp_reference.py): torchrun is not used (ranks are s
 gloo can deadlock at exit, so every rank ends with a barrier and os._exit(0).
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -71,15 +73,16 @@ def train_steps(a, ddp, opt, x, y, mine, world):
         step_loss = 0.0
         for k, idx in enumerate(micro):
             t0 = time.perf_counter()
-            summed = F.cross_entropy(ddp(x[idx]), y[idx], reduction="sum")
-            loss = summed * world / a.global_batch
-            if k + 1 < len(micro):
-                with ddp.no_sync():
-                    loss.backward()
-            else:
+            # The forward too must run under no_sync(): DDP's forward prepares the reducer,
+            # whose hooks then all-reduce in the backward whatever context that runs in. (With
+            # only the backward under no_sync, as bench/ddp_reference.py does, the sim's counters
+            # showed one all-reduce per micro-batch: 8x the bytes a step.)
+            last = k + 1 == len(micro)
+            with contextlib.nullcontext() if last else ddp.no_sync():
+                summed = F.cross_entropy(ddp(x[idx]), y[idx], reduction="sum")
                 # The last backward also runs the all-reduce (overlapped): counted as compute,
                 # so these compute seconds are an upper bound.
-                loss.backward()
+                (summed * world / a.global_batch).backward()
             compute += time.perf_counter() - t0
             step_loss += float(summed)
         samples += len(step)

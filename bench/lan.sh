@@ -15,7 +15,9 @@
 # something), written once and read by both, with a test file of 1000 samples.
 #  - hetrain: the co-located layout that lan.busiest_link shows moves the fewest bytes over the
 #    busiest link: --aggregators 3, 6 ranks --map-by node (aggregator j and trainer 3+j on host
-#    j); benchmark shares (re-planned every 5 rounds), --overlap, --threads 1;
+#    j); benchmark shares, re-planned every 2 rounds (the startup probe is short and the trainers'
+#    probes need not overlap, so it may miss that hosts 1 and 2 share a CPU: a QUICK run on the
+#    busy VM planned 8:8:8), --overlap, --threads 1;
 #  - DDP: bench/ddp_train.py, gloo, one process per host started in the host's namespace with the
 #    same pinning, the same initial weights, global batch, micro-batch, Adam 1e-3 and samples.
 # Interleaved (hetrain, DDP, hetrain, DDP, ...) so the machine's noise hits both alike. Reported:
@@ -101,7 +103,7 @@ run_hetrain() {
   MPIRUN=${MPIRUN:-mpirun} "$lan_sim" run "$sim" -- --oversubscribe -np 6 --map-by node \
     --mca mpi_yield_when_idle 1 "$hetrain" train --data "$work/train.h5" \
     --test-data "$work/test.h5" --model "$work/r18.pt" "${common[@]}" --epochs 1 --threads 1 \
-    --seed 1 --limit-train-samples "$n" --aggregators 3 --overlap --rebalance-every 5 \
+    --seed 1 --limit-train-samples "$n" --aggregators 3 --overlap --rebalance-every 2 \
     --straggler-timeout 600 --progress-seconds 1000 --checkpoint-dir "$work/ckpt-$tag" \
     --summary-json "$work/$tag.summary.json" --metrics "$work/$tag.metrics.jsonl" \
     >"$work/$tag.log" 2>&1 || { tail -n 40 "$work/$tag.log" >&2; fail "hetrain run $tag failed"; }

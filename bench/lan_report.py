@@ -8,6 +8,7 @@ counters); writes RESULTS.json and RESULTS.md and prints the table. Exit 1 when 
 malformed (missing figures, wrong sample count, non-positive speed); a missed goal is reported,
 not an error.
 """
+import datetime
 import json
 import statistics
 import sys
@@ -151,7 +152,7 @@ def main():
     ratios = [sp[3] / ((sp[4] + sp[5]) / 2) for sp in
               (r["trainer_samples_per_compute_second"] for r in hetrain_runs)
               if all(k in sp for k in (3, 4, 5))]
-    res = {"date": results.rsplit("lan-", 1)[-1], "quick": quick == "1", "repeats": repeats,
+    res = {"date": datetime.date.today().isoformat(), "quick": quick == "1", "repeats": repeats,
            "samples": samples, "rounds": rounds, "global_batch": int(global_batch),
            "cpus": "host 0: CPU 0; hosts 1, 2: CPU 1", "runs": runs, "summary": summary,
            "asymmetry": statistics.median(ratios) if ratios else None,
