@@ -15,8 +15,8 @@ s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --globa
    --micro-batch 32 --limit-train-samples 4976 --threads 1 --seed 7 --progress-seconds 1000
    --balance static:1,2,5)
 final=ckpt-s00000020-epoch.h5
-"$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/one" | tail -n 1
 sim_up 3 1gbit
+"$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/one" | tail -n 1
 lan 4 --map-by node "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/a1" >"$work/a1.log" 2>&1 ||
   { tail -n 30 "$work/a1.log" >&2; fail "A = 1 across 3 hosts failed"; }
 grep -E "plan:|finished" "$work/a1.log"

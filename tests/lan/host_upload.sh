@@ -14,9 +14,9 @@
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256
    --micro-batch 32 --threads 1 --seed 7 --progress-seconds 1000)
+sim_up 4 1gbit --slots 1,2,2,2
 "$HETRAIN" train "${s[@]}" --limit-train-samples 4976 --checkpoint-dir "$work/one" >"$work/one.log" 2>&1
 param_bytes "$work/one.log" >"$work/m"
-sim_up 4 1gbit --slots 1,2,2,2
 for mode in auto off; do
   for samples in 1280 4976; do
     tag=$mode-$samples
