@@ -17,6 +17,8 @@
 #    give the same bits (another S would differ by rounding only);
 #  - uploads per round from --metrics (every aggregator) and the summary: 1 with on, 4 with off;
 #    the summary's host_groups names the group by world ranks;
+#  - --wire-dtype bf16: only the leader rounds (the host's sum, piece by piece), so with --overlap
+#    (the leader converts each piece as soon as it is complete) it is bit-identical to without;
 #  - a member that stalls (--fault-stall-rank 3): its leader names it, rank 0 names it and the
 #    leader as lost at --straggler-timeout, checkpoints step 2 and ends the job with exit code 3.
 # shellcheck source=common.sh
@@ -76,6 +78,17 @@ for name in on sharded overlap; do
   echo "$name against off (bit-identical):"
   compare --quiet --exact --optimizer "$work/off/$final" "$work/$name/$final"
 done
+# bf16 uploads: the same host sums rounded alike, with and without --overlap.
+for name in bf16 bf16_overlap; do
+  extra=()
+  [ "$name" = bf16_overlap ] && extra=(--overlap)
+  mpi 5 "$HETRAIN" train "${s[@]}" --host-reduce on --wire-dtype bf16 "${extra[@]}" \
+    --checkpoint-dir "$work/$name" | grep finished | cut -c1-120
+done
+echo "bf16 with --overlap against without (bit-identical):"
+compare --quiet --exact --optimizer "$work/bf16/$final" "$work/bf16_overlap/$final"
+echo "bf16 against one process (drift, for the record):"
+drift "$work/one/$final" "$work/bf16/$final"
 # A member (world rank 3) stalls in round 3.
 rc=0
 mpi 5 "$HETRAIN" train "${s[@]}" --host-reduce on --straggler-timeout 5 --fault-stall-rank 3 \
