@@ -509,6 +509,24 @@ const std::vector<BadInputCase> kCases = {
           return Args{"--on-trainer-loss", "pray"};
         },
         "--on-trainer-loss"),
+    train_case(
+        "HostReduceWithParams",
+        [](BadInputTest &) {
+          return Args{"--host-reduce", "on", "--sync", "params"};
+        },
+        "--host-reduce on needs --sync gradient"),
+    train_case(
+        "HostReduceWithContinue",
+        [](BadInputTest &) {
+          return Args{"--host-reduce", "on", "--on-trainer-loss", "continue"};
+        },
+        "--host-reduce on needs --on-trainer-loss abort"),
+    train_case(
+        "HostReduceUnknown",
+        [](BadInputTest &) {
+          return Args{"--host-reduce", "sometimes"};
+        },
+        "--host-reduce"),
     // --- the host ---
     // Asking for a GPU where LibTorch sees none (skipped, with the reason, where it sees one).
     {"NoCudaDevice",

@@ -192,6 +192,7 @@ TEST(Options, ConfigJsonKeepsTheKeysAndNamesCheckpointsStore) {
                                                          "epochs",
                                                          "eps",
                                                          "global_batch",
+                                                         "host_reduce",
                                                          "join_timeout",
                                                          "keep_checkpoints",
                                                          "label_smoothing",

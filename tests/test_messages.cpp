@@ -29,6 +29,7 @@ RoundCommand sample_command() {
   c.local_steps = 4;
   c.attempt = 2;
   c.send_timeline = true;
+  c.members = uint64_t{1} << 62 | 5; // the highest member bit a group may use survives
   return c;
 }
 
@@ -47,6 +48,7 @@ TEST(Messages, RoundCommandRoundTrip) {
   EXPECT_EQ(d.local_steps, c.local_steps);
   EXPECT_EQ(d.attempt, c.attempt);
   EXPECT_TRUE(d.send_timeline);
+  EXPECT_EQ(d.members, c.members);
 }
 
 TEST(Messages, RoundStatsRoundTripKeepsDoublesBitForBit) {
@@ -99,7 +101,7 @@ TEST(Messages, ShardCommandRoundTrip) {
   c.samples = 250;
   c.lr = 3e-4;
   c.optimizer_steps = 8;
-  c.working = {true, false, true};
+  c.uploading = {true, false, true};
   const Words w = encode(c, 3);
   ASSERT_EQ(w.size(), ShardCommand::words(3));
   const ShardCommand d = decode_shard_command(w);
@@ -108,11 +110,11 @@ TEST(Messages, ShardCommandRoundTrip) {
   EXPECT_EQ(d.samples, 250);
   EXPECT_EQ(d.lr, 3e-4);
   EXPECT_EQ(d.optimizer_steps, 8);
-  EXPECT_EQ(d.working, c.working);
+  EXPECT_EQ(d.uploading, c.uploading);
   // A default command is kStop and says no trainer works.
   const ShardCommand stop = decode_shard_command(encode(ShardCommand{}, 3));
   EXPECT_EQ(stop.kind, ShardCommand::Kind::kStop);
-  EXPECT_EQ(stop.working, std::vector<bool>(3, false));
+  EXPECT_EQ(stop.uploading, std::vector<bool>(3, false));
 }
 
 TEST(Messages, ShardAckAndVerdictRoundTrip) {
@@ -142,10 +144,10 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
   Words other_version = command;
   other_version[0] += 1; // the version is the header's low 16 bits
   expect_protocol_error([&] { decode_round_command(other_version); },
-                        "a round command of protocol version 3, this hetrain speaks 2");
+                        "a round command of protocol version 4, this hetrain speaks 3");
   Words short_one(command.begin(), command.end() - 1);
   expect_protocol_error([&] { decode_round_command(short_one); },
-                        "a round command of 8 words, expected 9");
+                        "a round command of 9 words, expected 10");
   Words garbage(RoundCommand::kWords, 12345);
   expect_protocol_error([&] { decode_round_command(garbage); }, "not a hetrain message");
   Words bad_kind = command;

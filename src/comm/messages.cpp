@@ -99,6 +99,7 @@ Words encode(const RoundCommand &c) {
       .put(c.local_steps)
       .put(c.attempt)
       .put(int64_t{c.send_timeline})
+      .put(static_cast<int64_t>(c.members))
       .done();
 }
 RoundCommand decode_round_command(const Words &words) {
@@ -112,6 +113,7 @@ RoundCommand decode_round_command(const Words &words) {
   c.local_steps = r.i64();
   c.attempt = r.i64();
   c.send_timeline = r.i64() != 0;
+  c.members = static_cast<uint64_t>(r.i64());
   if (c.kind != RoundCommand::Kind::kRound && c.kind != RoundCommand::Kind::kSkip &&
       c.kind != RoundCommand::Kind::kStop)
     throw ProtocolError(fmt::format("a round command of unknown kind {}", int64_t(c.kind)));
@@ -187,7 +189,7 @@ Words encode(const ShardCommand &c, size_t trainers) {
       .put(c.lr)
       .put(c.optimizer_steps);
   for (size_t i = 0; i < trainers; ++i)
-    w.put(int64_t{i < c.working.size() && c.working[i]});
+    w.put(int64_t{i < c.uploading.size() && c.uploading[i]});
   return w.done();
 }
 ShardCommand decode_shard_command(const Words &words) {
@@ -201,7 +203,7 @@ ShardCommand decode_shard_command(const Words &words) {
   c.lr = r.f64();
   c.optimizer_steps = r.i64();
   while (r.left() > 0)
-    c.working.push_back(r.i64() != 0);
+    c.uploading.push_back(r.i64() != 0);
   if (c.kind != ShardCommand::Kind::kRound && c.kind != ShardCommand::Kind::kStop &&
       c.kind != ShardCommand::Kind::kGather)
     throw ProtocolError(fmt::format("a shard command of unknown kind {}", int64_t(c.kind)));

@@ -104,6 +104,12 @@ void validate(const TrainConfig &c) {
           "--aggregators > 1 needs --sync gradient (params mode averages on rank 0)");
   require(c.aggregators == 1 || c.on_trainer_loss == TrainerLoss::kAbort,
           "--aggregators > 1 needs --on-trainer-loss abort");
+  // A leader's upload carries its members' gradients: params mode averages whole models per
+  // trainer, and a round redone without a lost member would need the leader's sum undone.
+  require(c.host_reduce != HostReduce::kOn || c.sync == SyncMode::kGradient,
+          "--host-reduce on needs --sync gradient (params mode averages each trainer's model)");
+  require(c.host_reduce != HostReduce::kOn || c.on_trainer_loss == TrainerLoss::kAbort,
+          "--host-reduce on needs --on-trainer-loss abort");
   require(c.min_relative_speed >= 0 && c.min_relative_speed <= 1,
           "--min-relative-speed: must be in [0, 1]");
 }

@@ -22,6 +22,7 @@
 #include "hetrain/schedule/replan.h"
 
 #include "admission_exchange.h"
+#include "host_reduce.h"
 #include "protocol.h"
 #include "roles.h"
 #include "round_executor.h"
@@ -66,7 +67,7 @@ AggregatorPlace choose_aggregator_device(DeviceChoice requested, int local_rank)
 class Coordinator {
 public:
   Coordinator(const TrainConfig &config, const RankPlacement &placement, const DatasetMeta &meta,
-              AdmittedJob admitted);
+              AdmittedJob admitted, const HostMap &hosts);
   TrainSummary run();
 
 private:
@@ -76,6 +77,8 @@ private:
   RoundResult run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps);
   void on_late(const RoundResult &result, int64_t epoch);
   void drop_trainers(const std::vector<int> &world_ranks, const std::string &why);
+  void set_uploaders();
+  void describe_host_groups(const HostGrouping &grouping);
   void maybe_replan();
   bool stop_requested(bool last_round_of_epoch);
   // Carrying them out
@@ -116,11 +119,13 @@ private:
   std::unique_ptr<RoundExecutor> executor_;
   Clock::time_point run_start_ = Clock::now(), last_progress_ = Clock::now();
   int64_t rounds_since_plan_ = 0;
-  int pending_signal_ = 0; // SIGTERM/SIGUSR1 seen here or reported by a trainer
+  int pending_signal_ = 0;                  // SIGTERM/SIGUSR1 seen here or reported by a trainer
+  std::vector<HostGroup> groups_;           // --host-reduce
+  int64_t uploads_ = 0, upload_rounds_ = 0; // uploads rank 0 received over the completed rounds
 };
 
 Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placement,
-                         const DatasetMeta &meta, AdmittedJob admitted)
+                         const DatasetMeta &meta, AdmittedJob admitted, const HostMap &hosts)
     : config_(config), placement_(placement), job_(admitted.job),
       trainers_(std::move(admitted.trainers)), report_json_(std::move(admitted.reports)),
       spec_(spec_of(config, meta)), class_labels_(meta.class_labels()),
@@ -159,6 +164,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
       &config,          spec_,      normalization,        model_.get(), flat_.get(),
       optimizer_.get(), &schedule_, placement.world_size, {},           fingerprint};
   plan_ = plan_for();
+  describe_host_groups(job_host_groups(config, hosts));
   servers_ = std::make_unique<ShardServers>(config, layout_, job_, placement.world_size, *flat_,
                                             *optimizer_);
   servers_->setup(trainers_);
@@ -196,6 +202,9 @@ TrainSummary Coordinator::run() {
       const int64_t steps = (count + G_ - 1) / G_; // optimizer steps this round (params: local)
       const RoundResult result = run_round(epoch, start, count, steps);
       const double round_seconds = seconds_since(round_start);
+      for (const TrainerState &t : trainers_)
+        uploads_ += t.uploading ? 1 : 0;
+      ++upload_rounds_;
       account(round_seconds);
       for (const TrainerState &t : trainers_)
         if (t.working) {
@@ -244,6 +253,8 @@ TrainSummary Coordinator::run() {
     summary_.compute_seconds += t.compute_seconds;
     summary_.data_wait_seconds += t.data_wait_seconds;
   }
+  summary_.uploads_per_round =
+      upload_rounds_ > 0 ? static_cast<double>(uploads_) / static_cast<double>(upload_rounds_) : 0;
   finish_run(config_, position_, summary_);
   return summary_;
 }
@@ -285,6 +296,39 @@ void Coordinator::assign_round(int64_t epoch, int64_t start, int64_t count, int6
     t.command.offset = shard.offsets[p];
     t.command.count = shard.counts[p];
     t.working = true;
+  }
+  set_uploaders();
+}
+
+// Who uploads this round (DESIGN §6): every working trainer, except that a --host-reduce group
+// uploads once, through its leader, whose command names the members that send it their sums.
+void Coordinator::set_uploaders() {
+  std::vector<bool> working;
+  for (const TrainerState &t : trainers_)
+    working.push_back(t.working);
+  const std::vector<bool> up = uploaders(groups_, working, config_.aggregators);
+  for (size_t j = 0; j < trainers_.size(); ++j)
+    trainers_[j].uploading = up[j];
+  for (const HostGroup &g : groups_)
+    trainers_[static_cast<size_t>(g.leader - config_.aggregators)].command.members =
+        member_mask(g, working, config_.aggregators);
+}
+
+// Once at the start: the host groups (or why there are none), as every rank computed them.
+void Coordinator::describe_host_groups(const HostGrouping &grouping) {
+  groups_ = grouping.groups;
+  if (groups_.empty() && config_.host_reduce != HostReduce::kOff)
+    log_info("host reduce: off ({}): {}", name_of(config_.host_reduce), grouping.off_reason);
+  for (const HostGroup &g : groups_) {
+    std::vector<int> job{g.leader}, world{trainer_at(trainers_, g.leader).world_rank};
+    for (int m : g.members) {
+      job.push_back(m);
+      world.push_back(trainer_at(trainers_, m).world_rank);
+    }
+    log_info("host reduce: host {}: job ranks {} -> {} uploads (world ranks {})",
+             trainer_at(trainers_, g.leader).report.host, rank_list(job), g.leader,
+             rank_list(world));
+    summary_.host_groups.push_back(world);
   }
 }
 
@@ -575,8 +619,9 @@ TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &pla
   const DatasetMeta meta = read_dataset_meta(data_source(config));
   prepare_outputs(config);
   AdmittedJob admitted = admit_trainers(config, placement.world_size);
+  const HostMap hosts = exchange_hosts(config, admitted.job); // collective: every job rank, now
   torch::set_num_threads(threads_for(config, placement));
-  Coordinator coordinator(config, placement, meta, std::move(admitted));
+  Coordinator coordinator(config, placement, meta, std::move(admitted), hosts);
   return coordinator.run();
 }
 

@@ -90,28 +90,31 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
   server_command.samples = order.samples;
   server_command.lr = order.lr;
   for (const TrainerState &t : trainers_)
-    server_command.working.push_back(t.working);
+    server_command.uploading.push_back(t.uploading);
   servers_.post_round(set_, server_command, order.round_number);
   const char *what = params_mode_ ? "parameters" : "gradients";
   for (size_t j = 0; j < trainers_.size(); ++j) {
     TrainerState &t = trainers_[j];
+    // A --host-reduce leader uploads its host's sum, also when it has no samples itself.
+    if (t.uploading)
+      pipe.post(set_, j, t.job_rank,
+                fmt::format("round {} {} from {}", order.round_number, what, name_of(t)));
     if (!t.working)
       continue;
     stats_request_[j] = set_.size();
     irecv_words(set_, stats_words_[j], t.job_rank, kTagStats, job_,
                 fmt::format("round {} statistics from {}", order.round_number, name_of(t)));
-    pipe.post(set_, j, t.job_rank,
-              fmt::format("round {} {} from {}", order.round_number, what, name_of(t)));
     irecv_chunks(set_, t.buffers.data(), nbuf_, chunk_, t.job_rank, kTagBuffers, job_,
                  fmt::format("round {} buffers from {}", order.round_number, name_of(t)));
   }
 }
 
-// Weights of the reduce: 1/S for gradient sums; each trainer's share of the samples for params.
+// Weights of the reduce, in the order of the posted uploads: 1/S for gradient sums (a host's sum
+// of sums too); each trainer's share of the samples for params (no host groups there).
 std::vector<float> RoundExecutor::reduce_weights(const RoundOrder &order) const {
   std::vector<float> weights;
   for (size_t j = 0; j < trainers_.size(); ++j) {
-    if (!trainers_[j].working)
+    if (!trainers_[j].uploading)
       continue;
     if (params_mode_) {
       const RoundStats s = decode_round_stats(stats_words_[j]);

@@ -10,12 +10,16 @@ nlohmann::json round_metrics(const RoundFacts &f, const Roster &trainers, const 
                              const RoundResult &result) {
   nlohmann::json per_trainer = nlohmann::json::array();
   double loss = 0;
-  int64_t bytes = 0;
+  int64_t bytes = 0, uploads = 0;
   for (const TrainerState &t : trainers) {
+    if (t.uploading) { // its (or with --host-reduce its host's) gradient sum
+      bytes += f.shard_elements * f.wire_bytes;
+      ++uploads;
+    }
     if (!t.working)
       continue;
     loss += t.stats.loss_sum;
-    bytes += f.shard_elements * f.wire_bytes + f.buffer_elements * 4; // its upload here
+    bytes += f.buffer_elements * 4; // its buffers come here from every working trainer
     nlohmann::json tj{{"rank", t.world_rank},
                       {"host", t.report.host},
                       {"samples", static_cast<double>(t.stats.samples)},
@@ -44,6 +48,7 @@ nlohmann::json round_metrics(const RoundFacts &f, const Roster &trainers, const 
                        {"receive_seconds", a.receive_seconds},
                        {"reduce_seconds", a.reduce_seconds},
                        {"step_seconds", a.step_seconds},
+                       {"uploads", uploads}, // every uploader sends every aggregator its piece
                        {"bytes_received", static_cast<double>(a.bytes_received)}});
   }
   return {{"type", "round"},
@@ -63,6 +68,7 @@ nlohmann::json round_metrics(const RoundFacts &f, const Roster &trainers, const 
             {"reduce_seconds", result.reduce_seconds},
             {"step_seconds", result.step_seconds},
             {"broadcast_seconds", result.broadcast_seconds},
+            {"uploads", uploads},
             {"bytes_received", bytes_received}}},
           {"shard_servers", servers},
           {"bytes", bytes}};

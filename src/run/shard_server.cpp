@@ -5,8 +5,9 @@
 //     parameters and of the optimizer state
 //   send the shard's parameters to every trainer
 //   each round (command from rank 0: who works, how many samples, the learning rate):
-//     receive this shard's pieces of every working trainer's gradient sum, reduce each piece as
-//     soon as all copies of it are in (weights 1/S), step the shard, tell rank 0, send the
+//     receive this shard's pieces of every uploader's gradient sum (a working trainer, or with
+//     --host-reduce a host's leader carrying its host's sum), reduce each piece as soon as all
+//     copies of it are in (weights 1/S), step the shard, tell rank 0, send the
 //     updated parameters to every trainer
 //   kGather: send the shard to rank 0 (checkpoints, evaluation), undoing the step of a round rank
 //     0 did not complete
@@ -21,6 +22,7 @@
 #include "hetrain/train/flat_parameters.h"
 #include "hetrain/train/optimizer.h"
 
+#include "host_reduce.h"
 #include "pipelined_reduce.h"
 #include "protocol.h"
 #include "roles.h"
@@ -145,18 +147,18 @@ void ShardServer::undo_step_past(int64_t steps) {
 
 bool ShardServer::run_round(const ShardCommand &command) {
   const auto round_start = Clock::now();
-  std::vector<size_t> working;
-  for (size_t i = 0; i < command.working.size(); ++i)
-    if (command.working[i])
-      working.push_back(i);
+  std::vector<size_t> uploading; // every upload is a gradient sum: weight 1/S each
+  for (size_t i = 0; i < command.uploading.size(); ++i)
+    if (command.uploading[i])
+      uploading.push_back(i);
   RequestSet set;
   PipelinedReduce pipe(*reducer_, mine_, begin_, wire_, chunk_, job_);
-  for (size_t i : working)
+  for (size_t i : uploading)
     pipe.post(set, i, setup_.job_ranks[i],
               fmt::format("round {} gradients from rank {}", command.global_step + 1,
                           setup_.world_ranks[i]));
   const auto weights = [&] {
-    return std::vector<float>(working.size(), 1.0f / static_cast<float>(command.samples));
+    return std::vector<float>(uploading.size(), 1.0f / static_cast<float>(command.samples));
   };
   try {
     set.wait_all(config_.straggler_timeout, [&] {
@@ -185,7 +187,7 @@ bool ShardServer::run_round(const ShardCommand &command) {
   optimizer_->step(params_, grads_, command.lr);
   ack.step_seconds = seconds_since(step_start);
   ack.bytes_received =
-      static_cast<int64_t>(working.size()) * length_ * static_cast<int64_t>(wire_.bytes);
+      static_cast<int64_t>(uploading.size()) * length_ * static_cast<int64_t>(wire_.bytes);
   send_one(encode(ack), 0, kTagShardAck, job_, config_.straggler_timeout,
            "telling rank 0 the shard has stepped");
   return true;
@@ -224,6 +226,7 @@ TrainSummary run_shard_server(const TrainConfig &config, const RankPlacement &pl
   MPI_Comm job;
   CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, 0, placement.world_rank, &job));
   CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
+  exchange_hosts(config, job); // collective over the job; the servers need only uploaders' flags
   torch::set_num_threads(threads_for(config, placement));
   ShardServer(config, placement, job).run();
   CHECK_MPI(MPI_Comm_free(&job));

@@ -31,6 +31,7 @@ struct TrainerState {
   GpuSample gpu;                // its GPU in the last round (NVML), when it has one
   // This round (the round executor fills these)
   bool working = false;       // it has samples in the round
+  bool uploading = false;     // its gradient sum (with --host-reduce: its host's) comes this round
   RoundCommand command;       // what it was told
   RoundStats stats;           // what it answered
   std::vector<float> buffers; // its BatchNorm buffers after its part

@@ -319,6 +319,8 @@ std::string summary_to_json(const TrainSummary &s) {
                           {"lost", t.lost}});
     j["trainers"] = trainers;
     j["plan_history"] = s.plan_history;
+    j["host_groups"] = s.host_groups;
+    j["uploads_per_round"] = s.uploads_per_round;
     j["lost_trainers"] = s.lost_trainers;
   }
   return j.dump(2);

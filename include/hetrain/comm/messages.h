@@ -20,7 +20,8 @@ namespace hetrain {
 
 using Words = std::vector<int64_t>;
 
-inline constexpr int64_t kMessageVersion = 2; // 2: RoundStats.data_wait_seconds
+// 2: RoundStats.data_wait_seconds; 3: RoundCommand.members, ShardCommand.uploading (--host-reduce)
+inline constexpr int64_t kMessageVersion = 3;
 
 enum class MessageType : int64_t {
   kRoundCommand = 1,
@@ -48,7 +49,10 @@ struct RoundCommand {
   int64_t local_steps = 1;    // optimizer steps in the round (--sync params: local steps)
   int64_t attempt = 0;        // > 0: the round is redone after a trainer was lost
   bool send_timeline = false; // kStop: send your --timeline spans to rank 0 now
-  static constexpr size_t kWords = 9;
+  // --host-reduce, to a group's leader: bit i set = its member i works this round and sends its
+  // sum here; the leader uploads the group's sum (also with kSkip, when only members work).
+  uint64_t members = 0;
+  static constexpr size_t kWords = 10;
 };
 Words encode(const RoundCommand &command);
 RoundCommand decode_round_command(const Words &words);
@@ -88,7 +92,9 @@ struct ShardCommand {
   int64_t samples = 0;         // kRound: samples in the round (the weights are 1/samples)
   double lr = 0;               // kRound: learning rate of the step
   int64_t optimizer_steps = 0; // kGather: steps of the last round rank 0 completed
-  std::vector<bool> working;   // kRound: per trainer (setup order), whether it has samples
+  // kRound: per trainer (setup order), whether it uploads this round: it works and is in no
+  // --host-reduce group, or it leads a group of which someone works (DESIGN §6)
+  std::vector<bool> uploading;
   static size_t words(size_t trainers) { return 6 + trainers; }
 };
 Words encode(const ShardCommand &command, size_t trainers);

@@ -29,6 +29,8 @@ enum class AmpMode { kOff, kBf16, kFp16 };
 enum class DeviceChoice { kAuto, kCuda, kCpu };
 // --loss: the training objective (train/loss.h).
 enum class LossKind { kCrossEntropy, kMse, kBceWithLogits, kModel };
+// --host-reduce: trainers of one host sum their gradients locally, one of them uploads (DESIGN §6).
+enum class HostReduce { kAuto, kOn, kOff };
 
 template <class E> struct NamedValue {
   E value;
@@ -63,6 +65,10 @@ template <> struct EnumNames<LossKind> {
                                                    {LossKind::kMse, "mse"},
                                                    {LossKind::kBceWithLogits, "bce-with-logits"},
                                                    {LossKind::kModel, "model"}};
+};
+template <> struct EnumNames<HostReduce> {
+  static constexpr NamedValue<HostReduce> table[] = {
+      {HostReduce::kAuto, "auto"}, {HostReduce::kOn, "on"}, {HostReduce::kOff, "off"}};
 };
 template <> struct EnumNames<DataResidency> {
   static constexpr NamedValue<DataResidency> table[] = {{DataResidency::Auto, "auto"},

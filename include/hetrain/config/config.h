@@ -64,6 +64,9 @@ struct TrainConfig {
   bool aggregators_per_host = false; // A = the hosts of the job, one aggregator on each
   int aggregators = 1;  // ranks 0..A-1 each own 1/A of the flat buffer (sharded aggregation)
   bool overlap = false; // CPU trainers send gradient chunks during the last backward pass
+  // Trainers of one host sum their gradients there and one uploads: auto (when an aggregator sits
+  // on another host) | on (every host with >= 2 trainers) | off
+  HostReduce host_reduce = HostReduce::kAuto;
   double min_relative_speed = 0; // admission: probe speed / fastest trainer's
   bool require_gpu = false;      // admission: trainers without a GPU are rejected
   bool require_bf16 = false;     // admission: trainers without bf16 hardware are rejected

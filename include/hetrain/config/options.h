@@ -132,6 +132,11 @@ template <class Visit> void visit_train_options(Visit &&visit) {
           "CPU trainers send each gradient chunk as soon as the last backward pass has finished "
           "it, overlapping the upload with the rest of backward"},
         &C::overlap);
+  visit(O{"host-reduce", dist,
+          "auto | on | off: trainers on one host sum their gradients there and one of them "
+          "uploads the host's sum (auto: on where an aggregator rank sits on another host; "
+          "needs --sync gradient and --on-trainer-loss abort)"},
+        &C::host_reduce);
   visit(O{"chunk-mb", dist, "Size of one message of the flat buffers"}, &C::chunk_mb);
   visit(O{"aggregators", dist,
           "Ranks 0..A-1 aggregate, each owning 1/A of the parameters (sharded optimizer state); "

@@ -40,6 +40,10 @@ struct TrainSummary {
   std::vector<EpochRecord> history;
   std::vector<TrainerSummary> trainers;  // distributed runs
   std::vector<std::string> plan_history; // every plan, as logged
+  // --host-reduce: each group's world ranks (leader first); the mean number of uploads rank 0
+  // received per round (one per working trainer without groups).
+  std::vector<std::vector<int>> host_groups;
+  double uploads_per_round = 0;
   // --on-trainer-loss continue: the trainers dropped, e.g. "rank 2 (host) in round 17: ...".
   std::vector<std::string> lost_trainers;
 };
