@@ -21,6 +21,7 @@
 #include "hetrain/train/flat_parameters.h"
 #include "hetrain/train/optimizer.h"
 
+#include "link_probe.h"
 #include "pipelined_reduce.h"
 #include "protocol.h"
 #include "roles.h"
@@ -224,6 +225,8 @@ TrainSummary run_shard_server(const TrainConfig &config, const RankPlacement &pl
   MPI_Comm job;
   CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, 0, placement.world_rank, &job));
   CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
+  job_hosts(job, config.join_timeout + 60); // collective: every rank of the job takes part
+  probe_links_server(config, job);
   torch::set_num_threads(threads_for(config, placement));
   ShardServer(config, placement, job).run();
   CHECK_MPI(MPI_Comm_free(&job));

@@ -21,6 +21,7 @@
 #include "hetrain/train/amp.h"
 #include "hetrain/train/compute.h"
 
+#include "link_probe.h"
 #include "protocol.h"
 #include "roles.h"
 #include "run_support.h"
@@ -87,6 +88,8 @@ public:
   Trainer(const TrainConfig &config, const RankPlacement &placement, const ModelSpec &spec,
           torch::Device device, const std::optional<GpuInfo> &gpu, MPI_Comm job);
   void run();
+  // The largest piece of the flat-buffer layout in bytes: the link probe's message size.
+  int64_t largest_piece_bytes() const;
 
 private:
   bool receive_parameters(const char *when); // false: rank 0 ended the job instead
@@ -196,6 +199,13 @@ void Trainer::run() {
     stopped = !receive_parameters("after a round");
   }
   inbox_.cancel(); // still posted when the job ended while parameters were due
+}
+
+int64_t Trainer::largest_piece_bytes() const {
+  int64_t largest = 0;
+  for (const Piece &p : layout_.pieces)
+    largest = std::max(largest, p.length);
+  return largest * 4;
 }
 
 RoundCommand Trainer::next_command() {
@@ -424,8 +434,10 @@ TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placeme
   MPI_Comm job = join_job(config, report, placement.world_rank);
   if (job == MPI_COMM_NULL)
     return summary;
+  const std::vector<int> hosts = job_hosts(job, config.join_timeout + 60);
   {
     Trainer trainer(config, placement, spec, device, gpu, job);
+    probe_links_trainer(config, job, hosts, placement.world_rank, trainer.largest_piece_bytes());
     trainer.run();
   }
   CHECK_MPI(MPI_Comm_free(&job));

@@ -1,6 +1,7 @@
 #include "hetrain/run/training_run.h"
 #include "hetrain/train/amp.h"
 
+#include "link_probe.h"
 #include "protocol.h"
 #include "run_support.h"
 
@@ -320,6 +321,7 @@ std::string summary_to_json(const TrainSummary &s) {
     j["trainers"] = trainers;
     j["plan_history"] = s.plan_history;
     j["lost_trainers"] = s.lost_trainers;
+    j["links"] = run::links_json(s.links);
   }
   return j.dump(2);
 }

@@ -70,7 +70,9 @@ public:
   // Polls (sleeping briefly between tests, so an oversubscribed node keeps its cores for the
   // trainers) until all complete or `timeout_seconds` pass; then throws PeerTimeout naming the
   // first incomplete request. `on_progress` runs after every poll (pipelined reduction).
-  void wait_all(double timeout_seconds, const std::function<void()> &on_progress = {});
+  // `busy`: poll without sleeping, for waits that are themselves measured (the link probe).
+  void wait_all(double timeout_seconds, const std::function<void()> &on_progress = {},
+                bool busy = false);
   // Cancels and frees what is still pending (after a timeout).
   void cancel_pending();
   // The peers of the requests still pending, each once, in rank order.

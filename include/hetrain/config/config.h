@@ -62,6 +62,7 @@ struct TrainConfig {
   double chunk_mb = 4;                               // size of one message of the flat buffers
   int aggregators = 1;  // ranks 0..A-1 each own 1/A of the flat buffer (sharded aggregation)
   bool overlap = false; // CPU trainers send gradient chunks during the last backward pass
+  double link_probe_seconds = 2; // startup link probe for the whole job (0 = off: 1 GB/s assumed)
   double min_relative_speed = 0; // admission: probe speed / fastest trainer's
   bool require_gpu = false;      // admission: trainers without a GPU are rejected
   bool require_bf16 = false;     // admission: trainers without bf16 hardware are rejected
