@@ -123,9 +123,11 @@ bool RequestSet::test_all() {
 }
 
 void RequestSet::wait_all(double timeout_seconds, const std::function<void()> &on_progress,
-                          bool busy) {
+                          double busy_seconds) {
   using Clock = std::chrono::steady_clock;
-  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_seconds);
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration<double>(timeout_seconds);
+  const auto busy_until = start + std::chrono::duration<double>(busy_seconds);
   auto pause = std::chrono::microseconds(20);
   for (;;) {
     bool all = test_all();
@@ -139,7 +141,7 @@ void RequestSet::wait_all(double timeout_seconds, const std::function<void()> &o
           throw PeerTimeout(peers_[i], fmt::format("rank {} did not answer within {:.0f} s ({})",
                                                    peers_[i], timeout_seconds, whats_[i]));
     }
-    if (busy) {
+    if (Clock::now() < busy_until) {
       std::this_thread::yield(); // an oversubscribed node still runs the peer
       continue;
     }

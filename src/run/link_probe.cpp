@@ -47,9 +47,12 @@ Probe make_probe(const TrainConfig &config, MPI_Comm job) {
   return p;
 }
 
-// One message each way between a trainer and an aggregator, busy-polled: the probe measures time,
-// so it must not sleep between tests as the round's waits do.
-void finish(RequestSet &set, const Probe &p) { set.wait_all(p.deadline, {}, /*busy=*/true); }
+// The probe measures time, so its waits must not sleep between tests as a round's waits do (up
+// to 1 ms): they poll without sleeping for 50 ms, long enough for any message of a fast link.
+// A longer wait (a slow link's piece, a peer serving the pairs before) then sleeps between
+// tests, leaving the cores to the pair that is measuring (1 ms of a long wait is noise).
+constexpr double kBusySeconds = 0.05;
+void finish(RequestSet &set, const Probe &p) { set.wait_all(p.deadline, {}, kBusySeconds); }
 
 void send_bytes(RequestSet &set, const void *data, int64_t bytes, int peer, int tag, const Probe &p,
                 const std::string &what) {
