@@ -75,6 +75,7 @@ private:
   // Decisions
   TrainerSpeed speed_of(const TrainerState &t) const;
   Plan plan_for() const;
+  RoundEstimate estimate_current() const;
   void maybe_advise(double round_seconds, double compute_seconds, bool measured);
   void assign_round(int64_t epoch, int64_t start, int64_t count, int64_t steps, int attempt);
   RoundResult run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps);
@@ -288,6 +289,19 @@ TrainerSpeed Coordinator::speed_of(const TrainerState &t) const {
   return s;
 }
 
+// The current plan under today's figures, with the aggregator links rated from every trainer
+// still in the job, as make_plan rates them (so that keeping and changing the plan compare
+// alike).
+RoundEstimate Coordinator::estimate_current() const {
+  std::vector<TrainerSpeed> all, in_plan;
+  for (const TrainerState &t : trainers_)
+    if (!t.lost)
+      all.push_back(speed_of(t));
+  for (int rank : plan_.ranks)
+    in_plan.push_back(speed_of(trainer_at(trainers_, rank)));
+  return estimate_round(in_plan, plan_.micro_batches, m_, aggregator_rates(all));
+}
+
 // A plan over the trainers still in the job. --balance static shares follow their trainers, so a
 // lost trainer's share goes away with it.
 Plan Coordinator::plan_for() const {
@@ -411,10 +425,7 @@ void Coordinator::maybe_replan() {
     return;
   rounds_since_plan_ = 0;
   Plan next = plan_for();
-  std::vector<TrainerSpeed> in_plan;
-  for (int rank : plan_.ranks)
-    in_plan.push_back(speed_of(trainer_at(trainers_, rank)));
-  const double keep = estimated_round_seconds(in_plan, plan_.micro_batches, m_);
+  const double keep = estimate_current().seconds;
   if (!should_adopt(next, plan_, keep))
     return;
   plan_ = next;
@@ -477,13 +488,7 @@ void Coordinator::account(double round_seconds, const RoundResult &result) {
 void Coordinator::maybe_advise(double round_seconds, double compute_seconds, bool measured) {
   if (advised_ || plan_.ranks.empty())
     return;
-  std::vector<TrainerSpeed> all, in_plan;
-  for (const TrainerState &t : trainers_)
-    if (!t.lost)
-      all.push_back(speed_of(t));
-  for (int rank : plan_.ranks)
-    in_plan.push_back(speed_of(trainer_at(trainers_, rank)));
-  const RoundEstimate e = estimate_round(in_plan, plan_.micro_batches, m_, aggregator_rates(all));
+  const RoundEstimate e = estimate_current();
   CommunicationFacts f;
   f.compute_seconds = compute_seconds < 0 ? e.compute_seconds : compute_seconds;
   f.round_seconds = round_seconds;
