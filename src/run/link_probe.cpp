@@ -37,13 +37,24 @@ struct Probe {
   int aggregators = 1, trainers = 0;
   double deadline = 0;
   std::vector<std::vector<ProbePair>> rounds;
+  std::vector<int> world; // by job rank: what timeouts name (job ranks skip rejected trainers)
 };
 
 Probe make_probe(const TrainConfig &config, MPI_Comm job) {
   int size = 0;
   CHECK_MPI(MPI_Comm_size(job, &size));
-  Probe p{job, config.aggregators, size - config.aggregators, probe_deadline(config), {}};
+  Probe p{job, config.aggregators, size - config.aggregators, probe_deadline(config), {}, {}};
   p.rounds = probe_schedule(p.trainers, p.aggregators);
+  MPI_Group job_group, world_group;
+  CHECK_MPI(MPI_Comm_group(job, &job_group));
+  CHECK_MPI(MPI_Comm_group(MPI_COMM_WORLD, &world_group));
+  std::vector<int> ranks(static_cast<size_t>(size));
+  p.world.resize(ranks.size());
+  for (int r = 0; r < size; ++r)
+    ranks[static_cast<size_t>(r)] = r;
+  CHECK_MPI(MPI_Group_translate_ranks(job_group, size, ranks.data(), world_group, p.world.data()));
+  CHECK_MPI(MPI_Group_free(&job_group));
+  CHECK_MPI(MPI_Group_free(&world_group));
   return p;
 }
 
@@ -58,20 +69,21 @@ void send_bytes(RequestSet &set, const void *data, int64_t bytes, int peer, int 
                 const std::string &what) {
   MPI_Request r;
   CHECK_MPI(MPI_Isend(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, p.job, &r));
-  set.add(r, peer, what);
+  set.add(r, p.world.at(static_cast<size_t>(peer)), what);
 }
 void receive_bytes(RequestSet &set, void *data, int64_t bytes, int peer, int tag, const Probe &p,
                    const std::string &what) {
   MPI_Request r;
   CHECK_MPI(MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, p.job, &r));
-  set.add(r, peer, what);
+  set.add(r, p.world.at(static_cast<size_t>(peer)), what);
 }
 
 // The aggregator's side of one pair: answers the trainer's requests until it says done.
 void serve(const Probe &p, int trainer) {
   std::vector<uint8_t> payload;
   int64_t ack = 0;
-  const std::string who = fmt::format("the link probe of job rank {}", trainer);
+  const std::string who =
+      fmt::format("the link probe of rank {}", p.world.at(static_cast<size_t>(trainer)));
   for (;;) {
     Control c{};
     {
@@ -238,10 +250,9 @@ std::vector<LinkFigures> probe_links_coordinator(const TrainConfig &config, MPI_
                                        std::vector<double>(1 + kFiguresPerLink * p.aggregators));
   RequestSet figures;
   for (int i = 0; i < p.trainers; ++i)
-    irecv_chunks(figures, raw[static_cast<size_t>(i)].data(),
-                 static_cast<int64_t>(raw[static_cast<size_t>(i)].size()), 1 << 20, MPI_DOUBLE, 8,
-                 p.aggregators + i, kTagLinks, job,
-                 fmt::format("the link figures of job rank {}", p.aggregators + i));
+    receive_bytes(figures, raw[static_cast<size_t>(i)].data(),
+                  static_cast<int64_t>(raw[static_cast<size_t>(i)].size() * sizeof(double)),
+                  p.aggregators + i, kTagLinks, p, "its link figures");
   serve_pairs(p, 0);
   figures.wait_all(p.deadline);
   std::vector<LinkFigures> links;
@@ -282,8 +293,8 @@ std::vector<LinkFigures> probe_links_trainer(const TrainConfig &config, MPI_Comm
       }
   const std::vector<double> words = encode_figures(world_rank, links);
   RequestSet set;
-  isend_chunks(set, words.data(), static_cast<int64_t>(words.size()), 1 << 20, MPI_DOUBLE, 8, 0,
-               kTagLinks, job, "sending rank 0 this trainer's link figures");
+  send_bytes(set, words.data(), static_cast<int64_t>(words.size() * sizeof(double)), 0, kTagLinks,
+             p, "sending rank 0 this trainer's link figures");
   set.wait_all(p.deadline);
   return links;
 }
