@@ -31,6 +31,8 @@ def load(path):
                     rounds.append(record)
                 elif kind == "epoch":
                     epochs.append(record)
+                elif kind == "links":
+                    continue  # the link probe's figures: nothing to plot over time
                 else:
                     raise ValueError(f"line {number}: unknown record type {kind!r}")
     except (OSError, ValueError) as e:

@@ -2,7 +2,7 @@
 
 usage: check_observability.py METRICS.jsonl TIMELINE.json PROM SAMPLES EPOCHS RANKS
 
-- metrics: every line parses; per epoch the round records' samples and the epoch record's
+- metrics: every line parses; a distributed run has one "links" record; per epoch the round records' samples and the epoch record's
   samples both add up to the dataset size; every round names its trainers' compute and wait
   seconds and the aggregator's receive/reduce/step/broadcast seconds
 - timeline: JSON with one named process row per rank and spans of each rank that never overlap
@@ -20,10 +20,15 @@ metrics_path, timeline_path, prom_path = sys.argv[1:4]
 samples, epochs, ranks = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 
 # --- metrics ---
-rounds, epoch_records = [], []
+rounds, epoch_records, link_records = [], [], []
 for number, line in enumerate(open(metrics_path), 1):
     record = json.loads(line)
-    {"round": rounds, "epoch": epoch_records}[record["type"]].append(record)
+    {"round": rounds, "epoch": epoch_records, "links": link_records}[record["type"]].append(record)
+# The link probe's record comes first, once, in a distributed run (its list is empty with
+# --link-probe-seconds 0).
+assert ranks == 1 or len(link_records) == 1, link_records
+for link in (link_records[0]["links"] if link_records else []):
+    assert link["up_mb_per_s"] > 0 and link["down_mb_per_s"] > 0, link
 per_epoch = collections.Counter()
 for r in rounds:
     per_epoch[r["epoch"]] += r["samples"]

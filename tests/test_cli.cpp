@@ -197,6 +197,7 @@ TEST(Options, ConfigJsonKeepsTheKeysAndNamesCheckpointsStore) {
                                                          "keep_checkpoints",
                                                          "label_smoothing",
                                                          "limit_train_samples",
+                                                         "link_probe_seconds",
                                                          "local_steps",
                                                          "loss",
                                                          "lr",

@@ -1,6 +1,8 @@
-// The plan: largest remainder, the balance policies, the cost model, round sharding, and the
-// re-planning policy (smoothing, the 5% rule, the link assumption).
+// The plan: largest remainder, the balance policies, the cost model (measured links, shared
+// aggregator links), round sharding, the re-planning policy (smoothing, the 5% rule, the link
+// assumption), the link probe's schedule and message size, and the communication advice.
 #include "hetrain/common/error.h"
+#include "hetrain/schedule/links.h"
 #include "hetrain/schedule/plan.h"
 #include "hetrain/schedule/replan.h"
 
@@ -9,6 +11,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <set>
 
 using namespace hetrain;
 
@@ -84,7 +87,7 @@ TEST(Balance, ParsesPoliciesAndRefusesBadOnes) {
 std::vector<TrainerSpeed> speeds(std::vector<double> s, std::vector<double> comm) {
   std::vector<TrainerSpeed> out;
   for (size_t i = 0; i < s.size(); ++i)
-    out.push_back({static_cast<int>(i + 1), "host" + std::to_string(i + 1), s[i], comm[i]});
+    out.push_back({static_cast<int>(i + 1), "host" + std::to_string(i + 1), s[i], comm[i], {}, -1});
   return out;
 }
 
@@ -187,4 +190,168 @@ TEST(Replan, ANewPlanIsAdoptedOnlyWhenDifferentAndAtLeastFivePercentFaster) {
   fewer.micro_batches = {8};
   fewer.estimated_round_seconds = 0.9;
   EXPECT_TRUE(should_adopt(fewer, current, 1.0));
+}
+
+namespace {
+
+// A trainer of `speed` samples/s whose flat buffer of `bytes` goes to A aggregators in equal
+// shards (up and down), each over a link of `rate` bytes/s; `same_host_with`: the aggregator on
+// its host (-1: none).
+TrainerSpeed linked(int rank, double speed, double bytes, double rate, int aggregators = 1,
+                    int same_host_with = -1) {
+  TrainerSpeed t{rank, "host" + std::to_string(rank), speed, 0, {}, -1};
+  for (int j = 0; j < aggregators; ++j)
+    t.links.push_back(
+        {j, bytes / aggregators, bytes / aggregators, rate, rate, 0, j == same_host_with});
+  return t;
+}
+
+constexpr double kGbit = 125e6, kMbit = 125e3; // bytes/s
+
+} // namespace
+
+TEST(ProbeSchedule, EveryPairOnceNoAggregatorOrTrainerTwiceInARound) {
+  for (auto [n, a] : std::vector<std::pair<int, int>>{{1, 1}, {4, 1}, {3, 3}, {5, 2}, {2, 4}}) {
+    const auto rounds = probe_schedule(n, a);
+    EXPECT_EQ(static_cast<int>(rounds.size()), std::max(n, a)) << n << " " << a;
+    std::set<std::pair<int, int>> seen;
+    for (const auto &round : rounds) {
+      std::set<int> trainers, aggregators;
+      for (const ProbePair &p : round) {
+        EXPECT_TRUE(trainers.insert(p.trainer).second) << "trainer twice in a round";
+        EXPECT_TRUE(aggregators.insert(p.aggregator).second) << "aggregator shared in a round";
+        EXPECT_TRUE(seen.insert({p.trainer, p.aggregator}).second) << "pair twice";
+      }
+    }
+    EXPECT_EQ(static_cast<int>(seen.size()), n * a);
+  }
+  EXPECT_TRUE(probe_schedule(0, 2).empty());
+}
+
+TEST(ProbeSchedule, MessageSizeIsThePieceOrTheLargestThatFits) {
+  const int64_t piece = 4 << 20;
+  EXPECT_EQ(probe_message_bytes(piece, 100e6, 1.0), piece); // 0.08 s of 0.4 s: fits
+  // 1 MB/s with 0.5 s left: 0.2 MB fits.
+  EXPECT_EQ(probe_message_bytes(piece, 1e6, 0.5), 200'000);
+  EXPECT_EQ(probe_message_bytes(piece, 1e3, 0.5), kFirstProbeBytes); // never below the first
+  EXPECT_EQ(probe_message_bytes(piece, 1e6, -1), kFirstProbeBytes);  // budget spent
+  EXPECT_EQ(probe_message_bytes(1000, 1e9, 1), kFirstProbeBytes);    // a tiny model
+  EXPECT_DOUBLE_EQ(transfer_rate(1e6, 0.011, 0.001), 1e8);
+  EXPECT_DOUBLE_EQ(transfer_rate(1e6, 0.001, 0.002), 4e9); // jitter: capped, still positive
+}
+
+TEST(CostModel, TrainerTransferIsItsBytesOverItsMeasuredLinks) {
+  TrainerSpeed t = linked(1, 100, 50e6, kGbit); // 50 MB up and down at 125 MB/s
+  t.links[0].latency_seconds = 0.001;
+  EXPECT_NEAR(trainer_transfer_seconds(t), 0.4 + 0.4 + 0.002, 1e-12);
+  t.measured_comm_seconds = 0.25; // rank 0's measurement replaces the estimate
+  EXPECT_DOUBLE_EQ(trainer_transfer_seconds(t), 0.25);
+  TrainerSpeed assumed{1, "h", 100, 0.7, {}, -1}; // no probe: the fixed assumption
+  EXPECT_DOUBLE_EQ(trainer_transfer_seconds(assumed), 0.7);
+}
+
+TEST(CostModel, NTrainersIntoOneAggregatorCostNTimesItsLink) {
+  // 4 trainers of 10 MB each into one aggregator at 1 Gbit/s: its link carries 40 MB up and
+  // 40 MB down after the equal compute of 8 micro-batches of 32 at 1000 samples/s each.
+  std::vector<TrainerSpeed> t;
+  for (int i = 1; i <= 4; ++i)
+    t.push_back(linked(i, 1000, 10e6, kGbit));
+  const std::vector<int64_t> k{2, 2, 2, 2};
+  const RoundEstimate one = estimate_round({t[0]}, {8}, 32, aggregator_rates({t[0]}));
+  const RoundEstimate four = estimate_round(t, k, 32, aggregator_rates(t));
+  const double compute = 64.0 / 1000, link = 2 * 10e6 / kGbit;
+  EXPECT_NEAR(four.compute_seconds, compute, 1e-12);
+  EXPECT_NEAR(one.seconds - 4 * compute, link, 1e-9);
+  EXPECT_NEAR(four.aggregator_seconds, compute + 4 * link, 1e-9);
+  EXPECT_NEAR(four.seconds, compute + 4 * link, 1e-9); // the shared link is the bottleneck
+  EXPECT_GT(four.aggregator_seconds, four.trainer_seconds);
+}
+
+TEST(CostModel, CoLocatedAggregatorsShareTheLoadAndSameHostPairsDoNotLoadTheLink) {
+  // n = 4 hosts, each with one trainer and one of A = 4 aggregators (--map-by node): aggregator j
+  // gets a quarter of the bytes of the n - 1 = 3 off-host trainers, (n - 1) / A of one link.
+  std::vector<TrainerSpeed> t;
+  for (int i = 0; i < 4; ++i)
+    t.push_back(linked(i + 4, 1000, 10e6, kGbit, 4, i));
+  const std::vector<int64_t> k{2, 2, 2, 2};
+  const RoundEstimate e = estimate_round(t, k, 32, aggregator_rates(t));
+  const double compute = 64.0 / 1000, link = 2 * 10e6 / kGbit;
+  EXPECT_NEAR(e.aggregator_seconds - compute, link * 3.0 / 4.0, 1e-9);
+  // Everyone on one host: no network link is loaded at all.
+  std::vector<TrainerSpeed> local;
+  for (int i = 0; i < 4; ++i)
+    local.push_back(linked(i + 1, 1000, 10e6, 10 * kGbit, 1, 0));
+  EXPECT_TRUE(aggregator_rates(local).empty());
+  EXPECT_DOUBLE_EQ(estimate_round(local, k, 32, aggregator_rates(local)).aggregator_seconds, 0);
+}
+
+TEST(CostModel, UploadsQueueInTheOrderComputeEnds) {
+  // A trainer that finishes early has its upload done before the late one starts: the link
+  // then adds only the late one's upload (and all downloads) after the late compute.
+  std::vector<TrainerSpeed> t{linked(1, 2000, 1e6, 10e6), linked(2, 500, 1e6, 10e6)};
+  const RoundEstimate e = estimate_round(t, {4, 4}, 32, aggregator_rates(t));
+  // compute 0.064 and 0.256 s; uploads 0.1 s each; downloads 0.2 s.
+  EXPECT_NEAR(e.aggregator_seconds, 0.256 + 0.1 + 0.2, 1e-9);
+}
+
+TEST(Plan, AFiftyMbitTrainerAmongGigabitOnesIsLeftOutWithItsFigures) {
+  // 5 MB up and down: 0.08 s a round at 1 Gbit/s, 1.6 s at 50 Mbit/s, longer than the compute
+  // its share would save (its 4 of 16 micro-batches take 1.28 s; without it the others 1.92 s).
+  const double bytes = 5e6;
+  std::vector<TrainerSpeed> t{linked(1, 100, bytes, kGbit, 1, 0), linked(2, 100, bytes, kGbit),
+                              linked(3, 100, bytes, kGbit), linked(4, 100, bytes, 50 * kMbit)};
+  const Plan p = make_plan(t, 16, 32, parse_balance("benchmark"));
+  EXPECT_EQ(p.ranks, (std::vector<int>{1, 2, 3}));
+  ASSERT_EQ(p.notes.size(), 1u);
+  const std::string &note = p.notes[0];
+  EXPECT_NE(note.find("rank 4 (host4) left out: its link 6."), std::string::npos) << note;
+  EXPECT_NE(note.find("its transfer takes 1.600 s a round, and the round is estimated at 2.000 s "
+                      "without it against 2.880 s with it"),
+            std::string::npos)
+      << note;
+  EXPECT_NEAR(p.estimated_round_seconds, 2.0, 1e-9);
+  // On a gigabit link like the others it stays.
+  t[3] = linked(4, 100, bytes, kGbit);
+  EXPECT_EQ(make_plan(t, 16, 32, parse_balance("benchmark")).ranks.size(), 4u);
+}
+
+TEST(Plan, WithoutLinksTheEstimateIsComputePlusTheFixedTransfer) {
+  auto t = speeds({100, 100}, {0.5, 0.5});
+  EXPECT_NEAR(estimated_round_seconds(t, {2, 2}, 10), 0.2 + 0.5, 1e-12);
+}
+
+TEST(Advice, CommunicationBoundNamesTheOptionsThatApplyWithTheirEstimates) {
+  CommunicationFacts f;
+  f.compute_seconds = 1;
+  f.round_seconds = 1.8; // 0.8 s moving: not communication-bound
+  EXPECT_EQ(communication_advice(f), "");
+  f.round_seconds = 5; // 4 s moving, half of it uploads
+  f.aggregator_bound = true;
+  f.hosts = 4;
+  const std::string text = communication_advice(f);
+  EXPECT_NE(text.find("communication-bound: the estimated round takes 5.000 s, of which 1.000 s "
+                      "compute and 4.000 s moving"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("--wire-dtype bf16 (half the upload bytes): about 4.000 s a round (20% "
+                      "less)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("--aggregators 4 with mpirun --map-by node"), std::string::npos) << text;
+  EXPECT_NE(text.find("about 2.000 s a round (60% less)"), std::string::npos) << text;
+  EXPECT_NE(text.find("--sync params --local-steps 4"), std::string::npos) << text;
+  EXPECT_NE(text.find("about 2.000 s per global batch (60% less)"), std::string::npos) << text;
+  // Already 16-bit, one host, params mode with 4 local steps: only more local steps apply.
+  f.wire_bytes = 2;
+  f.hosts = 1;
+  f.params_mode = true;
+  f.local_steps = 4;
+  f.measured = true;
+  const std::string params = communication_advice(f);
+  EXPECT_EQ(params.find("--wire-dtype"), std::string::npos) << params;
+  EXPECT_EQ(params.find("--aggregators"), std::string::npos) << params;
+  EXPECT_NE(params.find("a measured round"), std::string::npos) << params;
+  EXPECT_NE(params.find("--local-steps 8"), std::string::npos) << params;
+  // per batch now 5/4 = 1.25 s; with 8: 1/4 + 4/8 = 0.75 s
+  EXPECT_NE(params.find("about 0.750 s per global batch (40% less)"), std::string::npos) << params;
 }

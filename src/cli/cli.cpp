@@ -335,6 +335,14 @@ int cmd_inspect(const std::string &path, bool json) {
   nlohmann::json state_names = nlohmann::json::array();
   for (const auto &s : c.optimizer_state)
     state_names.push_back(s.first);
+  // The link probe's figures travel with the trainers' reports (DESIGN §3).
+  nlohmann::json links = nlohmann::json::array();
+  for (const std::string &report : c.cluster_reports) {
+    const nlohmann::json r = nlohmann::json::parse(report, nullptr, false);
+    if (r.is_object() && r.contains("links") && r["links"].is_array())
+      for (const auto &l : r["links"])
+        links.push_back(l);
+  }
   nlohmann::json j{
       {"path", path},
       {"model", c.model.label()},
@@ -358,6 +366,7 @@ int cmd_inspect(const std::string &path, bool json) {
       {"params", params},
       {"buffers", buffers},
       {"cluster_reports", c.cluster_reports.size()},
+      {"links", links},
       {"epochs", epochs},
       {"config", nlohmann::json::parse(c.config_json, nullptr, false)}};
   if (json) {
@@ -380,6 +389,13 @@ int cmd_inspect(const std::string &path, bool json) {
     fmt::print("  /buffers/{:<27} {}\n", name, nlohmann::json(t.sizes().vec()).dump());
   for (const auto &[name, t] : c.frozen)
     fmt::print("  /frozen/{:<28} {}\n", name, nlohmann::json(t.sizes().vec()).dump());
+  for (const auto &l : links)
+    fmt::print("  link: trainer rank {} -> aggregator rank {}: {:.3f} ms, up {:.1f} MB/s, down "
+               "{:.1f} MB/s, {}-byte messages{}\n",
+               l.value("trainer_rank", -1), l.value("aggregator_rank", -1),
+               l.value("latency_ms", 0.0), l.value("up_mb_per_s", 0.0),
+               l.value("down_mb_per_s", 0.0), l.value("message_bytes", int64_t{0}),
+               l.value("same_host", false) ? ", same host" : "");
   for (const EpochRecord &r : c.epochs)
     fmt::print("  epoch {}: train loss {:.4f}, test accuracy {:.4f}, {:.1f} s, {:.0f} samples/s\n",
                r.epoch, r.train_loss, r.test_accuracy, r.seconds, r.samples_per_sec);

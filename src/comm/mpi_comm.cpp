@@ -136,9 +136,12 @@ bool RequestSet::test_all() {
   return all;
 }
 
-void RequestSet::wait_all(double timeout_seconds, const std::function<void()> &on_progress) {
+void RequestSet::wait_all(double timeout_seconds, const std::function<void()> &on_progress,
+                          double busy_seconds) {
   using Clock = std::chrono::steady_clock;
-  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_seconds);
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration<double>(timeout_seconds);
+  const auto busy_until = start + std::chrono::duration<double>(busy_seconds);
   auto pause = std::chrono::microseconds(20);
   for (;;) {
     bool all = test_all();
@@ -151,6 +154,10 @@ void RequestSet::wait_all(double timeout_seconds, const std::function<void()> &o
         if (requests_[i] != MPI_REQUEST_NULL)
           throw PeerTimeout(peers_[i], fmt::format("rank {} did not answer within {:.0f} s ({})",
                                                    peers_[i], timeout_seconds, whats_[i]));
+    }
+    if (Clock::now() < busy_until) {
+      std::this_thread::yield(); // an oversubscribed node still runs the peer
+      continue;
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::microseconds(1000));

@@ -91,6 +91,8 @@ void validate(const TrainConfig &c) {
   require(c.straggler_timeout > 0, "--straggler-timeout: must be positive");
   require(c.stall_warning >= 0, "--stall-warning: must be >= 0 (0 = half --straggler-timeout)");
   require(c.chunk_mb > 0 && c.chunk_mb <= 1024, "--chunk-mb: must be in (0, 1024]");
+  require(c.link_probe_seconds >= 0 && c.link_probe_seconds <= 600,
+          "--link-probe-seconds: must be in [0, 600] (0 = off)");
   require(c.aggregators >= 1, "--aggregators: must be at least 1");
   require(!c.aggregators_per_host || c.aggregators == 1,
           "--aggregators and --aggregators-per-host: give one of them");

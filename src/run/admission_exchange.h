@@ -4,6 +4,7 @@
 #pragma once
 
 #include "hetrain/config/config.h"
+#include "hetrain/schedule/links.h"
 
 #include "trainer_roster.h"
 
@@ -18,6 +19,8 @@ struct AdmittedJob {
   MPI_Comm job = MPI_COMM_NULL;        // rank 0, the shard servers and the admitted trainers
   Roster trainers;                     // the admitted, job ranks after rank 0 and the shard servers
   std::vector<nlohmann::json> reports; // every report with its verdict (stored in checkpoints)
+  std::vector<int> hosts;              // by job rank: which host (host_reduce.h exchange_hosts)
+  std::vector<LinkFigures> links;      // the link probe's, empty when it is off
 };
 
 // Throws UserError when no trainer was admitted.

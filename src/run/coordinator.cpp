@@ -18,11 +18,13 @@
 #include "hetrain/common/signals.h"
 #include "hetrain/common/system_info.h"
 #include "hetrain/observe/metrics.h"
+#include "hetrain/schedule/links.h"
 #include "hetrain/schedule/plan.h"
 #include "hetrain/schedule/replan.h"
 
 #include "admission_exchange.h"
 #include "host_reduce.h"
+#include "link_probe.h"
 #include "protocol.h"
 #include "roles.h"
 #include "round_executor.h"
@@ -72,7 +74,10 @@ public:
 
 private:
   // Decisions
+  TrainerSpeed speed_of(const TrainerState &t) const;
   Plan plan_for() const;
+  RoundEstimate estimate_current() const;
+  void maybe_advise(double round_seconds, double compute_seconds, bool measured);
   void assign_round(int64_t epoch, int64_t start, int64_t count, int64_t steps, int attempt);
   RoundResult run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps);
   void on_late(const RoundResult &result, int64_t epoch);
@@ -82,7 +87,7 @@ private:
   void maybe_replan();
   bool stop_requested(bool last_round_of_epoch);
   // Carrying them out
-  void account(double round_seconds);
+  void account(double round_seconds, const RoundResult &result);
   void write_round_metrics(const RoundResult &result, double round_seconds, int64_t count,
                            int64_t steps, int64_t epoch);
   void report_progress(int64_t epoch, int64_t first, double loss_sum);
@@ -99,6 +104,8 @@ private:
   MPI_Comm job_;
   Roster trainers_;
   std::vector<nlohmann::json> report_json_;
+  const std::vector<int> hosts_;         // by job rank: which host
+  const std::vector<LinkFigures> links_; // the link probe's (empty when it was off)
   const ModelSpec spec_;
   const bool class_labels_; // accuracy is reported for class labels only
   const AggregatorPlace place_;
@@ -122,12 +129,15 @@ private:
   int pending_signal_ = 0;                  // SIGTERM/SIGUSR1 seen here or reported by a trainer
   std::vector<HostGroup> groups_;           // --host-reduce
   int64_t uploads_ = 0, upload_rounds_ = 0; // uploads rank 0 received over the completed rounds
+  bool advised_ = false;                    // the communication-bound warning is given once
+  double measured_round_ = -1, measured_compute_ = -1; // smoothed, for that warning
 };
 
 Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placement,
                          const DatasetMeta &meta, AdmittedJob admitted, const HostMap &hosts)
     : config_(config), placement_(placement), job_(admitted.job),
       trainers_(std::move(admitted.trainers)), report_json_(std::move(admitted.reports)),
+      hosts_(std::move(admitted.hosts)), links_(std::move(admitted.links)),
       spec_(spec_of(config, meta)), class_labels_(meta.class_labels()),
       place_(choose_aggregator_device(config.aggregator_device, placement.local_rank)),
       n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, meta.count)
@@ -163,6 +173,16 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   source_ = CheckpointSource{
       &config,          spec_,      normalization,        model_.get(), flat_.get(),
       optimizer_.get(), &schedule_, placement.world_size, {},           fingerprint};
+  for (TrainerState &t : trainers_)
+    for (const LinkFigures &f : links_)
+      if (f.trainer_rank == t.world_rank)
+        t.links.push_back(f);
+  summary_.links = links_;
+  if (links_.empty())
+    log_info("links: not probed (--link-probe-seconds 0); the plan assumes every link moves "
+             "1 GB/s");
+  if (metrics_.enabled())
+    metrics_.write({{"type", "links"}, {"time", 0.0}, {"links", links_json(links_)}});
   plan_ = plan_for();
   describe_host_groups(job_host_groups(config, hosts));
   servers_ = std::make_unique<ShardServers>(config, layout_, job_, placement.world_size, *flat_,
@@ -178,6 +198,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
     log_info("plan: {}", note);
   summary_.plan_history.push_back(plan_text(plan_, trainers_, m_));
   log_info("plan: {}", summary_.plan_history.back());
+  maybe_advise(plan_.estimated_round_seconds, -1, false);
 }
 
 TrainSummary Coordinator::run() {
@@ -205,7 +226,7 @@ TrainSummary Coordinator::run() {
       for (const TrainerState &t : trainers_)
         uploads_ += t.uploading ? 1 : 0;
       ++upload_rounds_;
-      account(round_seconds);
+      account(round_seconds, result);
       for (const TrainerState &t : trainers_)
         if (t.working) {
           loss_sum += t.stats.loss_sum;
@@ -259,18 +280,50 @@ TrainSummary Coordinator::run() {
   return summary_;
 }
 
+// What the plan knows of a trainer: its speed, and per aggregator the bytes it moves each round
+// over the measured link (the wire dtype up, fp32 parameters down; BatchNorm buffers go with
+// rank 0's pieces) or, without a probe, the old assumption of 1 GB/s for the whole buffer; and
+// once it has worked, what rank 0 measured of its transfer.
+TrainerSpeed Coordinator::speed_of(const TrainerState &t) const {
+  TrainerSpeed s{t.job_rank, t.report.host, t.speed, 0, {}, t.comm_seconds};
+  if (t.links.empty())
+    s.comm_seconds = transfer_seconds(flat_->numel() * 4);
+  const auto wire = static_cast<double>(wire_format(config_.wire_dtype).bytes);
+  const auto buffers = static_cast<double>(buffer_elements(*model_)) * 4;
+  for (const LinkFigures &f : t.links) {
+    const auto shard = static_cast<double>(layout_.shard_length(f.aggregator_rank));
+    const double extra = f.aggregator_rank == 0 ? buffers : 0.0;
+    s.links.push_back({f.aggregator_rank, shard * wire + extra, shard * 4 + extra,
+                       f.up_mb_per_s * 1e6, f.down_mb_per_s * 1e6, f.latency_ms / 1e3,
+                       f.same_host});
+  }
+  return s;
+}
+
+// The current plan under today's figures, with the aggregator links rated from every trainer
+// still in the job, as make_plan rates them (so that keeping and changing the plan compare
+// alike).
+RoundEstimate Coordinator::estimate_current() const {
+  std::vector<TrainerSpeed> all, in_plan;
+  for (const TrainerState &t : trainers_)
+    if (!t.lost)
+      all.push_back(speed_of(t));
+  for (int rank : plan_.ranks)
+    in_plan.push_back(speed_of(trainer_at(trainers_, rank)));
+  return estimate_round(in_plan, plan_.micro_batches, m_, aggregator_rates(all));
+}
+
 // A plan over the trainers still in the job. --balance static shares follow their trainers, so a
 // lost trainer's share goes away with it.
 Plan Coordinator::plan_for() const {
   BalancePolicy policy = parse_balance(config_.balance);
-  const double comm = transfer_seconds(flat_->numel() * 4);
   std::vector<TrainerSpeed> speeds;
   std::vector<double> shares;
   for (size_t j = 0; j < trainers_.size(); ++j) {
     if (trainers_[j].lost)
       continue;
     const TrainerState &t = trainers_[j];
-    speeds.push_back({t.job_rank, t.report.host, t.speed, comm});
+    speeds.push_back(speed_of(t));
     if (policy.kind == BalancePolicy::Kind::Static && j < policy.static_shares.size())
       shares.push_back(policy.static_shares[j]);
   }
@@ -416,13 +469,7 @@ void Coordinator::maybe_replan() {
     return;
   rounds_since_plan_ = 0;
   Plan next = plan_for();
-  const double comm = transfer_seconds(flat_->numel() * 4);
-  std::vector<TrainerSpeed> in_plan;
-  for (int rank : plan_.ranks) {
-    const TrainerState &t = trainer_at(trainers_, rank);
-    in_plan.push_back({t.job_rank, t.report.host, t.speed, comm});
-  }
-  const double keep = estimated_round_seconds(in_plan, plan_.micro_batches, m_);
+  const double keep = estimate_current().seconds;
   if (!should_adopt(next, plan_, keep))
     return;
   plan_ = next;
@@ -442,11 +489,20 @@ bool Coordinator::stop_requested(bool last_round_of_epoch) {
 }
 
 // Statistics of the working trainers: their totals, smoothed speeds, what they run on.
-void Coordinator::account(double round_seconds) {
+void Coordinator::account(double round_seconds, const RoundResult &result) {
+  double compute = 0;
   for (TrainerState &t : trainers_) {
     if (!t.working)
       continue;
     const RoundStats &s = t.stats;
+    compute = std::max(compute, s.compute_seconds);
+    // Its transfer and wait as rank 0 sees it: the arrival of its last message minus its
+    // compute, smoothed like the speed (replan.h).
+    const double arrival = result.arrival_seconds.at(static_cast<size_t>(&t - trainers_.data()));
+    if (arrival >= 0) {
+      const double comm = std::max(0.0, arrival - s.compute_seconds);
+      t.comm_seconds = t.comm_seconds < 0 ? comm : 0.7 * t.comm_seconds + 0.3 * comm;
+    }
     t.samples += s.samples;
     t.compute_seconds += s.compute_seconds;
     t.data_wait_seconds += s.data_wait_seconds;
@@ -461,6 +517,43 @@ void Coordinator::account(double round_seconds) {
                       s.gpu_power};
     t.speed = smoothed_speed(t.speed, static_cast<double>(s.samples), s.compute_seconds);
   }
+  // The first round carries warm-up (allocations, first touches): measured from the second on.
+  if (position_.round < 1)
+    return;
+  measured_round_ =
+      measured_round_ < 0 ? round_seconds : 0.7 * measured_round_ + 0.3 * round_seconds;
+  measured_compute_ = measured_compute_ < 0 ? compute : 0.7 * measured_compute_ + 0.3 * compute;
+  if (position_.round >= 3)
+    maybe_advise(measured_round_, measured_compute_, true);
+}
+
+// Once per run: a round whose communication takes longer than its compute, and what would help.
+// `compute_seconds` < 0: take it from the cost model (the estimate at the start).
+void Coordinator::maybe_advise(double round_seconds, double compute_seconds, bool measured) {
+  if (advised_ || plan_.ranks.empty())
+    return;
+  const RoundEstimate e = estimate_current();
+  CommunicationFacts f;
+  f.compute_seconds = compute_seconds < 0 ? e.compute_seconds : compute_seconds;
+  f.round_seconds = round_seconds;
+  f.upload_fraction = e.transfer_seconds > 0 ? e.upload_seconds / e.transfer_seconds : 0.5;
+  f.aggregator_bound = e.aggregator_seconds > e.trainer_seconds;
+  f.wire_bytes = static_cast<int>(wire_format(config_.wire_dtype).bytes);
+  f.aggregators = config_.aggregators;
+  std::vector<int> hosts;
+  for (const TrainerState &t : trainers_)
+    if (static_cast<size_t>(t.job_rank) < hosts_.size())
+      hosts.push_back(hosts_[static_cast<size_t>(t.job_rank)]);
+  std::sort(hosts.begin(), hosts.end());
+  f.hosts = static_cast<int>(std::unique(hosts.begin(), hosts.end()) - hosts.begin());
+  f.params_mode = config_.sync == SyncMode::kParams;
+  f.local_steps = local_steps_;
+  f.measured = measured;
+  const std::string advice = communication_advice(f);
+  if (advice.empty())
+    return;
+  advised_ = true;
+  log_warn("{}", advice);
 }
 
 void Coordinator::write_round_metrics(const RoundResult &result, double round_seconds,
@@ -522,8 +615,10 @@ std::string Coordinator::save(const std::string &tag) {
   for (nlohmann::json r : report_json_) {
     r["micro_batches"] = 0;
     for (const TrainerState &t : trainers_)
-      if (t.world_rank == r["rank"].get<int>())
+      if (t.world_rank == r["rank"].get<int>()) {
         r["micro_batches"] = share_in(plan_, t.job_rank);
+        r["links"] = links_json(t.links); // the link probe's figures to each aggregator
+      }
     source_.reports.push_back(r.dump());
   }
   return save_checkpoint(source_, position_, summary_.history, tag);
@@ -611,6 +706,25 @@ void Coordinator::gather_and_write_timeline() {
            config_.timeline);
 }
 
+// Host names by world rank for the link table: rank 0's own, the trainers' reports, and a shard
+// server's from a rank on its host (it sends no report).
+std::vector<std::string> link_host_names(const AdmittedJob &job, int world_size) {
+  std::vector<std::string> names(static_cast<size_t>(world_size));
+  std::vector<std::string> by_job_rank(job.hosts.size());
+  if (!by_job_rank.empty())
+    by_job_rank[0] = process_identity().host;
+  for (const TrainerState &t : job.trainers) {
+    names[static_cast<size_t>(t.world_rank)] = t.report.host;
+    by_job_rank.at(static_cast<size_t>(t.job_rank)) = t.report.host;
+  }
+  for (size_t r = 0; r < job.hosts.size() && r < names.size(); ++r)
+    if (names[r].empty())
+      names[r] = by_job_rank.at(static_cast<size_t>(job.hosts[r])).empty()
+                     ? fmt::format("(host of rank {})", job.hosts[r])
+                     : by_job_rank[static_cast<size_t>(job.hosts[r])];
+  return names;
+}
+
 } // namespace
 
 TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &placement) {
@@ -620,6 +734,10 @@ TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &pla
   prepare_outputs(config);
   AdmittedJob admitted = admit_trainers(config, placement.world_size);
   const HostMap hosts = exchange_hosts(config, admitted.job); // collective: every job rank, now
+  admitted.hosts = hosts.host_of;
+  admitted.links = probe_links_coordinator(config, admitted.job);
+  if (!admitted.links.empty())
+    log_link_table(admitted.links, link_host_names(admitted, placement.world_size));
   torch::set_num_threads(threads_for(config, placement));
   Coordinator coordinator(config, placement, meta, std::move(admitted), hosts);
   return coordinator.run();

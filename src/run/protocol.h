@@ -33,6 +33,10 @@ enum Tag : int {
   kTagShardSetup,
   kTagShardCommand,
   kTagShardAck,
+  // The link probe at startup (link_probe.h): requests and answers, payloads, a trainer's figures.
+  kTagLinkProbe,
+  kTagLinkData,
+  kTagLinks,
   // A shard's parameters, then its optimizer state tensor s at kTagShardState + 1 + s.
   kTagShardState = 100,
   // Gradient piece k (ShardLayout; without --aggregators the pieces are the chunks) travels with

@@ -75,6 +75,7 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
   command_words_.assign(trainers_.size(), Words());
   stats_words_.assign(trainers_.size(), Words(RoundStats::kWords));
   stats_request_.assign(trainers_.size(), 0);
+  requests_end_.assign(trainers_.size(), 0);
   for (size_t j = 0; j < trainers_.size(); ++j) {
     const TrainerState &t = trainers_[j];
     if (t.lost)
@@ -106,6 +107,7 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
                 fmt::format("round {} statistics from {}", order.round_number, name_of(t)));
     irecv_chunks(set_, t.buffers.data(), nbuf_, chunk_, t.job_rank, kTagBuffers, job_,
                  fmt::format("round {} buffers from {}", order.round_number, name_of(t)));
+    requests_end_[j] = set_.size();
   }
 }
 
@@ -143,7 +145,9 @@ void RoundExecutor::wait_and_reduce(const RoundOrder &order, PipelinedReduce &pi
       config_.stall_warning > 0 ? config_.stall_warning : config_.straggler_timeout / 2;
   const auto wait_start = Clock::now();
   bool stall_warned = false;
+  result.arrival_seconds.assign(trainers_.size(), -1.0);
   auto progress = [&] {
+    note_arrivals(wait_start, result.arrival_seconds);
     if (stop_signal() != 0) {
       if (!signal_at)
         signal_at = Clock::now();
@@ -176,6 +180,20 @@ void RoundExecutor::wait_and_reduce(const RoundOrder &order, PipelinedReduce &pi
   } catch (const RoundAbandoned &e) {
     result.end = RoundResult::End::kAbandoned;
     result.abandoned = e.what();
+  }
+}
+
+// When each working trainer's last message of the round arrived (the coordinator's measured
+// transfer cost): polled with the round's waits, so as exact as their polling.
+void RoundExecutor::note_arrivals(Clock::time_point start, std::vector<double> &arrival) const {
+  for (size_t j = 0; j < trainers_.size(); ++j) {
+    if (!trainers_[j].working || arrival[j] >= 0)
+      continue;
+    bool all = true;
+    for (size_t r = stats_request_[j]; all && r < requests_end_[j]; ++r)
+      all = set_.done(r);
+    if (all)
+      arrival[j] = seconds_since(start);
   }
 }
 

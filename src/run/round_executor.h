@@ -25,6 +25,7 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,9 @@ struct RoundResult {
   LatePeers broadcast_late; // kComplete: trainers that did not take the new parameters
   double receive_seconds = 0, reduce_seconds = 0, step_seconds = 0, broadcast_seconds = 0;
   std::vector<ShardAck> server_acks;
+  // By roster index: seconds from the round's start until the last of the trainer's messages to
+  // rank 0 (statistics, its upload pieces, buffers) had arrived; -1 when it did not work.
+  std::vector<double> arrival_seconds;
 };
 
 class RoundExecutor {
@@ -74,6 +78,8 @@ private:
   void post_round(const RoundOrder &order, PipelinedReduce &pipe);
   void wait_and_reduce(const RoundOrder &order, PipelinedReduce &pipe, RoundResult &result);
   void average_buffers(const RoundOrder &order);
+  void note_arrivals(std::chrono::steady_clock::time_point start,
+                     std::vector<double> &arrival) const;
   std::vector<float> reduce_weights(const RoundOrder &order) const;
 
   const TrainConfig &config_;
@@ -97,7 +103,7 @@ private:
   // The round in flight
   RequestSet set_;
   std::vector<Words> command_words_, stats_words_;
-  std::vector<size_t> stats_request_;
+  std::vector<size_t> stats_request_, requests_end_; // each trainer's requests in set_
 };
 
 } // namespace hetrain::run

@@ -27,6 +27,12 @@ nlohmann::json round_metrics(const RoundFacts &f, const Roster &trainers, const 
                       {"data_wait_seconds", t.stats.data_wait_seconds},
                       {"wait_seconds", std::max(0.0, f.seconds - t.stats.compute_seconds)},
                       {"micro_batch", t.micro_batch}};
+    // Rank 0's measure of its transfer: its last message's arrival minus its compute (this
+    // round), and the smoothed figure the re-plans use.
+    const auto j = static_cast<size_t>(&t - trainers.data());
+    if (j < result.arrival_seconds.size() && result.arrival_seconds[j] >= 0)
+      tj["transfer_seconds"] = std::max(0.0, result.arrival_seconds[j] - t.stats.compute_seconds);
+    tj["smoothed_transfer_seconds"] = t.comm_seconds;
     if (t.gpu.valid)
       tj["gpu"] = {{"utilization", t.gpu.utilization},
                    {"memory_used_bytes", t.gpu.memory_used},

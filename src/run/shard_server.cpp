@@ -23,6 +23,7 @@
 #include "hetrain/train/optimizer.h"
 
 #include "host_reduce.h"
+#include "link_probe.h"
 #include "pipelined_reduce.h"
 #include "protocol.h"
 #include "roles.h"
@@ -227,6 +228,7 @@ TrainSummary run_shard_server(const TrainConfig &config, const RankPlacement &pl
   CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, 0, placement.world_rank, &job));
   CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
   exchange_hosts(config, job); // collective over the job; the servers need only uploaders' flags
+  probe_links_server(config, job);
   torch::set_num_threads(threads_for(config, placement));
   ShardServer(config, placement, job).run();
   CHECK_MPI(MPI_Comm_free(&job));

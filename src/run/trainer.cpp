@@ -26,6 +26,7 @@
 #include "hetrain/train/compute.h"
 
 #include "host_reduce.h"
+#include "link_probe.h"
 #include "protocol.h"
 #include "roles.h"
 #include "run_support.h"
@@ -93,6 +94,8 @@ public:
           torch::Device device, const std::optional<GpuInfo> &gpu, MPI_Comm job,
           const HostMap &hosts);
   void run();
+  // The largest piece of the flat-buffer layout in bytes: the link probe's message size.
+  int64_t largest_piece_bytes() const;
 
 private:
   bool receive_parameters(const char *when); // false: rank 0 ended the job instead
@@ -234,6 +237,13 @@ void Trainer::run() {
     stopped = !receive_parameters("after a round");
   }
   inbox_.cancel(); // still posted when the job ended while parameters were due
+}
+
+int64_t Trainer::largest_piece_bytes() const {
+  int64_t largest = 0;
+  for (const Piece &p : layout_.pieces)
+    largest = std::max(largest, p.length);
+  return largest * 4;
 }
 
 RoundCommand Trainer::next_command() {
@@ -517,6 +527,8 @@ TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placeme
   const HostMap hosts = exchange_hosts(config, job); // collective: every job rank, now
   {
     Trainer trainer(config, placement, spec, device, gpu, job, hosts);
+    probe_links_trainer(config, job, hosts.host_of, placement.world_rank,
+                        trainer.largest_piece_bytes());
     trainer.run();
   }
   CHECK_MPI(MPI_Comm_free(&job));

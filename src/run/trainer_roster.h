@@ -6,6 +6,7 @@
 #include "hetrain/cluster/report_message.h"
 #include "hetrain/comm/messages.h"
 #include "hetrain/observe/gpu_monitor.h"
+#include "hetrain/schedule/links.h"
 #include "hetrain/schedule/plan.h"
 
 #include <fmt/format.h>
@@ -29,6 +30,10 @@ struct TrainerState {
   int64_t micro_batch = 0;      // what it runs: less than --micro-batch after running out of memory
   bool lost = false;            // dropped by --on-trainer-loss continue
   GpuSample gpu;                // its GPU in the last round (NVML), when it has one
+  std::vector<LinkFigures> links; // to each aggregator, from the link probe (empty: probe off)
+  // Smoothed transfer and wait per round as rank 0 sees it (arrival of its upload minus its
+  // compute); -1 until it has worked a round.
+  double comm_seconds = -1;
   // This round (the round executor fills these)
   bool working = false;       // it has samples in the round
   bool uploading = false;     // its gradient sum (with --host-reduce: its host's) comes this round

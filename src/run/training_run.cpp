@@ -1,6 +1,7 @@
 #include "hetrain/run/training_run.h"
 #include "hetrain/train/amp.h"
 
+#include "link_probe.h"
 #include "protocol.h"
 #include "run_support.h"
 
@@ -322,6 +323,7 @@ std::string summary_to_json(const TrainSummary &s) {
     j["host_groups"] = s.host_groups;
     j["uploads_per_round"] = s.uploads_per_round;
     j["lost_trainers"] = s.lost_trainers;
+    j["links"] = run::links_json(s.links);
   }
   return j.dump(2);
 }

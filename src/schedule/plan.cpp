@@ -82,23 +82,109 @@ BalancePolicy parse_balance(const std::string &text) {
   throw UserError(fmt::format("--balance: '{}' is not benchmark, equal or static:a,b,...", text));
 }
 
+double trainer_transfer_seconds(const TrainerSpeed &t) {
+  if (t.measured_comm_seconds >= 0)
+    return t.measured_comm_seconds;
+  double seconds = t.comm_seconds;
+  for (const LinkCost &l : t.links)
+    seconds += l.up_bytes / std::max(l.up_bytes_per_sec, 1e-9) +
+               l.down_bytes / std::max(l.down_bytes_per_sec, 1e-9) + 2 * l.latency_seconds;
+  return seconds;
+}
+
+std::vector<AggregatorRate> aggregator_rates(const std::vector<TrainerSpeed> &trainers) {
+  std::vector<AggregatorRate> rates;
+  for (const TrainerSpeed &t : trainers)
+    for (const LinkCost &l : t.links) {
+      if (l.same_host || l.aggregator < 0)
+        continue;
+      if (static_cast<size_t>(l.aggregator) >= rates.size())
+        rates.resize(static_cast<size_t>(l.aggregator) + 1);
+      AggregatorRate &r = rates[static_cast<size_t>(l.aggregator)];
+      r.up_bytes_per_sec = std::max(r.up_bytes_per_sec, l.up_bytes_per_sec);
+      r.down_bytes_per_sec = std::max(r.down_bytes_per_sec, l.down_bytes_per_sec);
+    }
+  return rates;
+}
+
+namespace {
+// Aggregator j's link: uploads queue in the order the trainers' compute ends (ties by rank),
+// each starting no earlier than its trainer's compute end; then the parameters go back.
+double aggregator_link_seconds(const std::vector<TrainerSpeed> &trainers,
+                               const std::vector<double> &compute, int j, const AggregatorRate &r) {
+  std::vector<std::pair<double, double>> uploads; // (compute end, seconds on the link)
+  double down = 0;
+  for (size_t i = 0; i < trainers.size(); ++i)
+    for (const LinkCost &l : trainers[i].links)
+      if (l.aggregator == j && !l.same_host) {
+        uploads.emplace_back(compute[i], l.up_bytes / std::max(r.up_bytes_per_sec, 1e-9));
+        down += l.down_bytes / std::max(r.down_bytes_per_sec, 1e-9);
+      }
+  if (uploads.empty())
+    return 0;
+  std::stable_sort(uploads.begin(), uploads.end(),
+                   [](const auto &a, const auto &b) { return a.first < b.first; });
+  double busy_until = 0;
+  for (const auto &[ready, seconds] : uploads)
+    busy_until = std::max(busy_until, ready) + seconds;
+  return busy_until + down;
+}
+} // namespace
+
+RoundEstimate estimate_round(const std::vector<TrainerSpeed> &trainers,
+                             const std::vector<int64_t> &micro_batches, int64_t micro_batch,
+                             const std::vector<AggregatorRate> &rates) {
+  RoundEstimate e;
+  std::vector<double> compute(trainers.size());
+  for (size_t i = 0; i < trainers.size(); ++i) {
+    const TrainerSpeed &t = trainers[i];
+    compute[i] =
+        static_cast<double>(micro_batches[i] * micro_batch) / std::max(t.samples_per_sec, 1e-9);
+    e.compute_seconds = std::max(e.compute_seconds, compute[i]);
+    e.trainer_seconds = std::max(e.trainer_seconds, compute[i] + trainer_transfer_seconds(t));
+    for (const LinkCost &l : t.links) {
+      e.upload_seconds += l.up_bytes / std::max(l.up_bytes_per_sec, 1e-9);
+      e.transfer_seconds += l.up_bytes / std::max(l.up_bytes_per_sec, 1e-9) +
+                            l.down_bytes / std::max(l.down_bytes_per_sec, 1e-9);
+    }
+  }
+  for (size_t j = 0; j < rates.size(); ++j)
+    e.aggregator_seconds =
+        std::max(e.aggregator_seconds,
+                 aggregator_link_seconds(trainers, compute, static_cast<int>(j), rates[j]));
+  e.seconds = std::max(e.trainer_seconds, e.aggregator_seconds);
+  return e;
+}
+
 double estimated_round_seconds(const std::vector<TrainerSpeed> &trainers,
                                const std::vector<int64_t> &micro_batches, int64_t micro_batch) {
-  double worst = 0;
-  for (size_t i = 0; i < trainers.size(); ++i) {
-    double speed = std::max(trainers[i].samples_per_sec, 1e-9);
-    double t =
-        static_cast<double>(micro_batches[i] * micro_batch) / speed + trainers[i].comm_seconds;
-    worst = std::max(worst, t);
-  }
-  return worst;
+  return estimate_round(trainers, micro_batches, micro_batch, aggregator_rates(trainers)).seconds;
 }
+
+namespace {
+// "its link 6.2 MB/s up": the slowest of the trainer's off-host links, or what was assumed.
+std::string link_text(const TrainerSpeed &t) {
+  double slowest = 0;
+  for (const LinkCost &l : t.links)
+    if (slowest == 0 || std::min(l.up_bytes_per_sec, l.down_bytes_per_sec) < slowest)
+      slowest = std::min(l.up_bytes_per_sec, l.down_bytes_per_sec);
+  if (t.links.empty())
+    return "no link measured";
+  return fmt::format("its link {:.1f} MB/s", slowest / 1e6);
+}
+} // namespace
 
 Plan make_plan(const std::vector<TrainerSpeed> &trainers, int64_t micro_batches_per_round,
                int64_t micro_batch, const BalancePolicy &policy) {
   if (trainers.empty())
     throw UserError("no trainers to plan for");
   std::vector<TrainerSpeed> active = trainers;
+  // Aggregator links are rated from every trainer offered, so that leaving one out in a
+  // candidate does not change the rate the others see.
+  const std::vector<AggregatorRate> rates = aggregator_rates(trainers);
+  auto estimate = [&](const std::vector<TrainerSpeed> &set, const std::vector<int64_t> &k) {
+    return estimate_round(set, k, micro_batch, rates).seconds;
+  };
   Plan plan;
   auto split = [&](const std::vector<TrainerSpeed> &set) {
     std::vector<double> weights;
@@ -136,13 +222,13 @@ Plan make_plan(const std::vector<TrainerSpeed> &trainers, int64_t micro_batches_
       active.pop_back();
     }
     for (;;) {
-      double with_all = estimated_round_seconds(active, split(active), micro_batch);
+      double with_all = estimate(active, split(active));
       size_t best = active.size();
       double best_time = with_all;
       for (size_t drop = 0; active.size() > 1 && drop < active.size(); ++drop) {
         std::vector<TrainerSpeed> without = active;
         without.erase(without.begin() + static_cast<std::ptrdiff_t>(drop));
-        double t = estimated_round_seconds(without, split(without), micro_batch);
+        double t = estimate(without, split(without));
         if (t < best_time) {
           best_time = t;
           best = drop;
@@ -152,9 +238,10 @@ Plan make_plan(const std::vector<TrainerSpeed> &trainers, int64_t micro_batches_
         break;
       const TrainerSpeed &gone = active[best];
       plan.notes.push_back(fmt::format(
-          "rank {} ({}) left out: its transfer takes {:.3f} s a round, and the round is "
+          "rank {} ({}) left out: {}, its transfer takes {:.3f} s a round, and the round is "
           "estimated at {:.3f} s without it against {:.3f} s with it",
-          gone.rank, gone.host, gone.comm_seconds, best_time, with_all));
+          gone.rank, gone.host, link_text(gone), trainer_transfer_seconds(gone), best_time,
+          with_all));
       active.erase(active.begin() + static_cast<std::ptrdiff_t>(best));
     }
     std::sort(active.begin(), active.end(),
@@ -163,7 +250,7 @@ Plan make_plan(const std::vector<TrainerSpeed> &trainers, int64_t micro_batches_
   plan.micro_batches = split(active);
   for (const TrainerSpeed &t : active)
     plan.ranks.push_back(t.rank);
-  plan.estimated_round_seconds = estimated_round_seconds(active, plan.micro_batches, micro_batch);
+  plan.estimated_round_seconds = estimate(active, plan.micro_batches);
   return plan;
 }
 

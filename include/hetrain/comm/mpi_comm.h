@@ -75,7 +75,10 @@ public:
   // Polls (sleeping briefly between tests, so an oversubscribed node keeps its cores for the
   // trainers) until all complete or `timeout_seconds` pass; then throws PeerTimeout naming the
   // first incomplete request. `on_progress` runs after every poll (pipelined reduction).
-  void wait_all(double timeout_seconds, const std::function<void()> &on_progress = {});
+  // `busy_seconds`: poll without sleeping for this long first, for waits that are themselves
+  // measured (the link probe); a longer wait then sleeps, leaving the cores to others.
+  void wait_all(double timeout_seconds, const std::function<void()> &on_progress = {},
+                double busy_seconds = 0);
   // Cancels and frees what is still pending (after a timeout).
   void cancel_pending();
   // The peers of the requests still pending, each once, in rank order.

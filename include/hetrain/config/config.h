@@ -67,6 +67,7 @@ struct TrainConfig {
   // Trainers of one host sum their gradients there and one uploads: auto (when an aggregator sits
   // on another host) | on (every host with >= 2 trainers) | off
   HostReduce host_reduce = HostReduce::kAuto;
+  double link_probe_seconds = 2; // startup link probe for the whole job (0 = off: 1 GB/s assumed)
   double min_relative_speed = 0; // admission: probe speed / fastest trainer's
   bool require_gpu = false;      // admission: trainers without a GPU are rejected
   bool require_bf16 = false;     // admission: trainers without bf16 hardware are rejected

@@ -138,6 +138,10 @@ template <class Visit> void visit_train_options(Visit &&visit) {
           "needs --sync gradient and --on-trainer-loss abort)"},
         &C::host_reduce);
   visit(O{"chunk-mb", dist, "Size of one message of the flat buffers"}, &C::chunk_mb);
+  visit(O{"link-probe-seconds", dist,
+          "Seconds the startup probe of every trainer-aggregator link may take (latency, MB/s "
+          "both ways; the plan counts them); 0 = off, every link assumed 1 GB/s"},
+        &C::link_probe_seconds);
   visit(O{"aggregators", dist,
           "Ranks 0..A-1 aggregate, each owning 1/A of the parameters (sharded optimizer state); "
           "the trainers are ranks A and up"},

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "hetrain/config/config.h"
+#include "hetrain/schedule/links.h"
 #include "hetrain/train/records.h"
 
 #include <string>
@@ -46,6 +47,7 @@ struct TrainSummary {
   double uploads_per_round = 0;
   // --on-trainer-loss continue: the trainers dropped, e.g. "rank 2 (host) in round 17: ...".
   std::vector<std::string> lost_trainers;
+  std::vector<LinkFigures> links; // the startup link probe's figures (empty when it was off)
 };
 
 // Trains on this process alone (world size 1): gradient accumulation over micro-batches, one

@@ -22,21 +22,68 @@ struct BalancePolicy {
 };
 BalancePolicy parse_balance(const std::string &text); // throws UserError naming the problem
 
+// One trainer's traffic with one aggregator in a round, and the measured link it crosses.
+struct LinkCost {
+  int aggregator = 0;                  // 0..A-1 (its world rank)
+  double up_bytes = 0, down_bytes = 0; // per round: its upload pieces, the parameters back
+  double up_bytes_per_sec = 0, down_bytes_per_sec = 0; // the pair's rates (LinkFigures)
+  double latency_seconds = 0;                          // one way
+  bool same_host = false; // shared memory: does not load the aggregator's network link
+};
+
 struct TrainerSpeed {
   int rank = 0;
   std::string host;
   double samples_per_sec = 0; // measured by the training probe, later smoothed from rounds
-  double comm_seconds = 0;    // per round: gradients up and parameters down at its bandwidth
+  // Per round, fixed: without a link probe, gradients up and parameters down at an assumed
+  // 1 GB/s (replan.h transfer_seconds); with one, 0 (the links below say it).
+  double comm_seconds = 0;
+  std::vector<LinkCost> links; // one per aggregator, from the link probe
+  // Rank 0's smoothed measurement of this trainer's transfer and wait per round (arrival of its
+  // upload minus its compute); negative until measured. Replaces the links' estimate of its own
+  // transfer once there.
+  double measured_comm_seconds = -1;
 };
 
 struct Plan {
   std::vector<int> ranks;             // trainers that take part, in rank order
   std::vector<int64_t> micro_batches; // per trainer in `ranks`, summing to the round's
-  double estimated_round_seconds = 0; // the slowest trainer's compute + transfer
+  double estimated_round_seconds = 0; // the slowest trainer or aggregator link (RoundEstimate)
   std::vector<std::string> notes;     // why trainers were left out, for the log
 };
 
-// Estimated round time of a split: max over trainers of k_i*m/s_i + comm_i.
+// A trainer's own transfer per round: comm_seconds plus, over its links, up bytes / up rate +
+// down bytes / down rate + 2 latencies (it sends to all aggregators through its one link, so
+// they add up); or the measured figure once there is one.
+double trainer_transfer_seconds(const TrainerSpeed &trainer);
+
+// Each aggregator's network link rate (bytes/s; up = into it): the best rate measured from an
+// off-host trainer to it, 0 when no off-host trainer has a link to it. The best, because a
+// pair's rate is limited by both ends: the fastest pair shows the aggregator's own link best.
+struct AggregatorRate {
+  double up_bytes_per_sec = 0, down_bytes_per_sec = 0;
+};
+std::vector<AggregatorRate> aggregator_rates(const std::vector<TrainerSpeed> &trainers);
+
+// The cost model of a round (DESIGN §4):
+//   trainer i:   compute c_i = k_i*m/s_i, then its own transfer t_i    -> c_i + t_i
+//   aggregator j: its link carries the uploads of every off-host trainer, in the order their
+//                compute ends (a trainer's upload starts at c_i and waits behind earlier ones),
+//                then the parameters back to all of them        -> L_j + sum down bytes / rate
+//   round = max(max_i (c_i + t_i), max_j aggregator j)
+struct RoundEstimate {
+  double seconds = 0;
+  double compute_seconds = 0;    // max_i c_i
+  double trainer_seconds = 0;    // max_i (c_i + t_i)
+  double aggregator_seconds = 0; // max_j over aggregator links
+  double upload_seconds = 0;     // of the communication: the uploads (for the advice)
+  double transfer_seconds = 0;   // uploads and downloads, summed like upload_seconds
+};
+RoundEstimate estimate_round(const std::vector<TrainerSpeed> &trainers,
+                             const std::vector<int64_t> &micro_batches, int64_t micro_batch,
+                             const std::vector<AggregatorRate> &rates);
+
+// estimate_round(...).seconds with the aggregator rates of these trainers.
 double estimated_round_seconds(const std::vector<TrainerSpeed> &trainers,
                                const std::vector<int64_t> &micro_batches, int64_t micro_batch);
 

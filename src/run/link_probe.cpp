@@ -1,0 +1,309 @@
+#include "link_probe.h"
+
+#include "hetrain/comm/check_mpi.h"
+#include "hetrain/comm/mpi_comm.h"
+#include "hetrain/common/error.h"
+#include "hetrain/common/log.h"
+
+#include "protocol.h"
+#include "run_support.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <stdexcept>
+
+namespace hetrain::run {
+using namespace protocol;
+namespace {
+
+// What a trainer asks of the aggregator it probes: {op, bytes}.
+enum Op : int64_t { kPing = 1, kUp, kDown, kDone };
+using Control = std::array<int64_t, 2>;
+constexpr int kPings = 5;
+constexpr int kFirstTries = 3;
+// The figures a trainer sends rank 0: its world rank, then per aggregator 6 numbers.
+constexpr size_t kFiguresPerLink = 6;
+
+// Every probe wait: a peer still starting (a trainer loads its data after admission) or still
+// serving the pairs before this one; a failure is a clear error after this, not a hang.
+double probe_deadline(const TrainConfig &config) {
+  return config.straggler_timeout + 2 * config.link_probe_seconds;
+}
+
+struct Probe {
+  MPI_Comm job;
+  int aggregators = 1, trainers = 0;
+  double deadline = 0;
+  std::vector<std::vector<ProbePair>> rounds;
+  std::vector<int> world; // by job rank: what timeouts name (job ranks skip rejected trainers)
+};
+
+Probe make_probe(const TrainConfig &config, MPI_Comm job) {
+  int size = 0;
+  CHECK_MPI(MPI_Comm_size(job, &size));
+  Probe p{job, config.aggregators, size - config.aggregators, probe_deadline(config), {}, {}};
+  p.rounds = probe_schedule(p.trainers, p.aggregators);
+  MPI_Group job_group, world_group;
+  CHECK_MPI(MPI_Comm_group(job, &job_group));
+  CHECK_MPI(MPI_Comm_group(MPI_COMM_WORLD, &world_group));
+  std::vector<int> ranks(static_cast<size_t>(size));
+  p.world.resize(ranks.size());
+  for (int r = 0; r < size; ++r)
+    ranks[static_cast<size_t>(r)] = r;
+  CHECK_MPI(MPI_Group_translate_ranks(job_group, size, ranks.data(), world_group, p.world.data()));
+  CHECK_MPI(MPI_Group_free(&job_group));
+  CHECK_MPI(MPI_Group_free(&world_group));
+  return p;
+}
+
+// The probe measures time, so its waits must not sleep between tests as a round's waits do (up
+// to 1 ms): they poll without sleeping for 50 ms, long enough for any message of a fast link.
+// A longer wait (a slow link's piece, a peer serving the pairs before) then sleeps between
+// tests, leaving the cores to the pair that is measuring (1 ms of a long wait is noise).
+constexpr double kBusySeconds = 0.05;
+void finish(RequestSet &set, const Probe &p) { set.wait_all(p.deadline, {}, kBusySeconds); }
+
+void send_bytes(RequestSet &set, const void *data, int64_t bytes, int peer, int tag, const Probe &p,
+                const std::string &what) {
+  MPI_Request r;
+  CHECK_MPI(MPI_Isend(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, p.job, &r));
+  set.add(r, p.world.at(static_cast<size_t>(peer)), what);
+}
+void receive_bytes(RequestSet &set, void *data, int64_t bytes, int peer, int tag, const Probe &p,
+                   const std::string &what) {
+  MPI_Request r;
+  CHECK_MPI(MPI_Irecv(data, static_cast<int>(bytes), MPI_BYTE, peer, tag, p.job, &r));
+  set.add(r, p.world.at(static_cast<size_t>(peer)), what);
+}
+
+// The aggregator's side of one pair: answers the trainer's requests until it says done.
+void serve(const Probe &p, int trainer) {
+  std::vector<uint8_t> payload;
+  int64_t ack = 0;
+  const std::string who =
+      fmt::format("the link probe of rank {}", p.world.at(static_cast<size_t>(trainer)));
+  for (;;) {
+    Control c{};
+    {
+      RequestSet set;
+      receive_bytes(set, c.data(), sizeof(c), trainer, kTagLinkProbe, p, who + ": its request");
+      finish(set, p);
+    }
+    if (c[0] == kDone)
+      return;
+    if (c[0] != kPing && c[0] != kUp && c[0] != kDown)
+      throw std::runtime_error(fmt::format("{}: unknown request {}", who, c[0]));
+    payload.resize(static_cast<size_t>(std::max<int64_t>(c[1], 0)));
+    RequestSet set;
+    if (c[0] == kUp)
+      receive_bytes(set, payload.data(), c[1], trainer, kTagLinkData, p, who + ": its upload");
+    if (c[0] == kDown)
+      send_bytes(set, payload.data(), c[1], trainer, kTagLinkData, p, who + ": the download");
+    finish(set, p);
+    if (c[0] != kDown) {
+      RequestSet reply;
+      send_bytes(reply, &ack, sizeof(ack), trainer, kTagLinkProbe, p, who + ": the answer");
+      finish(reply, p);
+    }
+  }
+}
+
+// This aggregator's pairs in the schedule's order.
+void serve_pairs(const Probe &p, int me) {
+  for (const auto &round : p.rounds)
+    for (const ProbePair &pair : round)
+      if (pair.aggregator == me)
+        serve(p, p.aggregators + pair.trainer);
+}
+
+// One request and its answer, timed from the trainer's side.
+double exchange(const Probe &p, int aggregator, Op op, int64_t bytes,
+                std::vector<uint8_t> &payload) {
+  const std::string who = fmt::format("aggregator rank {} in the link probe", aggregator);
+  payload.resize(static_cast<size_t>(bytes));
+  const Control c{op, bytes};
+  int64_t ack = 0;
+  const auto start = Clock::now();
+  RequestSet set;
+  send_bytes(set, c.data(), sizeof(c), aggregator, kTagLinkProbe, p, who + ": the request");
+  if (op == kUp)
+    send_bytes(set, payload.data(), bytes, aggregator, kTagLinkData, p, who + ": the upload");
+  if (op == kDown)
+    receive_bytes(set, payload.data(), bytes, aggregator, kTagLinkData, p, who + ": the download");
+  else if (op != kDone)
+    receive_bytes(set, &ack, sizeof(ack), aggregator, kTagLinkProbe, p, who + ": the answer");
+  finish(set, p);
+  return seconds_since(start);
+}
+
+// Latency, then both directions with 64 KiB (best of three), then (off-host, when the budget
+// allows) with the real piece size or the largest message that fits.
+LinkFigures measure(const Probe &p, int aggregator, bool same_host, int64_t piece_bytes,
+                    double budget) {
+  std::vector<uint8_t> payload;
+  exchange(p, aggregator, kPing, 0, payload); // waits out the pairs before this one
+  const auto start = Clock::now();
+  std::vector<double> trips;
+  for (int k = 0; k < kPings; ++k)
+    trips.push_back(exchange(p, aggregator, kPing, 0, payload));
+  std::nth_element(trips.begin(), trips.begin() + kPings / 2, trips.end());
+  const double trip = trips[kPings / 2];
+  LinkFigures f;
+  f.aggregator_rank = aggregator;
+  f.same_host = same_host;
+  f.latency_ms = trip / 2 * 1e3;
+  // The first message size three times each way, the best counting: noise (another process on
+  // the core, a retransmission) only ever slows a transfer down.
+  int64_t bytes = kFirstProbeBytes;
+  double up = 0, down = 0;
+  for (int k = 0; k < kFirstTries; ++k) {
+    up = std::max(up, transfer_rate(static_cast<double>(bytes),
+                                    exchange(p, aggregator, kUp, bytes, payload), trip));
+    down = std::max(down, transfer_rate(static_cast<double>(bytes),
+                                        exchange(p, aggregator, kDown, bytes, payload), trip));
+  }
+  // Same host: shared memory, which the plan does not count as a network link; 64 KiB will do.
+  const int64_t real = same_host ? bytes
+                                 : probe_message_bytes(piece_bytes, std::min(up, down),
+                                                       budget - seconds_since(start));
+  if (real > bytes) {
+    up =
+        transfer_rate(static_cast<double>(real), exchange(p, aggregator, kUp, real, payload), trip);
+    // A shaped link lets 64 KiB through in a burst faster than it carries a piece: the download
+    // is sized again from the upload's rate, so that the pair keeps to its budget.
+    const int64_t back = std::min(real, probe_message_bytes(piece_bytes, std::min(up, down),
+                                                            2 * (budget - seconds_since(start))));
+    if (back > bytes)
+      down = transfer_rate(static_cast<double>(back), exchange(p, aggregator, kDown, back, payload),
+                           trip);
+    bytes = std::max(bytes, std::min(real, back)); // the smaller real message of the two
+  }
+  exchange(p, aggregator, kDone, 0, payload);
+  f.up_mb_per_s = up / 1e6;
+  f.down_mb_per_s = down / 1e6;
+  f.message_bytes = bytes;
+  return f;
+}
+
+std::vector<double> encode_figures(int world_rank, const std::vector<LinkFigures> &links) {
+  std::vector<double> out{static_cast<double>(world_rank)};
+  for (const LinkFigures &f : links) {
+    const std::array<double, kFiguresPerLink> v{static_cast<double>(f.aggregator_rank),
+                                                f.same_host ? 1.0 : 0.0,
+                                                f.latency_ms,
+                                                f.up_mb_per_s,
+                                                f.down_mb_per_s,
+                                                static_cast<double>(f.message_bytes)};
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+std::vector<LinkFigures> decode_figures(const std::vector<double> &in) {
+  std::vector<LinkFigures> out;
+  for (size_t k = 1; k + kFiguresPerLink <= in.size(); k += kFiguresPerLink) {
+    LinkFigures f;
+    f.trainer_rank = static_cast<int>(in[0]);
+    f.aggregator_rank = static_cast<int>(in[k]);
+    f.same_host = in[k + 1] != 0;
+    f.latency_ms = in[k + 2];
+    f.up_mb_per_s = in[k + 3];
+    f.down_mb_per_s = in[k + 4];
+    f.message_bytes = static_cast<int64_t>(in[k + 5]);
+    out.push_back(f);
+  }
+  return out;
+}
+
+} // namespace
+
+std::vector<LinkFigures> probe_links_coordinator(const TrainConfig &config, MPI_Comm job) {
+  if (config.link_probe_seconds <= 0)
+    return {};
+  const auto start = Clock::now();
+  const Probe p = make_probe(config, job);
+  std::vector<std::vector<double>> raw(static_cast<size_t>(p.trainers),
+                                       std::vector<double>(1 + kFiguresPerLink * p.aggregators));
+  RequestSet figures;
+  for (int i = 0; i < p.trainers; ++i)
+    receive_bytes(figures, raw[static_cast<size_t>(i)].data(),
+                  static_cast<int64_t>(raw[static_cast<size_t>(i)].size() * sizeof(double)),
+                  p.aggregators + i, kTagLinks, p, "its link figures");
+  serve_pairs(p, 0);
+  figures.wait_all(p.deadline);
+  std::vector<LinkFigures> links;
+  for (const auto &r : raw)
+    for (const LinkFigures &f : decode_figures(r))
+      links.push_back(f);
+  log_info("links: {} trainer-aggregator pairs probed in {:.2f} s (--link-probe-seconds {})",
+           links.size(), seconds_since(start), config.link_probe_seconds);
+  return links;
+}
+
+void probe_links_server(const TrainConfig &config, MPI_Comm job) {
+  if (config.link_probe_seconds <= 0)
+    return;
+  int me = 0;
+  CHECK_MPI(MPI_Comm_rank(job, &me));
+  serve_pairs(make_probe(config, job), me);
+}
+
+std::vector<LinkFigures> probe_links_trainer(const TrainConfig &config, MPI_Comm job,
+                                             const std::vector<int> &hosts, int world_rank,
+                                             int64_t piece_bytes) {
+  if (config.link_probe_seconds <= 0)
+    return {};
+  const Probe p = make_probe(config, job);
+  int me = 0;
+  CHECK_MPI(MPI_Comm_rank(job, &me));
+  const double budget = config.link_probe_seconds / static_cast<double>(p.rounds.size());
+  std::vector<LinkFigures> links(static_cast<size_t>(p.aggregators));
+  for (const auto &round : p.rounds)
+    for (const ProbePair &pair : round)
+      if (p.aggregators + pair.trainer == me) {
+        const bool same_host =
+            hosts.at(static_cast<size_t>(pair.aggregator)) == hosts.at(static_cast<size_t>(me));
+        LinkFigures f = measure(p, pair.aggregator, same_host, piece_bytes, budget);
+        f.trainer_rank = world_rank;
+        links[static_cast<size_t>(pair.aggregator)] = f;
+      }
+  const std::vector<double> words = encode_figures(world_rank, links);
+  RequestSet set;
+  send_bytes(set, words.data(), static_cast<int64_t>(words.size() * sizeof(double)), 0, kTagLinks,
+             p, "sending rank 0 this trainer's link figures");
+  set.wait_all(p.deadline);
+  return links;
+}
+
+nlohmann::json link_json(const LinkFigures &f) {
+  return {{"trainer_rank", f.trainer_rank},  {"aggregator_rank", f.aggregator_rank},
+          {"same_host", f.same_host},        {"latency_ms", f.latency_ms},
+          {"up_mb_per_s", f.up_mb_per_s},    {"down_mb_per_s", f.down_mb_per_s},
+          {"message_bytes", f.message_bytes}};
+}
+
+nlohmann::json links_json(const std::vector<LinkFigures> &links) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const LinkFigures &f : links)
+    out.push_back(link_json(f));
+  return out;
+}
+
+void log_link_table(const std::vector<LinkFigures> &links,
+                    const std::vector<std::string> &host_names) {
+  auto name = [&](int rank) {
+    return static_cast<size_t>(rank) < host_names.size() ? host_names[static_cast<size_t>(rank)]
+                                                         : std::string("?");
+  };
+  log_info("  {:>7} {:<16} {:>10} {:<16} {:>10} {:>10} {:>10} {:>11}  {}", "trainer", "host",
+           "aggregator", "host", "latency ms", "up MB/s", "down MB/s", "message B", "same host");
+  for (const LinkFigures &f : links)
+    log_info("  {:>7} {:<16} {:>10} {:<16} {:>10.3f} {:>10.1f} {:>10.1f} {:>11}  {}",
+             f.trainer_rank, name(f.trainer_rank), f.aggregator_rank, name(f.aggregator_rank),
+             f.latency_ms, f.up_mb_per_s, f.down_mb_per_s, f.message_bytes,
+             f.same_host ? "yes" : "no");
+}
+
+} // namespace hetrain::run

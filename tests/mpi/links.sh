@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# mpi.links: the link probe at startup (DESIGN §3) on one host. A short job with --aggregators 2
+# and 2 trainers (world ranks 2, 3) measures all 4 trainer-aggregator pairs; checked:
+#  - the summary's "links": every pair once, latency >= 0, positive up and down MB/s, a positive
+#    message size, and same_host true for every pair (all ranks share this host);
+#  - rank 0's link table and the probe's duration are in the log, the probe within its budget
+#    (--link-probe-seconds 2, plus 2 s for ranks that start late on a loaded machine);
+#  - the --metrics file starts with a "links" record holding the same pairs, and the round
+#    records carry each trainer's measured transfer_seconds;
+#  - the checkpoint's trainer reports carry their links (what `hetrain inspect` shows);
+#  - --link-probe-seconds 0: no probe, "links": [] and the log says the plan assumes 1 GB/s;
+#  - --link-probe-seconds -1 is refused with exit code 2.
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
+s=(--data "$train" --model mlp --epochs 1 --global-batch 128 --micro-batch 32
+   --limit-train-samples 512 --threads 1 --seed 3 --progress-seconds 1000 --chunk-mb 0.1)
+mpi 4 "$HETRAIN" train "${s[@]}" --aggregators 2 --checkpoint-dir "$work/c" \
+  --summary-json "$work/summary.json" --metrics "$work/metrics.jsonl" >"$work/log" 2>&1 ||
+  { tail -n 30 "$work/log"; fail "the job failed"; }
+grep -E "links:|trainer +host|same host|^.* +[23] .* (yes|no)$" "$work/log" | cut -c1-160 || true
+"$py" - "$work/summary.json" "$work/metrics.jsonl" "$work/log" <<'PY'
+import json, re, sys
+summary = json.load(open(sys.argv[1]))
+links = summary["links"]
+pairs = sorted((l["trainer_rank"], l["aggregator_rank"]) for l in links)
+assert pairs == [(2, 0), (2, 1), (3, 0), (3, 1)], pairs
+keys = {"trainer_rank", "aggregator_rank", "same_host", "latency_ms", "up_mb_per_s",
+        "down_mb_per_s", "message_bytes"}
+for l in links:
+    assert set(l) == keys, l
+    assert l["same_host"] is True, l
+    assert l["latency_ms"] >= 0 and l["up_mb_per_s"] > 0 and l["down_mb_per_s"] > 0, l
+    assert l["message_bytes"] > 0, l
+records = [json.loads(line) for line in open(sys.argv[2])]
+assert records[0]["type"] == "links", records[0]
+assert sorted((l["trainer_rank"], l["aggregator_rank"]) for l in records[0]["links"]) == pairs
+rounds = [r for r in records if r["type"] == "round"]
+assert rounds and all("transfer_seconds" in t for r in rounds for t in r["trainers"]), rounds[0]
+log = open(sys.argv[3]).read()
+m = re.search(r"links: 4 trainer-aggregator pairs probed in ([0-9.]+) s", log)
+assert m, "no probe line in the log"
+assert float(m.group(1)) < 4.0, m.group(0)
+print(f"links: 4 pairs, probe {m.group(1)} s, up MB/s",
+      [round(l["up_mb_per_s"]) for l in links])
+PY
+"$py" - "$work/c" <<'PY'
+import glob, json, sys, h5py
+path = sorted(glob.glob(sys.argv[1] + "/ckpt-*.h5"))[-1]
+with h5py.File(path, "r") as f:
+    reports = [json.loads(r) for r in f["cluster/reports"][()]]
+links = {r["rank"]: r["links"] for r in reports}
+assert sorted(links) == [2, 3], links
+for rank, l in links.items():
+    assert sorted(x["aggregator_rank"] for x in l) == [0, 1], l
+print("checkpoint: every trainer report has its links")
+PY
+"$HETRAIN" inspect --json "$(ls "$work"/c/ckpt-*.h5 | tail -n 1)" |
+  "$py" -c 'import json,sys; j=json.load(sys.stdin); assert len(j["links"]) == 4, j.get("links"); print("inspect: 4 links")'
+# The probe off: no figures, and the plan says what it assumes.
+mpi 3 "$HETRAIN" train "${s[@]}" --link-probe-seconds 0 --checkpoint-dir "$work/off" \
+  --summary-json "$work/off.json" >"$work/off.log" 2>&1 ||
+  { tail -n 30 "$work/off.log"; fail "the job without a probe failed"; }
+grep -q "assumes every link moves 1 GB/s" "$work/off.log" || fail "no 1 GB/s line"
+"$py" -c 'import json,sys; assert json.load(open(sys.argv[1]))["links"] == []' "$work/off.json"
+rc=0
+"$HETRAIN" train "${s[@]}" --link-probe-seconds -1 >"$work/bad.log" 2>&1 || rc=$?
+expect_rc "$rc" 2 "$work/bad.log"
+grep -o -- "--link-probe-seconds: .*" "$work/bad.log"
+echo "mpi.links: OK"
