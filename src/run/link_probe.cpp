@@ -18,9 +18,13 @@ namespace hetrain::run {
 using namespace protocol;
 namespace {
 
-// What a trainer asks of the aggregator it probes: {op, bytes}.
+// What a trainer asks of the aggregator it probes: {op, bytes of one message, messages}.
 enum Op : int64_t { kPing = 1, kUp, kDown, kDone };
-using Control = std::array<int64_t, 2>;
+using Control = std::array<int64_t, 3>;
+// The real-size measurement sends this many messages back to back (fewer when the budget is
+// short): a shaped link (tbf) passes its burst at once, and a single message of a few burst
+// sizes measured 15-45% above the link's rate on the simulated LAN.
+constexpr int64_t kRealMessages = 8;
 constexpr int kPings = 5;
 constexpr int kFirstTries = 3;
 // The figures a trainer sends rank 0: its world rank, then per aggregator 6 numbers.
@@ -97,10 +101,12 @@ void serve(const Probe &p, int trainer) {
       throw std::runtime_error(fmt::format("{}: unknown request {}", who, c[0]));
     payload.resize(static_cast<size_t>(std::max<int64_t>(c[1], 0)));
     RequestSet set;
-    if (c[0] == kUp)
-      receive_bytes(set, payload.data(), c[1], trainer, kTagLinkData, p, who + ": its upload");
-    if (c[0] == kDown)
-      send_bytes(set, payload.data(), c[1], trainer, kTagLinkData, p, who + ": the download");
+    for (int64_t k = 0; k < std::max<int64_t>(c[2], 1); ++k) { // one buffer: only time matters
+      if (c[0] == kUp)
+        receive_bytes(set, payload.data(), c[1], trainer, kTagLinkData, p, who + ": its upload");
+      if (c[0] == kDown)
+        send_bytes(set, payload.data(), c[1], trainer, kTagLinkData, p, who + ": the download");
+    }
     finish(set, p);
     if (c[0] != kDown) {
       RequestSet reply;
@@ -119,20 +125,23 @@ void serve_pairs(const Probe &p, int me) {
 }
 
 // One request and its answer, timed from the trainer's side.
-double exchange(const Probe &p, int aggregator, Op op, int64_t bytes,
-                std::vector<uint8_t> &payload) {
+double exchange(const Probe &p, int aggregator, Op op, int64_t bytes, std::vector<uint8_t> &payload,
+                int64_t messages = 1) {
   const std::string who = fmt::format("aggregator rank {} in the link probe", aggregator);
   payload.resize(static_cast<size_t>(bytes));
-  const Control c{op, bytes};
+  const Control c{op, bytes, messages};
   int64_t ack = 0;
   const auto start = Clock::now();
   RequestSet set;
   send_bytes(set, c.data(), sizeof(c), aggregator, kTagLinkProbe, p, who + ": the request");
-  if (op == kUp)
-    send_bytes(set, payload.data(), bytes, aggregator, kTagLinkData, p, who + ": the upload");
-  if (op == kDown)
-    receive_bytes(set, payload.data(), bytes, aggregator, kTagLinkData, p, who + ": the download");
-  else if (op != kDone)
+  for (int64_t k = 0; k < messages; ++k) {
+    if (op == kUp)
+      send_bytes(set, payload.data(), bytes, aggregator, kTagLinkData, p, who + ": the upload");
+    if (op == kDown)
+      receive_bytes(set, payload.data(), bytes, aggregator, kTagLinkData, p,
+                    who + ": the download");
+  }
+  if (op != kDown && op != kDone)
     receive_bytes(set, &ack, sizeof(ack), aggregator, kTagLinkProbe, p, who + ": the answer");
   finish(set, p);
   return seconds_since(start);
@@ -169,15 +178,23 @@ LinkFigures measure(const Probe &p, int aggregator, bool same_host, int64_t piec
                                  : probe_message_bytes(piece_bytes, std::min(up, down),
                                                        budget - seconds_since(start));
   if (real > bytes) {
-    up =
-        transfer_rate(static_cast<double>(real), exchange(p, aggregator, kUp, real, payload), trip);
+    // As many real messages as fit a quarter of what is left (the same again for the download).
+    const double rate = std::min(up, down), left = budget - seconds_since(start);
+    const auto n = std::clamp<int64_t>(
+        static_cast<int64_t>(left / 4 * rate / static_cast<double>(real)), 1, kRealMessages);
+    up = transfer_rate(static_cast<double>(n * real),
+                       exchange(p, aggregator, kUp, real, payload, n), trip);
     // A shaped link lets 64 KiB through in a burst faster than it carries a piece: the download
     // is sized again from the upload's rate, so that the pair keeps to its budget.
     const int64_t back = std::min(real, probe_message_bytes(piece_bytes, std::min(up, down),
                                                             2 * (budget - seconds_since(start))));
-    if (back > bytes)
-      down = transfer_rate(static_cast<double>(back), exchange(p, aggregator, kDown, back, payload),
-                           trip);
+    if (back > bytes) {
+      const auto m = std::clamp<int64_t>(static_cast<int64_t>((budget - seconds_since(start)) / 2 *
+                                                              up / static_cast<double>(back)),
+                                         1, kRealMessages);
+      down = transfer_rate(static_cast<double>(m * back),
+                           exchange(p, aggregator, kDown, back, payload, m), trip);
+    }
     bytes = std::max(bytes, std::min(real, back)); // the smaller real message of the two
   }
   exchange(p, aggregator, kDone, 0, payload);
