@@ -74,12 +74,16 @@ def main():
         micro = [step[m:m + a.micro_batch] for m in range(0, len(step), a.micro_batch)]
         for k, idx in enumerate(micro):
             t0 = time.perf_counter()
-            loss = F.cross_entropy(ddp(x[idx]), y[idx], reduction="sum") / a.global_batch
             if k + 1 < len(micro):
+                # The forward too: DDP decides in forward() whether the next backward all-reduces
+                # (before 2026-11-29 only the backward was inside, so every micro-batch
+                # all-reduced; found by counting bytes on bench/lan.sh's simulated links).
                 with ddp.no_sync():
+                    loss = F.cross_entropy(ddp(x[idx]), y[idx], reduction="sum") / a.global_batch
                     loss.backward()
                 compute += time.perf_counter() - t0
             else:
+                loss = F.cross_entropy(ddp(x[idx]), y[idx], reduction="sum") / a.global_batch
                 # The last backward also runs the all-reduce, overlapped with it: counted as
                 # compute here, so DDP's per-rank compute seconds are an upper bound.
                 loss.backward()

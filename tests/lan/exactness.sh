@@ -3,7 +3,9 @@
 # ends. Ranks are placed --map-by node (round robin over the hosts), so:
 #  - A = 1, 4 ranks: rank 0 on host 0, trainers 1, 2, 3 on hosts 1, 2, 0;
 #  - A = 3, 6 ranks: aggregators 0, 1, 2 on hosts 0, 1, 2 and trainers 3, 4, 5 on hosts 0, 1, 2
-#    (the co-located layout: every host holds one shard server and one trainer).
+#    (the co-located layout: every host holds one shard server and one trainer), asked for with
+#    --aggregators-per-host, which finds the 3 hosts itself; the same option with 2 ranks per
+#    host in a row (--map-by ppr:2:node: ranks 0 and 1 on host 0) is refused, exit 2.
 # Both with static shares 1,2,5 (an uneven split) against one process at step 20 (4976 samples =
 # 19 rounds of 256 and one of 112; tolerance $early_rtol, see tests/mpi/common.sh), and the A = 3
 # run against the A = 1 run bit for bit (a shard sums the trainers' pieces in A = 1's order).
@@ -20,9 +22,18 @@ sim_up 3 1gbit
 lan 4 --map-by node "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/a1" >"$work/a1.log" 2>&1 ||
   { tail -n 30 "$work/a1.log" >&2; fail "A = 1 across 3 hosts failed"; }
 grep -E "plan:|finished" "$work/a1.log"
-lan 6 --map-by node "$HETRAIN" train "${s[@]}" --aggregators 3 --checkpoint-dir "$work/a3" \
+lan 6 --map-by node "$HETRAIN" train "${s[@]}" --aggregators-per-host --checkpoint-dir "$work/a3" \
   >"$work/a3.log" 2>&1 || { tail -n 30 "$work/a3.log" >&2; fail "A = 3 across 3 hosts failed"; }
-grep -E "aggregators:|finished" "$work/a3.log"
+grep -E "aggregators|finished" "$work/a3.log"
+grep -q -- "--aggregators-per-host: 3 host(s), so rank(s) 0..2 aggregate" "$work/a3.log" ||
+  fail "--aggregators-per-host did not find the 3 hosts"
+rc=0
+lan 6 --map-by ppr:2:node "$HETRAIN" train "${s[@]}" --aggregators-per-host \
+  --checkpoint-dir "$work/bad" >"$work/bad.log" 2>&1 || rc=$?
+grep "share a host" "$work/bad.log" | head -n 1
+[ "$rc" -eq 2 ] && grep -q "ranks 0 and 1 share a host" "$work/bad.log" ||
+  { tail -n 20 "$work/bad.log" >&2; fail "ranks 0 and 1 on one host: exit $rc, not refused (2)"; }
+[ ! -e "$work/bad" ] || [ -z "$(ls -A "$work/bad")" ] || fail "the refused run wrote files"
 for name in one a1 a3; do
   [ -f "$work/$name/$final" ] || fail "$name: no epoch checkpoint at step 20"
 done

@@ -29,7 +29,7 @@
 source "$(dirname "$0")/common.sh"
 need_data "$test_set"
 s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256
-   --micro-batch 32 --limit-train-samples 5120 --threads 1 --seed 7 --progress-seconds 1000)
+   --micro-batch 32 --limit-train-samples 5120 --threads 1 --deterministic --seed 7 --progress-seconds 1000)
 final=ckpt-s00000020-epoch.h5
 start=$(now)
 

@@ -19,7 +19,7 @@ source "$(dirname "$0")/common.sh"
 [ -f "$PLUGIN" ] || fail "PLUGIN=$PLUGIN: no such file (the build makes it)"
 need_data "$test_set"
 base=(--data "$train" --optimizer momentum --lr 0.05 --global-batch 256 --micro-batch 32
-      --limit-train-samples 2560 --threads 1 --seed 7 --progress-seconds 1000)
+      --limit-train-samples 2560 --threads 1 --deterministic --seed 7 --progress-seconds 1000)
 s=("${base[@]}" --model-plugin "$PLUGIN:tiny_cnn" --keep-checkpoints 20 --balance "static:3,5")
 final=ckpt-s00000020-epoch.h5
 
