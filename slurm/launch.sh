@@ -37,6 +37,7 @@ hetrain_die() { echo "hetrain-slurm: $*" >&2; exit "${2:-1}"; }
 # Sets HETRAIN_LAUNCH to srun or mpirun and logs which one and why.
 hetrain_pick_launcher() {
   local want=${HETRAIN_LAUNCH:-auto} why
+  HETRAIN_LAUNCH_ASKED=$want
   case $want in
     srun) why="HETRAIN_LAUNCH=srun" ;;
     mpirun) why="HETRAIN_LAUNCH=mpirun" ;;
@@ -57,6 +58,33 @@ hetrain_pick_launcher() {
   HETRAIN_LAUNCH=$want
 }
 
+# --on-trainer-loss continue among hetrain's arguments: the survivors of a lost trainer must keep
+# running. srun cannot do that: with SLURM 22.05's mpi/pmix plugin the step is cancelled about a
+# second after a task dies, whatever -W 0, --kill-on-bad-exit=0 or --no-kill say (measured on the
+# local SLURM: "mpi/pmix_v4: _errhandler ... status = -61", then "STEP ... CANCELLED"). mpirun
+# --enable-recovery inside the allocation keeps them, so the launch mode becomes mpirun (an
+# explicit HETRAIN_LAUNCH=srun, or a layout only srun can start, is refused with the reason).
+_hetrain_continue=0
+hetrain_launcher_for_continue() {
+  local prev="" a
+  for a in "$@"; do
+    if [ "$a" = --on-trainer-loss=continue ] || { [ "$prev" = --on-trainer-loss ] && [ "$a" = continue ]; }; then
+      _hetrain_continue=1
+    fi
+    prev=$a
+  done
+  [ "$_hetrain_continue" = 1 ] || return 0
+  [ "${MPIRUN_ARGS+set}" = set ] ||
+    hetrain_die "--on-trainer-loss continue needs mpirun --enable-recovery, but this job layout can only be started by srun, which ends every task when one dies; use --on-trainer-loss abort here" 2
+  if [ "$HETRAIN_LAUNCH" = srun ]; then
+    [ "${HETRAIN_LAUNCH_ASKED:-auto}" = srun ] &&
+      hetrain_die "HETRAIN_LAUNCH=srun with --on-trainer-loss continue: srun --mpi=pmix cancels the whole step when one task dies; use HETRAIN_LAUNCH=auto or mpirun" 2
+    command -v mpirun >/dev/null || hetrain_die "--on-trainer-loss continue needs mpirun (srun ends every task when one dies), but there is no mpirun in PATH" 2
+    HETRAIN_LAUNCH=mpirun
+    hetrain_log "launch mode: mpirun --enable-recovery instead of srun (--on-trainer-loss continue: srun --mpi=pmix cancels the step when one task dies)"
+  fi
+}
+
 # hetrain_run -- hetrain train ...
 # Runs the command under the launcher picked above, with the launcher options the calling script
 # put in the arrays SRUN_ARGS and MPIRUN_ARGS (MPIRUN_ARGS unset: this layout cannot use
@@ -64,6 +92,7 @@ hetrain_pick_launcher() {
 hetrain_run() {
   [ "${1:-}" = -- ] && shift
   local launcher=()
+  hetrain_launcher_for_continue "$@"
   if [ "$HETRAIN_LAUNCH" = srun ]; then
     launcher=(srun --mpi=pmix "${SRUN_ARGS[@]}")
     # srun --mpi=pmix sets PMIX_RANK and SLURM_STEP_NUM_TASKS but no *_SIZE variable; hetrain
@@ -74,6 +103,8 @@ hetrain_run() {
     # Root only matters on test machines; production jobs run as users.
     [ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
     launcher=(mpirun -x HETRAIN_EXIT_CODE_FILE "${MPIRUN_ARGS[@]}")
+    # --on-trainer-loss continue: mpirun must keep the survivors when a trainer dies.
+    [ "$_hetrain_continue" = 1 ] && launcher+=(--enable-recovery)
   fi
   HETRAIN_EXIT_CODE_FILE=$(mktemp /tmp/hetrain-exit."$SLURM_JOB_ID".XXXXXX)
   export HETRAIN_EXIT_CODE_FILE

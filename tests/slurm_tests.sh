@@ -10,6 +10,12 @@
 #           --signal=B:USR1@120 does before the time limit) once the first checkpoint exists;
 #           the job checkpoints, requeues itself, and its second run resumes from the signal
 #           checkpoint and completes (Restarts=1, "resuming from ...-signal.h5", final step).
+#   continue  slurm/train-node.sbatch, 1 aggregator + 3 CPU trainers, --on-trainer-loss continue,
+#           trainer rank 2 SIGKILLed in its 3rd round (--fault-kill-rank 2): srun would cancel the
+#           step (SLURM 22.05's pmix plugin), so launch.sh switches the auto launch mode to mpirun
+#           --enable-recovery; rank 0 drops the trainer and the job trains to the end: exit code 5
+#           (completed without a lost trainer), the log names rank 2, the final checkpoint is at
+#           step 16.
 #   hetjob  slurm/train-hetjob.sbatch on two fake nodes (component 0: the aggregator on n1,
 #           component 1: 2 CPU trainers on n2), one MPI job through srun --het-group; same checks.
 # Exit 77 (skipped, with the reason) when SLURM cannot run here: not root, a package missing,
@@ -18,7 +24,7 @@
 # about 15 s. scripts/slurm-local.sh sets cred_expire=10 (SLURM's default, 120 s, is the wait).
 set -uo pipefail
 case_name=${1:-}
-case $case_name in node|hetjob) ;; *) echo "usage: $0 node|hetjob" >&2; exit 2 ;; esac
+case $case_name in node|hetjob|continue) ;; *) echo "usage: $0 node|hetjob|continue" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 : "${HETRAIN:?set HETRAIN to the hetrain binary}" "${DATA:?set DATA to the data folder}"
@@ -143,6 +149,26 @@ node)
   echo "  $(grep -m1 -o 'hetrain exited with code 4.*' "$log")"
   echo "  $(grep -m1 -o 'resuming from .*' "$log")"
   inspect "$(newest_ckpt "$work/ckpt-$name")" $((epochs * steps_per_epoch))
+  ;;
+continue)
+  name=continue t0=$SECONDS
+  CKPT=$work/ckpt-$name timeout 170 sbatch --wait --parsable --chdir="$work" --output="$work/$name.out" \
+    --time=5 --job-name=$name --gres=none --ntasks=4 "$repo/slurm/train-node.sbatch" \
+    --limit-train-samples 4000 --progress-seconds 5 --on-trainer-loss continue \
+    --straggler-timeout 4 --fault-kill-rank 2 >"$work/$name.id"
+  RC=$?
+  JOB=$(cut -d';' -f1 "$work/$name.id")
+  log=$work/$name.out
+  echo "$name: job $JOB, sbatch --wait exit code $RC after $((SECONDS - t0)) s"
+  grep -E "launch mode|running 4 ranks|dying|error: lost|re-plan|completed without|exited with" "$log" |
+    cut -c1-220
+  [ "$RC" = 5 ] || { cat "$log" >&2; fail "$name: exit code $RC, expected 5 (completed without a lost trainer)"; }
+  grep -q "launch mode: mpirun --enable-recovery instead of srun" "$log" ||
+    fail "$name: the launch mode did not switch to mpirun --enable-recovery"
+  grep -q "running 4 ranks: mpirun .*--enable-recovery" "$log" || fail "$name: mpirun ran without --enable-recovery"
+  grep -q "dying (SIGKILL)" "$log" || fail "$name: trainer rank 2 did not die"
+  grep -q "completed without 1 lost trainer(s): rank 2 " "$log" || fail "$name: rank 0 did not name the lost rank 2"
+  inspect "$(newest_ckpt "$work/ckpt-$name")" 16
   ;;
 hetjob)
   # Command-line options: component 0's before ':', component 1's after (overriding the GPU
