@@ -290,12 +290,17 @@ TrainerSpeed Coordinator::speed_of(const TrainerState &t) const {
     s.comm_seconds = transfer_seconds(flat_->numel() * 4);
   const auto wire = static_cast<double>(wire_format(config_.wire_dtype).bytes);
   const auto buffers = static_cast<double>(buffer_elements(*model_)) * 4;
+  // A same-host pair is shared memory, not a network link: its cost is taken at no less than the
+  // old 1 GB/s and no latency. The probe measures it with 64 KiB only, and on a host whose cores
+  // are all busy that figure is scheduling noise (tens of MB/s), which once left a trainer of a
+  // one-machine job out of the plan.
   for (const LinkFigures &f : t.links) {
     const auto shard = static_cast<double>(layout_.shard_length(f.aggregator_rank));
     const double extra = f.aggregator_rank == 0 ? buffers : 0.0;
+    const double floor = f.same_host ? 1e9 : 0.0;
     s.links.push_back({f.aggregator_rank, shard * wire + extra, shard * 4 + extra,
-                       f.up_mb_per_s * 1e6, f.down_mb_per_s * 1e6, f.latency_ms / 1e3,
-                       f.same_host});
+                       std::max(f.up_mb_per_s * 1e6, floor), std::max(f.down_mb_per_s * 1e6, floor),
+                       f.same_host ? 0.0 : f.latency_ms / 1e3, f.same_host});
   }
   return s;
 }
