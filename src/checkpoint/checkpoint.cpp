@@ -5,6 +5,7 @@
 #include "hetrain/common/error.h"
 #include "hetrain/common/faults.h"
 #include "hetrain/common/hdf5_util.h"
+#include "hetrain/common/log.h"
 
 #include <torch/torch.h>
 
@@ -12,6 +13,7 @@
 
 #include <csignal>
 #include <cstddef>
+#include <cstdio>
 #include <map>
 
 namespace hetrain {
@@ -152,8 +154,11 @@ void write_checkpoint(const std::string &path, const CheckpointContents &c) {
       CHECK_HDF5(H5Dwrite(table, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.epochs.data()));
     h5::write_file_image(file, out.temp_path(), path);
   }
-  if (fault_crashes_this_checkpoint_write())
-    std::raise(SIGKILL); // --fault-crash-in-checkpoint: die between the data and the rename
+  if (fault_crashes_this_checkpoint_write()) {
+    log_warn("--fault-crash-in-checkpoint: dying (SIGKILL) inside the write of {}", path);
+    std::fflush(nullptr); // the tests time the other ranks from this line
+    std::raise(SIGKILL);
+  } // --fault-crash-in-checkpoint: die between the data and the rename
   out.commit();
 }
 

@@ -35,6 +35,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <optional>
@@ -516,7 +517,8 @@ TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placeme
   summary.world_size = placement.world_size;
   const DatasetMeta meta = read_dataset_meta(data_source(config));
   const ModelSpec spec = spec_of(config, meta);
-  const torch::Device device = choose_device(config.device, placement.local_rank);
+  // The GPU placed for this trainer by cluster/device_placement.h (it avoids rank 0's).
+  const torch::Device device = choose_device(config.device, std::max(placement.gpu, 0));
   torch::set_num_threads(threads_for(config, placement));
   std::optional<GpuInfo> gpu;
   const TrainerReport report =
@@ -525,12 +527,16 @@ TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placeme
   if (job == MPI_COMM_NULL)
     return summary;
   const HostMap hosts = exchange_hosts(config, job); // collective: every job rank, now
+  std::optional<HeartbeatWatch> watch;
+  MPI_Comm beats = watch_rank0(config, job, watch); // collective: every job rank, now
   {
     Trainer trainer(config, placement, spec, device, gpu, job, hosts);
     probe_links_trainer(config, job, hosts.host_of, placement.world_rank,
                         trainer.largest_piece_bytes());
     trainer.run();
   }
+  watch.reset();
+  CHECK_MPI(MPI_Comm_free(&beats));
   CHECK_MPI(MPI_Comm_free(&job));
   return summary;
 }
