@@ -42,6 +42,10 @@ bool fault_half_sends_in_round(int world_rank, int64_t round) {
 
 int64_t fault_oom_above() { return armed.oom_above; }
 
+bool fault_probe_out_of_memory(int world_rank) {
+  return armed.probe_oom_rank >= 0 && armed.probe_oom_rank == world_rank;
+}
+
 bool fault_crashes_this_checkpoint_write() {
   return armed.crash_in_checkpoint > 0 && ++checkpoint_writes == armed.crash_in_checkpoint;
 }

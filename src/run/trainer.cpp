@@ -53,7 +53,12 @@ TrainerReport measure_this_trainer(const TrainConfig &config, const ModelSpec &s
   run_cpu_benchmarks(node, 0.3);
   if (device.is_cuda())
     run_gpu_benchmarks(node, device.index(), 0.2); // cuBLAS GEMM and pinned copies, capped
-  ProbeResult probe = run_training_probe(spec, probe_example(config), config.micro_batch, device);
+  ProbeResult probe =
+      run_training_probe(spec, probe_example(config), config.micro_batch, device, 1.5, world_rank);
+  if (probe.failure.empty() && probe.micro_batch < config.micro_batch)
+    log_warn("training probe: timed with micro-batches of {} samples (--micro-batch {} ran out "
+             "of memory); training halves the same way in its first round",
+             probe.micro_batch, config.micro_batch);
   if (fault_slows_probe(world_rank))
     probe.samples_per_sec /= 100; // testing hook (--fault-slow-probe-rank)
   if (device.is_cuda() && !node.gpus.empty())

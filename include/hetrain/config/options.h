@@ -200,6 +200,9 @@ template <class Visit> void visit_fault_options(Visit &&visit) {
           "With --aggregators > 1: this trainer sends its 3rd round's gradient to the shard "
           "servers only, then dies (SIGKILL)"},
         &F::half_send_rank);
+  visit(O{"fault-probe-oom-rank", test,
+          "This trainer's start-up training probe runs out of memory at every micro-batch size"},
+        &F::probe_oom_rank);
   visit(O{"fault-oom-above", test, "A micro-batch of more than N samples fails as out of memory"},
         &F::oom_above);
 }
