@@ -11,10 +11,12 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstddef>
 #include <cstdio>
 #include <map>
+#include <thread>
 
 namespace hetrain {
 namespace {
@@ -89,6 +91,12 @@ NamedTensors named_buffers(const torch::nn::Module &model) {
 }
 
 void write_checkpoint(const std::string &path, const CheckpointContents &c) {
+  if (const int64_t slow = fault_slow_checkpoint_seconds(); slow > 0) {
+    // Testing hook (--fault-slow-checkpoint): a slow disk, during which rank 0 sends no round
+    // command but keeps its heartbeat (mpi.rank0_lost).
+    log_warn("--fault-slow-checkpoint: this write takes {} s more", slow);
+    std::this_thread::sleep_for(std::chrono::seconds(slow));
+  }
   AtomicOutputFile out(path);
   {
     h5::Handle file = h5::create_memory_file();
