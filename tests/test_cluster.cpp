@@ -3,6 +3,7 @@
 #include "hetrain/aggregate/weighted_sum.h"
 #include "hetrain/cluster/admission.h"
 #include "hetrain/cluster/aggregator_layout.h"
+#include "hetrain/cluster/device_placement.h"
 #include "hetrain/cluster/report_message.h"
 #include "hetrain/cluster/thread_share.h"
 #include "hetrain/common/error.h"
@@ -189,4 +190,71 @@ TEST(AggregatorLayout, RanksFilledHostByHostAreRefusedWithTheFix) {
     EXPECT_NE(what.find("--map-by node"), std::string::npos) << what;
   }
   EXPECT_THROW(aggregators_per_host({0, 1, 2}), UserError); // no trainer left
+}
+
+// Device placement (cluster/device_placement.h): the rules with a given GPU count, so they are
+// tested on machines without GPUs.
+namespace {
+std::vector<HostRank> aggregator_and_trainers(int trainers, DeviceWish aggregator) {
+  std::vector<HostRank> host{{RankRole::kAggregator, aggregator}};
+  for (int i = 0; i < trainers; ++i)
+    host.push_back({RankRole::kTrainer, DeviceWish::kAuto});
+  return host;
+}
+} // namespace
+
+TEST(DevicePlacement, AggregatorGoesToCpuWhenTrainersTakeEveryGpu) {
+  const auto places = place_devices(aggregator_and_trainers(4, DeviceWish::kAuto), 4);
+  ASSERT_EQ(places.size(), 5u);
+  EXPECT_EQ(places[0].gpu, -1);
+  EXPECT_NE(places[0].reason.find("no spare GPU"), std::string::npos) << places[0].reason;
+  for (int t = 1; t <= 4; ++t)
+    EXPECT_EQ(places[static_cast<size_t>(t)].gpu, t - 1); // each trainer its own
+}
+
+TEST(DevicePlacement, AggregatorGetsASpareGpu) {
+  const auto places = place_devices(aggregator_and_trainers(4, DeviceWish::kAuto), 5);
+  EXPECT_EQ(places[0].gpu, 4);
+  for (int t = 1; t <= 4; ++t)
+    EXPECT_EQ(places[static_cast<size_t>(t)].gpu, t - 1);
+  EXPECT_NE(places[0].reason.find("its own"), std::string::npos) << places[0].reason;
+}
+
+TEST(DevicePlacement, ExplicitCudaSharesAndSaysSo) {
+  const auto places = place_devices(aggregator_and_trainers(2, DeviceWish::kCuda), 2);
+  EXPECT_EQ(places[0].gpu, 0);
+  EXPECT_NE(places[0].reason.find("shared"), std::string::npos) << places[0].reason;
+  EXPECT_EQ(places[1].gpu, 0);
+  EXPECT_EQ(places[2].gpu, 1);
+}
+
+TEST(DevicePlacement, CpuWishesAndNoGpus) {
+  EXPECT_EQ(place_devices(aggregator_and_trainers(2, DeviceWish::kCpu), 8)[0].gpu, -1);
+  for (const DevicePlace &p : place_devices(aggregator_and_trainers(3, DeviceWish::kCuda), 0))
+    EXPECT_EQ(p.gpu, -1);
+  const std::vector<HostRank> cpu_trainers{{RankRole::kTrainer, DeviceWish::kCpu},
+                                           {RankRole::kAggregator, DeviceWish::kAuto}};
+  const auto places = place_devices(cpu_trainers, 1);
+  EXPECT_EQ(places[0].gpu, -1);
+  EXPECT_EQ(places[1].gpu, 0); // the GPU is spare: the trainer wants the CPU
+}
+
+TEST(DevicePlacement, MoreTrainersThanGpusShareRoundRobin) {
+  const auto places = place_devices(aggregator_and_trainers(3, DeviceWish::kAuto), 2);
+  EXPECT_EQ(places[0].gpu, -1);
+  EXPECT_EQ(places[1].gpu, 0);
+  EXPECT_EQ(places[2].gpu, 1);
+  EXPECT_EQ(places[3].gpu, 0);
+  EXPECT_NE(places[3].reason.find("shared"), std::string::npos);
+}
+
+TEST(DevicePlacement, AggregatorNeedNotBeLocalRankZero) {
+  // rank 0 may land after trainers on its host (a launcher's own ordering)
+  const std::vector<HostRank> host{{RankRole::kTrainer, DeviceWish::kAuto},
+                                   {RankRole::kAggregator, DeviceWish::kAuto},
+                                   {RankRole::kTrainer, DeviceWish::kAuto}};
+  const auto places = place_devices(host, 3);
+  EXPECT_EQ(places[0].gpu, 0);
+  EXPECT_EQ(places[1].gpu, 2);
+  EXPECT_EQ(places[2].gpu, 1);
 }

@@ -5,14 +5,18 @@
 #include "hetrain/common/error.h"
 #include "hetrain/common/faults.h"
 #include "hetrain/common/hdf5_util.h"
+#include "hetrain/common/log.h"
 
 #include <torch/torch.h>
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstddef>
+#include <cstdio>
 #include <map>
+#include <thread>
 
 namespace hetrain {
 namespace {
@@ -87,6 +91,12 @@ NamedTensors named_buffers(const torch::nn::Module &model) {
 }
 
 void write_checkpoint(const std::string &path, const CheckpointContents &c) {
+  if (const int64_t slow = fault_slow_checkpoint_seconds(); slow > 0) {
+    // Testing hook (--fault-slow-checkpoint): a slow disk, during which rank 0 sends no round
+    // command but keeps its heartbeat (mpi.rank0_lost).
+    log_warn("--fault-slow-checkpoint: this write takes {} s more", slow);
+    std::this_thread::sleep_for(std::chrono::seconds(slow));
+  }
   AtomicOutputFile out(path);
   {
     h5::Handle file = h5::create_memory_file();
@@ -152,8 +162,11 @@ void write_checkpoint(const std::string &path, const CheckpointContents &c) {
       CHECK_HDF5(H5Dwrite(table, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.epochs.data()));
     h5::write_file_image(file, out.temp_path(), path);
   }
-  if (fault_crashes_this_checkpoint_write())
-    std::raise(SIGKILL); // --fault-crash-in-checkpoint: die between the data and the rename
+  if (fault_crashes_this_checkpoint_write()) {
+    log_warn("--fault-crash-in-checkpoint: dying (SIGKILL) inside the write of {}", path);
+    std::fflush(nullptr); // the tests time the other ranks from this line
+    std::raise(SIGKILL);
+  } // --fault-crash-in-checkpoint: die between the data and the rename
   out.commit();
 }
 

@@ -3,6 +3,7 @@
 #include "hetrain/checkpoint/checkpoint.h"
 #include "hetrain/cluster/node_report.h"
 #include "hetrain/cluster/training_probe.h"
+#include "hetrain/comm/heartbeat.h"
 #include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/faults.h"
@@ -203,6 +204,12 @@ int cmd_train(const TrainConfig &config, const FaultPlan &faults, int argc, char
       } catch (const RoundAbandoned &e) {
         log_warn("{}", e.what());
         abort_job(kExitStopped);
+      } catch (const LeaderLost &e) {
+        // Rank 0 is gone: nobody is left to end the job in order, and each rank finds this on
+        // its own within the heartbeat's limit. Leave, rather than MPI_Abort into a dead rank.
+        log_error("{}; this rank leaves the job", e.what());
+        std::fflush(nullptr);
+        std::_Exit(kExitPeerLost);
       } catch (const PeerTimeout &e) {
         // A peer is gone or hung: say who, then end the whole job rather than wait in MPI.
         if (rank != 0 && config.on_trainer_loss == TrainerLoss::kContinue) {

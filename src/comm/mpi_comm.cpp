@@ -1,6 +1,7 @@
 #include "hetrain/comm/mpi_comm.h"
 
 #include "hetrain/comm/check_mpi.h"
+#include "hetrain/comm/heartbeat.h"
 #include "hetrain/common/check.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
@@ -35,7 +36,10 @@ MpiSession::MpiSession(int *argc, char ***argv, bool peers_may_die) {
   if (peers_may_die)
     setenv("OMPI_MCA_async_mpi_finalize", "1", /*overwrite=*/0);
   int provided = 0;
-  CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  // MULTIPLE for rank 0's heartbeat thread (comm/heartbeat.h); every other rank calls MPI from
+  // its main thread only. An MPI that offers less runs without the heartbeat.
+  CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
+  set_mpi_thread_multiple(provided >= MPI_THREAD_MULTIPLE);
   CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
   CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &size_));
@@ -84,10 +88,13 @@ NodeLocal node_local(MPI_Comm comm, int role) {
   CHECK_MPI(MPI_Comm_rank(local, &out.rank));
   CHECK_MPI(MPI_Comm_size(local, &out.size));
   // Each rank's role and CPU affinity mask, as bytes, to every rank of the node.
+  int world_rank = 0;
+  CHECK_MPI(MPI_Comm_rank(comm, &world_rank));
   struct Entry {
     int role;
+    int rank;
     cpu_set_t cpus;
-  } mine{role, {}};
+  } mine{role, world_rank, {}};
   CPU_ZERO(&mine.cpus);
   if (sched_getaffinity(0, sizeof(mine.cpus), &mine.cpus) != 0)
     CPU_ZERO(&mine.cpus); // unknown: counts as overlapping every rank below
@@ -96,6 +103,8 @@ NodeLocal node_local(MPI_Comm comm, int role) {
       MPI_Allgather(&mine, sizeof(Entry), MPI_BYTE, all.data(), sizeof(Entry), MPI_BYTE, local));
   CHECK_MPI(MPI_Comm_free(&local));
   for (const Entry &other : all) {
+    out.roles.push_back(other.role);
+    out.ranks.push_back(other.rank);
     cpu_set_t both;
     CPU_AND(&both, &mine.cpus, &other.cpus);
     if (CPU_COUNT(&both) > 0 || CPU_COUNT(&mine.cpus) == 0 || CPU_COUNT(&other.cpus) == 0)
@@ -145,6 +154,7 @@ void RequestSet::wait_all(double timeout_seconds, const std::function<void()> &o
   auto pause = std::chrono::microseconds(20);
   for (;;) {
     bool all = test_all();
+    run_wait_hook(); // rank 0's heartbeat, on the other ranks (comm/heartbeat.h)
     if (on_progress)
       on_progress();
     if (all)

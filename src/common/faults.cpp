@@ -20,6 +20,8 @@ bool strikes(int fault_rank, int world_rank, int64_t round) {
 void arm_faults(const FaultPlan &plan) {
   if (plan.oom_above < 0)
     throw UserError("--fault-oom-above: must be >= 0");
+  if (plan.slow_checkpoint < 0)
+    throw UserError("--fault-slow-checkpoint: must be >= 0");
   armed = plan;
   checkpoint_writes = 0;
 }
@@ -41,6 +43,12 @@ bool fault_half_sends_in_round(int world_rank, int64_t round) {
 }
 
 int64_t fault_oom_above() { return armed.oom_above; }
+
+int64_t fault_slow_checkpoint_seconds() { return armed.slow_checkpoint; }
+
+bool fault_probe_out_of_memory(int world_rank) {
+  return armed.probe_oom_rank >= 0 && armed.probe_oom_rank == world_rank;
+}
 
 bool fault_crashes_this_checkpoint_write() {
   return armed.crash_in_checkpoint > 0 && ++checkpoint_writes == armed.crash_in_checkpoint;

@@ -12,6 +12,7 @@
 //   stop everyone, gather the timeline, summary
 #include "hetrain/aggregate/weighted_sum_cuda.h"
 #include "hetrain/comm/check_mpi.h"
+#include "hetrain/comm/heartbeat.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/faults.h"
 #include "hetrain/common/log.h"
@@ -38,6 +39,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <optional>
 
 namespace hetrain::run {
 using namespace protocol;
@@ -51,16 +53,22 @@ struct AggregatorPlace {
   ReduceDevice reduce = ReduceDevice::kCpu;
   torch::Device device{torch::kCPU};
 };
-AggregatorPlace choose_aggregator_device(DeviceChoice requested, int local_rank) {
+// `placement`: this host's placement (cluster/device_placement.h), which gives rank 0 its own GPU
+// only when the trainers leave one spare.
+AggregatorPlace choose_aggregator_device(DeviceChoice requested, const RankPlacement &placement) {
   if (requested == DeviceChoice::kCpu)
     return {};
   std::string why;
   const int gpus = cuda_devices(&why);
   if (gpus > 0 && !torch::cuda::is_available())
     why = "this LibTorch has no CUDA (build with a CUDA LibTorch on CMAKE_PREFIX_PATH)";
+  if (gpus > 0 && torch::cuda::is_available() && placement.gpu < 0) {
+    log_info("aggregator device: {}", placement.device_reason);
+    return {};
+  }
   if (gpus > 0 && torch::cuda::is_available())
     return {ReduceDevice::kCuda,
-            torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % gpus))};
+            torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(placement.gpu % gpus))};
   if (requested == DeviceChoice::kCuda)
     throw UserError(fmt::format("--aggregator-device cuda: {}", why));
   return {};
@@ -139,7 +147,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
       trainers_(std::move(admitted.trainers)), report_json_(std::move(admitted.reports)),
       hosts_(std::move(admitted.hosts)), links_(std::move(admitted.links)),
       spec_(spec_of(config, meta)), class_labels_(meta.class_labels()),
-      place_(choose_aggregator_device(config.aggregator_device, placement.local_rank)),
+      place_(choose_aggregator_device(config.aggregator_device, placement)),
       n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, meta.count)
                                         : meta.count),
       G_(config.global_batch), m_(config.micro_batch),
@@ -598,6 +606,7 @@ void Coordinator::finish_epoch(int64_t epoch, int64_t first, double loss_sum, in
                                Clock::time_point epoch_start) {
   {
     ScopedSpan span(timeline_, Span::kEvaluate);
+    const LeaderActivityScope doing(LeaderActivity::kEvaluating);
     servers_->gather(); // evaluation needs every shard's parameters
     run::finish_epoch(
         {epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start), class_labels_}, *model_,
@@ -614,6 +623,7 @@ void Coordinator::finish_epoch(int64_t epoch, int64_t first, double loss_sum, in
 
 std::string Coordinator::save(const std::string &tag) {
   ScopedSpan span(timeline_, Span::kCheckpoint);
+  const LeaderActivityScope doing(LeaderActivity::kCheckpointing);
   servers_->gather();
   // Checkpoints store every report with the trainer's share in the current plan.
   source_.reports.clear();
@@ -740,12 +750,34 @@ TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &pla
   AdmittedJob admitted = admit_trainers(config, placement.world_size);
   const HostMap hosts = exchange_hosts(config, admitted.job); // collective: every job rank, now
   admitted.hosts = hosts.host_of;
+  // The heartbeat's own communicator: beats never match a round's receives (comm/heartbeat.h).
+  MPI_Comm beat_comm = MPI_COMM_NULL;
+  CHECK_MPI(MPI_Comm_dup(admitted.job, &beat_comm)); // collective: every job rank, now
+  CHECK_MPI(MPI_Comm_set_errhandler(beat_comm, MPI_ERRORS_RETURN));
+  std::optional<HeartbeatSender> heart;
+  if (mpi_thread_multiple()) {
+    int job_size = 1;
+    CHECK_MPI(MPI_Comm_size(beat_comm, &job_size));
+    std::vector<int> peers;
+    for (int r = 1; r < job_size; ++r)
+      peers.push_back(r);
+    heart.emplace(beat_comm, std::move(peers), heartbeat_period(config.straggler_timeout));
+  } else {
+    log_warn("this MPI offers no MPI_THREAD_MULTIPLE: no heartbeat, so the other ranks find a "
+             "lost rank 0 only after {:.0f} s",
+             2 * config.straggler_timeout + 60);
+  }
   admitted.links = probe_links_coordinator(config, admitted.job);
   if (!admitted.links.empty())
     log_link_table(admitted.links, link_host_names(admitted, placement.world_size));
   torch::set_num_threads(threads_for(config, placement));
+  set_leader_activity(LeaderActivity::kRound);
   Coordinator coordinator(config, placement, meta, std::move(admitted), hosts);
-  return coordinator.run();
+  TrainSummary summary = coordinator.run();
+  set_leader_activity(LeaderActivity::kEnding);
+  heart.reset(); // the trainers have their stop command: they no longer watch
+  CHECK_MPI(MPI_Comm_free(&beat_comm));
+  return summary;
 }
 
 } // namespace hetrain::run

@@ -8,6 +8,8 @@
 #include "hetrain/config/config.h"
 #include "hetrain/run/training_run.h"
 
+#include <string>
+
 namespace hetrain::run {
 
 // Where a rank sits on its host: picks its GPU and divides the host's cores.
@@ -15,6 +17,9 @@ struct RankPlacement {
   int world_rank = 0, world_size = 1;
   int local_rank = 0; // among the ranks on the same host
   int threads = 1;    // torch threads: --threads, or the default of cluster/thread_share.h
+  // This rank's device from cluster/device_placement.h: a GPU index (-1: the CPU) and why.
+  int gpu = -1;
+  std::string device_reason;
 };
 
 // Torch threads for a rank: --threads when given, else this rank's share of its host's cores.

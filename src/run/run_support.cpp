@@ -1,6 +1,7 @@
 #include "run_support.h"
 
 #include "hetrain/checkpoint/checkpoint_files.h"
+#include "hetrain/comm/check_mpi.h"
 
 #include "hetrain/common/atomic_file.h"
 #include "hetrain/common/error.h"
@@ -38,6 +39,16 @@ torch::Device choose_device(DeviceChoice requested, int cuda_index) {
     return torch::Device(torch::kCPU);
   const int count = static_cast<int>(torch::cuda::device_count());
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(cuda_index % count));
+}
+
+MPI_Comm watch_rank0(const TrainConfig &config, MPI_Comm job,
+                     std::optional<HeartbeatWatch> &watch) {
+  MPI_Comm beats = MPI_COMM_NULL;
+  CHECK_MPI(MPI_Comm_dup(job, &beats));
+  CHECK_MPI(MPI_Comm_set_errhandler(beats, MPI_ERRORS_RETURN));
+  if (mpi_thread_multiple()) // rank 0 beats only then (the same MPI everywhere)
+    watch.emplace(beats, 0, heartbeat_limit(config.straggler_timeout));
+  return beats;
 }
 
 void prepare_outputs(const TrainConfig &config) {

@@ -3,6 +3,7 @@
 
 #include "hetrain/checkpoint/checkpoint.h"
 #include "hetrain/cluster/training_probe.h"
+#include "hetrain/comm/heartbeat.h"
 #include "hetrain/config/config.h"
 #include "hetrain/data/dataset.h"
 #include "hetrain/model/models.h"
@@ -16,6 +17,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,10 @@ inline double seconds_since(Clock::time_point start) {
 std::string format_duration(double seconds);
 // cpu, or the CUDA device with this index when LibTorch sees one and --device allows it.
 torch::Device choose_device(DeviceChoice requested, int cuda_index = 0);
+// The heartbeat's communicator, dup'ed from `job` (collective: every job rank calls it right after
+// exchange_hosts); `watch` then follows rank 0's beats on a trainer or shard server while it
+// lives (comm/heartbeat.h). Returns the communicator, to free at the end.
+MPI_Comm watch_rank0(const TrainConfig &config, MPI_Comm job, std::optional<HeartbeatWatch> &watch);
 // Checks --summary-json's folder, creates --checkpoint-dir and checks that it is writable
 // (UserError naming the flag otherwise).
 void prepare_outputs(const TrainConfig &config);

@@ -228,9 +228,13 @@ TrainSummary run_shard_server(const TrainConfig &config, const RankPlacement &pl
   CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, 0, placement.world_rank, &job));
   CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
   exchange_hosts(config, job); // collective over the job; the servers need only uploaders' flags
+  std::optional<HeartbeatWatch> watch;
+  MPI_Comm beats = watch_rank0(config, job, watch); // collective: every job rank, now
   probe_links_server(config, job);
   torch::set_num_threads(threads_for(config, placement));
   ShardServer(config, placement, job).run();
+  watch.reset();
+  CHECK_MPI(MPI_Comm_free(&beats));
   CHECK_MPI(MPI_Comm_free(&job));
   return summary;
 }

@@ -35,6 +35,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <optional>
@@ -52,7 +53,12 @@ TrainerReport measure_this_trainer(const TrainConfig &config, const ModelSpec &s
   run_cpu_benchmarks(node, 0.3);
   if (device.is_cuda())
     run_gpu_benchmarks(node, device.index(), 0.2); // cuBLAS GEMM and pinned copies, capped
-  ProbeResult probe = run_training_probe(spec, probe_example(config), config.micro_batch, device);
+  ProbeResult probe =
+      run_training_probe(spec, probe_example(config), config.micro_batch, device, 1.5, world_rank);
+  if (probe.failure.empty() && probe.micro_batch < config.micro_batch)
+    log_warn("training probe: timed with micro-batches of {} samples (--micro-batch {} ran out "
+             "of memory); training halves the same way in its first round",
+             probe.micro_batch, config.micro_batch);
   if (fault_slows_probe(world_rank))
     probe.samples_per_sec /= 100; // testing hook (--fault-slow-probe-rank)
   if (device.is_cuda() && !node.gpus.empty())
@@ -516,7 +522,8 @@ TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placeme
   summary.world_size = placement.world_size;
   const DatasetMeta meta = read_dataset_meta(data_source(config));
   const ModelSpec spec = spec_of(config, meta);
-  const torch::Device device = choose_device(config.device, placement.local_rank);
+  // The GPU placed for this trainer by cluster/device_placement.h (it avoids rank 0's).
+  const torch::Device device = choose_device(config.device, std::max(placement.gpu, 0));
   torch::set_num_threads(threads_for(config, placement));
   std::optional<GpuInfo> gpu;
   const TrainerReport report =
@@ -525,12 +532,16 @@ TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placeme
   if (job == MPI_COMM_NULL)
     return summary;
   const HostMap hosts = exchange_hosts(config, job); // collective: every job rank, now
+  std::optional<HeartbeatWatch> watch;
+  MPI_Comm beats = watch_rank0(config, job, watch); // collective: every job rank, now
   {
     Trainer trainer(config, placement, spec, device, gpu, job, hosts);
     probe_links_trainer(config, job, hosts.host_of, placement.world_rank,
                         trainer.largest_piece_bytes());
     trainer.run();
   }
+  watch.reset();
+  CHECK_MPI(MPI_Comm_free(&beats));
   CHECK_MPI(MPI_Comm_free(&job));
   return summary;
 }

@@ -53,6 +53,15 @@ public:
 };
 } // namespace
 
+void simulate_out_of_memory(int64_t micro_batch, bool always) {
+  if (always)
+    throw SimulatedOutOfMemory(
+        fmt::format("--fault-probe-oom-rank: a micro-batch of {} samples", micro_batch));
+  if (fault_oom_above() > 0 && micro_batch > fault_oom_above())
+    throw SimulatedOutOfMemory(fmt::format("--fault-oom-above {}: a micro-batch of {} samples",
+                                           fault_oom_above(), micro_batch));
+}
+
 bool is_out_of_memory(const std::exception &e) {
   if (dynamic_cast<const c10::OutOfMemoryError *>(&e) ||
       dynamic_cast<const SimulatedOutOfMemory *>(&e))
@@ -89,8 +98,7 @@ ComputeStats MixedPrecision::gradients(Model &model, const LossSpec &loss, const
     ComputeStats stats;
     try {
       if (fault_oom_above() > 0 && std::min(m, count) > fault_oom_above())
-        throw SimulatedOutOfMemory(
-            fmt::format("--fault-oom-above {}: a micro-batch of {} samples", fault_oom_above(), m));
+        simulate_out_of_memory(m);
       stats = accumulate_gradients(model, loss, data, samples, m, {dtype_, scale}, tracked);
     } catch (const std::exception &e) {
       if (!is_out_of_memory(e))

@@ -7,6 +7,9 @@
 
 #include <torch/types.h>
 
+#include <cstdint>
+#include <string>
+
 namespace hetrain {
 
 struct ProbeResult {
@@ -14,6 +17,8 @@ struct ProbeResult {
   // An estimate of the bytes for the model (parameters, gradients, two optimizer states) and one
   // micro-batch's activations (64 floats per input element), from the sizes alone.
   double peak_bytes = 0;
+  int64_t micro_batch = 0; // the micro-batch timed: less than asked when it ran out of memory
+  std::string failure;     // why there is no speed ("" when the probe ran)
 };
 
 // What the probe trains on: one sample of the dataset (inputs [1, ...], targets [1, ...]), repeated
@@ -26,7 +31,10 @@ struct ProbeExample {
 // Refuses (UserError, train/loss.h's check_model_fits) a model that does not fit the example
 // before timing anything, so every trainer stops with the reason instead of a LibTorch error.
 
+// Out of memory halves the micro-batch like training does; `world_rank` arms the testing hook
+// --fault-probe-oom-rank (-1: none).
 ProbeResult run_training_probe(const ModelSpec &spec, const ProbeExample &example,
-                               int64_t micro_batch, torch::Device device, double seconds_cap = 1.5);
+                               int64_t micro_batch, torch::Device device, double seconds_cap = 1.5,
+                               int world_rank = -1);
 
 } // namespace hetrain

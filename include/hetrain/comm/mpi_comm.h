@@ -41,10 +41,12 @@ private:
 // `sharing_roles`: the `role` every rank of this node passed whose CPU affinity overlaps this
 // rank's (this rank's own included), so that the cores can be divided among the processes that
 // really compete for them (none when the launcher bound each rank to cores of its own).
-// Collective over `comm`.
+// `roles`, `ranks`: every rank of this node in local-rank order, its role and its rank in `comm`
+// (device placement, cluster/device_placement.h). Collective over `comm`.
 struct NodeLocal {
   int rank = 0, size = 1;
   std::vector<int> sharing_roles;
+  std::vector<int> roles, ranks;
 };
 NodeLocal node_local(MPI_Comm comm, int role);
 

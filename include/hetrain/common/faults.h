@@ -19,6 +19,8 @@ struct FaultPlan {
   int half_send_rank = -1;         // 3rd round to the shard servers only, then dies
   int64_t oom_above = 0;           // micro-batches above this many samples run out of memory
   int64_t crash_in_checkpoint = 0; // SIGKILL inside the Nth checkpoint write of this process
+  int64_t slow_checkpoint = 0;     // seconds each checkpoint write sleeps before its data
+  int probe_oom_rank = -1;         // this trainer's start-up probe runs out of memory at any size
 };
 
 // The round (1-based) in which the *_rank faults strike: the 3rd round a trainer works in (a round
@@ -34,6 +36,8 @@ bool fault_stalls_in_round(int world_rank, int64_t round);
 bool fault_kills_in_round(int world_rank, int64_t round);
 bool fault_half_sends_in_round(int world_rank, int64_t round);
 int64_t fault_oom_above(); // 0: never
+bool fault_probe_out_of_memory(int world_rank);
+int64_t fault_slow_checkpoint_seconds(); // 0: off
 // Counts this process's checkpoint writes; true inside the write that must die.
 bool fault_crashes_this_checkpoint_write();
 const std::string &debug_sample_log(); // "": off

@@ -200,6 +200,12 @@ template <class Visit> void visit_fault_options(Visit &&visit) {
           "With --aggregators > 1: this trainer sends its 3rd round's gradient to the shard "
           "servers only, then dies (SIGKILL)"},
         &F::half_send_rank);
+  visit(O{"fault-slow-checkpoint", test,
+          "Every checkpoint write sleeps this many seconds before writing (a slow disk)"},
+        &F::slow_checkpoint);
+  visit(O{"fault-probe-oom-rank", test,
+          "This trainer's start-up training probe runs out of memory at every micro-batch size"},
+        &F::probe_oom_rank);
   visit(O{"fault-oom-above", test, "A micro-batch of more than N samples fails as out of memory"},
         &F::oom_above);
 }

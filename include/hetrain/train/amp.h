@@ -59,7 +59,12 @@ private:
   int64_t micro_batch_limit_ = 0; // 0 = none yet
 };
 
-// True for LibTorch's out-of-memory errors (CUDA's and the CPU allocator's).
+// True for LibTorch's out-of-memory errors (CUDA's and the CPU allocator's), and the simulated
+// ones below.
 bool is_out_of_memory(const std::exception &e);
+// Testing hook (--fault-oom-above): throws a simulated out-of-memory error for a micro-batch of
+// more than the fault's samples, or for any size when `always`; the training probe and training
+// take the same path as for a real one.
+void simulate_out_of_memory(int64_t micro_batch, bool always = false);
 
 } // namespace hetrain
