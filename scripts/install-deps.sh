@@ -21,6 +21,9 @@ packages=(
   dataset-fashion-mnist python3 python3-h5py python3-numpy
   # scripts/plot-metrics.py
   python3-matplotlib
+  # scripts/lan-sim.sh: network namespaces, veth pairs and tbf shaping for the lan tests
+  # (ctest -L lan; unshare and taskset come with util-linux, which every Debian has)
+  iproute2
   # scripts/slurm-local.sh: a private one-node SLURM for the slurm tests (ctest -L slurm)
   slurm-wlm slurmctld slurmd slurm-client munge
   # bench/compare-pytorch.sh: the same models in PyTorch, for side-by-side speed; the own-model
