@@ -113,18 +113,42 @@ NodeLocal node_local(MPI_Comm comm, int role) {
   return out;
 }
 
-std::vector<int> host_ids(MPI_Comm comm) {
-  int rank = 0, size = 1;
-  CHECK_MPI(MPI_Comm_rank(comm, &rank));
+std::vector<int> host_ids(MPI_Comm comm, double timeout_seconds) {
+  int size = 1;
   CHECK_MPI(MPI_Comm_size(comm, &size));
   MPI_Comm local;
   CHECK_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local));
-  int mine = rank;
-  CHECK_MPI(MPI_Allreduce(&rank, &mine, 1, MPI_INT, MPI_MIN, local));
+  // Key 0 keeps `comm`'s order, so the local communicator's rank 0 is the host's lowest rank.
+  MPI_Group local_group, comm_group;
+  int zero = 0, mine = 0;
+  CHECK_MPI(MPI_Comm_group(local, &local_group));
+  CHECK_MPI(MPI_Comm_group(comm, &comm_group));
+  CHECK_MPI(MPI_Group_translate_ranks(local_group, 1, &zero, comm_group, &mine));
+  CHECK_MPI(MPI_Group_free(&local_group));
+  CHECK_MPI(MPI_Group_free(&comm_group));
   CHECK_MPI(MPI_Comm_free(&local));
   std::vector<int> all(static_cast<size_t>(size));
-  CHECK_MPI(MPI_Allgather(&mine, 1, MPI_INT, all.data(), 1, MPI_INT, comm));
+  RequestSet set;
+  MPI_Request r;
+  CHECK_MPI(MPI_Iallgather(&mine, 1, MPI_INT, all.data(), 1, MPI_INT, comm, &r));
+  set.add(r, 0, "every rank telling its host (the all-gather of host ids at startup)");
+  set.wait_all(timeout_seconds);
   return all;
+}
+
+std::vector<int> world_ranks(MPI_Comm comm) {
+  int size = 0;
+  CHECK_MPI(MPI_Comm_size(comm, &size));
+  MPI_Group group, world_group;
+  CHECK_MPI(MPI_Comm_group(comm, &group));
+  CHECK_MPI(MPI_Comm_group(MPI_COMM_WORLD, &world_group));
+  std::vector<int> ranks(static_cast<size_t>(size)), world(ranks.size());
+  for (int r = 0; r < size; ++r)
+    ranks[static_cast<size_t>(r)] = r;
+  CHECK_MPI(MPI_Group_translate_ranks(group, size, ranks.data(), world_group, world.data()));
+  CHECK_MPI(MPI_Group_free(&group));
+  CHECK_MPI(MPI_Group_free(&world_group));
+  return world;
 }
 
 void RequestSet::add(MPI_Request request, int peer, std::string what) {

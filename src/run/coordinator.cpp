@@ -305,7 +305,7 @@ TrainerSpeed Coordinator::speed_of(const TrainerState &t) const {
   for (const LinkFigures &f : t.links) {
     const auto shard = static_cast<double>(layout_.shard_length(f.aggregator_rank));
     const double extra = f.aggregator_rank == 0 ? buffers : 0.0;
-    const double floor = f.same_host ? 1e9 : 0.0;
+    const double floor = f.same_host ? ReplanPolicy{}.assumed_link_bytes_per_second : 0.0;
     s.links.push_back({f.aggregator_rank, shard * wire + extra, shard * 4 + extra,
                        std::max(f.up_mb_per_s * 1e6, floor), std::max(f.down_mb_per_s * 1e6, floor),
                        f.same_host ? 0.0 : f.latency_ms / 1e3, f.same_host});

@@ -26,7 +26,8 @@ namespace {
 TrainConfig with_aggregators(TrainConfig config) {
   if (!config.aggregators_per_host)
     return config;
-  const std::vector<int> host_of = host_ids(MPI_COMM_WORLD); // collective: every rank calls it
+  // Collective: every rank calls it. The deadline covers a rank that dies at startup.
+  const std::vector<int> host_of = host_ids(MPI_COMM_WORLD, config.join_timeout + 60);
   config.aggregators = aggregators_per_host(host_of);
   if (process_identity().rank == 0)
     log_info("--aggregators-per-host: {} host(s), so rank(s) 0..{} aggregate, one per host",

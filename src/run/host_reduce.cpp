@@ -8,34 +8,7 @@ namespace hetrain::run {
 using namespace protocol;
 
 HostMap exchange_hosts(const TrainConfig &config, MPI_Comm job) {
-  int size = 0;
-  CHECK_MPI(MPI_Comm_size(job, &size));
-  MPI_Comm shared;
-  CHECK_MPI(MPI_Comm_split_type(job, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &shared));
-  // The host's id: the job rank of the shared communicator's rank 0 (ranks keep the job's
-  // order, so that is the lowest job rank on the host).
-  MPI_Group shared_group, job_group;
-  CHECK_MPI(MPI_Comm_group(shared, &shared_group));
-  CHECK_MPI(MPI_Comm_group(job, &job_group));
-  int zero = 0, host = 0, world = 0;
-  CHECK_MPI(MPI_Group_translate_ranks(shared_group, 1, &zero, job_group, &host));
-  CHECK_MPI(MPI_Group_free(&shared_group));
-  CHECK_MPI(MPI_Group_free(&job_group));
-  CHECK_MPI(MPI_Comm_free(&shared));
-  CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &world));
-  const int mine[2] = {host, world};
-  std::vector<int> all(2 * static_cast<size_t>(size));
-  RequestSet set;
-  MPI_Request r;
-  CHECK_MPI(MPI_Iallgather(mine, 2, MPI_INT, all.data(), 2, MPI_INT, job, &r));
-  set.add(r, 0, "exchanging host ids over the job (every rank of it, --host-reduce)");
-  set.wait_all(config.join_timeout + 60);
-  HostMap out;
-  for (int i = 0; i < size; ++i) {
-    out.host_of.push_back(all[2 * static_cast<size_t>(i)]);
-    out.world_of.push_back(all[2 * static_cast<size_t>(i) + 1]);
-  }
-  return out;
+  return {host_ids(job, config.join_timeout + 60), world_ranks(job)};
 }
 
 HostGrouping job_host_groups(const TrainConfig &config, const HostMap &hosts) {

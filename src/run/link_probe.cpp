@@ -49,16 +49,7 @@ Probe make_probe(const TrainConfig &config, MPI_Comm job) {
   CHECK_MPI(MPI_Comm_size(job, &size));
   Probe p{job, config.aggregators, size - config.aggregators, probe_deadline(config), {}, {}};
   p.rounds = probe_schedule(p.trainers, p.aggregators);
-  MPI_Group job_group, world_group;
-  CHECK_MPI(MPI_Comm_group(job, &job_group));
-  CHECK_MPI(MPI_Comm_group(MPI_COMM_WORLD, &world_group));
-  std::vector<int> ranks(static_cast<size_t>(size));
-  p.world.resize(ranks.size());
-  for (int r = 0; r < size; ++r)
-    ranks[static_cast<size_t>(r)] = r;
-  CHECK_MPI(MPI_Group_translate_ranks(job_group, size, ranks.data(), world_group, p.world.data()));
-  CHECK_MPI(MPI_Group_free(&job_group));
-  CHECK_MPI(MPI_Group_free(&world_group));
+  p.world = world_ranks(job);
   return p;
 }
 

@@ -19,7 +19,6 @@
 
 namespace hetrain::run {
 
-
 // Rank 0: serves its pairs, then collects every trainer's figures (world ranks = job ranks for
 // aggregators; trainers' world ranks as they report them). Logs the probe's duration.
 std::vector<LinkFigures> probe_links_coordinator(const TrainConfig &config, MPI_Comm job);

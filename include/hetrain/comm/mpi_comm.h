@@ -52,8 +52,12 @@ NodeLocal node_local(MPI_Comm comm, int role);
 
 // The host of every rank of `comm`, as the lowest rank of `comm` on it: ranks that share memory
 // (MPI_COMM_TYPE_SHARED, i.e. one node to the launcher) have the same id. Host names are not
-// used: simulated hosts (network namespaces) and containers may all share one. Collective.
-std::vector<int> host_ids(MPI_Comm comm);
+// used: simulated hosts (network namespaces) and containers may all share one. Collective; the
+// all-gather has a deadline of `timeout_seconds` (a rank that died since the split is named).
+std::vector<int> host_ids(MPI_Comm comm, double timeout_seconds);
+
+// The MPI_COMM_WORLD rank of every rank of `comm`, in `comm`'s order (local: no messages).
+std::vector<int> world_ranks(MPI_Comm comm);
 
 // A wait that ran out of time. `peer` is the rank that did not answer.
 class PeerTimeout : public std::runtime_error {
