@@ -22,6 +22,7 @@ roots=(
   openmpi-bin libopenmpi-dev libopenmpi3 openmpi-common   # MPI: mpirun, mpi.h, libmpi
   libhdf5-dev libhdf5-103-1 libhdf5-hl-100                # datasets and checkpoints
   libfmt-dev libcli11-dev nlohmann-json3-dev zlib1g-dev    # headers/libraries the build finds
+  libminizip-dev libminizip1                              # --model FILE.pt: the archive check
   libgtest-dev googletest                                  # the tests
   dataset-fashion-mnist                                    # IDX files for scripts/prepare-data.sh
 )

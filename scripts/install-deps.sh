@@ -13,10 +13,14 @@ packages=(
   libtorch-dev libopenblas0-openmp
   # files, text, command line
   libhdf5-dev zlib1g-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  # `--model FILE.pt`: every entry of the TorchScript archive checked against its CRC-32
+  libminizip-dev
   # `data import-images`: OpenCV's image decoders and resize, the two parts of libopencv-dev it needs
   libopencv-imgcodecs-dev libopencv-imgproc-dev
   # tests and benchmarks
   googletest libgtest-dev libbenchmark-dev
+  # scripts/fuzz.sh: clang with libFuzzer and its sanitizer runtimes (fuzz/README.md)
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev
   # the default dataset, and what the Python scripts use
   dataset-fashion-mnist python3 python3-h5py python3-numpy
   # scripts/plot-metrics.py

@@ -573,6 +573,21 @@ const std::vector<BadInputCase> kCases = {
         },
         "saved by a newer PyTorch"),
     train_case(
+        "ModelFileDamaged",
+        [](BadInputTest &t) {
+          // One flipped bit in the pickled module: LibTorch would misread it; the CRC-32 says so.
+          const std::string path = linear_script(t, "damaged.pt");
+          const auto at = static_cast<std::streamoff>(
+              caffe2::serialize::PyTorchStreamReader(path).getRecordOffset("data.pkl") + 2);
+          std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+          f.seekg(at);
+          const char c = static_cast<char>(f.get());
+          f.seekp(at);
+          f.put(static_cast<char>(c ^ 0x20));
+          return Args{"--model", path};
+        },
+        "fails its CRC-32 check"),
+    train_case(
         "ModelWithoutTrainableParameters",
         [](BadInputTest &t) {
           return Args{"--model", linear_script(t, "frozen.pt", 4, /*trainable=*/false)};

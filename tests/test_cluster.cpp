@@ -137,7 +137,9 @@ TEST(ReportMessage, BuiltFromWhatTheTrainerMeasured) {
   gpu.memory_free = int64_t{140} << 30;
   gpu.bf16 = true;
   node.gpus = {gpu, gpu};
-  ProbeResult probe{12345, 2e9};
+  ProbeResult probe;
+  probe.samples_per_sec = 12345;
+  probe.peak_bytes = 2e9;
   const TrainerReport on_gpu = make_trainer_report(3, node, probe, &node.gpus[1]);
   EXPECT_EQ(on_gpu.rank, 3);
   EXPECT_EQ(on_gpu.device, "NVIDIA H200");

@@ -2,6 +2,7 @@
 
 #include "hetrain/common/atomic_file.h"
 #include "hetrain/common/check.h"
+#include "hetrain/common/crash_guard.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/faults.h"
 #include "hetrain/common/hdf5_util.h"
@@ -170,8 +171,9 @@ void write_checkpoint(const std::string &path, const CheckpointContents &c) {
   out.commit();
 }
 
-CheckpointContents read_checkpoint(const std::string &path) {
-  h5::Handle file = h5::open_file_readonly(path);
+namespace {
+// The checkpoint in an open file; `path` names it in messages.
+CheckpointContents read_checkpoint_file(hid_t file, const std::string &path) {
   CheckpointContents c;
   try {
     if (!h5::has_attr(file, "format") ||
@@ -242,6 +244,22 @@ CheckpointContents read_checkpoint(const std::string &path) {
     throw UserError(fmt::format("{}: unreadable checkpoint ({})", path, e.what()));
   }
   return c;
+}
+} // namespace
+
+// The whole read runs first in a forked copy (common/crash_guard.h): HDF5 1.10 crashes on some
+// damaged files instead of reporting them.
+CheckpointContents read_checkpoint(const std::string &path) {
+  const auto read = [&] { return read_checkpoint_file(h5::open_file_readonly(path), path); };
+  check_read_survives(path, [&] { (void)read(); });
+  return read();
+}
+
+CheckpointContents read_checkpoint_image(const std::vector<uint8_t> &image,
+                                         const std::string &name) {
+  const auto read = [&] { return read_checkpoint_file(h5::open_file_image(image, name), name); };
+  check_read_survives(name, [&] { (void)read(); });
+  return read();
 }
 
 namespace {

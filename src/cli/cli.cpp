@@ -12,6 +12,7 @@
 #include "hetrain/common/system_info.h"
 #include "hetrain/config/config.h"
 #include "hetrain/config/options.h"
+#include "hetrain/config/train_flags.h"
 #include "hetrain/data/dataset.h"
 #include "hetrain/data/dataset_file.h"
 #include "hetrain/data/image_folder.h"
@@ -38,107 +39,6 @@
 
 namespace hetrain {
 namespace {
-
-// `--config FILE` (TOML or INI, keys are the long flag names without dashes) is expanded into
-// flags placed before the command line's own, so a flag given on the command line wins.
-std::vector<std::string> expand_config_file(std::vector<std::string> args) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string path;
-    size_t consumed = 0;
-    if (args[i] == "--config" && i + 1 < args.size()) {
-      path = args[i + 1];
-      consumed = 2;
-    } else if (args[i].rfind("--config=", 0) == 0) {
-      path = args[i].substr(9);
-      consumed = 1;
-    } else {
-      continue;
-    }
-    std::vector<CLI::ConfigItem> items;
-    try {
-      items = CLI::ConfigTOML().from_file(path);
-    } catch (const CLI::Error &e) {
-      throw UserError(fmt::format("--config {}: {}", path, first_line(e.what())));
-    }
-    std::vector<std::string> flags;
-    for (const CLI::ConfigItem &item : items) {
-      if (!item.parents.empty() && !(item.parents.size() == 1 && item.parents[0] == "train"))
-        throw UserError(fmt::format("--config {}: unknown section [{}]", path, item.parents[0]));
-      if (item.name == "++" || item.name == "--")
-        continue; // section markers
-      flags.push_back("--" + item.name);
-      flags.insert(flags.end(), item.inputs.begin(), item.inputs.end());
-    }
-    args.erase(args.begin() + static_cast<std::ptrdiff_t>(i),
-               args.begin() + static_cast<std::ptrdiff_t>(i + consumed));
-    auto train_at = std::find(args.begin(), args.end(), "train");
-    args.insert(train_at == args.end() ? args.begin() + 1 : train_at + 1, flags.begin(),
-                flags.end());
-    return args;
-  }
-  return args;
-}
-
-// The check of an option with a fixed set of values, with the message validate() gives: CLI11
-// puts "--flag: " before it.
-CLI::Validator one_of(std::vector<std::string> names) {
-  return CLI::Validator(
-      [names](std::string &value) -> std::string {
-        if (std::find(names.begin(), names.end(), value) != names.end())
-          return {};
-        std::string list;
-        for (const std::string &n : names)
-          list += (list.empty() ? "" : ", ") + n;
-        return fmt::format("'{}' is not one of {}", value, list);
-      },
-      /*validator_desc=*/"");
-}
-
-template <class E> std::vector<std::string> names_vector() {
-  std::vector<std::string> names;
-  for (const NamedValue<E> &n : EnumNames<E>::table)
-    names.push_back(n.name);
-  return names;
-}
-
-// An option with an enum's names (config/choices.h): checked against the table, then converted.
-template <class E>
-CLI::Option *add_named_option(CLI::App &cmd, const std::string &name, E &field,
-                              const std::string &help) {
-  return cmd
-      .add_option_function<std::string>(
-          "--" + name,
-          [&field, name](const std::string &value) { field = parse_named<E>(name, value); }, help)
-      ->check(one_of(names_vector<E>()))
-      ->default_str(name_of(field));
-}
-
-// One row of an option table (config/options.h) on the command line, by its member's type.
-template <class T> void add_table_option(CLI::App &cmd, const OptionInfo &option, T &field) {
-  const std::string flag = std::string("--") + option.name;
-  CLI::Option *added = nullptr;
-  if constexpr (std::is_same_v<T, bool>) {
-    added = cmd.add_flag(flag, field, option.help);
-  } else if constexpr (is_named_enum_v<T>) {
-    added = add_named_option(cmd, option.name, field, option.help);
-  } else {
-    added = cmd.add_option(flag, field, option.help)->capture_default_str();
-    if (!option.choices.empty())
-      added->check(one_of(option.choices));
-  }
-  added->group(group_title(option.group)); // the testing group's "" hides it from --help
-}
-
-void add_train_options(CLI::App &cmd, TrainConfig &config, FaultPlan &faults) {
-  // Repeating a flag (a script's default, then the user's "$@") takes the last value.
-  cmd.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  visit_train_options([&](const OptionInfo &option, auto member) {
-    add_table_option(cmd, option, config.*member);
-  });
-  visit_fault_options([&](const OptionInfo &option, auto member) {
-    add_table_option(cmd, option, faults.*member);
-  });
-}
 
 // How many processes the launcher started (mpirun/srun export it to every rank); 1 when none.
 // `srun --mpi=pmix` sets PMIX_RANK but no size variable: there the step's task count (the total

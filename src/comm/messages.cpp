@@ -171,7 +171,7 @@ ShardSetup decode_shard_setup(const Words &words) {
   ShardSetup s;
   s.optimizer_steps = r.i64();
   const int64_t trainers = r.i64();
-  if (trainers < 0 || static_cast<size_t>(2 * trainers) > r.left())
+  if (trainers < 0 || static_cast<uint64_t>(trainers) > r.left() / 2) // no 2 * trainers: overflow
     throw ProtocolError(
         fmt::format("a shard setup naming {} trainers in {} words", trainers, words.size()));
   for (int64_t i = 0; i < trainers; ++i) {

@@ -134,6 +134,26 @@ Handle open_file_readonly(const std::string &path) {
   return Handle(id, H5Fclose);
 }
 
+Handle open_file_image(const std::vector<uint8_t> &image, const std::string &name) {
+  detail::quiet_hdf5_errors();
+  // Every HDF5 file starts with this signature (at offset 0 for the files hetrain and h5py
+  // write); checked here so that arbitrary bytes never reach the superblock parser.
+  static const uint8_t kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  if (image.size() < 64 || std::memcmp(image.data(), kSignature, 8) != 0)
+    throw UserError(fmt::format("{}: not an HDF5 file (or truncated)", name));
+  Handle fapl(CHECK_HDF5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
+  CHECK_HDF5(H5Pset_fapl_core(fapl, 1 << 16, /*backing_store=*/0));
+  CHECK_HDF5(H5Pset_file_image(fapl, const_cast<uint8_t *>(image.data()), image.size()));
+  static int serial = 0; // HDF5 refuses a second open file of the same name
+  const std::string label = fmt::format("hetrain-file-image-{}", ++serial);
+  hid_t id = H5Fopen(label.c_str(), H5F_ACC_RDONLY, fapl);
+  if (id < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    throw UserError(fmt::format("{}: cannot open as HDF5 (truncated or damaged file)", name));
+  }
+  return Handle(id, H5Fclose);
+}
+
 Handle create_group(hid_t loc, const std::string &name) {
   return Handle(CHECK_HDF5(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
                 H5Gclose);

@@ -1,6 +1,7 @@
 #include "hetrain/data/dataset_file.h"
 
 #include "hetrain/common/atomic_file.h"
+#include "hetrain/common/crash_guard.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/hdf5_util.h"
 #include "hetrain/common/splitmix.h"
@@ -252,6 +253,23 @@ void read_normalisation(hid_t file, const std::string &path, DatasetMeta &meta) 
       throw UserError(fmt::format("{}: std attribute must be positive", path));
 }
 
+DatasetMeta read_dataset_file_meta(hid_t file, const std::string &path,
+                                   std::vector<int64_t> *labels_out,
+                                   std::vector<float> *float_targets_out) {
+  DatasetMeta meta;
+  meta.path = path;
+  try {
+    read_inputs_layout(file, path, meta);
+    read_targets(file, path, meta, labels_out, float_targets_out);
+    read_normalisation(file, path, meta);
+    if (h5::has_attr(file, "source"))
+      meta.source = h5::read_attr_string(file, "source");
+  } catch (const LibraryError &e) { // HDF5 could not read what the file says is there
+    throw UserError(fmt::format("{}: unreadable dataset file ({})", path, e.what()));
+  }
+  return meta;
+}
+
 } // namespace
 
 DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *labels_out,
@@ -261,15 +279,21 @@ DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *lab
       *labels_out = synthetic_labels(*synthetic);
     return synthetic_meta(*synthetic, path);
   }
-  h5::Handle file = h5::open_file_readonly(path);
-  DatasetMeta meta;
-  meta.path = path;
-  read_inputs_layout(file, path, meta);
-  read_targets(file, path, meta, labels_out, float_targets_out);
-  read_normalisation(file, path, meta);
-  if (h5::has_attr(file, "source"))
-    meta.source = h5::read_attr_string(file, "source");
-  return meta;
+  // First in a forked copy (common/crash_guard.h): HDF5 1.10 crashes on some damaged files.
+  check_read_survives(path, [&] {
+    (void)read_dataset_file_meta(h5::open_file_readonly(path), path, nullptr, nullptr);
+  });
+  return read_dataset_file_meta(h5::open_file_readonly(path), path, labels_out, float_targets_out);
+}
+
+DatasetMeta read_dataset_meta_image(const std::vector<uint8_t> &image, const std::string &name,
+                                    std::vector<int64_t> *labels_out,
+                                    std::vector<float> *float_targets_out) {
+  check_read_survives(name, [&] {
+    (void)read_dataset_file_meta(h5::open_file_image(image, name), name, nullptr, nullptr);
+  });
+  return read_dataset_file_meta(h5::open_file_image(image, name), name, labels_out,
+                                float_targets_out);
 }
 
 } // namespace hetrain

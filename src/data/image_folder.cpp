@@ -198,7 +198,9 @@ std::string check_bytes(const std::vector<uint8_t> &b, std::string &format) {
   }
   if (width <= 0 || height < 0 || (height == 0 && format != "JPEG"))
     return fmt::format("corrupt {} (its header gives {}x{} pixels)", format, width, height);
-  if (width * height > kMaxSourcePixels)
+  // Sides first: a header's two 32-bit sides can multiply past int64 (found by
+  // fuzz/fuzz_image_folder.cpp); either side beyond the pixel limit is over it anyway.
+  if (width > kMaxSourcePixels || height > kMaxSourcePixels || width * height > kMaxSourcePixels)
     return fmt::format("{}x{} pixels is more than the {} megapixels decoded at most", width, height,
                        kMaxSourcePixels >> 20);
   return "";

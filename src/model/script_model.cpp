@@ -4,9 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <minizip/unzip.h>
 #include <sys/stat.h>
 
+#include <memory>
 #include <regex>
+#include <vector>
 
 namespace hetrain {
 namespace {
@@ -54,6 +57,49 @@ std::string first_line(const std::string &text) { return text.substr(0, text.fin
   throw UserError(fmt::format("{}: cannot be loaded as TorchScript: {}", path, line));
 }
 
+// A TorchScript file is a zip archive, and LibTorch's reader trusts what is inside: a damaged
+// file (one flipped length in the pickled module) makes torch::jit::load ask for terabytes or
+// read past its buffers (found by fuzz/fuzz_model_file.cpp). Every zip entry carries a CRC-32,
+// which LibTorch does not check; minizip does, so damage is found here, before LibTorch sees the
+// file. (A file crafted with matching CRCs is not damage but a forgery; like a plugin, a model
+// file is code, and hetrain trusts the user with it.)
+void check_archive(const std::string &path) {
+  const auto not_torchscript = [&](const std::string &why) {
+    return UserError(
+        fmt::format("{}: not a TorchScript file ({}; make one with torch.jit.script or "
+                    "torch.jit.trace and .save())",
+                    path, why));
+  };
+  std::unique_ptr<void, int (*)(unzFile)> zip(unzOpen64(path.c_str()), unzClose);
+  if (!zip)
+    throw not_torchscript("not a zip archive");
+  std::vector<char> buffer(1 << 20);
+  int entries = 0;
+  int rc = unzGoToFirstFile(zip.get());
+  for (; rc == UNZ_OK; rc = unzGoToNextFile(zip.get()), ++entries) {
+    unz_file_info64 info{};
+    char name[256] = {};
+    if (unzGetCurrentFileInfo64(zip.get(), &info, name, sizeof name - 1, nullptr, 0, nullptr, 0) !=
+            UNZ_OK ||
+        unzOpenCurrentFile(zip.get()) != UNZ_OK)
+      throw UserError(fmt::format("{}: damaged file (zip entry {} cannot be read)", path, entries));
+    uint64_t size = 0;
+    int n = 0;
+    while ((n = unzReadCurrentFile(zip.get(), buffer.data(),
+                                   static_cast<unsigned>(buffer.size()))) > 0)
+      size += static_cast<uint64_t>(n);
+    const int closed = unzCloseCurrentFile(zip.get()); // UNZ_CRCERROR when the CRC-32 differs
+    if (n < 0 || closed != UNZ_OK || size != info.uncompressed_size)
+      throw UserError(fmt::format("{}: damaged file (zip entry '{}' {})", path, name,
+                                  closed == UNZ_CRCERROR ? "fails its CRC-32 check"
+                                                         : "is truncated or corrupt"));
+  }
+  if (rc != UNZ_END_OF_LIST_OF_FILE)
+    throw UserError(fmt::format("{}: damaged file (its zip directory ends early)", path));
+  if (entries == 0)
+    throw not_torchscript("an empty zip archive");
+}
+
 } // namespace
 
 std::shared_ptr<ScriptModel> ScriptModel::load(const std::string &path) {
@@ -62,6 +108,7 @@ std::shared_ptr<ScriptModel> ScriptModel::load(const std::string &path) {
     throw UserError(fmt::format("--model {}: no such file (and not one of the built-in models "
                                 "mlp, cnn, resnet)",
                                 path));
+  check_archive(path);
   torch::jit::Module script;
   try {
     script = torch::jit::load(path, torch::kCPU);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 
 namespace hetrain {
@@ -60,13 +61,21 @@ std::vector<double> Timeline::encode() const {
 void Timeline::add_encoded(int rank, const std::vector<double> &encoded) {
   if (encoded.size() % 4 != 0)
     throw std::invalid_argument("timeline spans: length is not a multiple of 4");
+  // Checked before any conversion: a double out of an integer's range does not convert (found
+  // by fuzz/fuzz_messages.cpp: -3e231 as the round).
+  const auto integral_in = [](double v, double low, double high) {
+    return v >= low && v <= high && v == std::floor(v);
+  };
   for (size_t i = 0; i < encoded.size(); i += 4) {
-    const int span = static_cast<int>(encoded[i]);
-    if (span < 0 || span > static_cast<int>(Span::kEvaluate))
+    if (!integral_in(encoded[i], 0, static_cast<double>(Span::kEvaluate)))
       throw std::invalid_argument("timeline spans: unknown span kind");
-    events_.push_back({rank, static_cast<Span>(span), encoded[i + 1], encoded[i + 2],
-                       static_cast<int64_t>(encoded[i + 3])});
+    if (!std::isfinite(encoded[i + 1]) || !std::isfinite(encoded[i + 2]) ||
+        !integral_in(encoded[i + 3], -1, 9.0e15))
+      throw std::invalid_argument("timeline spans: a start, duration or round out of range");
   }
+  for (size_t i = 0; i < encoded.size(); i += 4)
+    events_.push_back({rank, static_cast<Span>(static_cast<int>(encoded[i])), encoded[i + 1],
+                       encoded[i + 2], static_cast<int64_t>(encoded[i + 3])});
 }
 
 std::string Timeline::to_json(const std::vector<std::string> &rank_names) const {

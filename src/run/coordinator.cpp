@@ -13,6 +13,7 @@
 #include "hetrain/aggregate/weighted_sum_cuda.h"
 #include "hetrain/comm/check_mpi.h"
 #include "hetrain/comm/heartbeat.h"
+#include "hetrain/comm/messages.h"
 #include "hetrain/common/error.h"
 #include "hetrain/common/faults.h"
 #include "hetrain/common/log.h"
@@ -709,6 +710,10 @@ void Coordinator::gather_and_write_timeline() {
     CHECK_MPI(MPI_Irecv(&length, 1, MPI_INT64_T, t.job_rank, kTagTimeline, job_, &r));
     set.add(r, t.world_rank, fmt::format("the timeline's length from {}", name_of(t)));
     set.wait_all(config_.straggler_timeout);
+    // 4 doubles a span; a trainer records a few per round, far fewer than 2^28 doubles (2 GiB).
+    if (length < 0 || length % 4 != 0 || length > (int64_t{1} << 28))
+      throw ProtocolError(
+          fmt::format("{} announced a timeline of {} values (not 4 per span)", name_of(t), length));
     std::vector<double> spans(static_cast<size_t>(length));
     RequestSet data;
     irecv_chunks(data, spans.data(), length, chunk, MPI_DOUBLE, 8, t.job_rank, kTagTimeline, job_,

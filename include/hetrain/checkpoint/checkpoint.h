@@ -64,6 +64,9 @@ struct CheckpointContents {
 void write_checkpoint(const std::string &path, const CheckpointContents &contents);
 // Reads and validates; throws UserError naming the file and what is wrong with it.
 CheckpointContents read_checkpoint(const std::string &path);
+// The same from the file's bytes in memory (fuzz/fuzz_checkpoint.cpp); `name` is for messages.
+CheckpointContents read_checkpoint_image(const std::vector<uint8_t> &image,
+                                         const std::string &name);
 
 // Copies parameters, buffers and frozen parameters into a model of the same spec; a missing
 // tensor or a wrong shape is a UserError that names it.

@@ -42,6 +42,9 @@ Handle create_memory_file();
 void write_file_image(hid_t file, const std::string &path, const std::string &name_for_errors);
 // Throws UserError("<path>: no such file" / "is not an HDF5 file") instead of a library error.
 Handle open_file_readonly(const std::string &path);
+// The same for a file's bytes already in memory (the core driver reads a copy of `image`): the fuzz
+// targets read checkpoints and datasets this way. `name` is for messages.
+Handle open_file_image(const std::vector<uint8_t> &image, const std::string &name);
 Handle create_group(hid_t loc, const std::string &name);
 Handle open_group(hid_t loc, const std::string &name, const std::string &file_for_errors);
 Handle open_dataset(hid_t loc, const std::string &name, const std::string &file_for_errors);

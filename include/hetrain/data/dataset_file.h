@@ -59,5 +59,9 @@ void write_dataset_file(const std::string &path, const ImageSet &set);
 // to keep them instead of reading twice.
 DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *labels = nullptr,
                               std::vector<float> *float_targets = nullptr);
+// The same from a file's bytes in memory (fuzz/fuzz_dataset.cpp); `name` is for messages.
+DatasetMeta read_dataset_meta_image(const std::vector<uint8_t> &image, const std::string &name,
+                                    std::vector<int64_t> *labels = nullptr,
+                                    std::vector<float> *float_targets = nullptr);
 
 } // namespace hetrain
