@@ -9,14 +9,15 @@
 # corpus fuzz/corpus/TARGET (read only) and the inputs it found before, in
 # build-fuzz/corpus/TARGET. A crash is written to build-fuzz/crashes/TARGET/ and the script exits
 # non-zero; fix it, then copy the input into fuzz/corpus/TARGET as a regression input (every run
-# replays the seed corpus first). Extra libFuzzer flags can go in $FUZZ_FLAGS.
+# replays the seed corpus first). Extra libFuzzer flags can go in $FUZZ_FLAGS; FUZZ_SKIP_BUILD=1
+# uses build-fuzz/ as it is (for several runs side by side).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=(idx cifar image_folder messages checkpoint dataset config model_file)
 build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
 
 usage() {
-  sed -n '2,11p' "$0" >&2
+  sed -n '2,13p' "$0" >&2
   exit 2
 }
 [ $# -ge 1 ] || usage
@@ -74,7 +75,7 @@ run_one() {
   fi
 }
 
-build
+[ "${FUZZ_SKIP_BUILD:-0}" = 1 ] || build
 case $what in
 all)
   rc=0

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -13,6 +14,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstring>
 #include <thread>
 
@@ -20,6 +22,9 @@
 // libFuzzer sets one that saves the input as a crash. The child of a check must not: its crash
 // is the expected outcome there. Null (weak, absent) in a normal build.
 extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+// Where the sanitizer runtime writes its reports (log_path=... by default): the child's go to
+// /dev/null with the rest of its output.
+extern "C" void __sanitizer_set_report_fd(void *fd) __attribute__((weak));
 
 namespace hetrain {
 namespace {
@@ -27,7 +32,11 @@ namespace {
 constexpr int kChildOk = 0;
 double read_check_timeout = 300;
 
-[[noreturn]] void run_child(const std::function<void()> &read) {
+[[noreturn]] void run_child(const std::function<void()> &read, pid_t parent) {
+  // A child looping in HDF5 must not outlive a parent that gave up on it (or was killed).
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent)
+    ::_exit(kChildOk);
   for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL})
     std::signal(sig, SIG_DFL); // no handler of the parent's (libFuzzer, a backtrace printer)
   if (__sanitizer_set_death_callback != nullptr)
@@ -38,6 +47,8 @@ double read_check_timeout = 300;
   if (null >= 0) {
     ::dup2(null, STDOUT_FILENO);
     ::dup2(null, STDERR_FILENO);
+    if (__sanitizer_set_report_fd != nullptr)
+      __sanitizer_set_report_fd(reinterpret_cast<void *>(static_cast<intptr_t>(null)));
   }
   try {
     read();
@@ -60,11 +71,12 @@ void set_read_check_timeout(double seconds) { read_check_timeout = seconds; }
 
 void check_read_survives(const std::string &name, const std::function<void()> &read) {
   const double timeout_seconds = read_check_timeout;
+  const pid_t parent = ::getpid();
   const pid_t child = ::fork();
   if (child < 0)
     return; // no test process (out of processes): read as before, without the check
   if (child == 0)
-    run_child(read);
+    run_child(read, parent);
   // A pidfd becomes readable when the child ends: poll() on it waits with a deadline and wakes
   // at once (Linux 5.3 and later; without it, waitpid is polled every millisecond).
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 
 namespace hetrain::h5 {
@@ -58,13 +59,25 @@ Handle open_attr(hid_t loc, const std::string &name) {
   return Handle(CHECK_HDF5(H5Aopen(loc, name.c_str(), H5P_DEFAULT)), H5Aclose);
 }
 
+// Attributes are small (class names, per-channel statistics, a config); a damaged dataspace can
+// claim far more values than any file holds, which would be allocated before reading.
+constexpr hssize_t kMaxAttrElements = hssize_t{1} << 24;
+
 hssize_t attr_elements(hid_t attr) {
   Handle space(CHECK_HDF5(H5Aget_space(attr)), H5Sclose);
-  return CHECK_HDF5(H5Sget_simple_extent_npoints(space));
+  const hssize_t n = CHECK_HDF5(H5Sget_simple_extent_npoints(space));
+  if (n > kMaxAttrElements) {
+    char name[256] = "?";
+    H5Aget_name(attr, sizeof name, name);
+    throw UserError(fmt::format("attribute '{}' claims {} values (damaged file)", name, n));
+  }
+  return n;
 }
 
 std::vector<std::string> read_vlen_strings(hid_t obj, bool is_attr, hid_t space_id) {
-  hssize_t n = CHECK_HDF5(H5Sget_simple_extent_npoints(space_id));
+  // The count checked against the object first (attr_elements' cap, dataset_shape's storage).
+  const hssize_t n = is_attr ? attr_elements(obj)
+                             : static_cast<hssize_t>(dataset_shape(obj).elements());
   Handle type = make_vlen_string_type();
   std::vector<char *> raw(static_cast<size_t>(n), nullptr);
   if (n > 0) {
@@ -267,7 +280,10 @@ std::string read_attr_string(hid_t loc, const std::string &name) {
     return values.empty() ? std::string() : values.front();
   }
   // Fixed-length strings (as some tools write them).
-  size_t size = H5Tget_size(type);
+  const size_t size = H5Tget_size(type);
+  if (size > static_cast<size_t>(kMaxAttrElements))
+    throw UserError(fmt::format("attribute '{}' claims a string of {} bytes (damaged file)", name,
+                                size));
   std::string value(size, '\0');
   CHECK_HDF5(H5Aread(attr, type, value.data()));
   value.resize(value.find('\0') == std::string::npos ? value.size() : value.find('\0'));
@@ -380,12 +396,41 @@ void write_dataset(hid_t loc, const std::string &name, Kind kind, const void *da
     CHECK_HDF5(H5Dwrite(dataset, native_type(kind), H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
 }
 
+
+
 hsize_t DatasetShape::elements() const {
   hsize_t n = 1;
   for (hsize_t d : dims)
-    n *= d;
+    if (__builtin_mul_overflow(n, d, &n))
+      return std::numeric_limits<hsize_t>::max();
   return n;
 }
+
+namespace {
+// What a reader sizes its buffer by is the dataspace; a damaged one can claim 10^18 elements and
+// make the reader allocate before HDF5 says anything (found by fuzz/fuzz_checkpoint.cpp). So the
+// claim must be backed by the bytes the file stores for the dataset: all of them without a filter
+// (as hetrain writes, and h5py by default), at least 1/1100 with one (gzip compresses 1032:1 at
+// most). A dataset created but never written stores nothing and is refused too.
+void require_stored(hid_t dataset, const DatasetShape &shape) {
+  const hsize_t elements = shape.elements();
+  hsize_t bytes = 0;
+  if (__builtin_mul_overflow(elements, static_cast<hsize_t>(shape.type_size), &bytes))
+    bytes = std::numeric_limits<hsize_t>::max();
+  if (bytes == 0)
+    return;
+  Handle dcpl(CHECK_HDF5(H5Dget_create_plist(dataset)), H5Pclose);
+  const bool filtered = CHECK_HDF5(H5Pget_nfilters(dcpl)) > 0;
+  const hsize_t stored = H5Dget_storage_size(dataset);
+  if (filtered ? stored >= bytes / 1100 : stored >= bytes)
+    return;
+  char name[256] = "?";
+  H5Iget_name(dataset, name, sizeof name);
+  throw UserError(fmt::format("dataset '{}' claims {} elements ({} bytes) but the file stores {} "
+                              "bytes of it (damaged, or never written)",
+                              name, elements, bytes, stored));
+}
+} // namespace
 
 DatasetShape dataset_shape(hid_t dataset) {
   DatasetShape shape;
@@ -398,6 +443,7 @@ DatasetShape dataset_shape(hid_t dataset) {
   shape.type_class = H5Tget_class(type);
   shape.type_size = H5Tget_size(type);
   shape.is_signed = shape.type_class == H5T_INTEGER && H5Tget_sign(type) == H5T_SGN_2;
+  require_stored(dataset, shape);
   return shape;
 }
 
