@@ -150,6 +150,26 @@ TEST(Options, EveryEnumNameRoundTrips) {
   }
 }
 
+// A checkpoint's stored config is outside input: a value of another type or out of range is a
+// UserError naming the key (it was a json::type_error, or undefined behaviour for 1e300).
+TEST(Options, StoredConfigWithWrongTypesIsAUserError) {
+  const auto refusal = [](const char *text) -> std::string {
+    TrainConfig c;
+    try {
+      from_json(nlohmann::json::parse(text), c);
+    } catch (const hetrain::UserError &e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(refusal(R"({"epochs": "lots"})").find("'epochs' is \"lots\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"epochs": 1e300})").find("not an integer in range"), std::string::npos);
+  EXPECT_NE(refusal(R"({"threads": 99999999999999})").find("threads"), std::string::npos);
+  EXPECT_NE(refusal(R"({"overlap": 1})").find("not true or false"), std::string::npos);
+  EXPECT_NE(refusal(R"({"sync": 3})").find("not a string"), std::string::npos);
+  EXPECT_EQ(refusal(R"({"lr": 1, "epochs": 3, "overlap": true})"), ""); // an integer lr is fine
+}
+
 // The config JSON is stored in every checkpoint: the same keys and the same names as when these
 // options were strings, so old checkpoints still load and new ones read the same.
 TEST(Options, ConfigJsonKeepsTheKeysAndNamesCheckpointsStore) {

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -154,18 +155,50 @@ void to_json(nlohmann::json &j, const TrainConfig &c) {
   });
 }
 
+namespace {
+// One stored value as the member's type. The JSON comes from a checkpoint file, so a value of
+// another type (or an integer out of the member's range, which nlohmann's get<> would convert
+// with undefined behaviour) is a UserError naming the key, not a json::type_error.
+template <class T> T json_value(const nlohmann::json &v, const std::string &key) {
+  const auto wrong = [&](const char *expected) {
+    return UserError(fmt::format("stored config: '{}' is {}, not {}", key, v.dump(), expected));
+  };
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean())
+      throw wrong("true or false");
+    return v.get<bool>();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!v.is_number_integer() ||
+        (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(std::numeric_limits<T>::max())
+                                : v.get<int64_t>() < int64_t(std::numeric_limits<T>::min()) ||
+                                      v.get<int64_t>() > int64_t(std::numeric_limits<T>::max())))
+      throw wrong("an integer in range");
+    return v.get<T>();
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!v.is_number())
+      throw wrong("a number");
+    return v.get<T>();
+  } else {
+    if (!v.is_string())
+      throw wrong("a string");
+    return v.get<T>();
+  }
+}
+} // namespace
+
 void from_json(const nlohmann::json &j, TrainConfig &c) {
   // Missing keys keep their defaults, so configs written by older versions still load.
   const TrainConfig defaults;
   visit_train_options([&](const OptionInfo &option, auto member) {
     using T = std::decay_t<decltype(c.*member)>;
-    const auto found = j.find(json_key(option));
+    const std::string key = json_key(option);
+    const auto found = j.find(key);
     if (found == j.end())
       c.*member = defaults.*member;
     else if constexpr (is_named_enum_v<T>)
-      c.*member = parse_named<T>(option.name, found->template get<std::string>());
+      c.*member = parse_named<T>(option.name, json_value<std::string>(*found, key));
     else
-      c.*member = found->template get<T>();
+      c.*member = json_value<T>(*found, key);
   });
 }
 
