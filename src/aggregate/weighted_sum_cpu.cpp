@@ -109,8 +109,10 @@ template <typename T>
 // The loops above are bound by how many floats an instruction handles as much as by memory: the
 // fp32 and bf16 blocks are built twice, for x86-64-v3 (AVX2, 8 floats an instruction) and for the
 // baseline (SSE2), and the loader picks one by the CPU it runs on (GCC function multiversioning).
-// Measured on the 2-core EPYC VM: 0.68-0.76 of memcpy's bandwidth with SSE2 only.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Measured on the 2-core EPYC VM: 0.68-0.76 of memcpy's bandwidth with SSE2 only. Not under
+// ThreadSanitizer: the loader runs the clones' resolver before TSan's runtime is up, and the
+// instrumented resolver crashes every binary at load.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define HETRAIN_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define HETRAIN_CPU_CLONES
