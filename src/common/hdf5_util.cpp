@@ -76,8 +76,8 @@ hssize_t attr_elements(hid_t attr) {
 
 std::vector<std::string> read_vlen_strings(hid_t obj, bool is_attr, hid_t space_id) {
   // The count checked against the object first (attr_elements' cap, dataset_shape's storage).
-  const hssize_t n = is_attr ? attr_elements(obj)
-                             : static_cast<hssize_t>(dataset_shape(obj).elements());
+  const hssize_t n =
+      is_attr ? attr_elements(obj) : static_cast<hssize_t>(dataset_shape(obj).elements());
   Handle type = make_vlen_string_type();
   std::vector<char *> raw(static_cast<size_t>(n), nullptr);
   if (n > 0) {
@@ -282,8 +282,8 @@ std::string read_attr_string(hid_t loc, const std::string &name) {
   // Fixed-length strings (as some tools write them).
   const size_t size = H5Tget_size(type);
   if (size > static_cast<size_t>(kMaxAttrElements))
-    throw UserError(fmt::format("attribute '{}' claims a string of {} bytes (damaged file)", name,
-                                size));
+    throw UserError(
+        fmt::format("attribute '{}' claims a string of {} bytes (damaged file)", name, size));
   std::string value(size, '\0');
   CHECK_HDF5(H5Aread(attr, type, value.data()));
   value.resize(value.find('\0') == std::string::npos ? value.size() : value.find('\0'));
@@ -395,8 +395,6 @@ void write_dataset(hid_t loc, const std::string &name, Kind kind, const void *da
   if (n > 0)
     CHECK_HDF5(H5Dwrite(dataset, native_type(kind), H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
 }
-
-
 
 hsize_t DatasetShape::elements() const {
   hsize_t n = 1;
