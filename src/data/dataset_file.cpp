@@ -11,7 +11,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <sstream>
+#include <tuple>
 
 namespace hetrain {
 
@@ -270,6 +275,39 @@ DatasetMeta read_dataset_file_meta(hid_t file, const std::string &path,
   return meta;
 }
 
+// A process reads one dataset's layout several times (the command, its role, the Dataset): the
+// forked check runs once per version of the file (its size and modification time), and a version
+// counts as checked only once its check passed.
+using FileVersion = std::tuple<std::string, uintmax_t, int64_t>;
+std::optional<FileVersion> file_version(const std::string &path) {
+  namespace fs = std::filesystem;
+  std::error_code size_error, time_error;
+  const auto size = fs::file_size(path, size_error);
+  const auto time = fs::last_write_time(path, time_error).time_since_epoch().count();
+  if (size_error || time_error)
+    return std::nullopt; // the read says what is wrong with the path
+  return FileVersion{path, size, static_cast<int64_t>(time)};
+}
+
+std::mutex checked_mutex;
+std::set<FileVersion> checked_versions;
+
+void check_dataset_read_survives(const std::string &path) {
+  const std::optional<FileVersion> version = file_version(path);
+  if (version) {
+    const std::lock_guard<std::mutex> lock(checked_mutex);
+    if (checked_versions.count(*version) > 0)
+      return;
+  }
+  check_read_survives(path, [&] {
+    (void)read_dataset_file_meta(h5::open_file_readonly(path), path, nullptr, nullptr);
+  });
+  if (version) {
+    const std::lock_guard<std::mutex> lock(checked_mutex);
+    checked_versions.insert(*version);
+  }
+}
+
 } // namespace
 
 DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *labels_out,
@@ -280,9 +318,7 @@ DatasetMeta read_dataset_meta(const std::string &path, std::vector<int64_t> *lab
     return synthetic_meta(*synthetic, path);
   }
   // First in a forked copy (common/crash_guard.h): HDF5 1.10 crashes on some damaged files.
-  check_read_survives(path, [&] {
-    (void)read_dataset_file_meta(h5::open_file_readonly(path), path, nullptr, nullptr);
-  });
+  check_dataset_read_survives(path);
   return read_dataset_file_meta(h5::open_file_readonly(path), path, labels_out, float_targets_out);
 }
 
