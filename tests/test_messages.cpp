@@ -49,6 +49,9 @@ TEST(Messages, RoundCommandRoundTrip) {
   EXPECT_EQ(d.attempt, c.attempt);
   EXPECT_TRUE(d.send_timeline);
   EXPECT_EQ(d.members, c.members);
+  RoundCommand out = c;
+  out.kind = RoundCommand::Kind::kOut; // a trainer left out of the plan: no parameters follow
+  EXPECT_EQ(decode_round_command(encode(out)).kind, RoundCommand::Kind::kOut);
 }
 
 TEST(Messages, RoundStatsRoundTripKeepsDoublesBitForBit) {
@@ -102,6 +105,8 @@ TEST(Messages, ShardCommandRoundTrip) {
   c.lr = 3e-4;
   c.optimizer_steps = 8;
   c.uploading = {true, false, true};
+  c.refresh = {false, true, true};
+  c.receiving = {true, true, false};
   const Words w = encode(c, 3);
   ASSERT_EQ(w.size(), ShardCommand::words(3));
   const ShardCommand d = decode_shard_command(w);
@@ -111,6 +116,12 @@ TEST(Messages, ShardCommandRoundTrip) {
   EXPECT_EQ(d.lr, 3e-4);
   EXPECT_EQ(d.optimizer_steps, 8);
   EXPECT_EQ(d.uploading, c.uploading);
+  EXPECT_EQ(d.refresh, c.refresh);
+  EXPECT_EQ(d.receiving, c.receiving);
+  // A trainer's flags word outside its three bits is refused, not misread.
+  Words bad = w;
+  bad.back() = 8;
+  EXPECT_THROW(decode_shard_command(bad), ProtocolError);
   // A default command is kStop and says no trainer works.
   const ShardCommand stop = decode_shard_command(encode(ShardCommand{}, 3));
   EXPECT_EQ(stop.kind, ShardCommand::Kind::kStop);
@@ -144,7 +155,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
   Words other_version = command;
   other_version[0] += 1; // the version is the header's low 16 bits
   expect_protocol_error([&] { decode_round_command(other_version); },
-                        "a round command of protocol version 4, this hetrain speaks 3");
+                        "a round command of protocol version 5, this hetrain speaks 4");
   Words short_one(command.begin(), command.end() - 1);
   expect_protocol_error([&] { decode_round_command(short_one); },
                         "a round command of 9 words, expected 10");

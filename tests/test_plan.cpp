@@ -2,6 +2,7 @@
 // aggregator links), round sharding, the re-planning policy (smoothing, the 5% rule, the link
 // assumption), the link probe's schedule and message size, and the communication advice.
 #include "hetrain/common/error.h"
+#include "hetrain/schedule/advice.h"
 #include "hetrain/schedule/links.h"
 #include "hetrain/schedule/plan.h"
 #include "hetrain/schedule/replan.h"
@@ -320,17 +321,34 @@ TEST(Plan, WithoutLinksTheEstimateIsComputePlusTheFixedTransfer) {
   EXPECT_NEAR(estimated_round_seconds(t, {2, 2}, 10), 0.2 + 0.5, 1e-12);
 }
 
-TEST(Advice, CommunicationBoundNamesTheOptionsThatApplyWithTheirEstimates) {
+// The cost model's figures for a round of 1 s compute and 4 s communication, an aggregator's
+// shared link the bottleneck (its link 5 s, a trainer's own 2 s).
+CommunicationFacts aggregator_bound_facts() {
   CommunicationFacts f;
   f.compute_seconds = 1;
+  f.round_seconds = 5;
+  f.model_round_seconds = 5;
+  f.model_compute_seconds = 1;
+  f.model_trainer_seconds = 2;
+  f.model_aggregator_seconds = 5;
+  f.upload_fraction = 0.5;
+  f.slowest_trainer = "rank 2 (b), its link 100.0 MB/s";
+  f.busiest_aggregator = "rank 0 (110.0 MB/s)";
+  f.hosts = 4;
+  return f;
+}
+
+TEST(Advice, CommunicationBoundNamesTheOptionsThatApplyWithTheirEstimates) {
+  CommunicationFacts f = aggregator_bound_facts();
   f.round_seconds = 1.8; // 0.8 s moving: not communication-bound
   EXPECT_EQ(communication_advice(f), "");
-  f.round_seconds = 5; // 4 s moving, half of it uploads
-  f.aggregator_bound = true;
-  f.hosts = 4;
+  f = aggregator_bound_facts();
   const std::string text = communication_advice(f);
   EXPECT_NE(text.find("communication-bound: the estimated round takes 5.000 s, of which 1.000 s "
                       "compute and 4.000 s moving"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("bottleneck (cost model): aggregator rank 0 (110.0 MB/s)'s link"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("--wire-dtype bf16 (half the upload bytes): about 4.000 s a round (20% "
@@ -354,4 +372,53 @@ TEST(Advice, CommunicationBoundNamesTheOptionsThatApplyWithTheirEstimates) {
   EXPECT_NE(params.find("--local-steps 8"), std::string::npos) << params;
   // per batch now 5/4 = 1.25 s; with 8: 1/4 + 4/8 = 0.75 s
   EXPECT_NE(params.find("about 0.750 s per global batch (40% less)"), std::string::npos) << params;
+}
+
+// A trainer's own link is the bottleneck: more aggregators would not help (it still sends all of
+// its bytes through that link), so they are not suggested, and the trainer is named.
+TEST(Advice, ATrainersOwnLinkIsNamedAndMoreAggregatorsAreNotSuggested) {
+  CommunicationFacts f = aggregator_bound_facts();
+  f.model_trainer_seconds = 5;
+  f.model_aggregator_seconds = 3;
+  const std::string text = communication_advice(f);
+  EXPECT_NE(text.find("bottleneck (cost model): the own link of rank 2 (b), its link 100.0 MB/s"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("aggregator rank"), std::string::npos) << text;
+  EXPECT_EQ(text.find("--aggregators"), std::string::npos) << text;
+  // An aggregator that is busier but whose sharing over 4 hosts would still leave the trainer's
+  // own link at 4.9 s: a gain under 5%, not suggested either.
+  f.model_trainer_seconds = 4.9;
+  f.model_aggregator_seconds = 5;
+  EXPECT_EQ(communication_advice(f).find("--aggregators"), std::string::npos);
+}
+
+// Measured rounds far slower than the measured links explain (issue 23: a left-out trainer's
+// traffic): no link is blamed, no option whose gain the links contradict is offered, and the
+// longest measured transfer is named.
+TEST(Advice, CommunicationTheLinksDoNotExplainBlamesNoLink) {
+  CommunicationFacts f = aggregator_bound_facts();
+  f.measured = true;
+  f.compute_seconds = 0.15;
+  f.round_seconds = 0.7;
+  f.model_round_seconds = 0.233;
+  f.model_compute_seconds = 0.15;
+  f.model_trainer_seconds = 0.2;
+  f.model_aggregator_seconds = 0.233;
+  f.longest_measured = "rank 1 (t-h1), 0.520 s a round";
+  const std::string text = communication_advice(f);
+  EXPECT_NE(text.find("the links measured at start-up account for 0.083 s of it, so they are not "
+                      "the cause"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("the longest measured transfer: rank 1 (t-h1), 0.520 s a round"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("bottleneck"), std::string::npos) << text;
+  EXPECT_EQ(text.find("--aggregators"), std::string::npos) << text;
+  EXPECT_EQ(text.find("--wire-dtype"), std::string::npos) << text; // saves 0.02 of 0.7 s
+  // The same round explained by the links: the bottleneck is named as before.
+  f.model_round_seconds = 0.7;
+  f.model_aggregator_seconds = 0.7;
+  EXPECT_NE(communication_advice(f).find("bottleneck (cost model): aggregator"), std::string::npos);
 }

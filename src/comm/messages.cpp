@@ -115,7 +115,7 @@ RoundCommand decode_round_command(const Words &words) {
   c.send_timeline = r.i64() != 0;
   c.members = static_cast<uint64_t>(r.i64());
   if (c.kind != RoundCommand::Kind::kRound && c.kind != RoundCommand::Kind::kSkip &&
-      c.kind != RoundCommand::Kind::kStop)
+      c.kind != RoundCommand::Kind::kStop && c.kind != RoundCommand::Kind::kOut)
     throw ProtocolError(fmt::format("a round command of unknown kind {}", int64_t(c.kind)));
   return c;
 }
@@ -188,8 +188,12 @@ Words encode(const ShardCommand &c, size_t trainers) {
       .put(c.samples)
       .put(c.lr)
       .put(c.optimizer_steps);
+  // One word per trainer: bit 0 uploading, bit 1 refresh, bit 2 receiving.
+  const auto bit = [](const std::vector<bool> &v, size_t i, int64_t b) {
+    return i < v.size() && v[i] ? b : int64_t{0};
+  };
   for (size_t i = 0; i < trainers; ++i)
-    w.put(int64_t{i < c.uploading.size() && c.uploading[i]});
+    w.put(bit(c.uploading, i, 1) | bit(c.refresh, i, 2) | bit(c.receiving, i, 4));
   return w.done();
 }
 ShardCommand decode_shard_command(const Words &words) {
@@ -202,8 +206,14 @@ ShardCommand decode_shard_command(const Words &words) {
   c.samples = r.i64();
   c.lr = r.f64();
   c.optimizer_steps = r.i64();
-  while (r.left() > 0)
-    c.uploading.push_back(r.i64() != 0);
+  while (r.left() > 0) {
+    const int64_t flags = r.i64();
+    if (flags < 0 || flags > 7)
+      throw ProtocolError(fmt::format("a shard command with trainer flags {}", flags));
+    c.uploading.push_back((flags & 1) != 0);
+    c.refresh.push_back((flags & 2) != 0);
+    c.receiving.push_back((flags & 4) != 0);
+  }
   if (c.kind != ShardCommand::Kind::kRound && c.kind != ShardCommand::Kind::kStop &&
       c.kind != ShardCommand::Kind::kGather)
     throw ProtocolError(fmt::format("a shard command of unknown kind {}", int64_t(c.kind)));

@@ -20,6 +20,7 @@
 #include "hetrain/common/signals.h"
 #include "hetrain/common/system_info.h"
 #include "hetrain/observe/metrics.h"
+#include "hetrain/schedule/advice.h"
 #include "hetrain/schedule/links.h"
 #include "hetrain/schedule/plan.h"
 #include "hetrain/schedule/replan.h"
@@ -87,11 +88,15 @@ private:
   Plan plan_for() const;
   RoundEstimate estimate_current() const;
   void maybe_advise(double round_seconds, double compute_seconds, bool measured);
+  std::string slowest_link_text(const TrainerState &t) const;
+  std::string longest_measured_transfer() const;
+  int trainer_hosts() const;
   void assign_round(int64_t epoch, int64_t start, int64_t count, int64_t steps, int attempt);
   RoundResult run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps);
   void on_late(const RoundResult &result, int64_t epoch);
   void drop_trainers(const std::vector<int> &world_ranks, const std::string &why);
   void set_uploaders();
+  void set_participation();
   void describe_host_groups(const HostGrouping &grouping);
   void maybe_replan();
   bool stop_requested(bool last_round_of_epoch);
@@ -211,7 +216,8 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
 }
 
 TrainSummary Coordinator::run() {
-  executor_->broadcast();
+  // No parameters go out here: each trainer gets them with its first kRound or kSkip, so a
+  // trainer the plan leaves out costs the job nothing, not even at the start (DESIGN §5).
   run_start_ = Clock::now();
   last_progress_ = Clock::now();
   for (int64_t epoch = resumed_.epoch; epoch < config_.epochs; ++epoch) {
@@ -279,7 +285,7 @@ TrainSummary Coordinator::run() {
   for (const TrainerState &t : trainers_) {
     summary_.trainers.push_back({t.world_rank, t.report.host, share_in(plan_, t.job_rank),
                                  t.samples, t.compute_seconds, t.wait_seconds, t.micro_batch,
-                                 t.lost, t.data_wait_seconds});
+                                 t.lost, t.data_wait_seconds, t.out_rounds, t.out_seconds});
     summary_.compute_seconds += t.compute_seconds;
     summary_.data_wait_seconds += t.data_wait_seconds;
   }
@@ -365,6 +371,38 @@ void Coordinator::assign_round(int64_t epoch, int64_t start, int64_t count, int6
     t.working = true;
   }
   set_uploaders();
+  set_participation();
+}
+
+// Who takes part in the round (DESIGN §5, "A trainer out of the plan"). A trainer that neither
+// computes nor uploads is told kOut once and then gets nothing: no parameters, no wait for it.
+// Only now and then (every half --straggler-timeout) does kOut go again, so that its wait for a
+// command keeps a deadline. One coming back gets the current parameters before the round.
+void Coordinator::set_participation() {
+  const auto now = std::chrono::steady_clock::now();
+  const auto keep_alive = std::chrono::duration<double>(config_.straggler_timeout / 2);
+  for (TrainerState &t : trainers_) {
+    t.in_round = !t.lost && (t.working || t.uploading);
+    t.refresh = t.in_round && !t.has_params;
+    if (t.in_round) {
+      t.send_command = true;
+      t.has_params = true;
+      if (t.told_out)
+        log_info("{} is back in the plan from round {}: the current parameters go to it first",
+                 name_of(t), position_.global_step + 1);
+      t.told_out.reset();
+      continue;
+    }
+    t.command.kind = RoundCommand::Kind::kOut;
+    t.send_command = !t.lost && (t.has_params || !t.told_out || now - *t.told_out > keep_alive);
+    if (!t.lost && !t.told_out)
+      log_info("{} is out of the plan from round {}: no traffic to it until a plan brings it "
+               "back",
+               name_of(t), position_.global_step + 1);
+    if (t.send_command)
+      t.told_out = now;
+    t.has_params = false;
+  }
 }
 
 // Who uploads this round (DESIGN §6): every working trainer, except that a --host-reduce group
@@ -506,6 +544,10 @@ bool Coordinator::stop_requested(bool last_round_of_epoch) {
 void Coordinator::account(double round_seconds, const RoundResult &result) {
   double compute = 0;
   for (TrainerState &t : trainers_) {
+    if (!t.lost && !t.in_round) {
+      ++t.out_rounds;
+      t.out_seconds += round_seconds;
+    }
     if (!t.working)
       continue;
     const RoundStats &s = t.stats;
@@ -546,28 +588,74 @@ void Coordinator::account(double round_seconds, const RoundResult &result) {
 void Coordinator::maybe_advise(double round_seconds, double compute_seconds, bool measured) {
   if (advised_ || plan_.ranks.empty())
     return;
-  const RoundEstimate e = estimate_current();
+  // The cost model from the probe's link rates alone (not the measured transfers), so that a
+  // measured round can be held against what the links explain.
+  std::vector<TrainerSpeed> all, in_plan;
+  for (const TrainerState &t : trainers_)
+    if (!t.lost) {
+      all.push_back(speed_of(t));
+      all.back().measured_comm_seconds = -1;
+    }
+  for (int rank : plan_.ranks) {
+    in_plan.push_back(speed_of(trainer_at(trainers_, rank)));
+    in_plan.back().measured_comm_seconds = -1;
+  }
+  const std::vector<AggregatorRate> rates = aggregator_rates(all);
+  const RoundEstimate e = estimate_round(in_plan, plan_.micro_batches, m_, rates);
   CommunicationFacts f;
   f.compute_seconds = compute_seconds < 0 ? e.compute_seconds : compute_seconds;
   f.round_seconds = round_seconds;
+  f.measured = measured;
+  f.model_round_seconds = e.seconds;
+  f.model_compute_seconds = e.compute_seconds;
+  f.model_trainer_seconds = e.trainer_seconds;
+  f.model_aggregator_seconds = e.aggregator_seconds;
   f.upload_fraction = e.transfer_seconds > 0 ? e.upload_seconds / e.transfer_seconds : 0.5;
-  f.aggregator_bound = e.aggregator_seconds > e.trainer_seconds;
+  if (e.slowest_trainer >= 0)
+    f.slowest_trainer = slowest_link_text(trainer_at(trainers_, plan_.ranks[e.slowest_trainer]));
+  if (e.busiest_aggregator >= 0)
+    f.busiest_aggregator = fmt::format("rank {} ({:.1f} MB/s)", e.busiest_aggregator,
+                                       rates[e.busiest_aggregator].up_bytes_per_sec / 1e6);
+  f.longest_measured = longest_measured_transfer();
   f.wire_bytes = static_cast<int>(wire_format(config_.wire_dtype).bytes);
   f.aggregators = config_.aggregators;
-  std::vector<int> hosts;
-  for (const TrainerState &t : trainers_)
-    if (static_cast<size_t>(t.job_rank) < hosts_.size())
-      hosts.push_back(hosts_[static_cast<size_t>(t.job_rank)]);
-  std::sort(hosts.begin(), hosts.end());
-  f.hosts = static_cast<int>(std::unique(hosts.begin(), hosts.end()) - hosts.begin());
+  f.hosts = trainer_hosts();
   f.params_mode = config_.sync == SyncMode::kParams;
   f.local_steps = local_steps_;
-  f.measured = measured;
   const std::string advice = communication_advice(f);
   if (advice.empty())
     return;
   advised_ = true;
   log_warn("{}", advice);
+}
+
+// "rank 3 (h3), its link 1.7 MB/s": a trainer and the slowest of its measured off-host links.
+std::string Coordinator::slowest_link_text(const TrainerState &t) const {
+  double slowest = -1;
+  for (const LinkFigures &f : t.links)
+    if (!f.same_host && (slowest < 0 || std::min(f.up_mb_per_s, f.down_mb_per_s) < slowest))
+      slowest = std::min(f.up_mb_per_s, f.down_mb_per_s);
+  return slowest < 0 ? name_of(t) : fmt::format("{}, its link {:.1f} MB/s", name_of(t), slowest);
+}
+
+// "rank 3 (h3), 1.20 s a round": the working trainer whose measured transfer is longest.
+std::string Coordinator::longest_measured_transfer() const {
+  const TrainerState *longest = nullptr;
+  for (const TrainerState &t : trainers_)
+    if (!t.lost && t.comm_seconds >= 0 && (!longest || t.comm_seconds > longest->comm_seconds))
+      longest = &t;
+  return longest ? fmt::format("{}, {:.3f} s a round", name_of(*longest), longest->comm_seconds)
+                 : std::string();
+}
+
+// Distinct hosts of the trainers.
+int Coordinator::trainer_hosts() const {
+  std::vector<int> hosts;
+  for (const TrainerState &t : trainers_)
+    if (static_cast<size_t>(t.job_rank) < hosts_.size())
+      hosts.push_back(hosts_[static_cast<size_t>(t.job_rank)]);
+  std::sort(hosts.begin(), hosts.end());
+  return static_cast<int>(std::unique(hosts.begin(), hosts.end()) - hosts.begin());
 }
 
 void Coordinator::write_round_metrics(const RoundResult &result, double round_seconds,

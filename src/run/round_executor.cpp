@@ -76,13 +76,22 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
   stats_words_.assign(trainers_.size(), Words(RoundStats::kWords));
   stats_request_.assign(trainers_.size(), 0);
   requests_end_.assign(trainers_.size(), 0);
+  bool staged = false;
   for (size_t j = 0; j < trainers_.size(); ++j) {
     const TrainerState &t = trainers_[j];
-    if (t.lost)
+    if (!t.send_command)
       continue;
     command_words_[j] = encode(t.command);
     isend_words(set_, command_words_[j], t.job_rank, kTagCommand, job_,
                 fmt::format("sending the round's command to {}", name_of(t)));
+    // Back in the plan: the current parameters first. They leave from the master (or its pinned
+    // copy), which the step changes only after this set is complete.
+    if (t.refresh) {
+      if (!staged)
+        stage_parameters();
+      staged = true;
+      send_parameters(set_, t, "before its first round in the plan");
+    }
   }
   // The shard servers: who works this round and the learning rate of the step.
   ShardCommand server_command;
@@ -90,8 +99,11 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
   server_command.global_step = order.global_step;
   server_command.samples = order.samples;
   server_command.lr = order.lr;
-  for (const TrainerState &t : trainers_)
+  for (const TrainerState &t : trainers_) {
     server_command.uploading.push_back(t.uploading);
+    server_command.refresh.push_back(t.refresh);
+    server_command.receiving.push_back(t.in_round);
+  }
   servers_.post_round(set_, server_command, order.round_number);
   const char *what = params_mode_ ? "parameters" : "gradients";
   for (size_t j = 0; j < trainers_.size(); ++j) {
@@ -219,20 +231,29 @@ void RoundExecutor::average_buffers(const RoundOrder &order) {
   load_buffers(model_, buffers_.data());
 }
 
-LatePeers RoundExecutor::broadcast() {
+// What the parameters leave from: the model's buffers flattened, and on a GPU master a pinned
+// host copy of the parameters.
+void RoundExecutor::stage_parameters() {
   flatten_buffers(model_, buffers_.data());
   if (master_on_gpu_)
     params_out_.copy_(flat_.params());
+}
+
+void RoundExecutor::send_parameters(RequestSet &set, const TrainerState &t, const char *when) {
+  for (const Piece &p : my_pieces_)
+    isend_chunks(set, params_out_.data_ptr<float>() + p.begin, p.length, chunk_, t.job_rank,
+                 kTagParams, job_, fmt::format("sending parameters to {} {}", name_of(t), when));
+  isend_chunks(set, buffers_.data(), nbuf_, chunk_, t.job_rank, kTagParamBuffers, job_,
+               fmt::format("sending buffers to {} {}", name_of(t), when));
+}
+
+// The new parameters go to the trainers in the round only: one out of the plan gets nothing.
+LatePeers RoundExecutor::broadcast() {
+  stage_parameters();
   set_ = RequestSet();
-  for (const TrainerState &t : trainers_) {
-    if (t.lost)
-      continue;
-    for (const Piece &p : my_pieces_)
-      isend_chunks(set_, params_out_.data_ptr<float>() + p.begin, p.length, chunk_, t.job_rank,
-                   kTagParams, job_, fmt::format("sending parameters to {}", name_of(t)));
-    isend_chunks(set_, buffers_.data(), nbuf_, chunk_, t.job_rank, kTagParamBuffers, job_,
-                 fmt::format("sending buffers to {}", name_of(t)));
-  }
+  for (const TrainerState &t : trainers_)
+    if (t.in_round && !t.lost)
+      send_parameters(set_, t, "after the round");
   try {
     set_.wait_all(config_.straggler_timeout);
   } catch (const PeerTimeout &e) {

@@ -1,11 +1,12 @@
 // Rank 0's round executor (DESIGN §7): it *does* one round and says what happened; the
 // coordinator decides what follows. One round:
 //
-//   commands to the trainers (each TrainerState::command) and the shard servers
+//   commands to the trainers (each TrainerState::command, where send_command says so), the
+//     current parameters first to one back in the plan (refresh), commands to the shard servers
 //   receive statistics, upload pieces and buffers; reduce each piece of rank 0's shard as soon
 //     as every working trainer's copy of it is in (PipelinedReduce, as the shard servers do)
 //   average the BatchNorm buffers by samples, step the optimizer on rank 0's shard
-//   broadcast parameters and buffers to every trainer still in the job
+//   broadcast parameters and buffers to every trainer in the round (not to one out of the plan)
 //
 // A round that does not complete returns the late peers (a deadline passed) or is abandoned (a
 // SIGTERM/SIGUSR1 did not let it finish within its grace). Internal to src/run.
@@ -70,12 +71,14 @@ public:
   RoundResult execute(const RoundOrder &order);
   // After kLate: cancels what is still pending of the round (the job goes on without the late).
   void discard_round();
-  // Parameters and buffers to every trainer still in the job (at the start, after every round,
-  // and to the survivors after a round was given up).
+  // Parameters and buffers to every trainer in the round (after every round, and to the
+  // survivors after a round was given up).
   LatePeers broadcast();
 
 private:
   void post_round(const RoundOrder &order, PipelinedReduce &pipe);
+  void stage_parameters();
+  void send_parameters(RequestSet &set, const TrainerState &t, const char *when);
   void wait_and_reduce(const RoundOrder &order, PipelinedReduce &pipe, RoundResult &result);
   void average_buffers(const RoundOrder &order);
   void note_arrivals(std::chrono::steady_clock::time_point start,

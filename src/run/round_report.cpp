@@ -40,13 +40,20 @@ nlohmann::json round_metrics(const RoundFacts &f, const Roster &trainers, const 
                    {"power_watts", t.gpu.power}};
     per_trainer.push_back(tj);
   }
+  nlohmann::json out = nlohmann::json::array(); // trainers out of the plan: no traffic this round
+  for (const TrainerState &t : trainers)
+    if (!t.lost && !t.in_round)
+      out.push_back(t.world_rank);
   nlohmann::json shares = nlohmann::json::object();
   for (size_t p = 0; p < plan.ranks.size(); ++p)
     shares[std::to_string(trainer_at(trainers, plan.ranks[p]).world_rank)] = plan.micro_batches[p];
   const int64_t bytes_received = bytes;
-  for (const TrainerState &t : trainers)
-    if (!t.lost)
+  for (const TrainerState &t : trainers) {
+    if (t.in_round)
       bytes += (f.shard_elements + f.buffer_elements) * 4; // parameters and buffers back to it
+    if (t.refresh)
+      bytes += (f.shard_elements + f.buffer_elements) * 4; // and before the round: it was out
+  }
   nlohmann::json servers = nlohmann::json::array();
   for (size_t j = 0; j < result.server_acks.size(); ++j) {
     const ShardAck &a = result.server_acks[j];
@@ -68,6 +75,7 @@ nlohmann::json round_metrics(const RoundFacts &f, const Roster &trainers, const 
           {"loss", loss / static_cast<double>(f.samples)},
           {"lr", f.lr},
           {"shares", shares},
+          {"out", out},
           {"trainers", per_trainer},
           {"aggregator",
            {{"receive_seconds", result.receive_seconds},
@@ -90,12 +98,13 @@ std::vector<PrometheusTrainer> prometheus_trainers(const Roster &trainers, const
 }
 
 void log_trainer_table(const Roster &trainers, const Plan &plan) {
-  log_info("  {:>4}  {:<16} {:>6} {:>10} {:>10} {:>9} {:>10}", "rank", "host", "share", "samples",
-           "compute s", "wait s", "samples/s");
+  log_info("  {:>4}  {:<16} {:>6} {:>10} {:>10} {:>9} {:>10} {:>12}", "rank", "host", "share",
+           "samples", "compute s", "wait s", "samples/s", "out rounds/s");
   for (const TrainerState &t : trainers)
-    log_info("  {:>4}  {:<16} {:>6} {:>10} {:>10.1f} {:>9.1f} {:>10.0f}{}", t.world_rank,
+    log_info("  {:>4}  {:<16} {:>6} {:>10} {:>10.1f} {:>9.1f} {:>10.0f} {:>12}{}", t.world_rank,
              t.report.host, share_in(plan, t.job_rank), t.samples, t.compute_seconds,
-             t.wait_seconds, t.speed, t.lost ? "  lost" : "");
+             t.wait_seconds, t.speed, fmt::format("{}/{:.1f}", t.out_rounds, t.out_seconds),
+             t.lost ? "  lost" : "");
 }
 
 } // namespace hetrain::run

@@ -3,12 +3,12 @@
 //
 //   setup from rank 0: the trainers, the optimizer's step count, this rank's shard of the
 //     parameters and of the optimizer state
-//   send the shard's parameters to every trainer
 //   each round (command from rank 0: who works, how many samples, the learning rate):
+//     send the shard's parameters first to a trainer back in the plan (or in its first round),
 //     receive this shard's pieces of every uploader's gradient sum (a working trainer, or with
 //     --host-reduce a host's leader carrying its host's sum), reduce each piece as soon as all
 //     copies of it are in (weights 1/S), step the shard, tell rank 0, send the
-//     updated parameters to every trainer
+//     updated parameters to every trainer in the round (none to one out of the plan)
 //   kGather: send the shard to rank 0 (checkpoints, evaluation), undoing the step of a round rank
 //     0 did not complete
 //   kStop: leave
@@ -49,7 +49,8 @@ public:
 private:
   void receive_setup();
   void move_shard(bool receive, const std::string &what);
-  void send_parameters(const char *when);
+  void post_parameters(RequestSet &set, const std::vector<bool> &to, const char *when);
+  void send_parameters(const std::vector<bool> &to, const char *when);
   void undo_step_past(int64_t steps);
   // One round; false when it did not complete (rank 0 then decides what happens).
   bool run_round(const ShardCommand &command);
@@ -119,13 +120,19 @@ void ShardServer::move_shard(bool receive, const std::string &what) {
   set.wait_all(config_.straggler_timeout);
 }
 
-void ShardServer::send_parameters(const char *when) {
+// The shard's parameters to the trainers flagged in `to` (setup order).
+void ShardServer::post_parameters(RequestSet &set, const std::vector<bool> &to, const char *when) {
+  for (size_t i = 0; i < setup_.job_ranks.size() && i < to.size(); ++i)
+    if (to[i])
+      for (const Piece &p : mine_)
+        isend_chunks(set, params_.data_ptr<float>() + (p.begin - begin_), p.length, chunk_,
+                     setup_.job_ranks[i], kTagParams, job_,
+                     fmt::format("sending parameters {} to rank {}", when, setup_.world_ranks[i]));
+}
+
+void ShardServer::send_parameters(const std::vector<bool> &to, const char *when) {
   RequestSet set;
-  for (size_t i = 0; i < setup_.job_ranks.size(); ++i)
-    for (const Piece &p : mine_)
-      isend_chunks(set, params_.data_ptr<float>() + (p.begin - begin_), p.length, chunk_,
-                   setup_.job_ranks[i], kTagParams, job_,
-                   fmt::format("sending parameters {} to rank {}", when, setup_.world_ranks[i]));
+  post_parameters(set, to, when);
   try {
     set.wait_all(config_.straggler_timeout);
   } catch (const PeerTimeout &e) {
@@ -153,6 +160,8 @@ bool ShardServer::run_round(const ShardCommand &command) {
     if (command.uploading[i])
       uploading.push_back(i);
   RequestSet set;
+  // Before the step changes them (the step waits for this set).
+  post_parameters(set, command.refresh, "before its first round in the plan");
   PipelinedReduce pipe(*reducer_, mine_, begin_, wire_, chunk_, job_);
   for (size_t i : uploading)
     pipe.post(set, i, setup_.job_ranks[i],
@@ -195,8 +204,7 @@ bool ShardServer::run_round(const ShardCommand &command) {
 }
 
 void ShardServer::run() {
-  receive_setup();
-  send_parameters("at the start");
+  receive_setup(); // no parameters go out yet: each trainer gets them with its first round
   // The next command is always posted, so that rank 0 can interrupt a round (kGather, kStop).
   inbox_ = std::make_unique<Inbox>(job_, 0, kTagShardCommand,
                                    ShardCommand::words(setup_.job_ranks.size()));
@@ -214,7 +222,7 @@ void ShardServer::run() {
       continue;
     }
     if (run_round(command))
-      send_parameters("after a round");
+      send_parameters(command.receiving, "after a round");
   }
   inbox_->cancel();
 }

@@ -1,11 +1,12 @@
 // A trainer of the distributed job (world ranks A..W-1; DESIGN §1-§7). Read it top to bottom:
 //
 //   probe + benchmark this node -> report to rank 0 -> admission verdict
-//   receive the starting parameters
 //   each round (command from rank 0: which positions of the epoch's order, which step):
+//     before the first round, and after being out of the plan: receive the current parameters
 //     sum the gradients of its micro-batches (or take --local-steps steps in params mode),
 //     send statistics, the sum (each piece to its owner, in the wire dtype) and BatchNorm
 //     buffers, then receive the new parameters (each piece from its owner)
+//   kOut: out of the plan; nothing follows, wait for the next command
 //   kStop: send the --timeline spans if asked, leave
 //
 // --host-reduce (DESIGN §6): a group member sends its sum (fp32) to its host's leader instead of
@@ -227,7 +228,9 @@ void Trainer::run() {
   // The next command is always posted: rank 0 may say "stop" while this trainer waits for
   // parameters (a job ending because another trainer was lost), not only between rounds.
   inbox_.post();
-  bool stopped = !receive_parameters("at the start");
+  // No parameters yet: they come with the first kRound or kSkip, and again after kOut (rank 0
+  // sends nothing to a trainer out of the plan, DESIGN §5).
+  bool stale = true, out = false, stopped = false;
   while (!stopped) {
     const RoundCommand command = next_command();
     if (command.kind == RoundCommand::Kind::kStop) {
@@ -236,6 +239,16 @@ void Trainer::run() {
       break;
     }
     inbox_.post(); // the next command may come while this round runs
+    if (command.kind == RoundCommand::Kind::kOut) {
+      if (!out) // rank 0 repeats kOut now and then: say it once
+        log_info("out of the plan from round {}: waiting for rank 0's next command",
+                 command.global_step + 1);
+      out = stale = true;
+      continue;
+    }
+    if (stale && !receive_parameters("before its first round in the plan"))
+      break;
+    out = stale = false;
     if (command.kind == RoundCommand::Kind::kRound)
       run_round(command);
     else if (group_ && command.members != 0)

@@ -11,7 +11,9 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,9 +36,18 @@ struct TrainerState {
   // Smoothed transfer and wait per round as rank 0 sees it (arrival of its upload minus its
   // compute); -1 until it has worked a round.
   double comm_seconds = -1;
-  // This round (the round executor fills these)
+  // Out of the plan (DESIGN §5): it holds the current parameters only while it is in the rounds;
+  // rounds it sat out and their wall time.
+  bool has_params = false; // false at the start and after kOut
+  std::optional<std::chrono::steady_clock::time_point> told_out; // when kOut last went to it
+  int64_t out_rounds = 0;
+  double out_seconds = 0;
+  // This round (the coordinator decides these, the round executor acts on them)
   bool working = false;       // it has samples in the round
   bool uploading = false;     // its gradient sum (with --host-reduce: its host's) comes this round
+  bool in_round = false;      // kRound or kSkip: it takes part and gets the parameters after
+  bool refresh = false;       // it gets the current parameters before the round (it was out)
+  bool send_command = false;  // its command goes out (kOut only when it leaves, then now and then)
   RoundCommand command;       // what it was told
   RoundStats stats;           // what it answered
   std::vector<float> buffers; // its BatchNorm buffers after its part

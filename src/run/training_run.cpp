@@ -317,7 +317,9 @@ std::string summary_to_json(const TrainSummary &s) {
                           {"data_wait_seconds", t.data_wait_seconds},
                           {"wait_seconds", t.wait_seconds},
                           {"micro_batch", t.micro_batch},
-                          {"lost", t.lost}});
+                          {"lost", t.lost},
+                          {"out_rounds", t.out_rounds},
+                          {"out_seconds", t.out_seconds}});
     j["trainers"] = trainers;
     j["plan_history"] = s.plan_history;
     j["host_groups"] = s.host_groups;

@@ -141,17 +141,24 @@ RoundEstimate estimate_round(const std::vector<TrainerSpeed> &trainers,
     compute[i] =
         static_cast<double>(micro_batches[i] * micro_batch) / std::max(t.samples_per_sec, 1e-9);
     e.compute_seconds = std::max(e.compute_seconds, compute[i]);
-    e.trainer_seconds = std::max(e.trainer_seconds, compute[i] + trainer_transfer_seconds(t));
+    const double own = compute[i] + trainer_transfer_seconds(t);
+    if (e.slowest_trainer < 0 || own > e.trainer_seconds) {
+      e.trainer_seconds = own;
+      e.slowest_trainer = static_cast<int>(i);
+    }
     for (const LinkCost &l : t.links) {
       e.upload_seconds += l.up_bytes / std::max(l.up_bytes_per_sec, 1e-9);
       e.transfer_seconds += l.up_bytes / std::max(l.up_bytes_per_sec, 1e-9) +
                             l.down_bytes / std::max(l.down_bytes_per_sec, 1e-9);
     }
   }
-  for (size_t j = 0; j < rates.size(); ++j)
-    e.aggregator_seconds =
-        std::max(e.aggregator_seconds,
-                 aggregator_link_seconds(trainers, compute, static_cast<int>(j), rates[j]));
+  for (size_t j = 0; j < rates.size(); ++j) {
+    const double link = aggregator_link_seconds(trainers, compute, static_cast<int>(j), rates[j]);
+    if (link > e.aggregator_seconds) {
+      e.aggregator_seconds = link;
+      e.busiest_aggregator = static_cast<int>(j);
+    }
+  }
   e.seconds = std::max(e.trainer_seconds, e.aggregator_seconds);
   return e;
 }

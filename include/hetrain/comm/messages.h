@@ -20,8 +20,9 @@ namespace hetrain {
 
 using Words = std::vector<int64_t>;
 
-// 2: RoundStats.data_wait_seconds; 3: RoundCommand.members, ShardCommand.uploading (--host-reduce)
-inline constexpr int64_t kMessageVersion = 3;
+// 2: RoundStats.data_wait_seconds; 3: RoundCommand.members, ShardCommand.uploading (--host-reduce);
+// 4: RoundCommand kOut, ShardCommand refresh and receiving (a trainer left out of the plan)
+inline constexpr int64_t kMessageVersion = 4;
 
 enum class MessageType : int64_t {
   kRoundCommand = 1,
@@ -39,8 +40,12 @@ public:
 };
 
 // --- rank 0 -> trainer, once per round, and at the end --------------------------------------
+// kRound and kSkip are followed by the round's parameters; kOut by nothing: the trainer is out of
+// the plan and waits for its next command (rank 0 repeats kOut now and then, so that the wait
+// keeps a deadline). A trainer that was out (or has not worked yet) receives the current
+// parameters before it acts on its next kRound or kSkip (DESIGN §5, "A trainer out of the plan").
 struct RoundCommand {
-  enum class Kind : int64_t { kRound = 1, kSkip = 2, kStop = 3 };
+  enum class Kind : int64_t { kRound = 1, kSkip = 2, kStop = 3, kOut = 4 };
   Kind kind = Kind::kSkip;
   int64_t epoch = 0;          // 0-based
   int64_t offset = 0;         // first position in the epoch's order this trainer computes
@@ -95,6 +100,9 @@ struct ShardCommand {
   // kRound: per trainer (setup order), whether it uploads this round: it works and is in no
   // --host-reduce group, or it leads a group of which someone works (DESIGN §6)
   std::vector<bool> uploading;
+  // kRound: per trainer, whether it gets this shard's parameters before the round (it was out of
+  // the plan, or has not worked yet) and after it (it is in the round: not told kOut)
+  std::vector<bool> refresh, receiving;
   static size_t words(size_t trainers) { return 6 + trainers; }
 };
 Words encode(const ShardCommand &command, size_t trainers);

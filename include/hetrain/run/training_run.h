@@ -20,6 +20,8 @@ struct TrainerSummary {
   int64_t micro_batch = 0;      // what it ran last: below --micro-batch after running out of memory
   bool lost = false;            // dropped by --on-trainer-loss continue
   double data_wait_seconds = 0; // of compute_seconds: waiting for the loader's next batch
+  int64_t out_rounds = 0;       // rounds it sat out of the plan (no traffic, nobody waited)
+  double out_seconds = 0;       // their wall time
 };
 
 struct TrainSummary {

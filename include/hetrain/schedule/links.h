@@ -1,7 +1,7 @@
-// The network between trainers and aggregators (DESIGN §3, §4): what the link probe measured, the
-// order in which it measures, and the advice rank 0 gives when a round is bound by communication.
-// Pure functions, so the probe's schedule and the advice are unit-tested without MPI; the MPI
-// exchange that fills LinkFigures is src/run/link_probe.cpp.
+// The network between trainers and aggregators (DESIGN §3, §4): what the link probe measured and
+// the order in which it measures (the advice for a communication-bound round is advice.h). Pure
+// functions, so the probe's schedule is unit-tested without MPI; the MPI exchange that fills
+// LinkFigures is src/run/link_probe.cpp.
 #pragma once
 
 #include <cstdint>
@@ -45,26 +45,5 @@ int64_t probe_message_bytes(int64_t piece_bytes, double bytes_per_second, double
 // empty message: never above bytes / (seconds / 4), so a clock's jitter on a fast local link
 // cannot produce an absurd figure.
 double transfer_rate(double bytes, double seconds, double round_trip);
-
-// What rank 0 knows when it decides whether a round is bound by communication.
-struct CommunicationFacts {
-  double compute_seconds = 0;    // the compute part of a round (slowest trainer's)
-  double round_seconds = 0;      // the whole round, estimated or measured
-  double upload_fraction = 0.5;  // of the communication: the uploads (gradients or parameters)
-  bool aggregator_bound = false; // an aggregator's shared link is the bottleneck, not a trainer's
-  int wire_bytes = 4;            // --wire-dtype: bytes per uploaded element
-  int aggregators = 1;
-  int hosts = 1; // distinct hosts of the trainers
-  bool params_mode = false;
-  int64_t local_steps = 1;
-  bool measured = false; // from rounds that ran, not from the probe's estimate
-};
-
-// One warning when communication takes longer than compute in a round, empty otherwise: the
-// figures, and only the options that apply, each with the round time the cost model expects
-// from it: --wire-dtype bf16 (half the upload bytes), --aggregators H with --map-by node (the
-// busiest link's bytes / H, when an aggregator's link is the bottleneck), --sync params
-// --local-steps L (communication once per L batches; time per global batch).
-std::string communication_advice(const CommunicationFacts &facts);
 
 } // namespace hetrain

@@ -78,6 +78,8 @@ struct RoundEstimate {
   double aggregator_seconds = 0; // max_j over aggregator links
   double upload_seconds = 0;     // of the communication: the uploads (for the advice)
   double transfer_seconds = 0;   // uploads and downloads, summed like upload_seconds
+  int slowest_trainer = -1;      // index of the trainer whose c_i + t_i is largest
+  int busiest_aggregator = -1;   // index of the aggregator whose link takes longest
 };
 RoundEstimate estimate_round(const std::vector<TrainerSpeed> &trainers,
                              const std::vector<int64_t> &micro_batches, int64_t micro_batch,
