@@ -30,8 +30,8 @@ $py - "$work/s.json" "$work/log" <<'PY'
 import json, math, re, sys
 s = json.load(open(sys.argv[1]))
 share = {t["rank"]: t["share"] for t in s["trainers"]}
-# rank 0's table after the epoch: rank host share samples compute-s wait-s samples/s
-row = re.compile(r"^\[r0 [^]]*\]\s+(\d+)\s+\S+\s+(\d+)\s+\d+\s+[\d.]+\s+[\d.]+\s+(\d+)\s*$")
+# rank 0's table after the epoch: rank host share samples compute-s wait-s samples/s out-rounds/s
+row = re.compile(r"^\[r0 [^]]*\]\s+(\d+)\s+\S+\s+(\d+)\s+\d+\s+[\d.]+\s+[\d.]+\s+(\d+)\s+\d+/[\d.]+\s*$")
 speed = {}
 for line in open(sys.argv[2]):
     m = row.match(line.rstrip("\n"))
