@@ -19,7 +19,7 @@ import sys
 
 
 def load(path):
-    rounds, epochs = [], []
+    rounds, epochs, plans = [], [], []
     try:
         with open(path) as f:
             for number, line in enumerate(f, 1):
@@ -33,13 +33,15 @@ def load(path):
                     epochs.append(record)
                 elif kind == "links":
                     continue  # the link probe's figures: nothing to plot over time
+                elif kind == "plan":
+                    plans.append(record)  # every plan adopted, with its reason
                 else:
                     raise ValueError(f"line {number}: unknown record type {kind!r}")
     except (OSError, ValueError) as e:
         sys.exit(f"plot-metrics: {path}: {e}")
     if not rounds:
         sys.exit(f"plot-metrics: {path}: no round records")
-    return rounds, epochs
+    return rounds, epochs, plans
 
 
 def main():
@@ -47,7 +49,7 @@ def main():
     parser.add_argument("metrics")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    rounds, epochs = load(args.metrics)
+    rounds, epochs, plans = load(args.metrics)
     try:
         import matplotlib
     except ImportError:
@@ -93,8 +95,15 @@ def main():
     for rank in ranks:
         ax.step(times, [r["shares"].get(str(rank), 0) for r in rounds], where="post",
                 label=f"rank {rank}")
+    # Every plan change, with its reason (the start-up plan is where the lines begin).
+    for k, p in enumerate(plans[1:], 1):
+        ax.axvline(p["time"], color="grey", lw=0.8, ls="--")
+        short = p["reason"].split(" (")[0] + (": " + p["reason"].split(" (")[1].split(",")[0].split(";")[0]
+                                            if " (" in p["reason"] else "")
+        ax.annotate(f"{k}: {short}", (p["time"], 1), xycoords=("data", "axes fraction"),
+                    rotation=90, va="top", ha="right", fontsize=7, color="grey")
     ax.set(xlabel="time since the first round (s)", ylabel="micro-batches per round",
-           title="Each trainer's share")
+           title=f"Each trainer's share ({max(0, len(plans) - 1)} re-plans)")
     ax.legend()
     save(fig, "shares.png")
 

@@ -20,10 +20,15 @@ metrics_path, timeline_path, prom_path = sys.argv[1:4]
 samples, epochs, ranks = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 
 # --- metrics ---
-rounds, epoch_records, link_records = [], [], []
+rounds, epoch_records, link_records, plan_records = [], [], [], []
 for number, line in enumerate(open(metrics_path), 1):
     record = json.loads(line)
-    {"round": rounds, "epoch": epoch_records, "links": link_records}[record["type"]].append(record)
+    {"round": rounds, "epoch": epoch_records, "links": link_records,
+     "plan": plan_records}[record["type"]].append(record)
+# Every plan a distributed run adopts is a record with its reason, the start-up plan first.
+assert ranks == 1 or (plan_records and plan_records[0]["reason"] == "start-up"), plan_records
+for p in plan_records:
+    assert p["reason"] and sum(p["shares"].values()) > 0, p
 # The link probe's record comes first, once, in a distributed run (its list is empty with
 # --link-probe-seconds 0).
 assert ranks == 1 or len(link_records) == 1, link_records

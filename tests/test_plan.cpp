@@ -193,6 +193,55 @@ TEST(Replan, ANewPlanIsAdoptedOnlyWhenDifferentAndAtLeastFivePercentFaster) {
   EXPECT_TRUE(should_adopt(fewer, current, 1.0));
 }
 
+// The speeds' own noise raises the gain a new plan needs.
+TEST(Replan, NoisySpeedsNeedALargerGainAndAStepChangeCountsOnce) {
+  EXPECT_DOUBLE_EQ(speed_variance(0, 100, 0, 100, 1), 0); // no round before: nothing known
+  // Rounds alternating 75 and 125 samples/s around 100: differences of 50%, variance 0.3 x
+  // 0.5^2 / 2 per round into the running figure.
+  double v = 0;
+  for (int k = 0; k < 40; ++k)
+    v = speed_variance(v, 100, k % 2 ? 75 : 125, k % 2 ? 125 : 75, 1);
+  EXPECT_NEAR(v, 0.125, 1e-3); // = 0.5^2 / 2: a relative sd of 35%
+  const double noise = smoothed_speed_noise(v);
+  EXPECT_NEAR(noise, std::sqrt(v * 0.3 / 1.7), 1e-12);
+  EXPECT_NEAR(required_gain(false, noise), noise, 1e-12);      // about 15%
+  EXPECT_NEAR(required_gain(true, noise), 1.5 * noise, 1e-12); // going back: about 22%
+  EXPECT_DOUBLE_EQ(required_gain(false, 0), 0.05);
+  EXPECT_DOUBLE_EQ(required_gain(true, 0), 0.10);
+  Plan current, candidate;
+  current.ranks = candidate.ranks = {1, 2};
+  current.micro_batches = {4, 4};
+  candidate.micro_batches = {5, 3};
+  candidate.estimated_round_seconds = 0.88; // 12%: enough on steady speeds, not on these
+  EXPECT_TRUE(should_adopt(candidate, current, 1.0, nullptr, 0.0));
+  EXPECT_FALSE(should_adopt(candidate, current, 1.0, nullptr, noise));
+  // A step change (100 -> 25 samples/s, then steady) adds one difference, which decays: 10 rounds
+  // later the variance is back under a tenth of that step's.
+  double step = speed_variance(0, 100, 100, 25, 1);
+  for (int k = 0; k < 10; ++k)
+    step = speed_variance(step, 40, 25, 25, 1);
+  EXPECT_LT(step, 0.1 * 0.3 * 0.75 * 0.75 / 2);
+}
+
+// Hysteresis: back to the plan replaced last only for 10%, so two plans whose estimates differ by
+// about 5% do not alternate with the noise of the speeds.
+TEST(Replan, GoingBackToThePlanReplacedLastNeedsTwiceTheGain) {
+  Plan previous, current;
+  previous.ranks = current.ranks = {1, 2};
+  previous.micro_batches = {4, 4};
+  current.micro_batches = {5, 3};
+  Plan back = previous;
+  back.estimated_round_seconds = 0.93; // 7% faster: enough for a new plan, not to go back
+  EXPECT_FALSE(should_adopt(back, current, 1.0, &previous));
+  EXPECT_TRUE(should_adopt(back, current, 1.0)); // without that history it would flip
+  back.estimated_round_seconds = 0.89;
+  EXPECT_TRUE(should_adopt(back, current, 1.0, &previous));
+  Plan other = current;
+  other.micro_batches = {6, 2};
+  other.estimated_round_seconds = 0.93; // another plan: the usual 5%
+  EXPECT_TRUE(should_adopt(other, current, 1.0, &previous));
+}
+
 namespace {
 
 // A trainer of `speed` samples/s whose flat buffer of `bytes` goes to A aggregators in equal

@@ -97,6 +97,8 @@ private:
   void drop_trainers(const std::vector<int> &world_ranks, const std::string &why);
   void set_uploaders();
   void set_participation();
+  void record_plan(const std::string &why);
+  void take_out_speeds();
   void describe_host_groups(const HostGrouping &grouping);
   void maybe_replan();
   bool stop_requested(bool last_round_of_epoch);
@@ -140,6 +142,7 @@ private:
   std::unique_ptr<RoundExecutor> executor_;
   Clock::time_point run_start_ = Clock::now(), last_progress_ = Clock::now();
   int64_t rounds_since_plan_ = 0;
+  std::optional<Plan> previous_plan_;       // the plan replaced last (replan.h: hysteresis)
   int pending_signal_ = 0;                  // SIGTERM/SIGUSR1 seen here or reported by a trainer
   std::vector<HostGroup> groups_;           // --host-reduce
   int64_t uploads_ = 0, upload_rounds_ = 0; // uploads rank 0 received over the completed rounds
@@ -208,10 +211,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   log_info("model {}: {} parameters{}", spec_.label(), flat_->numel(), describe_frozen(*model_));
   log_info("aggregator: master parameters and optimizer on {}; reduce on {}", place_.device.str(),
            executor_->reduce_description());
-  for (const std::string &note : plan_.notes)
-    log_info("plan: {}", note);
-  summary_.plan_history.push_back(plan_text(plan_, trainers_, m_));
-  log_info("plan: {}", summary_.plan_history.back());
+  record_plan("start-up");
   maybe_advise(plan_.estimated_round_seconds, -1, false);
 }
 
@@ -238,6 +238,7 @@ TrainSummary Coordinator::run() {
       const int64_t steps = (count + G_ - 1) / G_; // optimizer steps this round (params: local)
       const RoundResult result = run_round(epoch, start, count, steps);
       const double round_seconds = seconds_since(round_start);
+      take_out_speeds();
       for (const TrainerState &t : trainers_)
         uploads_ += t.uploading ? 1 : 0;
       ++upload_rounds_;
@@ -395,9 +396,17 @@ void Coordinator::set_participation() {
     }
     t.command.kind = RoundCommand::Kind::kOut;
     t.send_command = !t.lost && (t.has_params || !t.told_out || now - *t.told_out > keep_alive);
+    // Re-measured as often as the plan is reconsidered, so that a machine that recovers comes
+    // back: it times 2 micro-batches on its own; nobody waits for the answer.
+    if (!t.lost && config_.rebalance_every > 0 && t.out_speed_request == MPI_REQUEST_NULL &&
+        ++t.rounds_since_measured >= config_.rebalance_every) {
+      t.rounds_since_measured = 0;
+      t.command.count = 2 * m_;
+      t.send_command = true;
+    }
     if (!t.lost && !t.told_out)
-      log_info("{} is out of the plan from round {}: no traffic to it until a plan brings it "
-               "back",
+      log_info("{} is out of the plan from round {}: it gets no parameters and nobody waits for "
+               "it until a plan brings it back",
                name_of(t), position_.global_step + 1);
     if (t.send_command)
       t.told_out = now;
@@ -510,9 +519,51 @@ void Coordinator::drop_trainers(const std::vector<int> &world_ranks, const std::
     throw PeerTimeout(world_ranks.empty() ? 0 : world_ranks.front(),
                       fmt::format("every trainer is lost (the last {}); wrote {}", why, path));
   }
+  previous_plan_ = plan_;
   plan_ = plan_for();
-  summary_.plan_history.push_back(plan_text(plan_, trainers_, m_));
-  log_info("re-plan without the lost: {}", summary_.plan_history.back());
+  record_plan(fmt::format("after round {} (without the lost rank {})", position_.global_step,
+                          rank_list(world_ranks)));
+}
+
+// A plan just adopted (the first: at start-up), with why: its notes (who is left out and why) and
+// the plan in the log, the summary's plan_history and a "plan" record of --metrics (the shares plot
+// marks it).
+void Coordinator::record_plan(const std::string &why) {
+  for (const std::string &note : plan_.notes)
+    log_info("plan: {}", note);
+  const std::string text = plan_text(plan_, trainers_, m_);
+  summary_.plan_history.push_back(why + ": " + text);
+  if (summary_.plan_history.size() == 1)
+    log_info("plan: {}", text);
+  else
+    log_info("re-plan {}", summary_.plan_history.back());
+  if (!metrics_.enabled())
+    return;
+  nlohmann::json shares = nlohmann::json::object();
+  for (size_t p = 0; p < plan_.ranks.size(); ++p)
+    shares[std::to_string(trainer_at(trainers_, plan_.ranks[p]).world_rank)] =
+        plan_.micro_batches[p];
+  metrics_.write({{"type", "plan"},
+                  {"time", seconds_since(run_start_)},
+                  {"step", position_.global_step},
+                  {"reason", why},
+                  {"shares", shares},
+                  {"estimated_round_seconds", plan_.estimated_round_seconds},
+                  {"notes", plan_.notes}});
+}
+
+// Speeds that trainers out of the plan measured on request (set_participation): a fresh figure
+// of several micro-batches replaces the old one, so that a recovered machine shows at once.
+void Coordinator::take_out_speeds() {
+  for (TrainerState &t : trainers_) {
+    const std::optional<double> speed = executor_->out_speed(t);
+    if (!speed)
+      continue;
+    if (*speed > 1.2 * t.speed || *speed < t.speed / 1.2)
+      log_info("{} (out of the plan) measured {:.0f} samples/s (was {:.0f})", name_of(t), *speed,
+               t.speed);
+    t.speed = *speed;
+  }
 }
 
 // Every --rebalance-every rounds: a new plan from the measured speeds, when it is worth it.
@@ -522,11 +573,25 @@ void Coordinator::maybe_replan() {
   rounds_since_plan_ = 0;
   Plan next = plan_for();
   const double keep = estimate_current().seconds;
-  if (!should_adopt(next, plan_, keep))
+  double noise = 0; // the noisiest working trainer's smoothed speed
+  for (const TrainerState &t : trainers_)
+    if (!t.lost && share_in(plan_, t.job_rank) > 0)
+      noise = std::max(noise, smoothed_speed_noise(t.speed_variance));
+  if (!should_adopt(next, plan_, keep, previous_plan_ ? &*previous_plan_ : nullptr, noise))
     return;
+  std::string speeds;
+  for (const TrainerState &t : trainers_)
+    if (!t.lost)
+      speeds += fmt::format("{}{} {:.0f}", speeds.empty() ? "" : ", ", t.world_rank, t.speed);
+  const std::string why = fmt::format(
+      "after round {} (estimated {:.4f} s a round against {:.4f} s keeping the plan, {:.0f}% "
+      "less, {:.0f}% needed; measured samples/s of ranks {})",
+      position_.global_step, next.estimated_round_seconds, keep,
+      100.0 * (1.0 - next.estimated_round_seconds / keep),
+      100.0 * required_gain(previous_plan_ && same_split(next, *previous_plan_), noise), speeds);
+  previous_plan_ = plan_;
   plan_ = next;
-  summary_.plan_history.push_back(plan_text(plan_, trainers_, m_));
-  log_info("re-plan after round {}: {}", position_.global_step, summary_.plan_history.back());
+  record_plan(why);
 }
 
 // SIGTERM/SIGUSR1 here or at a trainer (it says so in its statistics): after a complete round
@@ -571,7 +636,12 @@ void Coordinator::account(double round_seconds, const RoundResult &result) {
     t.micro_batch = s.micro_batch;
     t.gpu = GpuSample{s.gpu_valid, s.gpu_utilization, s.gpu_memory_used, s.gpu_temperature,
                       s.gpu_power};
-    t.speed = smoothed_speed(t.speed, static_cast<double>(s.samples), s.compute_seconds);
+    const auto samples = static_cast<double>(s.samples);
+    t.speed_variance =
+        speed_variance(t.speed_variance, t.speed, t.last_round_speed, samples, s.compute_seconds);
+    if (s.compute_seconds > 0)
+      t.last_round_speed = samples / s.compute_seconds;
+    t.speed = smoothed_speed(t.speed, samples, s.compute_seconds);
   }
   // The first round carries warm-up (allocations, first touches): measured from the second on.
   if (position_.round < 1)
@@ -747,6 +817,7 @@ void Coordinator::write_prometheus(double loss, int64_t epoch) {
 // Tells every trainer but `except` (world ranks) to stop, waiting a few seconds at most: the job
 // is ending anyway, and a trainer that does not listen is killed with it.
 void Coordinator::stop_trainers(const std::vector<int> &except) {
+  executor_->cancel_out_speeds();
   const Words stop = encode(RoundCommand{RoundCommand::Kind::kStop});
   RequestSet set;
   for (const TrainerState &t : trainers_) {
@@ -765,6 +836,7 @@ void Coordinator::stop_trainers(const std::vector<int> &except) {
 // The end of a job that completed or stopped on a signal: every trainer is told to stop (and to
 // send its --timeline spans), then the shard servers.
 void Coordinator::end_job() {
+  executor_->cancel_out_speeds();
   RoundCommand stop{RoundCommand::Kind::kStop};
   stop.send_timeline = timeline_.enabled();
   const Words stop_words = encode(stop);

@@ -1,6 +1,7 @@
 #include "round_executor.h"
 
 #include "hetrain/aggregate/weighted_sum.h"
+#include "hetrain/comm/check_mpi.h"
 #include "hetrain/common/log.h"
 #include "hetrain/common/signals.h"
 #include "hetrain/run/training_run.h"
@@ -84,6 +85,9 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
     command_words_[j] = encode(t.command);
     isend_words(set_, command_words_[j], t.job_rank, kTagCommand, job_,
                 fmt::format("sending the round's command to {}", name_of(t)));
+    if (t.command.kind == RoundCommand::Kind::kOut && t.command.count > 0)
+      CHECK_MPI(MPI_Irecv(trainers_[j].out_speed.data(), 2, MPI_DOUBLE, t.job_rank, kTagOutSpeed,
+                          job_, &trainers_[j].out_speed_request));
     // Back in the plan: the current parameters first. They leave from the master (or its pinned
     // copy), which the step changes only after this set is complete.
     if (t.refresh) {
@@ -207,6 +211,24 @@ void RoundExecutor::note_arrivals(Clock::time_point start, std::vector<double> &
     if (all)
       arrival[j] = seconds_since(start);
   }
+}
+
+std::optional<double> RoundExecutor::out_speed(TrainerState &t) {
+  if (t.out_speed_request == MPI_REQUEST_NULL)
+    return std::nullopt;
+  int done = 0;
+  CHECK_MPI(MPI_Test(&t.out_speed_request, &done, MPI_STATUS_IGNORE));
+  if (!done || t.out_speed[0] <= 0 || !(t.out_speed[1] > 0))
+    return std::nullopt;
+  return t.out_speed[0] / t.out_speed[1];
+}
+
+void RoundExecutor::cancel_out_speeds() {
+  for (TrainerState &t : trainers_)
+    if (t.out_speed_request != MPI_REQUEST_NULL) {
+      MPI_Cancel(&t.out_speed_request);
+      MPI_Request_free(&t.out_speed_request); // a cancelled receive: nothing to wait for
+    }
 }
 
 void RoundExecutor::discard_round() {

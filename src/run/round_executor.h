@@ -24,6 +24,8 @@
 #include "shard_servers.h"
 #include "trainer_roster.h"
 
+#include <optional>
+
 #include <torch/torch.h>
 
 #include <chrono>
@@ -71,6 +73,10 @@ public:
   RoundResult execute(const RoundOrder &order);
   // After kLate: cancels what is still pending of the round (the job goes on without the late).
   void discard_round();
+  // A trainer out of the plan that was asked to measure itself: its samples/s once the answer is
+  // in (tested, never waited for); cancel_out_speeds() at the end of the job.
+  std::optional<double> out_speed(TrainerState &t);
+  void cancel_out_speeds();
   // Parameters and buffers to every trainer in the round (after every round, and to the
   // survivors after a round was given up).
   LatePeers broadcast();

@@ -118,6 +118,7 @@ private:
   void finish_relay(bool own_computed);
   void relay_round(const RoundCommand &command);
   int upload_peer(const Piece &p) const { return leader_ >= 0 ? leader_ : p.owner; }
+  void report_out_speed(const RoundCommand &command);
   void send_timeline();
   void log_samples(const RoundCommand &command);
 
@@ -244,6 +245,8 @@ void Trainer::run() {
         log_info("out of the plan from round {}: waiting for rank 0's next command",
                  command.global_step + 1);
       out = stale = true;
+      if (command.count > 0)
+        report_out_speed(command);
       continue;
     }
     if (stale && !receive_parameters("before its first round in the plan"))
@@ -503,6 +506,30 @@ void Trainer::relay_round(const RoundCommand &command) {
   begin_relay(command);
   relay_->all_own_ready();
   finish_relay(false);
+}
+
+// Out of the plan and asked to (kOut with a count): forward and backward over the first `count`
+// samples of the epoch's order with the parameters it has, timed, for rank 0's re-plans (a
+// machine that recovered comes back). The BatchNorm buffers it moves are replaced with the
+// parameters before its next round; nobody waits for this.
+void Trainer::report_out_speed(const RoundCommand &command) {
+  if (command.epoch != order_epoch_) {
+    order_ = epoch_permutation(config_.seed, command.epoch, n_);
+    order_epoch_ = command.epoch;
+  }
+  const SampleRun samples{order_.data(), std::min(command.count, n_), config_.seed, command.epoch,
+                          0};
+  const auto start = Clock::now();
+  const ComputeStats stats =
+      amp_.gradients(*model_, loss_, data_, samples, config_.micro_batch, *flat_);
+  if (!host_)
+    torch::cuda::synchronize();
+  const std::vector<double> figures{static_cast<double>(stats.samples), seconds_since(start)};
+  RequestSet set;
+  MPI_Request r;
+  CHECK_MPI(MPI_Isend(figures.data(), 2, MPI_DOUBLE, 0, kTagOutSpeed, job_, &r));
+  set.add(r, 0, "sending rank 0 this trainer's speed (out of the plan)");
+  set.wait_all(config_.straggler_timeout);
 }
 
 // --timeline: rank 0 gathers every trainer's spans after the stop command that asks for them.

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -25,6 +26,7 @@ struct TrainerState {
   TrainerReport report;
   // What it has done (over the run)
   double speed = 0; // smoothed samples/s, from the probe, then from rounds
+  double speed_variance = 0, last_round_speed = 0; // its rounds' noise (replan.h)
   int64_t samples = 0;
   double compute_seconds = 0, wait_seconds = 0;
   double data_wait_seconds = 0; // of compute_seconds: waiting for its loader
@@ -42,6 +44,11 @@ struct TrainerState {
   std::optional<std::chrono::steady_clock::time_point> told_out; // when kOut last went to it
   int64_t out_rounds = 0;
   double out_seconds = 0;
+  // While out: its speed is measured every --rebalance-every rounds (kOut with a count); the
+  // answer {samples, seconds} lands here, tested after each round, never waited for.
+  int64_t rounds_since_measured = 0;
+  std::array<double, 2> out_speed{};
+  MPI_Request out_speed_request = MPI_REQUEST_NULL;
   // This round (the coordinator decides these, the round executor acts on them)
   bool working = false;       // it has samples in the round
   bool uploading = false;     // its gradient sum (with --host-reduce: its host's) comes this round

@@ -42,7 +42,9 @@ public:
 // --- rank 0 -> trainer, once per round, and at the end --------------------------------------
 // kRound and kSkip are followed by the round's parameters; kOut by nothing: the trainer is out of
 // the plan and waits for its next command (rank 0 repeats kOut now and then, so that the wait
-// keeps a deadline). A trainer that was out (or has not worked yet) receives the current
+// keeps a deadline). A kOut with count > 0 asks it to time forward and backward over that many
+// samples and send rank 0 {samples, seconds} (kTagOutSpeed), so that a re-plan can see it
+// recover. A trainer that was out (or has not worked yet) receives the current
 // parameters before it acts on its next kRound or kSkip (DESIGN §5, "A trainer out of the plan").
 struct RoundCommand {
   enum class Kind : int64_t { kRound = 1, kSkip = 2, kStop = 3, kOut = 4 };

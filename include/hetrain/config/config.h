@@ -55,7 +55,7 @@ struct TrainConfig {
   int64_t local_steps = 4;                 // params: local optimizer steps between averagings
   WireDType wire_dtype = WireDType::kFp32; // trainers' uploads on the wire
   std::string balance = "benchmark";       // benchmark | equal | static:a,b,...
-  int64_t rebalance_every = 0;    // re-plan from measured round times every R rounds (0 = never)
+  int64_t rebalance_every = 5;    // re-plan from measured round times every R rounds (0 = never)
   double join_timeout = 60;       // seconds rank 0 waits for the trainers' reports
   double straggler_timeout = 120; // seconds any wait for a peer may take in a round
   double stall_warning = 0;       // warn about late trainers after this long (0 = timeout / 2)

@@ -114,7 +114,8 @@ template <class Visit> void visit_train_options(Visit &&visit) {
   visit(O{"balance", dist,
           "Shares per trainer: benchmark (by measured speed) | equal | static:a,b,..."},
         &C::balance);
-  visit(O{"rebalance-every", dist, "Re-plan from measured round times every R rounds (0 = never)"},
+  visit(O{"rebalance-every", dist,
+          "Re-plan from measured round times every R rounds (default 5; 0 = never)"},
         &C::rebalance_every);
   visit(O{"join-timeout", dist, "Seconds rank 0 waits for trainer reports"}, &C::join_timeout);
   visit(O{"straggler-timeout", dist, "Seconds any wait for a peer may take before the job ends"},

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# A machine that changes speed while the job runs (issue 28), on two machines emulated with CPU
+# cgroup quotas (../shared/hetero-emulation-recipe.md; root, cgroup v1 `cpu`): trainer 1 alone on
+# CPU 1 (the fast machine), trainer 2 at 40% of CPU 0 (the slow one), rank 0 in a 50% group of its
+# own on CPU 0. cnn, global batch 256, SAMPLES samples in one epoch. When a third of the rounds is
+# in the metrics file, trainer 2's machine slows 4x (its quota 40% -> 10%); at two thirds it
+# recovers (40%). Runs, interleaved, RUNS of each: hetrain with its default options, and with
+# --rebalance-every 0 (the start-up plan for the whole run). The ideal of each phase is the sum of
+# the two machines' standalone speeds then: one process (cnn, same batch) alone on CPU 1, and one
+# in a 40% (10%) group on CPU 0, measured in the same run of this script.
+# Per phase it prints the throughput (samples / seconds of the rounds, counting from 10 rounds
+# after each change) against that phase's ideal, and writes JSON (and the default run's shares
+# plot, scripts/plot-metrics.py). Exits 1 when a default run's phase is below 0.9 of its ideal
+# (the issue's goal).
+#   bench/speed-change.sh [RUNS=2] [SAMPLES=46080] [OUT=bench/results/speed-change-DATE.json]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-2} samples=${2:-46080}
+out=${3:-bench/results/speed-change-$(date +%F).json}
+[ "$(id -u)" -eq 0 ] || { echo "speed-change: needs root (cgroups)" >&2; exit 2; }
+cg=/sys/fs/cgroup/cpu
+[ -w "$cg" ] || { echo "speed-change: no writable cgroup v1 cpu controller at $cg" >&2; exit 2; }
+[ "$(nproc)" -ge 2 ] || { echo "speed-change: needs 2 CPUs" >&2; exit 2; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+work=$(mktemp -d)
+groups=(hsc_slow hsc_rank0)
+cleanup() {
+  local g pid
+  for g in "${groups[@]}"; do
+    if [ -d "$cg/$g" ]; then
+      while read -r pid; do echo "$pid" >"$cg/tasks" 2>/dev/null || true; done <"$cg/$g/tasks"
+      rmdir "$cg/$g" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+quota() { echo 10000 >"$cg/$1/cpu.cfs_period_us"; echo "$2" >"$cg/$1/cpu.cfs_quota_us"; }
+for g in "${groups[@]}"; do mkdir -p "$cg/$g"; done
+quota hsc_rank0 5000
+# The wrapper mpirun starts: rank 0 into its group on CPU 0, rank 1 alone on CPU 1, rank 2 into
+# the slow group on CPU 0.
+cat >"$work/place.sh" <<EOF
+#!/bin/sh
+case "\$OMPI_COMM_WORLD_RANK" in
+  0) echo \$\$ > $cg/hsc_rank0/tasks; exec taskset -c 0 "\$@" ;;
+  1) exec taskset -c 1 "\$@" ;;
+  2) echo \$\$ > $cg/hsc_slow/tasks; exec taskset -c 0 "\$@" ;;
+esac
+EOF
+chmod +x "$work/place.sh"
+a=(--data data/fashion-mnist-train.h5 --model cnn --global-batch 256 --micro-batch 32 --threads 1
+   --optimizer adam --lr 1e-3 --seed 5 --progress-seconds 1000)
+rounds=$((samples / 256))
+# standalone CPU QUOTA: one process's samples/s (quota "" = the whole CPU, no group)
+standalone() {
+  local cpu=$1 q=$2
+  if [ -n "$q" ]; then
+    quota hsc_slow "$q"
+    sh -c "echo \$\$ > $cg/hsc_slow/tasks; exec taskset -c $cpu build/hetrain train ${a[*]} \
+      --epochs 1 --limit-train-samples 5120 --summary-json $work/alone.json" >/dev/null 2>&1
+  else
+    taskset -c "$cpu" build/hetrain train "${a[@]}" --epochs 1 --limit-train-samples 5120 \
+      --summary-json "$work/alone.json" >/dev/null 2>&1
+  fi
+  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['samples_per_sec'])" \
+    "$work/alone.json"
+}
+last_round() { tail -n 1 "$1" 2>/dev/null | python3 -c 'import json,sys
+try: r = json.loads(sys.stdin.read()); print(r.get("round", 0) if r.get("type") == "round" else 0)
+except Exception: print(0)'; }
+# one_run NAME ARGS...: the job, slowing the slow machine at a third and restoring it at 2/3.
+one_run() {
+  local name=$1 metrics=$work/$1.jsonl
+  shift
+  quota hsc_slow 4000
+  mpirun --oversubscribe -np 3 --bind-to none --mca mpi_yield_when_idle 1 "$work/place.sh" \
+    build/hetrain train "${a[@]}" --epochs 1 --limit-train-samples "$samples" \
+    --checkpoint-dir "$work/ck-$name" --metrics "$metrics" --summary-json "$work/$name.json" \
+    "$@" >"$work/$name.log" 2>&1 &
+  local job=$!
+  while kill -0 $job 2>/dev/null && [ "$(last_round "$metrics")" -lt $((rounds / 3)) ]; do
+    sleep 0.05; done
+  quota hsc_slow 1000
+  while kill -0 $job 2>/dev/null && [ "$(last_round "$metrics")" -lt $((2 * rounds / 3)) ]; do
+    sleep 0.05; done
+  quota hsc_slow 4000
+  wait $job || { tail -n 20 "$work/$name.log" >&2; exit 1; }
+  echo "$name: $(grep -c '"type": *"plan"' "$metrics") plans, $(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['samples_per_sec']))" "$work/$name.json") samples/s"
+}
+fast=$(standalone 1 "") slow40=$(standalone 0 4000) slow10=$(standalone 0 1000)
+echo "standalone samples/s: CPU 1 alone $fast, 40% of CPU 0 $slow40, 10% of CPU 0 $slow10"
+for k in $(seq "$runs"); do
+  one_run "default-$k"
+  one_run "fixed-$k" --rebalance-every 0
+done
+mkdir -p "$(dirname "$out")"
+rc=0
+python3 - "$work" "$runs" "$rounds" "$fast" "$slow40" "$slow10" "$out" <<'PY' || rc=$?
+import json, sys
+work, runs, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fast, slow40, slow10 = map(float, sys.argv[4:7])
+out = sys.argv[7]
+ideal = [fast + slow40, fast + slow10, fast + slow40]
+# Phases by round number (1-based): the slow-down takes effect after round rounds/3, the recovery
+# after 2*rounds/3; each phase counts from 10 rounds after its change (phase 1 from round 11).
+bounds = [(11, rounds // 3), (rounds // 3 + 11, 2 * rounds // 3),
+          (2 * rounds // 3 + 11, rounds)]
+result = {"standalone": {"fast": fast, "slow_40": slow40, "slow_10": slow10}, "ideal": ideal,
+          "phases": bounds, "runs": {}}
+ok = True
+for name in [f"{k}-{i}" for i in range(1, runs + 1) for k in ("default", "fixed")]:
+    recs = [json.loads(l) for l in open(f"{work}/{name}.jsonl")]
+    rs = [r for r in recs if r.get("type") == "round"]
+    plans = [p["reason"][:160] for p in recs if p.get("type") == "plan"]
+    phases = []
+    for (lo, hi), best in zip(bounds, ideal):
+        sel = [r for r in rs if lo <= r["round"] <= hi]
+        rate = sum(r["samples"] for r in sel) / sum(r["seconds"] for r in sel)
+        phases.append({"samples_per_sec": rate, "of_ideal": rate / best})
+    result["runs"][name] = {"phases": phases, "plans": plans}
+    print(f"{name:10} " + "  ".join(f"phase {i + 1}: {p['samples_per_sec']:6.0f} samples/s "
+                                      f"({p['of_ideal']:.2f} of ideal)" for i, p in enumerate(phases))
+          + f"  {len(plans) - 1} re-plans")
+    if name.startswith("default"):
+        ok = ok and all(p["of_ideal"] >= 0.9 for p in phases)
+json.dump(result, open(out, "w"), indent=1)
+print(f"wrote {out}")
+sys.exit(0 if ok else 1)
+PY
+python3 scripts/plot-metrics.py "$work/default-1.jsonl" --out "$work/plot" >/dev/null &&
+  cp "$work/plot/shares.png" "${out%.json}-shares.png" && echo "wrote ${out%.json}-shares.png"
+exit "$rc"
