@@ -7,7 +7,7 @@
 # recovers (40%). Runs, interleaved, RUNS of each: hetrain with its default options, and with
 # --rebalance-every 0 (the start-up plan for the whole run). The ideal of each phase is the sum of
 # the two machines' standalone speeds then: one process (cnn, same batch) alone on CPU 1, and one
-# in a 40% (10%) group on CPU 0, measured in the same run of this script.
+# in a 40% (10%) group on CPU 0, measured before each pair of runs and averaged.
 # Per phase it prints the throughput (samples / seconds of the rounds, counting from 10 rounds
 # after each change) against that phase's ideal, and writes JSON (and the default run's shares
 # plot, scripts/plot-metrics.py). Exits 1 when a default run's phase is below 0.9 of its ideal
@@ -66,9 +66,9 @@ standalone() {
   python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['samples_per_sec'])" \
     "$work/alone.json"
 }
-last_round() { tail -n 1 "$1" 2>/dev/null | python3 -c 'import json,sys
-try: r = json.loads(sys.stdin.read()); print(r.get("round", 0) if r.get("type") == "round" else 0)
-except Exception: print(0)'; }
+# Rounds in the metrics file so far: a grep every 0.2 s (a python start every 50 ms took half a
+# core from the trainers in a first version of this script).
+last_round() { local n; n=$(grep -c '"type":"round"' "$1" 2>/dev/null); echo "${n:-0}"; }
 # one_run NAME ARGS...: the job, slowing the slow machine at a third and restoring it at 2/3.
 one_run() {
   local name=$1 metrics=$work/$1.jsonl
@@ -80,20 +80,26 @@ one_run() {
     "$@" >"$work/$name.log" 2>&1 &
   local job=$!
   while kill -0 $job 2>/dev/null && [ "$(last_round "$metrics")" -lt $((rounds / 3)) ]; do
-    sleep 0.05; done
+    sleep 0.2; done
   quota hsc_slow 1000
   while kill -0 $job 2>/dev/null && [ "$(last_round "$metrics")" -lt $((2 * rounds / 3)) ]; do
-    sleep 0.05; done
+    sleep 0.2; done
   quota hsc_slow 4000
   wait $job || { tail -n 20 "$work/$name.log" >&2; exit 1; }
   echo "$name: $(grep -c '"type": *"plan"' "$metrics") plans, $(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['samples_per_sec']))" "$work/$name.json") samples/s"
 }
-fast=$(standalone 1 "") slow40=$(standalone 0 4000) slow10=$(standalone 0 1000)
-echo "standalone samples/s: CPU 1 alone $fast, 40% of CPU 0 $slow40, 10% of CPU 0 $slow10"
+# The standalone speeds are measured again before each pair of runs (this VM's speed drifts by
+# 20-30% over minutes) and averaged.
+echo -n >"$work/standalone"
 for k in $(seq "$runs"); do
+  fast=$(standalone 1 "") slow40=$(standalone 0 4000) slow10=$(standalone 0 1000)
+  echo "$fast $slow40 $slow10" >>"$work/standalone"
+  echo "standalone samples/s: CPU 1 alone $fast, 40% of CPU 0 $slow40, 10% of CPU 0 $slow10"
   one_run "default-$k"
   one_run "fixed-$k" --rebalance-every 0
 done
+read -r fast slow40 slow10 < <(awk '{f += $1; a += $2; b += $3} END {print f / NR, a / NR, b / NR}' \
+  "$work/standalone")
 mkdir -p "$(dirname "$out")"
 rc=0
 python3 - "$work" "$runs" "$rounds" "$fast" "$slow40" "$slow10" "$out" <<'PY' || rc=$?
@@ -128,6 +134,6 @@ json.dump(result, open(out, "w"), indent=1)
 print(f"wrote {out}")
 sys.exit(0 if ok else 1)
 PY
-python3 scripts/plot-metrics.py "$work/default-1.jsonl" --out "$work/plot" >/dev/null &&
+/usr/bin/python3 scripts/plot-metrics.py "$work/default-1.jsonl" --out "$work/plot" >/dev/null &&
   cp "$work/plot/shares.png" "${out%.json}-shares.png" && echo "wrote ${out%.json}-shares.png"
 exit "$rc"

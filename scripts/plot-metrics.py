@@ -15,6 +15,7 @@ Uses Debian's python3-matplotlib (scripts/install-deps.sh installs it).
 import argparse
 import json
 import os
+import re
 import sys
 
 
@@ -98,8 +99,10 @@ def main():
     # Every plan change, with its reason (the start-up plan is where the lines begin).
     for k, p in enumerate(plans[1:], 1):
         ax.axvline(p["time"], color="grey", lw=0.8, ls="--")
-        short = p["reason"].split(" (")[0] + (": " + p["reason"].split(" (")[1].split(",")[0].split(";")[0]
-                                            if " (" in p["reason"] else "")
+        gain = re.search(r"(\d+)% less", p["reason"])
+        lost = re.search(r"without the lost rank [\d,]+", p["reason"])
+        short = p["reason"].split(" (")[0] + (f", {gain.group(1)}% faster" if gain else "") + \
+            (f", {lost.group(0)}" if lost else "")
         ax.annotate(f"{k}: {short}", (p["time"], 1), xycoords=("data", "axes fraction"),
                     rotation=90, va="top", ha="right", fontsize=7, color="grey")
     ax.set(xlabel="time since the first round (s)", ylabel="micro-batches per round",
