@@ -10,6 +10,14 @@
 
 namespace hetrain {
 
+// How far a measured rate holds. kAtMost: the budget ran out before a transfer long enough to
+// trust, and a short one can pass in a shaper's burst or into buffers, so the link may sustain
+// less. kAtLeast: the round trip took most of the transfer (transfer_rate's cap applied), so the
+// link is at least this fast. The link table prints "<=" / ">=" before such a rate.
+enum class RateBound : int { kExact = 0, kAtLeast = 1, kAtMost = 2 };
+// "exact", "at_least", "at_most" (the JSON form).
+const char *rate_bound_name(RateBound bound);
+
 // One trainer-aggregator pair as the probe measured it (world ranks). Rates in MB/s (1e6 bytes/s);
 // latency is one way (half the median round trip of 8-byte ping-pongs).
 struct LinkFigures {
@@ -19,6 +27,7 @@ struct LinkFigures {
   double up_mb_per_s = 0;   // trainer -> aggregator
   double down_mb_per_s = 0; // aggregator -> trainer
   int64_t message_bytes = 0;
+  RateBound up_bound = RateBound::kExact, down_bound = RateBound::kExact;
 };
 
 // One pair of a probe round: trainer index (0..n-1, job order) and aggregator (0..A-1).
@@ -32,14 +41,34 @@ struct ProbePair {
 // rank computes the same schedule.
 std::vector<std::vector<ProbePair>> probe_schedule(int trainers, int aggregators);
 
-// The probe's first message size, measured on every pair before the real one.
+// The probe's first transfer each way, on every pair: one message (Open MPI's TCP eager limit).
 constexpr int64_t kFirstProbeBytes = 64 * 1024;
+// Each transfer of a direction is at most this many times the last: a rate measured on a short
+// transfer can be too high (a burst), and the growth bounds what that costs the budget.
+constexpr int64_t kProbeGrowth = 4;
+// A transfer whose moving part (elapsed - round trip) lasted this long gives an exact rate: the
+// simulated LAN's tbf burst is 1 ms at the rate, so it is within 5%; a real link has no burst.
+constexpr double kTrustedTransferSeconds = 0.02;
 
-// The message for the bandwidth measurement of an off-host pair: the real piece size
-// (`piece_bytes`) when an up and a down message of it fit in `seconds_left` at the rate the first
-// message showed (`bytes_per_second`, the slower direction), else the largest that fits (at
-// least kFirstProbeBytes, which was measured already: then the first message's figures stand).
-int64_t probe_message_bytes(int64_t piece_bytes, double bytes_per_second, double seconds_left);
+// The bytes of a direction's next transfer: kFirstProbeBytes first (`last_bytes` 0), then up to
+// kProbeGrowth times the last, fewer when that would not end within `seconds_left` at the rate
+// measured so far (`bytes_per_second`) after `round_trip`. 0: stop, when no time is left or not
+// even twice the last fits (a transfer hardly larger tells little more).
+int64_t next_probe_bytes(int64_t last_bytes, double bytes_per_second, double round_trip,
+                         double seconds_left);
+
+// A transfer of about `total_bytes` as messages of the real piece size (`piece_bytes`, at least
+// kFirstProbeBytes) back to back, as a round sends them: never more than `total_bytes` in all
+// (so that it keeps to the time it was sized for), at least one message.
+struct ProbeTransfer {
+  int64_t message_bytes = 0, messages = 0;
+};
+ProbeTransfer probe_transfer(int64_t total_bytes, int64_t piece_bytes);
+
+// What the rate of a transfer that took `seconds` (round trip `round_trip`) is worth: kAtLeast
+// when transfer_rate capped it, kAtMost when its moving part was shorter than
+// kTrustedTransferSeconds, else kExact.
+RateBound rate_bound(double seconds, double round_trip);
 
 // A transfer rate from `bytes` that took `seconds` of which `round_trip` was the round trip of an
 // empty message: never above bytes / (seconds / 4), so a clock's jitter on a fast local link
