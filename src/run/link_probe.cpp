@@ -175,7 +175,13 @@ struct Direction {
   int64_t bytes = 0, message_bytes = 0;  // the last transfer's, in all and per message
   double rate = 0;                       // bytes/s, of the last transfer
   RateBound bound = RateBound::kAtLeast; // no transfer yet: ">= 0"
+  double exact_rate = 0;                 // the fastest transfer long enough to trust
   bool done = false;
+  // The figure: the fastest trusted transfer (noise on a busy host only ever slows one down,
+  // and one of 20 ms or more passes in no burst: a 20 Mbit/s upload measured 1.56 MB/s once,
+  // its trusted transfer before 2.35), else the last transfer's rate as a bound.
+  double figure() const { return exact_rate > 0 ? exact_rate : rate; }
+  RateBound figure_bound() const { return exact_rate > 0 ? RateBound::kExact : bound; }
 };
 
 // One more transfer of `d`, sized to end within `seconds_left` at the rate of its last one
@@ -189,15 +195,18 @@ bool step(const Probe &p, int aggregator, Direction &d, int64_t piece_bytes, dou
   const double seconds = exchange(p, aggregator, d.op, t.message_bytes, payload, t.messages);
   d.bytes = t.message_bytes * t.messages;
   d.message_bytes = t.message_bytes;
+  const double previous = d.rate;
   d.rate = transfer_rate(static_cast<double>(d.bytes), seconds, trip);
-  d.bound = rate_bound(seconds, trip);
+  d.bound = rate_bound(seconds, trip, d.rate, previous);
+  if (d.bound == RateBound::kExact)
+    d.exact_rate = std::max(d.exact_rate, d.rate);
   return true;
 }
 
 // Latency, then both directions in turn with transfers that grow (kProbeGrowth) until one lasts
 // long enough to trust (kTrustedTransferSeconds) with messages of the real piece size, or until
-// the next would not end by `end`. The last transfer's rate counts: a shorter one can pass in a
-// shaper's burst or fill buffers faster than the link drains them.
+// the next would not end by `end`. Only a trusted transfer gives an exact rate (Direction::figure):
+// a shorter one can pass in a shaper's burst or fill buffers faster than the link drains them.
 LinkFigures measure(const Probe &p, int aggregator, bool same_host, int64_t piece_bytes,
                     Clock::time_point end) {
   std::vector<uint8_t> payload;
@@ -225,10 +234,10 @@ LinkFigures measure(const Probe &p, int aggregator, bool same_host, int64_t piec
   f.aggregator_rank = aggregator;
   f.same_host = same_host;
   f.latency_ms = trip / 2 * 1e3;
-  f.up_mb_per_s = up.rate / 1e6;
-  f.down_mb_per_s = down.rate / 1e6;
-  f.up_bound = up.bound;
-  f.down_bound = down.bound;
+  f.up_mb_per_s = up.figure() / 1e6;
+  f.down_mb_per_s = down.figure() / 1e6;
+  f.up_bound = up.figure_bound();
+  f.down_bound = down.figure_bound();
   f.message_bytes = std::min(up.message_bytes, down.message_bytes); // the smaller of the two
   return f;
 }

@@ -54,11 +54,13 @@ ProbeTransfer probe_transfer(int64_t total_bytes, int64_t piece_bytes) {
   return {message, total / message};
 }
 
-RateBound rate_bound(double seconds, double round_trip) {
+RateBound rate_bound(double seconds, double round_trip, double rate, double previous_rate) {
   const double moving = seconds - round_trip;
   if (moving < seconds / 4) // transfer_rate's cap
     return RateBound::kAtLeast;
-  return moving < kTrustedTransferSeconds ? RateBound::kAtMost : RateBound::kExact;
+  if (moving >= kTrustedTransferSeconds)
+    return RateBound::kExact;
+  return previous_rate > 0 && rate >= previous_rate ? RateBound::kAtLeast : RateBound::kAtMost;
 }
 
 double transfer_rate(double bytes, double seconds, double round_trip) {

@@ -10,10 +10,13 @@
 
 namespace hetrain {
 
-// How far a measured rate holds. kAtMost: the budget ran out before a transfer long enough to
-// trust, and a short one can pass in a shaper's burst or into buffers, so the link may sustain
-// less. kAtLeast: the round trip took most of the transfer (transfer_rate's cap applied), so the
-// link is at least this fast. The link table prints "<=" / ">=" before such a rate.
+// How far a measured rate holds. Short of a transfer long enough to trust (the budget ran out),
+// the trend of the last two says which way the figure errs. kAtLeast: the rate still rose with
+// the transfer's size (the round trip, TCP's window held it back), or the round trip took most
+// of the transfer (transfer_rate's cap applied): the link is faster. kAtMost: a single short
+// transfer, or one slower than its smaller predecessor: a short transfer can pass in a shaper's
+// burst or into buffers faster than the link sustains. Noise on a busy host only ever lowers a
+// figure. The link table prints ">=" / "<=" before a bound.
 enum class RateBound : int { kExact = 0, kAtLeast = 1, kAtMost = 2 };
 // "exact", "at_least", "at_most" (the JSON form).
 const char *rate_bound_name(RateBound bound);
@@ -65,10 +68,10 @@ struct ProbeTransfer {
 };
 ProbeTransfer probe_transfer(int64_t total_bytes, int64_t piece_bytes);
 
-// What the rate of a transfer that took `seconds` (round trip `round_trip`) is worth: kAtLeast
-// when transfer_rate capped it, kAtMost when its moving part was shorter than
-// kTrustedTransferSeconds, else kExact.
-RateBound rate_bound(double seconds, double round_trip);
+// What the rate `rate` of a transfer that took `seconds` (round trip `round_trip`) is worth:
+// kExact when its moving part lasted kTrustedTransferSeconds, else a bound as RateBound says
+// (`previous_rate`: the direction's transfer before, 0 when there was none).
+RateBound rate_bound(double seconds, double round_trip, double rate, double previous_rate);
 
 // A transfer rate from `bytes` that took `seconds` of which `round_trip` was the round trip of an
 // empty message: never above bytes / (seconds / 4), so a clock's jitter on a fast local link
