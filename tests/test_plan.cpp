@@ -256,7 +256,7 @@ TEST(ProbeSchedule, TransfersAreRealPiecesNeverMoreThanAsked) {
 TEST(ProbeSchedule, RatesAreExactOnlyFromLongEnoughTransfers) {
   EXPECT_DOUBLE_EQ(transfer_rate(1e6, 0.011, 0.001), 1e8);
   EXPECT_DOUBLE_EQ(transfer_rate(1e6, 0.001, 0.002), 4e9); // jitter: capped, still positive
-  EXPECT_EQ(rate_bound(0.041, 0.001, 100e6, 0), RateBound::kExact);
+  EXPECT_EQ(rate_bound(0.061, 0.001, 100e6, 0), RateBound::kExact);
   // 10 ms: a burst could be in it, unless the rate still rose with the transfer's size.
   EXPECT_EQ(rate_bound(0.011, 0.001, 100e6, 0), RateBound::kAtMost);
   EXPECT_EQ(rate_bound(0.011, 0.001, 100e6, 150e6), RateBound::kAtMost);

@@ -49,9 +49,10 @@ constexpr int64_t kFirstProbeBytes = 64 * 1024;
 // Each transfer of a direction is at most this many times the last: a rate measured on a short
 // transfer can be too high (a burst), and the growth bounds what that costs the budget.
 constexpr int64_t kProbeGrowth = 4;
-// A transfer whose moving part (elapsed - round trip) lasted this long gives an exact rate: the
-// simulated LAN's tbf burst is 1 ms at the rate, so it is within 5%; a real link has no burst.
-constexpr double kTrustedTransferSeconds = 0.02;
+// A transfer whose moving part (elapsed - round trip) lasted this long gives an exact rate. The
+// simulated LAN's tbf burst is 1 ms at the rate, at least 4 KiB (1.7 ms at 20 Mbit/s), so within
+// 4%; with 20 ms, 64 KiB on 20 Mbit/s (27 ms) counted and measured up to 13% high.
+constexpr double kTrustedTransferSeconds = 0.05;
 
 // The bytes of a direction's next transfer: kFirstProbeBytes first (`last_bytes` 0), then up to
 // kProbeGrowth times the last, fewer when that would not end within `seconds_left` at the rate
