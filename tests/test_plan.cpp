@@ -231,8 +231,11 @@ TEST(ProbeSchedule, EveryPairOnceNoAggregatorOrTrainerTwiceInARound) {
 }
 
 TEST(ProbeSchedule, TransfersGrowByFourAndFitWhatIsLeft) {
-  EXPECT_EQ(next_probe_bytes(0, 0, 0, 0.5), kFirstProbeBytes);     // nothing measured yet
-  EXPECT_EQ(next_probe_bytes(0, 0, 0, 0), 0);                      // no time left: not even that
+  EXPECT_EQ(next_probe_bytes(0, 0, 0, 0.5), kFirstProbeBytes); // nothing measured yet
+  EXPECT_EQ(next_probe_bytes(0, 0, 0, 0), 0);                  // no time left: not even that
+  // The download's first, sized by the upload's rate: 64 KiB at 2 MB/s need 33 ms.
+  EXPECT_EQ(next_probe_bytes(0, 2e6, 0.001, 0.05), kFirstProbeBytes);
+  EXPECT_EQ(next_probe_bytes(0, 2e6, 0.001, 0.02), 0);
   EXPECT_EQ(next_probe_bytes(1 << 20, 100e6, 0.001, 10), 4 << 20); // time to spare: four times
   // 2 MB/s, 0.3 s left after a 0.1 s round trip: 0.4 MB fits, more than twice the last 128 KB.
   EXPECT_EQ(next_probe_bytes(128'000, 2e6, 0.1, 0.3), 400'000);

@@ -184,11 +184,11 @@ struct Direction {
   RateBound figure_bound() const { return exact_rate > 0 ? RateBound::kExact : bound; }
 };
 
-// One more transfer of `d`, sized to end within `seconds_left` at the rate of its last one
-// (next_probe_bytes); false when none fits.
+// One more transfer of `d`, sized to end within `seconds_left` at `sizing_rate` (its last one's,
+// or before its first the other direction's; next_probe_bytes); false when none fits.
 bool step(const Probe &p, int aggregator, Direction &d, int64_t piece_bytes, double trip,
-          double seconds_left, std::vector<uint8_t> &payload) {
-  const int64_t total = next_probe_bytes(d.bytes, d.rate, trip, seconds_left);
+          double sizing_rate, double seconds_left, std::vector<uint8_t> &payload) {
+  const int64_t total = next_probe_bytes(d.bytes, sizing_rate, trip, seconds_left);
   if (total == 0)
     return false;
   const ProbeTransfer t = probe_transfer(total, piece_bytes);
@@ -225,9 +225,10 @@ LinkFigures measure(const Probe &p, int aggregator, bool same_host, int64_t piec
       // The upload goes first in each turn: it leaves half of what is left to the download.
       const bool halve = d == &up && !down.done;
       const double left = seconds_until(end) / (halve ? 2 : 1);
+      const double sizing_rate = d->bytes > 0 ? d->rate : (d == &up ? down : up).rate;
       // Same host: shared memory, which the plan does not count as a network link; one will do.
-      d->done = !step(p, aggregator, *d, piece_bytes, trip, left, payload) || same_host ||
-                (d->bound == RateBound::kExact && d->message_bytes >= target);
+      d->done = !step(p, aggregator, *d, piece_bytes, trip, sizing_rate, left, payload) ||
+                same_host || (d->bound == RateBound::kExact && d->message_bytes >= target);
     }
   exchange(p, aggregator, kDone, 0, payload);
   LinkFigures f;
@@ -238,7 +239,9 @@ LinkFigures measure(const Probe &p, int aggregator, bool same_host, int64_t piec
   f.down_mb_per_s = down.figure() / 1e6;
   f.up_bound = up.figure_bound();
   f.down_bound = down.figure_bound();
-  f.message_bytes = std::min(up.message_bytes, down.message_bytes); // the smaller of the two
+  // The smaller message of the two directions (one that measured nothing has none).
+  f.message_bytes = std::min(up.message_bytes > 0 ? up.message_bytes : down.message_bytes,
+                             down.message_bytes > 0 ? down.message_bytes : up.message_bytes);
   return f;
 }
 

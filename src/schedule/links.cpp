@@ -38,9 +38,10 @@ int64_t next_probe_bytes(int64_t last_bytes, double bytes_per_second, double rou
                          double seconds_left) {
   if (!(seconds_left > 0))
     return 0;
-  if (last_bytes <= 0)
-    return kFirstProbeBytes; // nothing measured yet to size it by
   const double fits = bytes_per_second * (seconds_left - round_trip);
+  if (last_bytes <= 0) // the first: unsized, unless the other direction gave a rate to size it by
+    return bytes_per_second > 0 && fits < static_cast<double>(kFirstProbeBytes) ? 0
+                                                                                : kFirstProbeBytes;
   const double grown = static_cast<double>(kProbeGrowth * last_bytes);
   const double next = std::isfinite(fits) ? std::min(fits, grown) : grown;
   if (next < 2.0 * static_cast<double>(last_bytes))

@@ -57,7 +57,9 @@ constexpr double kTrustedTransferSeconds = 0.05;
 // The bytes of a direction's next transfer: kFirstProbeBytes first (`last_bytes` 0), then up to
 // kProbeGrowth times the last, fewer when that would not end within `seconds_left` at the rate
 // measured so far (`bytes_per_second`) after `round_trip`. 0: stop, when no time is left or not
-// even twice the last fits (a transfer hardly larger tells little more).
+// even twice the last fits (a transfer hardly larger tells little more). The first transfer is
+// sized only when a rate is given (the download's first, by the upload's rate): then 0 when
+// kFirstProbeBytes do not fit, else the upload's first is the one unsized transfer of a pair.
 int64_t next_probe_bytes(int64_t last_bytes, double bytes_per_second, double round_trip,
                          double seconds_left);
 
