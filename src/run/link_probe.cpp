@@ -32,7 +32,7 @@ double probe_deadline(const TrainConfig &config) {
 }
 
 struct Probe {
-  MPI_Comm job;
+  MPI_Comm job = MPI_COMM_NULL;
   int aggregators = 1, trainers = 0;
   double deadline = 0;
   std::vector<std::vector<ProbePair>> rounds;
@@ -56,14 +56,12 @@ void start_together(Probe &p) {
 Probe make_probe(const TrainConfig &config, MPI_Comm job) {
   int size = 0;
   CHECK_MPI(MPI_Comm_size(job, &size));
-  Probe p{job,
-          config.aggregators,
-          size - config.aggregators,
-          probe_deadline(config),
-          {},
-          {},
-          config.link_probe_seconds,
-          {}};
+  Probe p;
+  p.job = job;
+  p.aggregators = config.aggregators;
+  p.trainers = size - config.aggregators;
+  p.deadline = probe_deadline(config);
+  p.seconds = config.link_probe_seconds;
   p.rounds = probe_schedule(p.trainers, p.aggregators);
   p.world = world_ranks(job);
   start_together(p);
@@ -203,6 +201,15 @@ bool step(const Probe &p, int aggregator, Direction &d, int64_t piece_bytes, dou
   return true;
 }
 
+// The median of kPings empty ping-pongs.
+double median_round_trip(const Probe &p, int aggregator, std::vector<uint8_t> &payload) {
+  std::vector<double> trips;
+  for (int k = 0; k < kPings; ++k)
+    trips.push_back(exchange(p, aggregator, kPing, 0, payload));
+  std::nth_element(trips.begin(), trips.begin() + kPings / 2, trips.end());
+  return trips[kPings / 2];
+}
+
 // Latency, then both directions in turn with transfers that grow (kProbeGrowth) until one lasts
 // long enough to trust (kTrustedTransferSeconds) with messages of the real piece size, or until
 // the next would not end by `end`. Only a trusted transfer gives an exact rate (Direction::figure):
@@ -211,11 +218,7 @@ LinkFigures measure(const Probe &p, int aggregator, bool same_host, int64_t piec
                     Clock::time_point end) {
   std::vector<uint8_t> payload;
   exchange(p, aggregator, kPing, 0, payload); // waits out the pairs before this one
-  std::vector<double> trips;
-  for (int k = 0; k < kPings; ++k)
-    trips.push_back(exchange(p, aggregator, kPing, 0, payload));
-  std::nth_element(trips.begin(), trips.begin() + kPings / 2, trips.end());
-  const double trip = trips[kPings / 2];
+  const double trip = median_round_trip(p, aggregator, payload);
   Direction up{kUp}, down{kDown};
   const int64_t target = std::max(piece_bytes, kFirstProbeBytes);
   while (!up.done || !down.done)
