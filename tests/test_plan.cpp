@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <set>
@@ -278,16 +279,44 @@ TEST(ProbeSchedule, EveryPairOnceNoAggregatorOrTrainerTwiceInARound) {
   EXPECT_TRUE(probe_schedule(0, 2).empty());
 }
 
-TEST(ProbeSchedule, MessageSizeIsThePieceOrTheLargestThatFits) {
-  const int64_t piece = 4 << 20;
-  EXPECT_EQ(probe_message_bytes(piece, 100e6, 1.0), piece); // 0.08 s of 0.4 s: fits
-  // 1 MB/s with 0.5 s left: 0.2 MB fits.
-  EXPECT_EQ(probe_message_bytes(piece, 1e6, 0.5), 200'000);
-  EXPECT_EQ(probe_message_bytes(piece, 1e3, 0.5), kFirstProbeBytes); // never below the first
-  EXPECT_EQ(probe_message_bytes(piece, 1e6, -1), kFirstProbeBytes);  // budget spent
-  EXPECT_EQ(probe_message_bytes(1000, 1e9, 1), kFirstProbeBytes);    // a tiny model
+TEST(ProbeSchedule, TransfersGrowByFourAndFitWhatIsLeft) {
+  EXPECT_EQ(next_probe_bytes(0, 0, 0, 0.5), kFirstProbeBytes); // nothing measured yet
+  EXPECT_EQ(next_probe_bytes(0, 0, 0, 0), 0);                  // no time left: not even that
+  // The download's first, sized by the upload's rate: 64 KiB at 2 MB/s need 33 ms.
+  EXPECT_EQ(next_probe_bytes(0, 2e6, 0.001, 0.05), kFirstProbeBytes);
+  EXPECT_EQ(next_probe_bytes(0, 2e6, 0.001, 0.02), 0);
+  EXPECT_EQ(next_probe_bytes(1 << 20, 100e6, 0.001, 10), 4 << 20); // time to spare: four times
+  // 2 MB/s, 0.3 s left after a 0.1 s round trip: 0.4 MB fits, more than twice the last 128 KB.
+  EXPECT_EQ(next_probe_bytes(128'000, 2e6, 0.1, 0.3), 400'000);
+  EXPECT_EQ(next_probe_bytes(256'000, 2e6, 0.1, 0.3), 0);  // 400 kB < twice the last: stop
+  EXPECT_EQ(next_probe_bytes(1 << 20, 1e9, 0.001, -1), 0); // the pair's time is up
+  EXPECT_EQ(next_probe_bytes(65536, std::numeric_limits<double>::infinity(), 0, 1), 262144);
+}
+
+TEST(ProbeSchedule, TransfersAreRealPiecesNeverMoreThanAsked) {
+  const int64_t piece = 1'686'952;
+  EXPECT_EQ(probe_transfer(65536, piece).message_bytes, 65536); // smaller than a piece: one
+  EXPECT_EQ(probe_transfer(65536, piece).messages, 1);
+  const ProbeTransfer t = probe_transfer(4 << 20, piece); // 2 pieces, not 3 (over 4 MiB)
+  EXPECT_EQ(t.message_bytes, piece);
+  EXPECT_EQ(t.messages, 2);
+  // A tiny piece: messages of kFirstProbeBytes, as many as fit.
+  EXPECT_EQ(probe_transfer(1 << 20, 1000).message_bytes, kFirstProbeBytes);
+  EXPECT_EQ(probe_transfer(1 << 20, 1000).messages, 16);
+}
+
+TEST(ProbeSchedule, RatesAreExactOnlyFromLongEnoughTransfers) {
   EXPECT_DOUBLE_EQ(transfer_rate(1e6, 0.011, 0.001), 1e8);
   EXPECT_DOUBLE_EQ(transfer_rate(1e6, 0.001, 0.002), 4e9); // jitter: capped, still positive
+  EXPECT_EQ(rate_bound(0.061, 0.001, 100e6, 0), RateBound::kExact);
+  // 10 ms: a burst could be in it, unless the rate still rose with the transfer's size.
+  EXPECT_EQ(rate_bound(0.011, 0.001, 100e6, 0), RateBound::kAtMost);
+  EXPECT_EQ(rate_bound(0.011, 0.001, 100e6, 150e6), RateBound::kAtMost);
+  EXPECT_EQ(rate_bound(0.011, 0.001, 100e6, 60e6), RateBound::kAtLeast);
+  EXPECT_EQ(rate_bound(0.001, 0.002, 4e9, 0), RateBound::kAtLeast); // the round trip was most
+  EXPECT_STREQ(rate_bound_name(RateBound::kExact), "exact");
+  EXPECT_STREQ(rate_bound_name(RateBound::kAtLeast), "at_least");
+  EXPECT_STREQ(rate_bound_name(RateBound::kAtMost), "at_most");
 }
 
 TEST(CostModel, TrainerTransferIsItsBytesOverItsMeasuredLinks) {

@@ -21,14 +21,9 @@ namespace {
 // What a trainer asks of the aggregator it probes: {op, bytes of one message, messages}.
 enum Op : int64_t { kPing = 1, kUp, kDown, kDone };
 using Control = std::array<int64_t, 3>;
-// The real-size measurement sends this many messages back to back (fewer when the budget is
-// short): a shaped link (tbf) passes its burst at once, and a single message of a few burst
-// sizes measured 15-45% above the link's rate on the simulated LAN.
-constexpr int64_t kRealMessages = 8;
 constexpr int kPings = 5;
-constexpr int kFirstTries = 3;
-// The figures a trainer sends rank 0: its world rank, then per aggregator 6 numbers.
-constexpr size_t kFiguresPerLink = 6;
+// The figures a trainer sends rank 0: its world rank, then per aggregator 8 numbers.
+constexpr size_t kFiguresPerLink = 8;
 
 // Every probe wait: a peer still starting (a trainer loads its data after admission) or still
 // serving the pairs before this one; a failure is a clear error after this, not a hang.
@@ -37,20 +32,54 @@ double probe_deadline(const TrainConfig &config) {
 }
 
 struct Probe {
-  MPI_Comm job;
+  MPI_Comm job = MPI_COMM_NULL;
   int aggregators = 1, trainers = 0;
   double deadline = 0;
   std::vector<std::vector<ProbePair>> rounds;
-  std::vector<int> world; // by job rank: what timeouts name (job ranks skip rejected trainers)
+  std::vector<int> world;  // by job rank: what timeouts name (job ranks skip rejected trainers)
+  double seconds = 0;      // --link-probe-seconds, for the whole job
+  Clock::time_point start; // when every rank of the job had entered the probe
 };
+
+// Every rank starts the probe's clock when all have entered it (a trainer loads its data first):
+// then the rounds' deadlines (round_end) mean the same time on every rank, to within one message,
+// and the wait for a late rank is not taken from any pair's budget.
+void start_together(Probe &p) {
+  MPI_Request r;
+  CHECK_MPI(MPI_Ibarrier(p.job, &r));
+  RequestSet set;
+  set.add(r, 0, "every rank entering the link probe");
+  set.wait_all(p.deadline);
+  p.start = Clock::now();
+}
 
 Probe make_probe(const TrainConfig &config, MPI_Comm job) {
   int size = 0;
   CHECK_MPI(MPI_Comm_size(job, &size));
-  Probe p{job, config.aggregators, size - config.aggregators, probe_deadline(config), {}, {}};
+  Probe p;
+  p.job = job;
+  p.aggregators = config.aggregators;
+  p.trainers = size - config.aggregators;
+  p.deadline = probe_deadline(config);
+  p.seconds = config.link_probe_seconds;
   p.rounds = probe_schedule(p.trainers, p.aggregators);
   p.world = world_ranks(job);
+  start_together(p);
   return p;
+}
+
+// Round r of R ends at start + (r + 1) S / R: a pair whose round started late (the pair before
+// ran over by its last transfer) has that much less, so overruns do not add up over the rounds,
+// and a pair after one that finished early has the time it left.
+Clock::time_point round_end(const Probe &p, size_t round) {
+  const double share =
+      p.seconds * static_cast<double>(round + 1) / static_cast<double>(p.rounds.size());
+  return p.start +
+         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(share));
+}
+
+double seconds_until(Clock::time_point end) {
+  return std::chrono::duration<double>(end - Clock::now()).count();
 }
 
 // The probe measures time, so its waits must not sleep between tests as a round's waits do (up
@@ -138,60 +167,84 @@ double exchange(const Probe &p, int aggregator, Op op, int64_t bytes, std::vecto
   return seconds_since(start);
 }
 
-// Latency, then both directions with 64 KiB (best of three), then (off-host, when the budget
-// allows) with the real piece size or the largest message that fits.
-LinkFigures measure(const Probe &p, int aggregator, bool same_host, int64_t piece_bytes,
-                    double budget) {
-  std::vector<uint8_t> payload;
-  exchange(p, aggregator, kPing, 0, payload); // waits out the pairs before this one
-  const auto start = Clock::now();
+// One direction of a pair: its last transfer and what it showed.
+struct Direction {
+  Op op;
+  int64_t bytes = 0, message_bytes = 0;  // the last transfer's, in all and per message
+  double rate = 0;                       // bytes/s, of the last transfer
+  RateBound bound = RateBound::kAtLeast; // no transfer yet: ">= 0"
+  double exact_rate = 0;                 // the fastest transfer long enough to trust
+  bool done = false;
+  // The figure: the fastest trusted transfer (noise on a busy host only ever slows one down,
+  // and one of 50 ms or more passes in no burst: a 20 Mbit/s upload measured 1.56 MB/s once,
+  // its trusted transfer before 2.35), else the last transfer's rate as a bound.
+  double figure() const { return exact_rate > 0 ? exact_rate : rate; }
+  RateBound figure_bound() const { return exact_rate > 0 ? RateBound::kExact : bound; }
+};
+
+// One more transfer of `d`, sized to end within `seconds_left` at `sizing_rate` (its last one's,
+// or before its first the other direction's; next_probe_bytes); false when none fits.
+bool step(const Probe &p, int aggregator, Direction &d, int64_t piece_bytes, double trip,
+          double sizing_rate, double seconds_left, std::vector<uint8_t> &payload) {
+  const int64_t total = next_probe_bytes(d.bytes, sizing_rate, trip, seconds_left);
+  if (total == 0)
+    return false;
+  const ProbeTransfer t = probe_transfer(total, piece_bytes);
+  const double seconds = exchange(p, aggregator, d.op, t.message_bytes, payload, t.messages);
+  d.bytes = t.message_bytes * t.messages;
+  d.message_bytes = t.message_bytes;
+  const double previous = d.rate;
+  d.rate = transfer_rate(static_cast<double>(d.bytes), seconds, trip);
+  d.bound = rate_bound(seconds, trip, d.rate, previous);
+  if (d.bound == RateBound::kExact)
+    d.exact_rate = std::max(d.exact_rate, d.rate);
+  return true;
+}
+
+// The median of kPings empty ping-pongs.
+double median_round_trip(const Probe &p, int aggregator, std::vector<uint8_t> &payload) {
   std::vector<double> trips;
   for (int k = 0; k < kPings; ++k)
     trips.push_back(exchange(p, aggregator, kPing, 0, payload));
   std::nth_element(trips.begin(), trips.begin() + kPings / 2, trips.end());
-  const double trip = trips[kPings / 2];
+  return trips[kPings / 2];
+}
+
+// Latency, then both directions in turn with transfers that grow (kProbeGrowth) until one lasts
+// long enough to trust (kTrustedTransferSeconds) with messages of the real piece size, or until
+// the next would not end by `end`. Only a trusted transfer gives an exact rate (Direction::figure):
+// a shorter one can pass in a shaper's burst or fill buffers faster than the link drains them.
+LinkFigures measure(const Probe &p, int aggregator, bool same_host, int64_t piece_bytes,
+                    Clock::time_point end) {
+  std::vector<uint8_t> payload;
+  exchange(p, aggregator, kPing, 0, payload); // waits out the pairs before this one
+  const double trip = median_round_trip(p, aggregator, payload);
+  Direction up{kUp}, down{kDown};
+  const int64_t target = std::max(piece_bytes, kFirstProbeBytes);
+  while (!up.done || !down.done)
+    for (Direction *d : {&up, &down}) {
+      if (d->done)
+        continue;
+      // The upload goes first in each turn: it leaves half of what is left to the download.
+      const bool halve = d == &up && !down.done;
+      const double left = seconds_until(end) / (halve ? 2 : 1);
+      const double sizing_rate = d->bytes > 0 ? d->rate : (d == &up ? down : up).rate;
+      // Same host: shared memory, which the plan does not count as a network link; one will do.
+      d->done = !step(p, aggregator, *d, piece_bytes, trip, sizing_rate, left, payload) ||
+                same_host || (d->bound == RateBound::kExact && d->message_bytes >= target);
+    }
+  exchange(p, aggregator, kDone, 0, payload);
   LinkFigures f;
   f.aggregator_rank = aggregator;
   f.same_host = same_host;
   f.latency_ms = trip / 2 * 1e3;
-  // The first message size three times each way, the best counting: noise (another process on
-  // the core, a retransmission) only ever slows a transfer down.
-  int64_t bytes = kFirstProbeBytes;
-  double up = 0, down = 0;
-  for (int k = 0; k < kFirstTries; ++k) {
-    up = std::max(up, transfer_rate(static_cast<double>(bytes),
-                                    exchange(p, aggregator, kUp, bytes, payload), trip));
-    down = std::max(down, transfer_rate(static_cast<double>(bytes),
-                                        exchange(p, aggregator, kDown, bytes, payload), trip));
-  }
-  // Same host: shared memory, which the plan does not count as a network link; 64 KiB will do.
-  const int64_t real = same_host ? bytes
-                                 : probe_message_bytes(piece_bytes, std::min(up, down),
-                                                       budget - seconds_since(start));
-  if (real > bytes) {
-    // As many real messages as fit a quarter of what is left (the same again for the download).
-    const double rate = std::min(up, down), left = budget - seconds_since(start);
-    const auto n = std::clamp<int64_t>(
-        static_cast<int64_t>(left / 4 * rate / static_cast<double>(real)), 1, kRealMessages);
-    up = transfer_rate(static_cast<double>(n * real),
-                       exchange(p, aggregator, kUp, real, payload, n), trip);
-    // A shaped link lets 64 KiB through in a burst faster than it carries a piece: the download
-    // is sized again from the upload's rate, so that the pair keeps to its budget.
-    const int64_t back = std::min(real, probe_message_bytes(piece_bytes, std::min(up, down),
-                                                            2 * (budget - seconds_since(start))));
-    if (back > bytes) {
-      const auto m = std::clamp<int64_t>(static_cast<int64_t>((budget - seconds_since(start)) / 2 *
-                                                              up / static_cast<double>(back)),
-                                         1, kRealMessages);
-      down = transfer_rate(static_cast<double>(m * back),
-                           exchange(p, aggregator, kDown, back, payload, m), trip);
-    }
-    bytes = std::max(bytes, std::min(real, back)); // the smaller real message of the two
-  }
-  exchange(p, aggregator, kDone, 0, payload);
-  f.up_mb_per_s = up / 1e6;
-  f.down_mb_per_s = down / 1e6;
-  f.message_bytes = bytes;
+  f.up_mb_per_s = up.figure() / 1e6;
+  f.down_mb_per_s = down.figure() / 1e6;
+  f.up_bound = up.figure_bound();
+  f.down_bound = down.figure_bound();
+  // The smaller message of the two directions (one that measured nothing has none).
+  f.message_bytes = std::min(up.message_bytes > 0 ? up.message_bytes : down.message_bytes,
+                             down.message_bytes > 0 ? down.message_bytes : up.message_bytes);
   return f;
 }
 
@@ -203,7 +256,9 @@ std::vector<double> encode_figures(int world_rank, const std::vector<LinkFigures
                                                 f.latency_ms,
                                                 f.up_mb_per_s,
                                                 f.down_mb_per_s,
-                                                static_cast<double>(f.message_bytes)};
+                                                static_cast<double>(f.message_bytes),
+                                                static_cast<double>(f.up_bound),
+                                                static_cast<double>(f.down_bound)};
     out.insert(out.end(), v.begin(), v.end());
   }
   return out;
@@ -220,6 +275,8 @@ std::vector<LinkFigures> decode_figures(const std::vector<double> &in) {
     f.up_mb_per_s = in[k + 3];
     f.down_mb_per_s = in[k + 4];
     f.message_bytes = static_cast<int64_t>(in[k + 5]);
+    f.up_bound = static_cast<RateBound>(static_cast<int>(in[k + 6]));
+    f.down_bound = static_cast<RateBound>(static_cast<int>(in[k + 7]));
     out.push_back(f);
   }
   return out;
@@ -245,8 +302,12 @@ std::vector<LinkFigures> probe_links_coordinator(const TrainConfig &config, MPI_
   for (const auto &r : raw)
     for (const LinkFigures &f : decode_figures(r))
       links.push_back(f);
-  log_info("links: {} trainer-aggregator pairs probed in {:.2f} s (--link-probe-seconds {})",
-           links.size(), seconds_since(start), config.link_probe_seconds);
+  // The bound DESIGN §3 states: S plus the last transfer of a pair that ran over (sized at the
+  // rate seen so far, it runs over only when a link is slower than its smaller transfer showed).
+  log_info("links: {} trainer-aggregator pairs probed in {:.2f} s (--link-probe-seconds {}), "
+           "after {:.2f} s waiting for every rank to start the probe",
+           links.size(), seconds_since(p.start), config.link_probe_seconds,
+           std::chrono::duration<double>(p.start - start).count());
   return links;
 }
 
@@ -266,14 +327,13 @@ std::vector<LinkFigures> probe_links_trainer(const TrainConfig &config, MPI_Comm
   const Probe p = make_probe(config, job);
   int me = 0;
   CHECK_MPI(MPI_Comm_rank(job, &me));
-  const double budget = config.link_probe_seconds / static_cast<double>(p.rounds.size());
   std::vector<LinkFigures> links(static_cast<size_t>(p.aggregators));
-  for (const auto &round : p.rounds)
-    for (const ProbePair &pair : round)
+  for (size_t r = 0; r < p.rounds.size(); ++r)
+    for (const ProbePair &pair : p.rounds[r])
       if (p.aggregators + pair.trainer == me) {
         const bool same_host =
             hosts.at(static_cast<size_t>(pair.aggregator)) == hosts.at(static_cast<size_t>(me));
-        LinkFigures f = measure(p, pair.aggregator, same_host, piece_bytes, budget);
+        LinkFigures f = measure(p, pair.aggregator, same_host, piece_bytes, round_end(p, r));
         f.trainer_rank = world_rank;
         links[static_cast<size_t>(pair.aggregator)] = f;
       }
@@ -286,10 +346,15 @@ std::vector<LinkFigures> probe_links_trainer(const TrainConfig &config, MPI_Comm
 }
 
 nlohmann::json link_json(const LinkFigures &f) {
-  return {{"trainer_rank", f.trainer_rank},  {"aggregator_rank", f.aggregator_rank},
-          {"same_host", f.same_host},        {"latency_ms", f.latency_ms},
-          {"up_mb_per_s", f.up_mb_per_s},    {"down_mb_per_s", f.down_mb_per_s},
-          {"message_bytes", f.message_bytes}};
+  return {{"trainer_rank", f.trainer_rank},
+          {"aggregator_rank", f.aggregator_rank},
+          {"same_host", f.same_host},
+          {"latency_ms", f.latency_ms},
+          {"up_mb_per_s", f.up_mb_per_s},
+          {"down_mb_per_s", f.down_mb_per_s},
+          {"message_bytes", f.message_bytes},
+          {"up_bound", rate_bound_name(f.up_bound)},
+          {"down_bound", rate_bound_name(f.down_bound)}};
 }
 
 nlohmann::json links_json(const std::vector<LinkFigures> &links) {
@@ -298,6 +363,15 @@ nlohmann::json links_json(const std::vector<LinkFigures> &links) {
     out.push_back(link_json(f));
   return out;
 }
+
+namespace {
+// "2.4", or ">=950.3" / "<=2.6" for a bound (ASCII: the table is read in SLURM logs, and a
+// width counts bytes there).
+std::string rate_text(double mb_per_s, RateBound bound) {
+  const char *mark = bound == RateBound::kAtLeast ? ">=" : bound == RateBound::kAtMost ? "<=" : "";
+  return fmt::format("{}{:.1f}", mark, mb_per_s);
+}
+} // namespace
 
 void log_link_table(const std::vector<LinkFigures> &links,
                     const std::vector<std::string> &host_names) {
@@ -308,10 +382,10 @@ void log_link_table(const std::vector<LinkFigures> &links,
   log_info("  {:>7} {:<16} {:>10} {:<16} {:>10} {:>10} {:>10} {:>11}  {}", "trainer", "host",
            "aggregator", "host", "latency ms", "up MB/s", "down MB/s", "message B", "same host");
   for (const LinkFigures &f : links)
-    log_info("  {:>7} {:<16} {:>10} {:<16} {:>10.3f} {:>10.1f} {:>10.1f} {:>11}  {}",
-             f.trainer_rank, name(f.trainer_rank), f.aggregator_rank, name(f.aggregator_rank),
-             f.latency_ms, f.up_mb_per_s, f.down_mb_per_s, f.message_bytes,
-             f.same_host ? "yes" : "no");
+    log_info("  {:>7} {:<16} {:>10} {:<16} {:>10.3f} {:>10} {:>10} {:>11}  {}", f.trainer_rank,
+             name(f.trainer_rank), f.aggregator_rank, name(f.aggregator_rank), f.latency_ms,
+             rate_text(f.up_mb_per_s, f.up_bound), rate_text(f.down_mb_per_s, f.down_bound),
+             f.message_bytes, f.same_host ? "yes" : "no");
 }
 
 } // namespace hetrain::run

@@ -31,12 +31,14 @@ std::vector<LinkFigures> probe_links_trainer(const TrainConfig &config, MPI_Comm
                                              int64_t piece_bytes);
 
 // {"trainer_rank":3,"aggregator_rank":0,"same_host":false,"latency_ms":0.21,"up_mb_per_s":112.0,
-//  "down_mb_per_s":113.0,"message_bytes":4194304}: the summary's, metrics' and checkpoints' form.
+//  "down_mb_per_s":113.0,"message_bytes":4194304,"up_bound":"exact","down_bound":"at_most"}:
+// the summary's, metrics' and checkpoints' form (bounds: exact, at_least, at_most; DESIGN §3).
 nlohmann::json link_json(const LinkFigures &f);
 nlohmann::json links_json(const std::vector<LinkFigures> &links);
 
-// "  rank 3 (hostB) -> rank 0 (hostA): 0.210 ms, up 112.0 MB/s, down 113.0 MB/s, 4194304-byte
-// messages, same host": the table rank 0 prints after the admission table.
+// One line per pair (trainer and its host, aggregator and its host, latency ms, up and down MB/s
+// with ">=" / "<=" before a bound, message bytes, same host): the table rank 0 prints after the
+// admission table.
 // `host_names`: by world rank.
 void log_link_table(const std::vector<LinkFigures> &links,
                     const std::vector<std::string> &host_names);

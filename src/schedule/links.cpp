@@ -23,14 +23,45 @@ std::vector<std::vector<ProbePair>> probe_schedule(int trainers, int aggregators
   return rounds;
 }
 
-int64_t probe_message_bytes(int64_t piece_bytes, double bytes_per_second, double seconds_left) {
-  if (piece_bytes <= kFirstProbeBytes)
-    return kFirstProbeBytes;
-  // Up and down each get half of what is left, with a fifth kept back for the round trips.
-  const double fits = bytes_per_second * std::max(0.0, seconds_left) * 0.4;
-  if (!std::isfinite(fits) || fits >= static_cast<double>(piece_bytes))
-    return piece_bytes;
-  return std::max<int64_t>(kFirstProbeBytes, static_cast<int64_t>(fits));
+const char *rate_bound_name(RateBound bound) {
+  switch (bound) {
+  case RateBound::kAtLeast:
+    return "at_least";
+  case RateBound::kAtMost:
+    return "at_most";
+  default:
+    return "exact";
+  }
+}
+
+int64_t next_probe_bytes(int64_t last_bytes, double bytes_per_second, double round_trip,
+                         double seconds_left) {
+  if (!(seconds_left > 0))
+    return 0;
+  const double fits = bytes_per_second * (seconds_left - round_trip);
+  if (last_bytes <= 0) // the first: unsized, unless the other direction gave a rate to size it by
+    return bytes_per_second > 0 && fits < static_cast<double>(kFirstProbeBytes) ? 0
+                                                                                : kFirstProbeBytes;
+  const double grown = static_cast<double>(kProbeGrowth * last_bytes);
+  const double next = std::isfinite(fits) ? std::min(fits, grown) : grown;
+  if (next < 2.0 * static_cast<double>(last_bytes))
+    return 0;
+  return std::llround(next);
+}
+
+ProbeTransfer probe_transfer(int64_t total_bytes, int64_t piece_bytes) {
+  const int64_t total = std::max<int64_t>(total_bytes, 1);
+  const int64_t message = std::min(total, std::max(piece_bytes, kFirstProbeBytes));
+  return {message, total / message};
+}
+
+RateBound rate_bound(double seconds, double round_trip, double rate, double previous_rate) {
+  const double moving = seconds - round_trip;
+  if (moving < seconds / 4) // transfer_rate's cap
+    return RateBound::kAtLeast;
+  if (moving >= kTrustedTransferSeconds)
+    return RateBound::kExact;
+  return previous_rate > 0 && rate >= previous_rate ? RateBound::kAtLeast : RateBound::kAtMost;
 }
 
 double transfer_rate(double bytes, double seconds, double round_trip) {

@@ -15,11 +15,14 @@
 # The busiest link is the largest of these over hosts and directions. Counters include the
 # Ethernet/IP/TCP headers and hetrain's small per-round messages (commands, statistics): they are
 # part of what a link carries. --balance equal keeps every trainer working (a plan may otherwise
-# leave one out, which would change the bytes).
+# leave one out, which would change the bytes). --link-probe-seconds 0: the probe's transfers grow
+# until one lasts 50 ms, so its bytes differ from run to run (co-located, 12 pairs at 1 Gbit/s:
+# 1.8-2.1 x the bound a round once) and would not cancel.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256
-   --micro-batch 32 --threads 1 --seed 7 --progress-seconds 1000 --balance equal)
+   --micro-batch 32 --threads 1 --seed 7 --progress-seconds 1000 --balance equal
+   --link-probe-seconds 0)
 short=5
 long=25
 # run_counted TAG NP ARGS...: one hetrain run across $sim, with counters before and after.

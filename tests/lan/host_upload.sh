@@ -9,11 +9,13 @@
 #  - --host-reduce off: >= 1.8 x M (two uploads), which shows that the counting sees uploads;
 #  - the auto run against one process at step 20 (4976 samples, tolerance $early_rtol).
 # Bytes per round: the sim's veth counters around a run of 20 rounds (4976 samples = 19 of 256 and
-# one of 112) and one of 5 (1280 samples); (long - short) / 15 cancels startup and the end.
+# one of 112) and one of 5 (1280 samples); (long - short) / 15 cancels startup and the end. The
+# link probe is off: its transfers grow until one lasts 50 ms, so its bytes differ between runs.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --epochs 1 --optimizer momentum --lr 0.05 --global-batch 256
-   --micro-batch 32 --threads 1 --seed 7 --progress-seconds 1000)
+   --micro-batch 32 --threads 1 --seed 7 --progress-seconds 1000
+   --link-probe-seconds 0)
 sim_up 4 1gbit --slots 1,2,2,2
 "$HETRAIN" train "${s[@]}" --limit-train-samples 4976 --checkpoint-dir "$work/one" >"$work/one.log" 2>&1
 param_bytes "$work/one.log" >"$work/m"

@@ -2,7 +2,8 @@
 # mpi.links: the link probe at startup (DESIGN §3) on one host. A short job with --aggregators 2
 # and 2 trainers (world ranks 2, 3) measures all 4 trainer-aggregator pairs; checked:
 #  - the summary's "links": every pair once, latency >= 0, positive up and down MB/s, a positive
-#    message size, and same_host true for every pair (all ranks share this host);
+#    message size, up_bound and down_bound (exact, at_least or at_most), and same_host true for
+#    every pair (all ranks share this host);
 #  - rank 0's link table and the probe's duration are in the log, the probe within its budget
 #    (--link-probe-seconds 2, plus 2 s for ranks that start late on a loaded machine);
 #  - the --metrics file starts with a "links" record holding the same pairs, and the round
@@ -25,12 +26,13 @@ links = summary["links"]
 pairs = sorted((l["trainer_rank"], l["aggregator_rank"]) for l in links)
 assert pairs == [(2, 0), (2, 1), (3, 0), (3, 1)], pairs
 keys = {"trainer_rank", "aggregator_rank", "same_host", "latency_ms", "up_mb_per_s",
-        "down_mb_per_s", "message_bytes"}
+        "down_mb_per_s", "message_bytes", "up_bound", "down_bound"}
 for l in links:
     assert set(l) == keys, l
     assert l["same_host"] is True, l
     assert l["latency_ms"] >= 0 and l["up_mb_per_s"] > 0 and l["down_mb_per_s"] > 0, l
     assert l["message_bytes"] > 0, l
+    assert {l["up_bound"], l["down_bound"]} <= {"exact", "at_least", "at_most"}, l
 records = [json.loads(line) for line in open(sys.argv[2])]
 assert records[0]["type"] == "links", records[0]
 assert sorted((l["trainer_rank"], l["aggregator_rank"]) for l in records[0]["links"]) == pairs
