@@ -84,9 +84,10 @@ public:
 
 private:
   // Decisions
-  TrainerSpeed speed_of(const TrainerState &t) const;
+  TrainerSpeed speed_of(const TrainerState &t, bool links_only = false) const;
   Plan plan_for() const;
-  RoundEstimate estimate_current() const;
+  RoundEstimate estimate_current(bool links_only = false,
+                                 std::vector<AggregatorRate> *rates = nullptr) const;
   void maybe_advise(double round_seconds, double compute_seconds, bool measured);
   std::string slowest_link_text(const TrainerState &t) const;
   std::string longest_measured_transfer() const;
@@ -299,9 +300,9 @@ TrainSummary Coordinator::run() {
 // What the plan knows of a trainer: its speed, and per aggregator the bytes it moves each round
 // over the measured link (the wire dtype up, fp32 parameters down; BatchNorm buffers go with
 // rank 0's pieces) or, without a probe, the old assumption of 1 GB/s for the whole buffer; and
-// once it has worked, what rank 0 measured of its transfer.
-TrainerSpeed Coordinator::speed_of(const TrainerState &t) const {
-  TrainerSpeed s{t.job_rank, t.report.host, t.speed, 0, {}, t.comm_seconds};
+// once it has worked, what rank 0 measured of its transfer (not with `links_only`).
+TrainerSpeed Coordinator::speed_of(const TrainerState &t, bool links_only) const {
+  TrainerSpeed s{t.job_rank, t.report.host, t.speed, 0, {}, links_only ? -1 : t.comm_seconds};
   if (t.links.empty())
     s.comm_seconds = transfer_seconds(flat_->numel() * 4);
   const auto wire = static_cast<double>(wire_format(config_.wire_dtype).bytes);
@@ -323,15 +324,20 @@ TrainerSpeed Coordinator::speed_of(const TrainerState &t) const {
 
 // The current plan under today's figures, with the aggregator links rated from every trainer
 // still in the job, as make_plan rates them (so that keeping and changing the plan compare
-// alike).
-RoundEstimate Coordinator::estimate_current() const {
+// alike). `links_only`: from the probe's rates, without the measured transfers; `rates`, when
+// given, receives the aggregator rates.
+RoundEstimate Coordinator::estimate_current(bool links_only,
+                                            std::vector<AggregatorRate> *rates) const {
   std::vector<TrainerSpeed> all, in_plan;
   for (const TrainerState &t : trainers_)
     if (!t.lost)
-      all.push_back(speed_of(t));
+      all.push_back(speed_of(t, links_only));
   for (int rank : plan_.ranks)
-    in_plan.push_back(speed_of(trainer_at(trainers_, rank)));
-  return estimate_round(in_plan, plan_.micro_batches, m_, aggregator_rates(all));
+    in_plan.push_back(speed_of(trainer_at(trainers_, rank), links_only));
+  const std::vector<AggregatorRate> aggregators = aggregator_rates(all);
+  if (rates)
+    *rates = aggregators;
+  return estimate_round(in_plan, plan_.micro_batches, m_, aggregators);
 }
 
 // A plan over the trainers still in the job. --balance static shares follow their trainers, so a
@@ -660,18 +666,8 @@ void Coordinator::maybe_advise(double round_seconds, double compute_seconds, boo
     return;
   // The cost model from the probe's link rates alone (not the measured transfers), so that a
   // measured round can be held against what the links explain.
-  std::vector<TrainerSpeed> all, in_plan;
-  for (const TrainerState &t : trainers_)
-    if (!t.lost) {
-      all.push_back(speed_of(t));
-      all.back().measured_comm_seconds = -1;
-    }
-  for (int rank : plan_.ranks) {
-    in_plan.push_back(speed_of(trainer_at(trainers_, rank)));
-    in_plan.back().measured_comm_seconds = -1;
-  }
-  const std::vector<AggregatorRate> rates = aggregator_rates(all);
-  const RoundEstimate e = estimate_round(in_plan, plan_.micro_batches, m_, rates);
+  std::vector<AggregatorRate> rates;
+  const RoundEstimate e = estimate_current(true, &rates);
   CommunicationFacts f;
   f.compute_seconds = compute_seconds < 0 ? e.compute_seconds : compute_seconds;
   f.round_seconds = round_seconds;

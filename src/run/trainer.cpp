@@ -119,6 +119,7 @@ private:
   void relay_round(const RoundCommand &command);
   int upload_peer(const Piece &p) const { return leader_ >= 0 ? leader_ : p.owner; }
   void report_out_speed(const RoundCommand &command);
+  void use_epoch_order(int64_t epoch);
   void send_timeline();
   void log_samples(const RoundCommand &command);
 
@@ -306,10 +307,7 @@ bool Trainer::receive_parameters(const char *when) {
 void Trainer::run_round(const RoundCommand &command) {
   ++rounds_worked_;
   inject_faults_before_round(command);
-  if (command.epoch != order_epoch_) {
-    order_ = epoch_permutation(config_.seed, command.epoch, n_);
-    order_epoch_ = command.epoch;
-  }
+  use_epoch_order(command.epoch);
   const auto start = Clock::now();
   const double start_us = wall_microseconds();
   RequestSet early; // --overlap: gradient pieces sent during the last backward pass
@@ -508,15 +506,20 @@ void Trainer::relay_round(const RoundCommand &command) {
   finish_relay(false);
 }
 
+// order_ becomes the permutation of `epoch` (computed once per epoch).
+void Trainer::use_epoch_order(int64_t epoch) {
+  if (epoch == order_epoch_)
+    return;
+  order_ = epoch_permutation(config_.seed, epoch, n_);
+  order_epoch_ = epoch;
+}
+
 // Out of the plan and asked to (kOut with a count): forward and backward over the first `count`
 // samples of the epoch's order with the parameters it has, timed, for rank 0's re-plans (a
 // machine that recovered comes back). The BatchNorm buffers it moves are replaced with the
 // parameters before its next round; nobody waits for this.
 void Trainer::report_out_speed(const RoundCommand &command) {
-  if (command.epoch != order_epoch_) {
-    order_ = epoch_permutation(config_.seed, command.epoch, n_);
-    order_epoch_ = command.epoch;
-  }
+  use_epoch_order(command.epoch);
   const SampleRun samples{order_.data(), std::min(command.count, n_), config_.seed, command.epoch,
                           0};
   const auto start = Clock::now();

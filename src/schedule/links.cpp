@@ -1,7 +1,5 @@
 #include "hetrain/schedule/links.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 
