@@ -232,13 +232,7 @@ int cmd_inspect(const std::string &path, bool json) {
   }
   for (const auto &[name, t] : c.buffers)
     buffers.push_back({{"name", name}, {"shape", t.sizes().vec()}});
-  nlohmann::json epochs = nlohmann::json::array();
-  for (const EpochRecord &r : c.epochs)
-    epochs.push_back({{"epoch", r.epoch},
-                      {"train_loss", r.train_loss},
-                      {"test_accuracy", r.test_accuracy},
-                      {"seconds", r.seconds},
-                      {"samples_per_sec", r.samples_per_sec}});
+  const nlohmann::json epochs = c.epochs; // train/records.h: the one JSON form of an epoch
   nlohmann::json state_names = nlohmann::json::array();
   for (const auto &s : c.optimizer_state)
     state_names.push_back(s.first);

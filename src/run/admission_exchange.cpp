@@ -6,8 +6,8 @@
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
 
+#include "clock.h"
 #include "protocol.h"
-#include "run_support.h"
 
 #include <algorithm>
 #include <thread>

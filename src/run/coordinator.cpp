@@ -26,13 +26,19 @@
 #include "hetrain/schedule/replan.h"
 
 #include "admission_exchange.h"
+#include "checkpointing.h"
 #include "host_reduce.h"
+#include "job_comms.h"
 #include "link_probe.h"
+#include "model_buffers.h"
 #include "protocol.h"
 #include "roles.h"
+#include "round_accounting.h"
 #include "round_executor.h"
 #include "round_report.h"
-#include "run_support.h"
+#include "run_progress.h"
+#include "run_records.h"
+#include "train_setup.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -89,9 +95,6 @@ private:
   RoundEstimate estimate_current(bool links_only = false,
                                  std::vector<AggregatorRate> *rates = nullptr) const;
   void maybe_advise(double round_seconds, double compute_seconds, bool measured);
-  std::string slowest_link_text(const TrainerState &t) const;
-  std::string longest_measured_transfer() const;
-  int trainer_hosts() const;
   void assign_round(int64_t epoch, int64_t start, int64_t count, int64_t steps, int attempt);
   RoundResult run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps);
   void on_late(const RoundResult &result, int64_t epoch);
@@ -132,23 +135,22 @@ private:
   const int64_t n_, G_, m_, local_steps_, round_samples_;
   std::unique_ptr<Optimizer> optimizer_;
   const LrSchedule schedule_;
-  const ShardLayout layout_;
+  ShardLayout layout_; // set once the master model's size is known
   TrainSummary summary_;
-  TrainingPosition position_, resumed_;
+  RunProgress progress_;
   CheckpointSource source_;
   Plan plan_;
   Timeline timeline_;
   MetricsFile metrics_;
   std::unique_ptr<ShardServers> servers_;
   std::unique_ptr<RoundExecutor> executor_;
-  Clock::time_point run_start_ = Clock::now(), last_progress_ = Clock::now();
   int64_t rounds_since_plan_ = 0;
   std::optional<Plan> previous_plan_;       // the plan replaced last (replan.h: hysteresis)
   int pending_signal_ = 0;                  // SIGTERM/SIGUSR1 seen here or reported by a trainer
   std::vector<HostGroup> groups_;           // --host-reduce
   int64_t uploads_ = 0, upload_rounds_ = 0; // uploads rank 0 received over the completed rounds
   bool advised_ = false;                    // the communication-bound warning is given once
-  double measured_round_ = -1, measured_compute_ = -1; // smoothed, for that warning
+  MeasuredRound measured_;                  // smoothed, for that warning
 };
 
 Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placement,
@@ -163,15 +165,14 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
       G_(config.global_batch), m_(config.micro_batch),
       local_steps_(config.sync == SyncMode::kParams ? config.local_steps : 1),
       round_samples_(G_ * local_steps_), // samples of the epoch's order per round
-      schedule_(lr_schedule(config, (n_ + G_ - 1) / G_)), layout_([&] {
-        torch::manual_seed(config.seed);
-        model_ = make_model(spec_);
-        model_->to(place_.device); // the master parameters and the optimizer state live here
-        flat_ = std::make_unique<FlatParameters>(*model_);
-        return shard_layout_checked(flat_->numel(), config);
-      }()),
+      schedule_(lr_schedule(config, (n_ + G_ - 1) / G_)), progress_(config, n_, round_samples_),
       timeline_(!config.timeline.empty()),
       metrics_(config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics)) {
+  torch::manual_seed(config.seed); // every rank builds the same initial model from the seed
+  model_ = make_model(spec_);
+  model_->to(place_.device); // the master parameters and the optimizer state live here
+  flat_ = std::make_unique<FlatParameters>(*model_);
+  layout_ = shard_layout_checked(flat_->numel(), config);
   const Normalization normalization{meta.mean, meta.std};
   test_ = open_test_data(config, meta, normalization);
   optimizer_ =
@@ -186,8 +187,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   // and each round's command says where in which epoch it is.
   const std::string fingerprint = model_fingerprint(*model_, spec_);
   if (auto resume = find_resume_point(config, spec_, fingerprint))
-    position_ = restore_training(*resume, *model_, *flat_, *optimizer_, summary_);
-  resumed_ = position_;
+    progress_.resume_at(restore_training(*resume, *model_, *flat_, *optimizer_, summary_));
   source_ = CheckpointSource{
       &config,          spec_,      normalization,        model_.get(), flat_.get(),
       optimizer_.get(), &schedule_, placement.world_size, {},           fingerprint};
@@ -219,19 +219,17 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
 TrainSummary Coordinator::run() {
   // No parameters go out here: each trainer gets them with its first kRound or kSkip, so a
   // trainer the plan leaves out costs the job nothing, not even at the start (DESIGN §5).
-  run_start_ = Clock::now();
-  last_progress_ = Clock::now();
-  for (int64_t epoch = resumed_.epoch; epoch < config_.epochs; ++epoch) {
+  progress_.start();
+  for (int64_t epoch = progress_.first_epoch(); epoch < config_.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     // A resumed epoch goes on from the saved position; its record covers this part only.
-    position_ = start_of_epoch(position_, resumed_, epoch, n_);
-    const int64_t first = position_.epoch_position;
+    const int64_t first = progress_.begin_epoch(epoch);
     double loss_sum = 0;
     int64_t correct = 0;
     for (int64_t start = first; start < n_; start += round_samples_) {
-      if (fault_kills_in_round(0, position_.round + 1)) {
+      if (fault_kills_in_round(0, progress_.position().round + 1)) {
         log_warn("--fault-kill-rank: rank 0 dying (SIGKILL) before round {}",
-                 position_.global_step + 1);
+                 progress_.position().global_step + 1);
         std::raise(SIGKILL);
       }
       const auto round_start = Clock::now();
@@ -249,18 +247,13 @@ TrainSummary Coordinator::run() {
           loss_sum += t.stats.loss_sum;
           correct += t.stats.correct;
         }
-      position_.epoch_position = start + count;
-      position_.round += 1;
-      position_.global_step += steps;
-      position_.samples_seen += count;
+      progress_.round_done(count, steps);
       write_round_metrics(result, round_seconds, count, steps, epoch);
       report_progress(epoch, first, loss_sum);
       maybe_replan();
-      const bool last = start + count >= n_;
-      if (config_.checkpoint_every > 0 && position_.global_step % config_.checkpoint_every == 0 &&
-          !last)
+      if (progress_.step_checkpoint_due())
         save("step");
-      if (stop_requested(last)) {
+      if (stop_requested(progress_.epoch_finished())) {
         summary_.final_checkpoint = save("signal");
         summary_.stopped_by_signal = pending_signal_;
         break;
@@ -277,11 +270,10 @@ TrainSummary Coordinator::run() {
     }
   }
   end_job();
-  CHECK_MPI(MPI_Comm_free(&job_));
   if (summary_.stopped_by_signal != 0) {
     log_warn("{}: stopped at step {} (epoch {}), wrote {}; continue with --resume auto",
-             signal_name(summary_.stopped_by_signal), position_.global_step, position_.epoch + 1,
-             summary_.final_checkpoint);
+             signal_name(summary_.stopped_by_signal), progress_.position().global_step,
+             progress_.position().epoch + 1, summary_.final_checkpoint);
     return summary_;
   }
   for (const TrainerState &t : trainers_) {
@@ -293,7 +285,7 @@ TrainSummary Coordinator::run() {
   }
   summary_.uploads_per_round =
       upload_rounds_ > 0 ? static_cast<double>(uploads_) / static_cast<double>(upload_rounds_) : 0;
-  finish_run(config_, position_, summary_);
+  finish_run(config_, progress_.position(), summary_);
   return summary_;
 }
 
@@ -365,8 +357,8 @@ void Coordinator::assign_round(int64_t epoch, int64_t start, int64_t count, int6
   const RoundShard shard = shard_round(plan_.micro_batches, m_ * local_steps_, start, count);
   for (TrainerState &t : trainers_) {
     t.working = false;
-    t.command = RoundCommand{RoundCommand::Kind::kSkip, epoch, 0,       0,
-                             position_.global_step,     steps, attempt, false};
+    t.command = RoundCommand{RoundCommand::Kind::kSkip,        epoch, 0,       0,
+                             progress_.position().global_step, steps, attempt, false};
   }
   for (size_t p = 0; p < plan_.ranks.size(); ++p) {
     if (shard.counts[p] == 0)
@@ -396,7 +388,7 @@ void Coordinator::set_participation() {
       t.has_params = true;
       if (t.told_out)
         log_info("{} is back in the plan from round {}: the current parameters go to it first",
-                 name_of(t), position_.global_step + 1);
+                 name_of(t), progress_.position().global_step + 1);
       t.told_out.reset();
       continue;
     }
@@ -413,7 +405,7 @@ void Coordinator::set_participation() {
     if (!t.lost && !t.told_out)
       log_info("{} is out of the plan from round {}: it gets no parameters and nobody waits for "
                "it until a plan brings it back",
-               name_of(t), position_.global_step + 1);
+               name_of(t), progress_.position().global_step + 1);
     if (t.send_command)
       t.told_out = now;
     t.has_params = false;
@@ -455,8 +447,8 @@ void Coordinator::describe_host_groups(const HostGrouping &grouping) {
 // A round is redone (attempt 1, 2, ...) after --on-trainer-loss continue dropped a trainer in it:
 // the same samples, re-planned over the survivors, from the same parameters.
 RoundResult Coordinator::run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps) {
-  const RoundOrder order{position_.global_step + 1, position_.global_step, count,
-                         learning_rate(schedule_, position_.global_step)};
+  const RoundOrder order{progress_.position().global_step + 1, progress_.position().global_step,
+                         count, learning_rate(schedule_, progress_.position().global_step)};
   for (int attempt = 0;; ++attempt) {
     assign_round(epoch, start, count, steps, attempt);
     RoundResult result = executor_->execute(order);
@@ -492,13 +484,14 @@ void Coordinator::on_late(const RoundResult &result, int64_t epoch) {
   if (config_.on_trainer_loss != TrainerLoss::kContinue) {
     const std::string path = save("abort");
     log_error("lost {} in round {} (epoch {}); wrote {} (the last complete round)",
-              late_text(trainers_, late, false), position_.global_step + 1, epoch + 1, path);
+              late_text(trainers_, late, false), progress_.position().global_step + 1, epoch + 1,
+              path);
     stop_trainers(late);
     throw *result.late.error;
   }
   executor_->discard_round();
   drop_trainers(late, fmt::format("no answer in round {} within --straggler-timeout {} s",
-                                  position_.global_step + 1, config_.straggler_timeout));
+                                  progress_.position().global_step + 1, config_.straggler_timeout));
   const LatePeers again = executor_->broadcast();
   if (again.any()) {
     executor_->discard_round();
@@ -527,8 +520,8 @@ void Coordinator::drop_trainers(const std::vector<int> &world_ranks, const std::
   }
   previous_plan_ = plan_;
   plan_ = plan_for();
-  record_plan(fmt::format("after round {} (without the lost rank {})", position_.global_step,
-                          rank_list(world_ranks)));
+  record_plan(fmt::format("after round {} (without the lost rank {})",
+                          progress_.position().global_step, rank_list(world_ranks)));
 }
 
 // A plan just adopted (the first: at start-up), with why: its notes (who is left out and why) and
@@ -550,8 +543,8 @@ void Coordinator::record_plan(const std::string &why) {
     shares[std::to_string(trainer_at(trainers_, plan_.ranks[p]).world_rank)] =
         plan_.micro_batches[p];
   metrics_.write({{"type", "plan"},
-                  {"time", seconds_since(run_start_)},
-                  {"step", position_.global_step},
+                  {"time", progress_.run_seconds()},
+                  {"step", progress_.position().global_step},
                   {"reason", why},
                   {"shares", shares},
                   {"estimated_round_seconds", plan_.estimated_round_seconds},
@@ -592,7 +585,7 @@ void Coordinator::maybe_replan() {
   const std::string why = fmt::format(
       "after round {} (estimated {:.4f} s a round against {:.4f} s keeping the plan, {:.0f}% "
       "less, {:.0f}% needed; measured samples/s of ranks {})",
-      position_.global_step, next.estimated_round_seconds, keep,
+      progress_.position().global_step, next.estimated_round_seconds, keep,
       100.0 * (1.0 - next.estimated_round_seconds / keep),
       100.0 * required_gain(previous_plan_ && same_split(next, *previous_plan_), noise), speeds);
   previous_plan_ = plan_;
@@ -611,117 +604,34 @@ bool Coordinator::stop_requested(bool last_round_of_epoch) {
   return pending_signal_ != 0 && !last_round_of_epoch;
 }
 
-// Statistics of the working trainers: their totals, smoothed speeds, what they run on.
+// Statistics of the working trainers: their totals, smoothed speeds, what they run on
+// (round_accounting.h); from the second round on, the smoothed round for the advice.
 void Coordinator::account(double round_seconds, const RoundResult &result) {
-  double compute = 0;
-  for (TrainerState &t : trainers_) {
-    if (!t.lost && !t.in_round) {
-      ++t.out_rounds;
-      t.out_seconds += round_seconds;
-    }
-    if (!t.working)
-      continue;
-    const RoundStats &s = t.stats;
-    compute = std::max(compute, s.compute_seconds);
-    // Its transfer and wait as rank 0 sees it: the arrival of its last message minus its
-    // compute, smoothed like the speed (replan.h).
-    const double arrival = result.arrival_seconds.at(static_cast<size_t>(&t - trainers_.data()));
-    if (arrival >= 0) {
-      const double comm = std::max(0.0, arrival - s.compute_seconds);
-      t.comm_seconds = t.comm_seconds < 0 ? comm : 0.7 * t.comm_seconds + 0.3 * comm;
-    }
-    t.samples += s.samples;
-    t.compute_seconds += s.compute_seconds;
-    t.data_wait_seconds += s.data_wait_seconds;
-    t.wait_seconds += std::max(0.0, round_seconds - s.compute_seconds);
-    t.last_round = position_.global_step + 1;
-    if (s.micro_batch != t.micro_batch)
-      log_warn("{} now runs micro-batches of {} samples (--micro-batch {}): it ran out of "
-               "device memory",
-               name_of(t), s.micro_batch, m_);
-    t.micro_batch = s.micro_batch;
-    t.gpu = GpuSample{s.gpu_valid, s.gpu_utilization, s.gpu_memory_used, s.gpu_temperature,
-                      s.gpu_power};
-    const auto samples = static_cast<double>(s.samples);
-    t.speed_variance =
-        speed_variance(t.speed_variance, t.speed, t.last_round_speed, samples, s.compute_seconds);
-    if (s.compute_seconds > 0)
-      t.last_round_speed = samples / s.compute_seconds;
-    t.speed = smoothed_speed(t.speed, samples, s.compute_seconds);
-  }
+  const double compute = account_round(trainers_, result.arrival_seconds, round_seconds,
+                                       progress_.position().global_step + 1, m_);
   // The first round carries warm-up (allocations, first touches): measured from the second on.
-  if (position_.round < 1)
+  if (progress_.position().round < 1)
     return;
-  measured_round_ =
-      measured_round_ < 0 ? round_seconds : 0.7 * measured_round_ + 0.3 * round_seconds;
-  measured_compute_ = measured_compute_ < 0 ? compute : 0.7 * measured_compute_ + 0.3 * compute;
-  if (position_.round >= 3)
-    maybe_advise(measured_round_, measured_compute_, true);
+  measured_.add(round_seconds, compute);
+  if (progress_.position().round >= 3)
+    maybe_advise(measured_.round_seconds, measured_.compute_seconds, true);
 }
 
 // Once per run: a round whose communication takes longer than its compute, and what would help.
-// `compute_seconds` < 0: take it from the cost model (the estimate at the start).
+// `compute_seconds` < 0: take it from the cost model (the estimate at the start). The cost model
+// runs on the probe's link rates alone (not the measured transfers), so that a measured round
+// can be held against what the links explain.
 void Coordinator::maybe_advise(double round_seconds, double compute_seconds, bool measured) {
   if (advised_ || plan_.ranks.empty())
     return;
-  // The cost model from the probe's link rates alone (not the measured transfers), so that a
-  // measured round can be held against what the links explain.
   std::vector<AggregatorRate> rates;
   const RoundEstimate e = estimate_current(true, &rates);
-  CommunicationFacts f;
-  f.compute_seconds = compute_seconds < 0 ? e.compute_seconds : compute_seconds;
-  f.round_seconds = round_seconds;
-  f.measured = measured;
-  f.model_round_seconds = e.seconds;
-  f.model_compute_seconds = e.compute_seconds;
-  f.model_trainer_seconds = e.trainer_seconds;
-  f.model_aggregator_seconds = e.aggregator_seconds;
-  f.upload_fraction = e.transfer_seconds > 0 ? e.upload_seconds / e.transfer_seconds : 0.5;
-  if (e.slowest_trainer >= 0)
-    f.slowest_trainer = slowest_link_text(trainer_at(trainers_, plan_.ranks[e.slowest_trainer]));
-  if (e.busiest_aggregator >= 0)
-    f.busiest_aggregator = fmt::format("rank {} ({:.1f} MB/s)", e.busiest_aggregator,
-                                       rates[e.busiest_aggregator].up_bytes_per_sec / 1e6);
-  f.longest_measured = longest_measured_transfer();
-  f.wire_bytes = static_cast<int>(wire_format(config_.wire_dtype).bytes);
-  f.aggregators = config_.aggregators;
-  f.hosts = trainer_hosts();
-  f.params_mode = config_.sync == SyncMode::kParams;
-  f.local_steps = local_steps_;
-  const std::string advice = communication_advice(f);
+  const std::string advice = communication_advice(communication_facts(
+      config_, e, rates, trainers_, plan_, hosts_, round_seconds, compute_seconds, measured));
   if (advice.empty())
     return;
   advised_ = true;
   log_warn("{}", advice);
-}
-
-// "rank 3 (h3), its link 1.7 MB/s": a trainer and the slowest of its measured off-host links.
-std::string Coordinator::slowest_link_text(const TrainerState &t) const {
-  double slowest = -1;
-  for (const LinkFigures &f : t.links)
-    if (!f.same_host && (slowest < 0 || std::min(f.up_mb_per_s, f.down_mb_per_s) < slowest))
-      slowest = std::min(f.up_mb_per_s, f.down_mb_per_s);
-  return slowest < 0 ? name_of(t) : fmt::format("{}, its link {:.1f} MB/s", name_of(t), slowest);
-}
-
-// "rank 3 (h3), 1.20 s a round": the working trainer whose measured transfer is longest.
-std::string Coordinator::longest_measured_transfer() const {
-  const TrainerState *longest = nullptr;
-  for (const TrainerState &t : trainers_)
-    if (!t.lost && t.comm_seconds >= 0 && (!longest || t.comm_seconds > longest->comm_seconds))
-      longest = &t;
-  return longest ? fmt::format("{}, {:.3f} s a round", name_of(*longest), longest->comm_seconds)
-                 : std::string();
-}
-
-// Distinct hosts of the trainers.
-int Coordinator::trainer_hosts() const {
-  std::vector<int> hosts;
-  for (const TrainerState &t : trainers_)
-    if (static_cast<size_t>(t.job_rank) < hosts_.size())
-      hosts.push_back(hosts_[static_cast<size_t>(t.job_rank)]);
-  std::sort(hosts.begin(), hosts.end());
-  return static_cast<int>(std::unique(hosts.begin(), hosts.end()) - hosts.begin());
 }
 
 void Coordinator::write_round_metrics(const RoundResult &result, double round_seconds,
@@ -729,30 +639,25 @@ void Coordinator::write_round_metrics(const RoundResult &result, double round_se
   if (!metrics_.enabled())
     return;
   RoundFacts f;
-  f.round = position_.round;
-  f.step = position_.global_step;
+  f.round = progress_.position().round;
+  f.step = progress_.position().global_step;
   f.epoch = epoch + 1;
-  f.time = seconds_since(run_start_);
+  f.time = progress_.run_seconds();
   f.seconds = round_seconds;
   f.samples = count;
-  f.lr = learning_rate(schedule_, position_.global_step - steps);
+  f.lr = learning_rate(schedule_, progress_.position().global_step - steps);
   f.shard_elements = layout_.shard_length(0);
   f.wire_bytes = static_cast<int64_t>(wire_format(config_.wire_dtype).bytes);
   f.buffer_elements = buffer_elements(*model_);
-  metrics_.write(round_metrics(f, trainers_, plan_, result));
+  metrics_.write(round_record(f, trainers_, plan_, result));
 }
 
 void Coordinator::report_progress(int64_t epoch, int64_t first, double loss_sum) {
-  if (seconds_since(last_progress_) < config_.progress_seconds)
+  if (!progress_.progress_due())
     return;
-  last_progress_ = Clock::now();
-  write_prometheus(loss_sum / static_cast<double>(position_.epoch_position - first), epoch + 1);
-  const double rate = static_cast<double>(position_.samples_seen - resumed_.samples_seen) /
-                      seconds_since(run_start_);
-  const double remaining = static_cast<double>(n_ * config_.epochs - position_.samples_seen) / rate;
-  log_info("epoch {}/{} round {}/{} | {:.0f} samples/s | loss {:.4f} | ETA {}", epoch + 1,
-           config_.epochs, position_.round, (n_ + round_samples_ - 1) / round_samples_, rate,
-           loss_sum / static_cast<double>(position_.epoch_position), format_duration(remaining));
+  const int64_t done = progress_.position().epoch_position;
+  write_prometheus(loss_sum / static_cast<double>(done - first), epoch + 1);
+  log_info("{}", progress_.progress_line("round", loss_sum / static_cast<double>(done)));
 }
 
 // Evaluation (training time only counts in the epoch's seconds), the epoch's record and table,
@@ -770,9 +675,7 @@ void Coordinator::finish_epoch(int64_t epoch, int64_t first, double loss_sum, in
   metrics_.write(epoch_metrics(summary_.history.back()));
   write_prometheus(summary_.history.back().train_loss, epoch + 1);
   log_trainer_table(trainers_, plan_);
-  position_.epoch = epoch + 1;
-  position_.epoch_position = 0;
-  position_.round = 0;
+  progress_.end_epoch(epoch);
   summary_.final_checkpoint = save("epoch");
 }
 
@@ -791,17 +694,18 @@ std::string Coordinator::save(const std::string &tag) {
       }
     source_.reports.push_back(r.dump());
   }
-  return save_checkpoint(source_, position_, summary_.history, tag);
+  return save_checkpoint(source_, progress_.position(), summary_.history, tag);
 }
 
 void Coordinator::write_prometheus(double loss, int64_t epoch) {
   if (config_.prometheus.empty())
     return;
   PrometheusSnapshot p;
-  p.samples_total = position_.samples_seen;
-  p.samples_per_second = static_cast<double>(position_.samples_seen - resumed_.samples_seen) /
-                         std::max(1e-9, seconds_since(run_start_));
-  p.rounds_total = position_.global_step;
+  const TrainingPosition &at = progress_.position();
+  p.samples_total = at.samples_seen;
+  p.samples_per_second = static_cast<double>(at.samples_seen - progress_.resumed().samples_seen) /
+                         std::max(1e-9, progress_.run_seconds());
+  p.rounds_total = at.global_step;
   p.epoch = epoch;
   p.loss = loss;
   if (!summary_.history.empty())
@@ -909,35 +813,17 @@ TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &pla
   const DatasetMeta meta = read_dataset_meta(data_source(config));
   prepare_outputs(config);
   AdmittedJob admitted = admit_trainers(config, placement.world_size);
-  const HostMap hosts = exchange_hosts(config, admitted.job); // collective: every job rank, now
-  admitted.hosts = hosts.host_of;
-  // The heartbeat's own communicator: beats never match a round's receives (comm/heartbeat.h).
-  MPI_Comm beat_comm = MPI_COMM_NULL;
-  CHECK_MPI(MPI_Comm_dup(admitted.job, &beat_comm)); // collective: every job rank, now
-  CHECK_MPI(MPI_Comm_set_errhandler(beat_comm, MPI_ERRORS_RETURN));
-  std::optional<HeartbeatSender> heart;
-  if (mpi_thread_multiple()) {
-    int job_size = 1;
-    CHECK_MPI(MPI_Comm_size(beat_comm, &job_size));
-    std::vector<int> peers;
-    for (int r = 1; r < job_size; ++r)
-      peers.push_back(r);
-    heart.emplace(beat_comm, std::move(peers), heartbeat_period(config.straggler_timeout));
-  } else {
-    log_warn("this MPI offers no MPI_THREAD_MULTIPLE: no heartbeat, so the other ranks find a "
-             "lost rank 0 only after {:.0f} s",
-             2 * config.straggler_timeout + 60);
-  }
+  JobComms comms(config, admitted.job, JobRole::kCoordinator);
+  admitted.hosts = comms.hosts().host_of;
   admitted.links = probe_links_coordinator(config, admitted.job);
   if (!admitted.links.empty())
     log_link_table(admitted.links, link_host_names(admitted, placement.world_size));
   torch::set_num_threads(threads_for(config, placement));
   set_leader_activity(LeaderActivity::kRound);
-  Coordinator coordinator(config, placement, meta, std::move(admitted), hosts);
+  Coordinator coordinator(config, placement, meta, std::move(admitted), comms.hosts());
   TrainSummary summary = coordinator.run();
   set_leader_activity(LeaderActivity::kEnding);
-  heart.reset(); // the trainers have their stop command: they no longer watch
-  CHECK_MPI(MPI_Comm_free(&beat_comm));
+  comms.finish(); // the trainers have their stop command: they no longer watch
   return summary;
 }
 

@@ -6,7 +6,7 @@
 #include "hetrain/common/log.h"
 #include "hetrain/schedule/plan.h"
 
-#include "run_support.h"
+#include "clock.h"
 
 #include <fmt/format.h>
 

@@ -5,8 +5,8 @@
 #include "hetrain/common/error.h"
 #include "hetrain/common/log.h"
 
+#include "clock.h"
 #include "protocol.h"
-#include "run_support.h"
 
 #include <fmt/format.h>
 

@@ -9,9 +9,6 @@
 #include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/error.h"
 #include "hetrain/config/config.h"
-#include "hetrain/data/dataset.h"
-#include "hetrain/model/models.h"
-#include "hetrain/run/training_run.h"
 
 #include <torch/torch.h>
 
@@ -49,35 +46,8 @@ enum Tag : int {
 constexpr int64_t kMaxGradChunks = 32767 - kTagGradChunks; // MPI guarantees tags up to 32767
 
 // The control messages (commands, statistics, setup, acknowledgements, verdicts) are typed and
-// versioned in comm/messages.h; this file holds what the data that follows them looks like.
-
-// BatchNorm running stats and counters travel as one float vector, averaged by samples.
-inline int64_t buffer_elements(const torch::nn::Module &model) {
-  int64_t n = 0;
-  for (const auto &b : model.buffers())
-    n += b.numel();
-  return n;
-}
-inline void flatten_buffers(const torch::nn::Module &model, float *out) {
-  for (const auto &b : model.buffers()) {
-    auto f = b.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-    std::copy_n(f.data_ptr<float>(), f.numel(), out);
-    out += f.numel();
-  }
-}
-inline void load_buffers(torch::nn::Module &model, const float *in) {
-  torch::NoGradGuard no_grad;
-  for (auto &b : model.buffers()) {
-    auto f = torch::from_blob(const_cast<float *>(in), b.sizes(), torch::kFloat32);
-    b.copy_(b.is_floating_point() ? f : f.round()); // counters stay integers
-    in += b.numel();
-  }
-}
-
-inline ModelSpec spec_of(const TrainConfig &config, const DatasetMeta &meta) {
-  return ModelSpec{config.model, meta.channels,  meta.height,
-                   meta.width,   meta.outputs(), config.model_plugin};
-}
+// versioned in comm/messages.h; this file holds what the data that follows them looks like (the
+// BatchNorm buffers' layout is in model_buffers.h).
 
 // --wire-dtype: how trainers' uploads travel. Accumulation at rank 0 is always fp32.
 struct WireFormat {
@@ -92,12 +62,6 @@ inline WireFormat wire_format(WireDType dtype) {
   if (dtype == WireDType::kFp16)
     return {MPI_UINT16_T, 2, torch::kHalf, DType::kFloat16};
   return {};
-}
-
-// Host memory the GPU path copies through: pinned (page-locked) when the model is on a GPU, so
-// that copies run at the bus's speed and can overlap with MPI.
-inline torch::Tensor host_buffer(int64_t numel, torch::ScalarType dtype, bool pinned) {
-  return torch::empty({numel}, torch::TensorOptions().dtype(dtype).pinned_memory(pinned));
 }
 
 inline int64_t chunk_elements(const TrainConfig &config) {

@@ -6,7 +6,9 @@
 #include "hetrain/common/signals.h"
 #include "hetrain/run/training_run.h"
 
-#include "run_support.h"
+#include "clock.h"
+#include "model_buffers.h"
+#include "pinned_memory.h"
 
 #include <fmt/format.h>
 

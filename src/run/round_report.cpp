@@ -6,86 +6,72 @@
 
 namespace hetrain::run {
 
-nlohmann::json round_metrics(const RoundFacts &f, const Roster &trainers, const Plan &plan,
-                             const RoundResult &result) {
-  nlohmann::json per_trainer = nlohmann::json::array();
+RoundRecord round_record(const RoundFacts &f, const Roster &trainers, const Plan &plan,
+                         const RoundResult &result) {
+  RoundRecord r;
+  r.round = f.round;
+  r.step = f.step;
+  r.epoch = f.epoch;
+  r.time = f.time;
+  r.seconds = f.seconds;
+  r.samples = f.samples;
+  r.lr = f.lr;
   double loss = 0;
   int64_t bytes = 0, uploads = 0;
-  for (const TrainerState &t : trainers) {
+  for (size_t j = 0; j < trainers.size(); ++j) {
+    const TrainerState &t = trainers[j];
     if (t.uploading) { // its (or with --host-reduce its host's) gradient sum
       bytes += f.shard_elements * f.wire_bytes;
       ++uploads;
     }
+    if (!t.lost && !t.in_round)
+      r.out.push_back(t.world_rank); // out of the plan: no traffic this round
     if (!t.working)
       continue;
     loss += t.stats.loss_sum;
     bytes += f.buffer_elements * 4; // its buffers come here from every working trainer
-    nlohmann::json tj{{"rank", t.world_rank},
-                      {"host", t.report.host},
-                      {"samples", static_cast<double>(t.stats.samples)},
-                      {"compute_seconds", t.stats.compute_seconds},
-                      {"data_wait_seconds", t.stats.data_wait_seconds},
-                      {"wait_seconds", std::max(0.0, f.seconds - t.stats.compute_seconds)},
-                      {"micro_batch", t.micro_batch}};
-    // Rank 0's measure of its transfer: its last message's arrival minus its compute (this
-    // round), and the smoothed figure the re-plans use.
-    const auto j = static_cast<size_t>(&t - trainers.data());
+    TrainerRoundRecord tr;
+    tr.rank = t.world_rank;
+    tr.host = t.report.host;
+    tr.samples = t.stats.samples;
+    tr.compute_seconds = t.stats.compute_seconds;
+    tr.data_wait_seconds = t.stats.data_wait_seconds;
+    tr.wait_seconds = std::max(0.0, f.seconds - t.stats.compute_seconds);
+    tr.micro_batch = t.micro_batch;
     if (j < result.arrival_seconds.size() && result.arrival_seconds[j] >= 0)
-      tj["transfer_seconds"] = std::max(0.0, result.arrival_seconds[j] - t.stats.compute_seconds);
-    tj["smoothed_transfer_seconds"] = t.comm_seconds;
+      tr.transfer_seconds = std::max(0.0, result.arrival_seconds[j] - t.stats.compute_seconds);
+    tr.smoothed_transfer_seconds = t.comm_seconds;
     if (t.gpu.valid)
-      tj["gpu"] = {{"utilization", t.gpu.utilization},
-                   {"memory_used_bytes", t.gpu.memory_used},
-                   {"temperature_celsius", t.gpu.temperature},
-                   {"power_watts", t.gpu.power}};
-    per_trainer.push_back(tj);
+      tr.gpu = t.gpu;
+    r.trainers.push_back(std::move(tr));
   }
-  nlohmann::json out = nlohmann::json::array(); // trainers out of the plan: no traffic this round
-  for (const TrainerState &t : trainers)
-    if (!t.lost && !t.in_round)
-      out.push_back(t.world_rank);
-  nlohmann::json shares = nlohmann::json::object();
+  r.loss = loss / static_cast<double>(f.samples);
   for (size_t p = 0; p < plan.ranks.size(); ++p)
-    shares[std::to_string(trainer_at(trainers, plan.ranks[p]).world_rank)] = plan.micro_batches[p];
-  const int64_t bytes_received = bytes;
+    r.shares[trainer_at(trainers, plan.ranks[p]).world_rank] = plan.micro_batches[p];
+  r.aggregator.receive_seconds = result.receive_seconds;
+  r.aggregator.reduce_seconds = result.reduce_seconds;
+  r.aggregator.step_seconds = result.step_seconds;
+  r.aggregator.broadcast_seconds = result.broadcast_seconds;
+  r.aggregator.uploads = uploads;
+  r.aggregator.bytes_received = bytes;
   for (const TrainerState &t : trainers) {
     if (t.in_round)
       bytes += (f.shard_elements + f.buffer_elements) * 4; // parameters and buffers back to it
     if (t.refresh)
       bytes += (f.shard_elements + f.buffer_elements) * 4; // and before the round: it was out
   }
-  nlohmann::json servers = nlohmann::json::array();
+  r.bytes = bytes;
   for (size_t j = 0; j < result.server_acks.size(); ++j) {
     const ShardAck &a = result.server_acks[j];
-    servers.push_back({{"rank", j + 1},
-                       {"receive_seconds", a.receive_seconds},
-                       {"reduce_seconds", a.reduce_seconds},
-                       {"step_seconds", a.step_seconds},
-                       {"uploads", uploads}, // every uploader sends every aggregator its piece
-                       {"bytes_received", static_cast<double>(a.bytes_received)}});
+    AggregatorRoundRecord &server = r.shard_servers.emplace_back();
+    server.rank = static_cast<int>(j + 1);
+    server.receive_seconds = a.receive_seconds;
+    server.reduce_seconds = a.reduce_seconds;
+    server.step_seconds = a.step_seconds;
+    server.uploads = uploads; // every uploader sends every aggregator its piece
+    server.bytes_received = a.bytes_received;
   }
-  return {{"type", "round"},
-          {"round", f.round},
-          {"step", f.step},
-          {"epoch", f.epoch},
-          {"time", f.time},
-          {"seconds", f.seconds},
-          {"samples", f.samples},
-          {"samples_per_sec", static_cast<double>(f.samples) / f.seconds},
-          {"loss", loss / static_cast<double>(f.samples)},
-          {"lr", f.lr},
-          {"shares", shares},
-          {"out", out},
-          {"trainers", per_trainer},
-          {"aggregator",
-           {{"receive_seconds", result.receive_seconds},
-            {"reduce_seconds", result.reduce_seconds},
-            {"step_seconds", result.step_seconds},
-            {"broadcast_seconds", result.broadcast_seconds},
-            {"uploads", uploads},
-            {"bytes_received", bytes_received}}},
-          {"shard_servers", servers},
-          {"bytes", bytes}};
+  return r;
 }
 
 std::vector<PrometheusTrainer> prometheus_trainers(const Roster &trainers, const Plan &plan) {

@@ -7,6 +7,7 @@
 #include "hetrain/schedule/plan.h"
 
 #include "round_executor.h"
+#include "run_records.h"
 #include "trainer_roster.h"
 
 #include <nlohmann/json.hpp>
@@ -21,9 +22,9 @@ struct RoundFacts {
   int64_t shard_elements = 0, wire_bytes = 4, buffer_elements = 0;
 };
 
-// The "round" record of --metrics (README "Metrics").
-nlohmann::json round_metrics(const RoundFacts &facts, const Roster &trainers, const Plan &plan,
-                             const RoundResult &result);
+// The "round" record of --metrics (README "Metrics") of a distributed round.
+RoundRecord round_record(const RoundFacts &facts, const Roster &trainers, const Plan &plan,
+                         const RoundResult &result);
 
 // The Prometheus snapshot: the trainers still in the job with their shares and speeds.
 std::vector<PrometheusTrainer> prometheus_trainers(const Roster &trainers, const Plan &plan);

@@ -22,12 +22,14 @@
 #include "hetrain/train/flat_parameters.h"
 #include "hetrain/train/optimizer.h"
 
+#include "clock.h"
 #include "host_reduce.h"
+#include "job_comms.h"
 #include "link_probe.h"
 #include "pipelined_reduce.h"
 #include "protocol.h"
 #include "roles.h"
-#include "run_support.h"
+#include "train_setup.h"
 
 #include <torch/torch.h>
 
@@ -235,15 +237,11 @@ TrainSummary run_shard_server(const TrainConfig &config, const RankPlacement &pl
   MPI_Comm job;
   CHECK_MPI(MPI_Comm_split(MPI_COMM_WORLD, 0, placement.world_rank, &job));
   CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
-  exchange_hosts(config, job); // collective over the job; the servers need only uploaders' flags
-  std::optional<HeartbeatWatch> watch;
-  MPI_Comm beats = watch_rank0(config, job, watch); // collective: every job rank, now
-  probe_links_server(config, job);
+  JobComms comms(config, job, JobRole::kShardServer); // its host map is not needed here
+  probe_links_server(config, comms.job());
   torch::set_num_threads(threads_for(config, placement));
-  ShardServer(config, placement, job).run();
-  watch.reset();
-  CHECK_MPI(MPI_Comm_free(&beats));
-  CHECK_MPI(MPI_Comm_free(&job));
+  ShardServer(config, placement, comms.job()).run();
+  comms.finish();
   return summary;
 }
 

@@ -26,11 +26,15 @@
 #include "hetrain/train/amp.h"
 #include "hetrain/train/compute.h"
 
+#include "clock.h"
 #include "host_reduce.h"
+#include "job_comms.h"
 #include "link_probe.h"
+#include "model_buffers.h"
+#include "pinned_memory.h"
 #include "protocol.h"
 #include "roles.h"
-#include "run_support.h"
+#include "train_setup.h"
 
 #include <torch/torch.h>
 
@@ -574,18 +578,14 @@ TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placeme
   MPI_Comm job = join_job(config, report, placement.world_rank);
   if (job == MPI_COMM_NULL)
     return summary;
-  const HostMap hosts = exchange_hosts(config, job); // collective: every job rank, now
-  std::optional<HeartbeatWatch> watch;
-  MPI_Comm beats = watch_rank0(config, job, watch); // collective: every job rank, now
+  JobComms comms(config, job, JobRole::kTrainer);
   {
-    Trainer trainer(config, placement, spec, device, gpu, job, hosts);
-    probe_links_trainer(config, job, hosts.host_of, placement.world_rank,
+    Trainer trainer(config, placement, spec, device, gpu, comms.job(), comms.hosts());
+    probe_links_trainer(config, comms.job(), comms.hosts().host_of, placement.world_rank,
                         trainer.largest_piece_bytes());
     trainer.run();
   }
-  watch.reset();
-  CHECK_MPI(MPI_Comm_free(&beats));
-  CHECK_MPI(MPI_Comm_free(&job));
+  comms.finish();
   return summary;
 }
 

@@ -1,9 +1,11 @@
 #include "hetrain/run/training_run.h"
 #include "hetrain/train/amp.h"
 
-#include "link_probe.h"
-#include "protocol.h"
-#include "run_support.h"
+#include "checkpointing.h"
+#include "clock.h"
+#include "run_progress.h"
+#include "run_records.h"
+#include "train_setup.h"
 
 #include "hetrain/checkpoint/checkpoint.h"
 #include "hetrain/common/atomic_file.h"
@@ -43,7 +45,6 @@ private:
   void log_setup() const;
   void write_round_metrics(const ComputeStats &stats, int64_t count, int64_t epoch,
                            double compute_seconds, double step_seconds, double round_seconds);
-  void report_progress(const ComputeStats &stats, int64_t count, int64_t epoch);
   // SIGTERM/SIGUSR1: true when the run stops after `where` (not after the run's last step or
   // epoch); mid-epoch it writes a signal checkpoint first (the epoch's end has its own).
   bool stopped_by_signal(const std::string &where, bool mid_epoch, bool last);
@@ -64,11 +65,10 @@ private:
   const LrSchedule schedule_;
   MixedPrecision amp_;
   TrainSummary summary_;
-  TrainingPosition position_, resumed_;
+  RunProgress progress_;
   CheckpointSource source_;
   MetricsFile metrics_;
   Timeline timeline_;
-  Clock::time_point run_start_ = Clock::now(), last_progress_ = Clock::now();
 };
 
 LocalRun::LocalRun(const TrainConfig &config)
@@ -78,8 +78,9 @@ LocalRun::LocalRun(const TrainConfig &config)
       n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, train_.size())
                                         : train_.size()),
       G_(config.global_batch), m_(config.micro_batch), steps_per_epoch_((n_ + G_ - 1) / G_),
-      spec_(protocol::spec_of(config, train_.meta())), loss_(loss_spec(config)),
+      spec_(spec_of(config, train_.meta())), loss_(loss_spec(config)),
       schedule_(lr_schedule(config, steps_per_epoch_)), amp_(config.amp, device_),
+      progress_(config, n_, G_),
       metrics_(config.metrics.empty() ? MetricsFile() : MetricsFile(config.metrics)),
       timeline_(!config.timeline.empty()) {
   train_.set_augmentation(parse_augment(config.augment));
@@ -97,8 +98,7 @@ LocalRun::LocalRun(const TrainConfig &config)
   // --resume: the finished epochs, the position in the current one, parameters and optimizer.
   const std::string fingerprint = model_fingerprint(*model_, spec_);
   if (auto resume = find_resume_point(config, spec_, fingerprint))
-    position_ = restore_training(*resume, *model_, *flat_, *optimizer_, summary_);
-  resumed_ = position_;
+    progress_.resume_at(restore_training(*resume, *model_, *flat_, *optimizer_, summary_));
   source_ = CheckpointSource{&config,      spec_,       train_.normalization(),
                              model_.get(), flat_.get(), optimizer_.get(),
                              &schedule_,   1,           {},
@@ -129,20 +129,19 @@ void LocalRun::log_setup() const {
 
 // --- the loop: epochs of rounds; one round = one optimizer step over G samples ---------------
 TrainSummary LocalRun::run() {
-  run_start_ = Clock::now();
-  last_progress_ = Clock::now();
-  for (int64_t epoch = resumed_.epoch; epoch < config_.epochs; ++epoch) {
+  progress_.start();
+  for (int64_t epoch = progress_.first_epoch(); epoch < config_.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     const std::vector<int64_t> order = epoch_permutation(config_.seed, epoch, n_);
     // A resumed epoch goes on from the saved position; its record covers this part only.
-    position_ = start_of_epoch(position_, resumed_, epoch, n_);
-    const int64_t first = position_.epoch_position;
+    const int64_t first = progress_.begin_epoch(epoch);
     double loss_sum = 0;
     int64_t correct = 0;
     for (int64_t start = first; start < n_; start += G_) {
       const int64_t count = std::min(G_, n_ - start);
+      const int64_t step = progress_.position().global_step;
       const auto round_start = Clock::now();
-      ScopedSpan compute_span(timeline_, Span::kCompute, position_.global_step + 1);
+      ScopedSpan compute_span(timeline_, Span::kCompute, step + 1);
       const SampleRun samples{order.data() + start, count, config_.seed, epoch, start};
       ComputeStats stats = amp_.gradients(*model_, loss_, train_, samples, m_, *flat_);
       compute_span.end();
@@ -151,26 +150,25 @@ TrainSummary LocalRun::run() {
       summary_.data_wait_seconds += stats.data_wait_seconds;
       const auto step_start = Clock::now();
       {
-        ScopedSpan step_span(timeline_, Span::kStep, position_.global_step + 1);
+        ScopedSpan step_span(timeline_, Span::kStep, step + 1);
         // Mean over the samples of this step: the exact gradient of the global batch.
         flat_->grads().mul_(1.0 / static_cast<double>(count));
         torch::Tensor params = flat_->params();
-        optimizer_->step(params, flat_->grads(), learning_rate(schedule_, position_.global_step));
+        optimizer_->step(params, flat_->grads(), learning_rate(schedule_, step));
       }
-      write_round_metrics(stats, count, epoch, compute_seconds, seconds_since(step_start),
-                          seconds_since(round_start));
+      const double step_seconds = seconds_since(step_start);
       loss_sum += stats.loss_sum;
       correct += stats.correct;
-      position_.epoch_position = start + count;
-      position_.round += 1;
-      position_.global_step += 1;
-      position_.samples_seen += count;
-      report_progress(stats, count, epoch);
-      if (config_.checkpoint_every > 0 && position_.global_step % config_.checkpoint_every == 0 &&
-          start + count < n_)
+      progress_.round_done(count, 1);
+      write_round_metrics(stats, count, epoch, compute_seconds, step_seconds,
+                          seconds_since(round_start));
+      if (progress_.progress_due())
+        log_info("{}",
+                 progress_.progress_line("step", stats.loss_sum / static_cast<double>(count)));
+      if (progress_.step_checkpoint_due())
         save("step");
-      if (stopped_by_signal(fmt::format("step {} (epoch {})", position_.global_step, epoch + 1),
-                            true, start + count >= n_))
+      if (stopped_by_signal(fmt::format("step {} (epoch {})", step + 1, epoch + 1), true,
+                            progress_.epoch_finished()))
         return summary_;
     }
 
@@ -182,16 +180,13 @@ TrainSummary LocalRun::run() {
                    *model_, loss_, test_.get(), config_.epochs, summary_);
     }
     metrics_.write(epoch_metrics(summary_.history.back()));
-    // Position after a finished epoch: the start of the next one.
-    position_.epoch = epoch + 1;
-    position_.epoch_position = 0;
-    position_.round = 0;
+    progress_.end_epoch(epoch);
     summary_.final_checkpoint = save("epoch");
     if (stopped_by_signal(fmt::format("epoch {}", epoch + 1), false, epoch + 1 >= config_.epochs))
       return summary_;
   }
   write_timeline();
-  finish_run(config_, position_, summary_);
+  finish_run(config_, progress_.position(), summary_);
   return summary_;
 }
 
@@ -208,53 +203,37 @@ bool LocalRun::stopped_by_signal(const std::string &where, bool mid_epoch, bool 
   return true;
 }
 
+// The --metrics round record after the round: one trainer (this process), no transfers.
 void LocalRun::write_round_metrics(const ComputeStats &stats, int64_t count, int64_t epoch,
                                    double compute_seconds, double step_seconds,
                                    double round_seconds) {
   if (!metrics_.enabled()) // the record is built only when it is written
     return;
-  metrics_.write({{"type", "round"},
-                  {"round", position_.round + 1},
-                  {"step", position_.global_step + 1},
-                  {"epoch", epoch + 1},
-                  {"time", seconds_since(run_start_)},
-                  {"seconds", round_seconds},
-                  {"samples", count},
-                  {"samples_per_sec", static_cast<double>(count) / round_seconds},
-                  {"loss", stats.loss_sum / static_cast<double>(count)},
-                  {"lr", learning_rate(schedule_, position_.global_step)},
-                  {"shares", {{"0", G_ / m_}}},
-                  {"trainers",
-                   {{{"rank", 0},
-                     {"host", process_identity().host},
-                     {"samples", count},
-                     {"compute_seconds", compute_seconds},
-                     {"data_wait_seconds", stats.data_wait_seconds},
-                     {"wait_seconds", 0.0},
-                     {"micro_batch", amp_.micro_batch(m_)}}}},
-                  {"aggregator",
-                   {{"receive_seconds", 0.0},
-                    {"reduce_seconds", 0.0},
-                    {"step_seconds", step_seconds},
-                    {"broadcast_seconds", 0.0}}},
-                  {"bytes", 0}});
-}
-
-void LocalRun::report_progress(const ComputeStats &stats, int64_t count, int64_t epoch) {
-  if (seconds_since(last_progress_) < config_.progress_seconds)
-    return;
-  last_progress_ = Clock::now();
-  const double elapsed = seconds_since(run_start_);
-  const double rate = static_cast<double>(position_.samples_seen - resumed_.samples_seen) / elapsed;
-  const double remaining = static_cast<double>(n_ * config_.epochs - position_.samples_seen) / rate;
-  log_info("epoch {}/{} step {}/{} | {:.0f} samples/s | loss {:.4f} | ETA {}", epoch + 1,
-           config_.epochs, position_.round, steps_per_epoch_, rate,
-           stats.loss_sum / static_cast<double>(count), format_duration(remaining));
+  const TrainingPosition &at = progress_.position();
+  RoundRecord r;
+  r.round = at.round;
+  r.step = at.global_step;
+  r.epoch = epoch + 1;
+  r.time = progress_.run_seconds();
+  r.seconds = round_seconds;
+  r.samples = count;
+  r.loss = stats.loss_sum / static_cast<double>(count);
+  r.lr = learning_rate(schedule_, at.global_step - 1);
+  r.shares[0] = G_ / m_;
+  TrainerRoundRecord &me = r.trainers.emplace_back();
+  me.host = process_identity().host;
+  me.samples = count;
+  me.compute_seconds = compute_seconds;
+  me.data_wait_seconds = stats.data_wait_seconds;
+  me.micro_batch = amp_.micro_batch(m_);
+  r.aggregator.step_seconds = step_seconds;
+  r.aggregator.broadcast_seconds = 0.0;
+  metrics_.write(r);
 }
 
 std::string LocalRun::save(const std::string &tag) {
   ScopedSpan span(timeline_, Span::kCheckpoint);
-  return save_checkpoint(source_, position_, summary_.history, tag);
+  return save_checkpoint(source_, progress_.position(), summary_.history, tag);
 }
 
 // --timeline: one process is rank 0 and its only "trainer".
@@ -276,58 +255,6 @@ TrainSummary run_local_training(const TrainConfig &config) {
   torch::set_num_threads(config.threads > 0 ? config.threads : usable_cores());
   prepare_outputs(config);
   return LocalRun(config).run();
-}
-
-std::string summary_to_json(const TrainSummary &s) {
-  nlohmann::json history = nlohmann::json::array();
-  for (const EpochRecord &r : s.history)
-    history.push_back({{"epoch", r.epoch},
-                       {"samples", r.samples},
-                       {"train_loss", r.train_loss},
-                       {"train_accuracy", r.train_accuracy},
-                       {"test_loss", r.test_loss},
-                       {"test_accuracy", r.test_accuracy},
-                       {"seconds", r.seconds},
-                       {"samples_per_sec", r.samples_per_sec}});
-  nlohmann::json j{{"world_size", s.world_size},
-                   {"model", s.model},
-                   {"aggregator_device", s.aggregator_device},
-                   {"amp", s.amp},
-                   {"aggregators", s.aggregators},
-                   {"epochs", s.epochs},
-                   {"steps", s.steps},
-                   {"samples", s.samples},
-                   {"samples_per_sec", s.samples_per_sec},
-                   {"epoch_seconds", s.epoch_seconds},
-                   {"test_accuracy", s.test_accuracy},
-                   {"test_loss", s.test_loss},
-                   {"final_train_loss", s.final_train_loss},
-                   {"compute_seconds", s.compute_seconds},
-                   {"data_wait_seconds", s.data_wait_seconds},
-                   {"final_checkpoint", s.final_checkpoint},
-                   {"history", history}};
-  if (!s.trainers.empty()) {
-    nlohmann::json trainers = nlohmann::json::array();
-    for (const TrainerSummary &t : s.trainers)
-      trainers.push_back({{"rank", t.rank},
-                          {"host", t.host},
-                          {"share", t.micro_batches},
-                          {"samples", t.samples},
-                          {"compute_seconds", t.compute_seconds},
-                          {"data_wait_seconds", t.data_wait_seconds},
-                          {"wait_seconds", t.wait_seconds},
-                          {"micro_batch", t.micro_batch},
-                          {"lost", t.lost},
-                          {"out_rounds", t.out_rounds},
-                          {"out_seconds", t.out_seconds}});
-    j["trainers"] = trainers;
-    j["plan_history"] = s.plan_history;
-    j["host_groups"] = s.host_groups;
-    j["uploads_per_round"] = s.uploads_per_round;
-    j["lost_trainers"] = s.lost_trainers;
-    j["links"] = run::links_json(s.links);
-  }
-  return j.dump(2);
 }
 
 } // namespace hetrain

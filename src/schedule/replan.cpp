@@ -11,6 +11,10 @@ double smoothed_speed(double previous, double samples, double seconds, const Rep
   return (1.0 - policy.smoothing) * previous + policy.smoothing * (samples / seconds);
 }
 
+double smoothed(double previous, double value, const ReplanPolicy &policy) {
+  return previous < 0 ? value : (1.0 - policy.smoothing) * previous + policy.smoothing * value;
+}
+
 double transfer_seconds(int64_t flat_bytes, const ReplanPolicy &policy) {
   return 2.0 * static_cast<double>(flat_bytes) / policy.assumed_link_bytes_per_second;
 }

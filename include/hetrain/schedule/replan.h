@@ -41,6 +41,10 @@ struct ReplanPolicy {
 double smoothed_speed(double previous, double samples, double seconds,
                       const ReplanPolicy &policy = {});
 
+// An exponential average with the policy's smoothing: `value` alone while `previous` < 0 (none
+// yet). Rank 0 smooths a trainer's measured transfer and the measured round with it.
+double smoothed(double previous, double value, const ReplanPolicy &policy = {});
+
 // The running variance of a trainer's round-to-round speed noise, relative to its smoothed
 // `speed`, updated with a round that computed `samples` in `seconds`, `last_speed` being the raw
 // speed of its round before (0: none). From successive differences (half their square), so a

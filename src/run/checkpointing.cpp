@@ -1,0 +1,118 @@
+#include "checkpointing.h"
+
+#include "hetrain/checkpoint/checkpoint_files.h"
+#include "hetrain/common/error.h"
+#include "hetrain/common/log.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace hetrain::run {
+namespace fs = std::filesystem;
+
+std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &position,
+                            const std::vector<EpochRecord> &history, const std::string &tag) {
+  const TrainConfig &config = *s.config;
+  CheckpointContents c;
+  c.model = s.spec;
+  c.norm_mean = s.normalization.mean;
+  c.norm_std = s.normalization.std;
+  c.position = position;
+  c.seed = config.seed;
+  c.world_size = s.world_size;
+  c.sync_mode = name_of(config.sync);
+  c.config_json = nlohmann::json(config).dump();
+  for (const ParameterSlot &slot : s.flat->slots())
+    c.params.emplace_back(slot.name, FlatParameters::view_of(s.flat->params(), slot));
+  c.buffers = named_buffers(*s.model);
+  c.frozen = frozen_parameters(*s.model);
+  c.model_fingerprint = s.fingerprint;
+  c.optimizer = s.optimizer->options();
+  c.learning_rate = learning_rate(*s.schedule, std::max<int64_t>(0, position.global_step - 1));
+  c.optimizer_steps = s.optimizer->steps_taken();
+  for (const auto &[state_name, state] : s.optimizer->state()) {
+    NamedTensors per_param;
+    for (const ParameterSlot &slot : s.flat->slots())
+      per_param.emplace_back(slot.name, FlatParameters::view_of(state, slot));
+    c.optimizer_state.emplace_back(state_name, std::move(per_param));
+  }
+  c.cluster_reports = s.reports;
+  c.epochs = history;
+  std::string path =
+      (fs::path(config.checkpoint_dir) / checkpoint_name(position.global_step, tag)).string();
+  write_checkpoint(path, c);
+  prune_checkpoints(config.checkpoint_dir, config.keep_checkpoints);
+  return path;
+}
+
+namespace {
+void check_resumable(const CheckpointContents &c, const ModelSpec &spec, const TrainConfig &config,
+                     const std::string &path, const std::string &fingerprint) {
+  const std::string refusal = resume_refusal(c, {spec, config.seed, config.optimizer, fingerprint});
+  if (!refusal.empty())
+    throw UserError(fmt::format("--resume {}: {}", path, refusal));
+}
+} // namespace
+
+std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec,
+                                               const std::string &fingerprint) {
+  if (config.resume.empty())
+    return nullptr;
+  auto point = std::make_unique<ResumePoint>();
+  if (config.resume != "auto") {
+    point->path = config.resume;
+    point->contents = read_checkpoint(config.resume); // UserError names the file and problem
+    check_resumable(point->contents, spec, config, point->path, fingerprint);
+    return point;
+  }
+  for (const std::string &name : resume_order(files_in(config.checkpoint_dir))) {
+    const fs::path path = fs::path(config.checkpoint_dir) / name;
+    try {
+      point->contents = read_checkpoint(path.string());
+    } catch (const UserError &e) {
+      log_warn("--resume auto: skipping {}: {}", path.string(), e.what());
+      continue;
+    }
+    point->path = path.string();
+    check_resumable(point->contents, spec, config, point->path, fingerprint);
+    return point;
+  }
+  log_info("--resume auto: no checkpoint in {}; starting from the beginning",
+           config.checkpoint_dir);
+  return nullptr;
+}
+
+TrainingPosition restore_training(const ResumePoint &resume, Model &model, FlatParameters &flat,
+                                  Optimizer &optimizer, TrainSummary &summary) {
+  const CheckpointContents &c = resume.contents;
+  load_model_state(c, model, resume.path);
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  for (const auto &[state_name, per_param] : c.optimizer_state) {
+    torch::Tensor flat_state = torch::zeros_like(flat.params());
+    for (const ParameterSlot &slot : flat.slots()) {
+      auto it = std::find_if(per_param.begin(), per_param.end(),
+                             [&](const auto &p) { return p.first == slot.name; });
+      if (it == per_param.end() || it->second.numel() != slot.numel)
+        throw UserError(fmt::format("--resume {}: optimizer state {}/{} is missing or has the "
+                                    "wrong size",
+                                    resume.path, state_name, slot.name));
+      flat_state.narrow(0, slot.offset, slot.numel).copy_(it->second.reshape({slot.numel}));
+    }
+    state.emplace_back(state_name, flat_state);
+  }
+  optimizer.load_state(state, c.optimizer_steps);
+  summary.history = c.epochs;
+  for (const EpochRecord &r : c.epochs)
+    summary.epoch_seconds.push_back(r.seconds);
+  summary.final_checkpoint = resume.path;
+  log_info("resuming from {}: epoch {}, {} samples into it, step {}", resume.path,
+           c.position.epoch + 1, c.position.epoch_position, c.position.global_step);
+  return c.position;
+}
+
+} // namespace hetrain::run
