@@ -46,7 +46,8 @@ done
 [ -z "$debs" ] || debs=$(realpath -m -- "$debs")
 [ -z "$torch" ] || torch=$(realpath -m -- "$torch")
 [ "$out" = runs/gpu-check ] || out=$(realpath -m -- "$out")
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"   # to the repository's root; Open MPI's root variables
 prefix=${PREFIX:-/tmp/hetrain-prefix}
 build_dir=${BUILD_DIR:-build-gpu}
 np=${NP:-3}
@@ -192,9 +193,6 @@ EOF
     \( -perm -u+x -o -name '*.so*' \) -exec sh -c 'for f; do head -c4 "$f" | grep -q ELF || continue
       ldd "$f" 2>&1 | grep -E "not found" | sed "s|^|$f: |"; done' sh {} + | sort -u)
   [ -z "$unresolved" ] || die "libraries the host lacks: $(echo "$unresolved" | sed "s|$prefix/||" | sed -n 1,5p | tr '\n' ';')"
-fi
-if [ "$(id -u)" -eq 0 ]; then   # mpirun refuses root without both
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 # Open MPI on one node, maybe in a container (gVisor/Docker): its default launcher (rsh) will
 # not start, even for local ranks, without ssh or rsh installed; containers often forbid
