@@ -1,5 +1,5 @@
-// Rank 0's heartbeat (DESIGN §7 "A lost rank 0"): trainers and shard servers find a dead or
-// stopped rank 0 within 2 x --straggler-timeout, even while rank 0 evaluates or writes a
+// Rank 0's heartbeat (DESIGN §7 "Rank 0 lost: the heartbeat"): trainers and shard servers find a
+// dead or stopped rank 0 within 2 x --straggler-timeout, even while rank 0 evaluates or writes a
 // checkpoint between epochs, when it sends no round command for minutes.
 //
 // Rank 0 runs a thread that sends a tiny message (a sequence number and what rank 0's main loop
