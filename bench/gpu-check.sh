@@ -265,8 +265,8 @@ sys.exit(not any(r.get('device') == 'cuda' for r in d.get('results', [])))"
     --model cnn --epochs 1 --device cuda --aggregator-device cuda --amp bf16 --wire-dtype bf16 \
     --summary-json "$out/train-amp-summary.json"
   # The MPI tests with GPU trainers and a GPU aggregator (they choose the devices by themselves).
-  # Their checks read checkpoints with h5py: HETRAIN_PYTHON names a python that has it (on the
-  # 2026-11-23 H100 run /usr/bin/python3 lacked it, and 4 of the 5 failing cases were those).
+  # Their checks read checkpoints with h5py: HETRAIN_PYTHON names a python that has it (a GPU
+  # machine's /usr/bin/python3 may lack it, and then every case that reads a checkpoint fails).
   step mpi-tests env HETRAIN_PYTHON="$(command -v python3)" timeout "$step_timeout" \
     ctest --test-dir "$build_dir" -L mpi ${MPI_TESTS:+-R "$MPI_TESTS"} --output-on-failure --no-tests=error
 else

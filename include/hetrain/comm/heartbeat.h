@@ -6,7 +6,8 @@
 // is doing) to every other job rank every `period` seconds, on a communicator of its own (an
 // MPI_Comm_dup of the job, made at start-up) so that beats never match a round's receives. This
 // needs MPI_THREAD_MULTIPLE on rank 0 (MpiSession asks for it); where the MPI does not provide
-// it, there is no heartbeat and the old deadlines (2 x timeout + 60 s) apply.
+// it, there is no heartbeat: a dead rank 0 is found only by the waits' own deadlines, at worst
+// that of the wait for the next command (2 x timeout + 60 s).
 //
 // Every other rank keeps one receive for the next beat posted and tests it in every wait
 // (RequestSet::wait_all, through a process-wide hook): no beat for `limit` seconds ends the wait
