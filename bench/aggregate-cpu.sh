@@ -3,8 +3,8 @@
 # bench/results/aggregate-cpu-<date>.json: every run, and per dtype and input count the median and
 # range of the ratio weighted-sum bandwidth / all-core memcpy bandwidth (goal >= 0.80).
 #   bench/aggregate-cpu.sh [RUNS=3] [extra bench_aggregate flags...]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 runs=${1:-3}; shift || true
 bin=${BENCH_AGGREGATE:-build/bench_aggregate}
 [ -x "$bin" ] || { echo "aggregate-cpu: $bin not built (scripts/build.sh)" >&2; exit 2; }
@@ -14,7 +14,7 @@ for r in $(seq 1 "$runs"); do
   "$bin" --device cpu --dtypes fp32,bf16,fp16 --inputs 2,4,8 "$@" --json "$tmp/run$r.json" >/dev/null
 done
 out=bench/results/aggregate-cpu-$(date +%F).json
-python3 - "$tmp" "$runs" "$out" <<'PY'
+"$py" - "$tmp" "$runs" "$out" <<'PY'
 import json, statistics, sys
 tmp, runs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 docs = [json.load(open(f"{tmp}/run{r}.json")) for r in range(1, runs + 1)]

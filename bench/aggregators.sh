@@ -3,16 +3,15 @@
 # for A = 1, 2, 3 at a fixed model size, side by side in one MPI job (build/bench_shards, which
 # checks its reduced values and exits 1 on a wrong one). Writes bench/results/aggregators-<date>.json.
 #   bench/aggregators.sh [TRAINERS=3] [ELEMENTS=16777216] [ROUNDS=10]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 trainers=${1:-3} elements=${2:-16777216} rounds=${3:-10}
 [ -x build/bench_shards ] || { echo "aggregators: build/bench_shards missing: run scripts/build.sh" >&2; exit 1; }
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 mkdir -p bench/results
 out=bench/results/aggregators-$(date +%F).json
-mpirun --oversubscribe -np $((3 + trainers)) --mca mpi_yield_when_idle 1 build/bench_shards \
+mpi $((3 + trainers)) build/bench_shards \
   --elements "$elements" --rounds "$rounds" --json "$out" >/dev/null
-python3 - "$out" <<'PY'
+"$py" - "$out" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(f"{d['trainers']} trainers, {d['elements']} floats each, median of {d['rounds']} rounds, "

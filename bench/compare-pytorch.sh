@@ -5,10 +5,10 @@
 # bench/results/compare-pytorch-<model>-<date>.json.
 #   bench/compare-pytorch.sh [MODEL=cnn] [REPEATS=3] [EPOCHS=1]
 # Needs a build (scripts/build.sh), the data (scripts/prepare-data.sh) and python3-torch.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 model=${1:-cnn} repeats=${2:-3} epochs=${3:-1}
-py=/usr/bin/python3 # Debian's python, where python3-torch and python3-h5py live
+py=$(bench_python torch h5py)
 $py -c 'import torch, h5py' 2>/dev/null || {
   echo "compare-pytorch: needs Debian's python3-torch and python3-h5py (apt-get install python3-torch python3-h5py)" >&2
   exit 1
@@ -19,9 +19,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 runs=()
 for r in $(seq 1 "$repeats"); do
-  build/hetrain train --data "$train" --test-data "$test" "${settings[@]}" --optimizer adam \
+  "$hetrain" train --data "$train" --test-data "$test" "${settings[@]}" --optimizer adam \
     --checkpoint-dir "$work/ck" --summary-json "$work/h.json" --progress-seconds 1000 >/dev/null
-  h=$($py -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps({"tool":"hetrain","samples_per_sec":d["samples_per_sec"],"epoch_seconds":d["epoch_seconds"],"test_accuracy":d["test_accuracy"]}))' "$work/h.json")
+  h=$(json_get "$work/h.json" 'json.dumps({"tool":"hetrain","samples_per_sec":d["samples_per_sec"],"epoch_seconds":d["epoch_seconds"],"test_accuracy":d["test_accuracy"]})')
   p=$($py bench/pytorch_reference.py --data "$train" --test-data "$test" "${settings[@]}" --threads "$(nproc)")
   echo "run $r: $h"
   echo "run $r: $p"
@@ -29,14 +29,14 @@ for r in $(seq 1 "$repeats"); do
 done
 out=bench/results/compare-pytorch-$model-$(date +%F).json
 printf '%s\n' "${runs[@]}" | $py -c '
-import json, statistics, sys, platform
+import json, sys, platform
+from benchstats import median, pick, spread
 runs = [json.loads(l) for l in sys.stdin]
-def med(tool): return statistics.median(r["samples_per_sec"] for r in runs if r["tool"] == tool)
-def spread(tool):
-    v = [r["samples_per_sec"] for r in runs if r["tool"] == tool]; return [min(v), max(v)]
+def values(tool): return pick(runs, "samples_per_sec", tool=tool)
+def med(tool): return median(values(tool))
 res = {"model": sys.argv[1], "host": platform.node(), "runs": runs,
        "hetrain_median_samples_per_sec": med("hetrain"), "pytorch_median_samples_per_sec": med("pytorch"),
-       "hetrain_spread": spread("hetrain"), "pytorch_spread": spread("pytorch"),
+       "hetrain_spread": spread(values("hetrain")), "pytorch_spread": spread(values("pytorch")),
        "ratio_hetrain_over_pytorch": med("hetrain") / med("pytorch")}
 json.dump(res, open(sys.argv[2], "w"), indent=2)
 print(json.dumps({k: v for k, v in res.items() if k != "runs"}))

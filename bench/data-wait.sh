@@ -38,11 +38,10 @@
 # python3-torch, python3-torchvision and python3-h5py. The full run takes ~6 min on the idle
 # 2-core VM (one repeat took 110 s there on 2026-11-29: cnn-1 2450 samples/s, cnn-1-plain 2400,
 # cnn-mpi3 3280, r18-synth 510, r18-file 500).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 repeats=${1:-3}
-py=/usr/bin/python3 # Debian's python, where python3-torch, -torchvision and -h5py live
-hetrain=${HETRAIN:-build/hetrain}
+py=$(bench_python torch torchvision h5py)
 mpiexec=${MPIEXEC:-mpiexec}
 data_dir=${DATA:-data}
 cases=${CASES:-cnn-1 cnn-1-plain cnn-mpi3 r18-synth r18-file}
@@ -68,7 +67,6 @@ done
 [[ -f $train ]] || [[ ! $cases =~ cnn ]] ||
   die "no $train (run scripts/prepare-data.sh, or set DATA)"
 [[ ! $cases =~ mpi ]] || command -v "$mpiexec" >/dev/null || die "no $mpiexec (set MPIEXEC)"
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 work=$(mktemp -d)
 # Kept after a failed run, so that its command can be run again on the same files.
 trap 'if [[ -e $work/keep ]]; then echo "data-wait: kept $work" >&2; else rm -rf "$work"; fi' EXIT
@@ -163,10 +161,11 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 rev=$(git -C "$(dirname "$hetrain")" describe --always --dirty 2>/dev/null || echo unknown)
 rev="$rev ($hetrain, version $("$hetrain" --version 2>/dev/null || echo unknown))"
 $py - "$out" "$goal" "$cpu" "$(nproc)" "$threads" "$device" "$rev" "${SMOKE:-0}" "$repeats" \
-  "$cnn_n" "$r18_n" "$work/commands.tsv" "$work/runs.txt" <<'EOF'
-import datetime, json, os, platform, statistics, sys
+  "$cnn_n" "$r18_n" "$work/commands.tsv" "$work/runs.txt" "$py" <<'EOF'
+import datetime, json, os, platform, sys
+from benchstats import median, spread
 (out, goal, cpu, nproc, threads, device, rev, smoke, repeats, cnn_n, r18_n, commands_tsv,
- runs_txt) = sys.argv[1:14]
+ runs_txt, py) = sys.argv[1:15]
 goal = float(goal)
 runs = [json.loads(l) for l in open(runs_txt) if l.strip()]
 res = {"benchmark": "data-wait", "date": datetime.date.today().isoformat(),
@@ -179,9 +178,9 @@ res = {"benchmark": "data-wait", "date": datetime.date.today().isoformat(),
        "measured": "ratio = sum over round records and their trainers of data_wait_seconds / the "
                    "same sum of compute_seconds (which includes the wait), from --metrics; "
                    "ratio_after_first_round leaves out each epoch's first round",
-       "setup": {"r18_model": "/usr/bin/python3 scripts/export_torchvision.py --arch resnet18 "
+       "setup": {"r18_model": f"{py} scripts/export_torchvision.py --arch resnet18 "
                               "--num-classes 10 --input-size 32 --out $WORK/r18.pt",
-                 "r18_file": "/usr/bin/python3 bench/torchscript_eager.py data --out $WORK/r18.h5 "
+                 "r18_file": f"{py} bench/torchscript_eager.py data --out $WORK/r18.h5 "
                              f"--samples {r18_n} --size 32"},
        "cases": {}}
 for line in open(commands_tsv):
@@ -191,9 +190,9 @@ for line in open(commands_tsv):
     later = [r["ratio_after_first_round"] for r in mine if r["ratio_after_first_round"] is not None]
     e = {"command": command + " --checkpoint-dir $WORK/ck --metrics $WORK/metrics.jsonl "
                               "--summary-json $WORK/summary.json",
-         "median_ratio": statistics.median(ratios), "spread": [min(ratios), max(ratios)],
-         "median_ratio_after_first_round": statistics.median(later) if later else None,
-         "median_samples_per_sec": statistics.median(r["samples_per_sec"] for r in mine),
+         "median_ratio": median(ratios), "spread": spread(ratios),
+         "median_ratio_after_first_round": median(later) if later else None,
+         "median_samples_per_sec": median(r["samples_per_sec"] for r in mine),
          "runs": mine}
     e["met"] = e["median_ratio"] <= goal
     res["cases"][name] = e

@@ -12,11 +12,10 @@
 # Writes bench/results/drift-<model>-<date>.json and the shares plot of one rebalancing run
 # (scripts/plot-metrics.py) as bench/results/drift-<model>-<date>-shares.png.
 #   bench/drift.sh [MODEL=cnn] [REPEATS=2] [SAMPLES=38400] [LOAD_FROM=20] [LOAD_TO=60]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 model=${1:-cnn} repeats=${2:-2} samples=${3:-38400} load_from=${4:-20} load_to=${5:-60}
-py=/usr/bin/python3
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+py=$(bench_python matplotlib)  # for scripts/plot-metrics.py
 work=$(mktemp -d)
 load_pid=""
 cleanup() { [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null; rm -rf "$work"; }
@@ -27,15 +26,15 @@ except Exception: print(0)'; }
 
 one_run() {  # one_run NAME REBALANCE_EVERY BALANCE
   local name=$1 every=$2 balance=$3 metrics="$work/$1.jsonl"
-  mpirun --oversubscribe -np 3 --bind-to none --mca mpi_yield_when_idle 1 \
-    scripts/pin-rank.sh "1:0 2:1" build/hetrain train --data data/fashion-mnist-train.h5 \
+  mpi 3 --bind-to none \
+    scripts/pin-rank.sh "1:0 2:1" "$hetrain" train --data data/fashion-mnist-train.h5 \
     --model "$model" --epochs 1 --global-batch 384 --micro-batch 32 --optimizer adam --lr 1e-3 \
     --threads 1 --limit-train-samples "$samples" --balance "$balance" --rebalance-every "$every" \
     --checkpoint-dir "$work/ck" --metrics "$metrics" --progress-seconds 1000 \
     >"$work/$name.log" 2>&1 &
   local run=$!
   while kill -0 $run 2>/dev/null && [ "$(last_step "$metrics")" -lt "$load_from" ]; do sleep 0.05; done
-  taskset -c 1 $py -c 'while True: pass' &
+  taskset -c 1 "$py" -c 'while True: pass' &
   load_pid=$!
   while kill -0 $run 2>/dev/null && [ "$(last_step "$metrics")" -lt "$load_to" ]; do sleep 0.05; done
   kill "$load_pid"; wait "$load_pid" 2>/dev/null || true; load_pid=""
@@ -64,16 +63,15 @@ done
 mkdir -p bench/results
 out=bench/results/drift-$model-$(date +%F)
 $py - "$work/runs.jsonl" "$out.json" "$model" "$samples" "$load_from" "$load_to" <<'PY'
-import json, statistics, sys
+import json, sys
+from benchstats import median, spread
 runs = [json.loads(l) for l in open(sys.argv[1])]
-def med(every, key): return statistics.median(r[key] for r in runs if (r["rebalance_every"] > 0) == every)
-def spread(every, key):
-    v = [r[key] for r in runs if (r["rebalance_every"] > 0) == every]; return [min(v), max(v)]
+def values(every, key): return [r[key] for r in runs if (r["rebalance_every"] > 0) == every]
 res = {"model": sys.argv[3], "samples": int(sys.argv[4]), "load_rounds": [int(sys.argv[5]), int(sys.argv[6])],
        "runs": runs}
 for key in ("before", "during", "after"):
-    res[key] = {"rebalance": med(True, key), "static": med(False, key),
-                "rebalance_spread": spread(True, key), "static_spread": spread(False, key)}
+    res[key] = {"rebalance": median(values(True, key)), "static": median(values(False, key)),
+                "rebalance_spread": spread(values(True, key)), "static_spread": spread(values(False, key))}
 res["during_ratio_rebalance_over_static"] = res["during"]["rebalance"] / res["during"]["static"]
 json.dump(res, open(sys.argv[2], "w"), indent=2)
 for key in ("before", "during", "after"):

@@ -46,7 +46,8 @@ done
 [ -z "$debs" ] || debs=$(realpath -m -- "$debs")
 [ -z "$torch" ] || torch=$(realpath -m -- "$torch")
 [ "$out" = runs/gpu-check ] || out=$(realpath -m -- "$out")
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"   # to the repository's root; Open MPI's root variables
 prefix=${PREFIX:-/tmp/hetrain-prefix}
 build_dir=${BUILD_DIR:-build-gpu}
 np=${NP:-3}
@@ -193,9 +194,6 @@ EOF
       ldd "$f" 2>&1 | grep -E "not found" | sed "s|^|$f: |"; done' sh {} + | sort -u)
   [ -z "$unresolved" ] || die "libraries the host lacks: $(echo "$unresolved" | sed "s|$prefix/||" | sed -n 1,5p | tr '\n' ';')"
 fi
-if [ "$(id -u)" -eq 0 ]; then   # mpirun refuses root without both
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fi
 # Open MPI on one node, maybe in a container (gVisor/Docker): its default launcher (rsh) will
 # not start, even for local ranks, without ssh or rsh installed; containers often forbid
 # cross-process memory reads (CMA) and CPU binding, and Open MPI aborts on either. The local
@@ -267,8 +265,8 @@ sys.exit(not any(r.get('device') == 'cuda' for r in d.get('results', [])))"
     --model cnn --epochs 1 --device cuda --aggregator-device cuda --amp bf16 --wire-dtype bf16 \
     --summary-json "$out/train-amp-summary.json"
   # The MPI tests with GPU trainers and a GPU aggregator (they choose the devices by themselves).
-  # Their checks read checkpoints with h5py: HETRAIN_PYTHON names a python that has it (on the
-  # 2026-11-23 H100 run /usr/bin/python3 lacked it, and 4 of the 5 failing cases were those).
+  # Their checks read checkpoints with h5py: HETRAIN_PYTHON names a python that has it (a GPU
+  # machine's /usr/bin/python3 may lack it, and then every case that reads a checkpoint fails).
   step mpi-tests env HETRAIN_PYTHON="$(command -v python3)" timeout "$step_timeout" \
     ctest --test-dir "$build_dir" -L mpi ${MPI_TESTS:+-R "$MPI_TESTS"} --output-on-failure --no-tests=error
 else

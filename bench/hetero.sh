@@ -14,15 +14,14 @@
 # efficiency = samples/s / sum_i(samples_i / compute_seconds_i) (trainer i's own forward and
 # backward time in that run) and test accuracy. Writes bench/results/hetero-<model>-<date>.json
 # and .md.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 model=${1:-cnn} repeats=${2:-3} samples=${3:-15360} map=${4:-"0 0 1"} alike=${5:-"0 1"}
 # 768 = 24 micro-batches of 32: shares of 6:6:12 fit a 2:1:1 speed split exactly, and a round
 # (~0.3 s of cnn here) is long against its fixed cost (~6 ms: reduce, step, broadcast, wake-ups).
 # With 384 the same runs gave hetrain-benchmark / hetrain-equal 1.17 instead of ~1.3.
 global_batch=${6:-768}
-py=/usr/bin/python3
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+py=$(bench_python torch h5py)  # for bench/ddp_reference.py
 export MASTER_ADDR=127.0.0.1 GLOO_SOCKET_IFNAME=lo
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -34,8 +33,8 @@ run_hetrain() {  # run_hetrain LABEL BALANCE CPUS...
   local label=$1 balance=$2; shift 2
   local pins="" r=1
   for cpus in "$@"; do pins+="$r:$cpus "; r=$((r + 1)); done
-  mpirun --oversubscribe -np $(($# + 1)) --bind-to none --mca mpi_yield_when_idle 1 \
-    scripts/pin-rank.sh "$pins" build/hetrain train --data "$train" --test-data "$test" \
+  mpi $(($# + 1)) --bind-to none \
+    scripts/pin-rank.sh "$pins" "$hetrain" train --data "$train" --test-data "$test" \
     "${common[@]}" --optimizer adam --lr 1e-3 --epochs 1 --threads 1 \
     --limit-train-samples "$samples" --balance "$balance" --rebalance-every 5 \
     --checkpoint-dir "$work/ck" --summary-json "$work/s.json" --progress-seconds 1000 \
@@ -55,7 +54,7 @@ run_ddp() {  # run_ddp LABEL CPUS...
   local label=$1; shift
   local world=$# rank=0 port=$((29500 + RANDOM % 1000)) pids=()
   for cpus in "$@"; do
-    RANK=$rank WORLD_SIZE=$world MASTER_PORT=$port taskset -c "$cpus" $py bench/ddp_reference.py \
+    RANK=$rank WORLD_SIZE=$world MASTER_PORT=$port taskset -c "$cpus" "$py" bench/ddp_reference.py \
       --data "$train" --test-data "$test" "${common[@]}" --samples "$samples" \
       >"$work/ddp$rank.out" 2>"$work/ddp$rank.err" &
     pids+=($!)
@@ -88,14 +87,15 @@ done
 mkdir -p bench/results
 out=bench/results/hetero-$model-$(date +%F)
 $py - "$results" "$out" "$model" "$samples" "$map" "$alike" "$global_batch" <<'PY'
-import json, statistics, sys
+import json, sys
+import benchstats
 runs = [json.loads(l) for l in open(sys.argv[1])]
 out, model, samples, unequal_map, alike_map, global_batch = sys.argv[2:8]
-def values(config, tool, key):
-    return [r[key] for r in runs if r["config"] == config and r["tool"] == tool and key in r]
+def values(config, tool, key):  # DDP runs have no "efficiency"
+    return benchstats.pick([r for r in runs if key in r], key, config=config, tool=tool)
 def summary(config, tool, key):
     v = values(config, tool, key)
-    return {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)} if v else None
+    return benchstats.summary(v) if v else None
 res = {"model": model, "samples": int(samples), "global_batch": int(global_batch), "micro_batch": 32,
        "unequal_cpus": unequal_map, "alike_cpus": alike_map, "runs": runs, "summary": {}}
 for config, tools in (("unequal", ("hetrain-benchmark", "hetrain-equal", "ddp")),

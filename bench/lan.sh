@@ -30,9 +30,8 @@
 # is reported with the figures; exit code 1 only when a run fails or a result is malformed.
 # Writes RESULTS.json and RESULTS.md. Needs root, a build and Debian's python3-torch,
 # python3-torchvision and python3-h5py. Run it on a quiet machine: every "host" shares its CPUs.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$PWD
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 quick=${QUICK:-0}
 if [ "$quick" = 1 ]; then
   repeats=${REPEATS:-1} samples=${SAMPLES:-2304} results=${RESULTS:-bench/results/lan-quick-$(date +%F)}
@@ -40,8 +39,8 @@ else
   repeats=${REPEATS:-3} samples=${SAMPLES:-15360} results=${RESULTS:-bench/results/lan-$(date +%F)}
 fi
 global_batch=${GLOBAL_BATCH:-768}
-hetrain=$(readlink -f "${HETRAIN:-build/hetrain}")
-py=/usr/bin/python3
+hetrain=$(readlink -f "$hetrain")
+py=$(bench_python torch torchvision h5py)
 lan_sim=$repo/scripts/lan-sim.sh
 fail() { echo "bench/lan: $*" >&2; exit 1; }
 [ -x "$hetrain" ] || fail "no hetrain binary at $hetrain (build first, or set HETRAIN)"
@@ -117,7 +116,7 @@ run_ddp() {
   "$lan_sim" counters "$sim" >"$work/$tag.before.json"
   for h in 0 1 2; do
     "$lan_sim" exec "$sim" "$h" -- env RANK=$h WORLD_SIZE=3 MASTER_ADDR="${addrs[0]}" \
-      MASTER_PORT=$port GLOO_SOCKET_IFNAME="${veths[h]}" $py bench/ddp_train.py \
+      MASTER_PORT=$port GLOO_SOCKET_IFNAME="${veths[h]}" "$py" bench/ddp_train.py \
       --data "$work/train.h5" --test-data "$work/test.h5" "${common[@]}" --threads 1 \
       >"$work/$tag.$h.out" 2>"$work/$tag.$h.err" &
     pids+=($!)

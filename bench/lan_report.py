@@ -13,6 +13,8 @@ import json
 import statistics
 import sys
 
+import benchstats
+
 LINK_BYTES_PER_S = 125e6  # 1 Gbit/s of frames: what tbf shapes and the counters count
 
 
@@ -22,11 +24,6 @@ def moved(work, tag):
     after = json.load(open(f"{work}/{tag}.after.json"))["hosts"]
     return {(b["host"], d): a[d] - b[d] for b, a in zip(before, after)
             for d in ("tx_bytes", "rx_bytes")}
-
-
-def spread(values):
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "n": len(values)}
 
 
 def check(cond, what, problems):
@@ -144,7 +141,7 @@ def main():
         runs.append(ddp_run(work, f"ddp{r}", rounds, samples, problems))
     keys = ("samples_per_sec", "test_accuracy", "test_loss", "final_train_loss",
             "comm_seconds_per_round")
-    summary = {tool: {k: spread([r[k] for r in runs if r["tool"] == tool])
+    summary = {tool: {k: benchstats.summary(benchstats.pick(runs, k, tool=tool))
                       for k in keys if all(k in r for r in runs if r["tool"] == tool)}
                for tool in ("hetrain", "ddp")}
     hetrain_runs = [r for r in runs if r["tool"] == "hetrain"]

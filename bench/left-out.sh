@@ -8,14 +8,12 @@
 # with/without (median of runs, and from the median round); exits 1 when the median-round ratio is
 # below 0.9 (the issue's goal).
 #   bench/left-out.sh [RUNS=2] [OUT=bench/results/left-out-DATE.json]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 runs=${1:-2}
 out=${2:-bench/results/left-out-$(date +%F).json}
-bin=${HETRAIN:-build/hetrain}
-[ -x "$bin" ] || { echo "no $bin: run scripts/build.sh first" >&2; exit 2; }
+[ -x "$hetrain" ] || { echo "no $hetrain: run scripts/build.sh first" >&2; exit 2; }
 [ -f data/fashion-mnist-train.h5 ] || { echo "no data: run scripts/prepare-data.sh" >&2; exit 2; }
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 work=$(mktemp -d)
 sim=
 trap '[ -z "$sim" ] || scripts/lan-sim.sh down "$sim" >/dev/null 2>&1; rm -rf "$work"' EXIT
@@ -30,10 +28,10 @@ layout() { # layout NAME HOSTS RATES NP_WITH NP_WITHOUT ARGS...
   for k in $(seq "$runs"); do
     for np in "$with" "$without"; do
       scripts/lan-sim.sh run "$sim" -- --oversubscribe -np "$np" --mca mpi_yield_when_idle 1 \
-        --map-by node "$bin" train "${a[@]}" "$@" --checkpoint-dir "$work/$name-$np-$k" \
+        --map-by node "$hetrain" train "${a[@]}" "$@" --checkpoint-dir "$work/$name-$np-$k" \
         --summary-json "$work/$name-$np-$k.json" --metrics "$work/$name-$np-$k.jsonl" \
         >"$work/$name-$np-$k.log" 2>&1 || { tail -n 20 "$work/$name-$np-$k.log" >&2; exit 1; }
-      echo "$name -np $np run $k: $(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['samples_per_sec']))" "$work/$name-$np-$k.json") samples/s"
+      echo "$name -np $np run $k: $(json_get "$work/$name-$np-$k.json" 'round(d["samples_per_sec"])') samples/s"
     done
   done
   scripts/lan-sim.sh down "$sim" >/dev/null
@@ -41,7 +39,7 @@ layout() { # layout NAME HOSTS RATES NP_WITH NP_WITHOUT ARGS...
 }
 layout one 4 1gbit,1gbit,1gbit,20mbit 4 3
 layout two 5 1gbit,1gbit,1gbit,1gbit,20mbit 5 4 --aggregators 2
-python3 - "$work" "$runs" "$out" <<'PY'
+"$py" - "$work" "$runs" "$out" <<'PY'
 import json, statistics, sys
 work, runs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 result = {"machine": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "),

@@ -8,15 +8,14 @@
 #   Environment: HETRAIN (default build-gpu/hetrain), MODEL (cnn), GLOBAL_BATCH (960).
 # Needs a GPU, mpirun on PATH (after bench/gpu-check.sh: . /tmp/hetrain-prefix/env.sh) and the
 # Fashion-MNIST files in data/. Exits non-zero if a run fails or its accuracy is not a number.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 repeats=${1:-3} samples=${2:-30720} cpu_trainers=${3:-2} cores=${4:-4}
 hetrain=${HETRAIN:-build-gpu/hetrain} model=${MODEL:-cnn} global_batch=${GLOBAL_BATCH:-960}
 command -v nvidia-smi >/dev/null && nvidia-smi -L | grep -q GPU || { echo "mixed-gpu-cpu: no GPU" >&2; exit 1; }
 [ -x "$hetrain" ] || { echo "mixed-gpu-cpu: $hetrain not built" >&2; exit 1; }
 [ "$(nproc)" -ge $((cpu_trainers * cores + 2)) ] ||
   { echo "mixed-gpu-cpu: needs $((cpu_trainers * cores + 2)) cores, have $(nproc)" >&2; exit 1; }
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | sed -n 1p)
@@ -34,7 +33,7 @@ run() {  # run BALANCE: one job, its summary line appended to $work/runs.jsonl
     mpmd+=(: -np 1 env CUDA_VISIBLE_DEVICES= taskset -c "$first-$((first + cores - 1))" "$hetrain" "${args[@]}")
   done
   mpirun --oversubscribe --bind-to none "${mpmd[@]}" >"$work/log" 2>&1 || { cat "$work/log"; exit 1; }
-  python3 -c '
+  "$py" -c '
 import json, math, sys
 s = json.load(open(sys.argv[1]))
 assert math.isfinite(s["test_accuracy"]), "no accuracy"
@@ -52,13 +51,12 @@ done
 
 mkdir -p bench/results
 out=bench/results/mixed-gpu-cpu-$(date +%F).json
-python3 - "$work/runs.jsonl" "$out" "$gpu" "$model" "$samples" "$global_batch" "$cpu_trainers" "$cores" <<'PY'
-import json, statistics, sys
+"$py" - "$work/runs.jsonl" "$out" "$gpu" "$model" "$samples" "$global_batch" "$cpu_trainers" "$cores" <<'PY'
+import json, sys
+from benchstats import pick, summary
 runs = [json.loads(l) for l in open(sys.argv[1])]
 out, gpu, model, samples, global_batch, cpu_trainers, cores = sys.argv[2:9]
-def stats(balance, key):
-    v = [r[key] for r in runs if r["balance"] == balance]
-    return {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)}
+def stats(balance, key): return summary(pick(runs, key, balance=balance))
 res = {"gpu": gpu, "model": model, "samples": int(samples), "global_batch": int(global_batch),
        "gpu_trainer_rank": 1, "cpu_trainers": int(cpu_trainers), "cores_per_cpu_trainer": int(cores), "runs": runs,
        "benchmark": {"samples_per_sec": stats("benchmark", "samples_per_sec"),

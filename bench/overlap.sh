@@ -5,19 +5,17 @@
 # --metrics and prints the median round time of each and the ratio.
 # Writes bench/results/overlap-<model>-<date>.json.
 #   bench/overlap.sh [MODEL=cnn] [REPEATS=5] [SAMPLES=7680] [CHUNK_MB=0.25]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 model=${1:-cnn} repeats=${2:-5} samples=${3:-7680} chunk_mb=${4:-0.25}
-py=/usr/bin/python3
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for r in $(seq 1 "$repeats"); do
   for mode in off on; do
     extra=()
     [ "$mode" = on ] && extra=(--overlap)
-    mpirun --oversubscribe -np 3 --bind-to none --mca mpi_yield_when_idle 1 \
-      scripts/pin-rank.sh "1:0 2:1" build/hetrain train --data data/fashion-mnist-train.h5 \
+    mpi 3 --bind-to none \
+      scripts/pin-rank.sh "1:0 2:1" "$hetrain" train --data data/fashion-mnist-train.h5 \
       --model "$model" --epochs 1 --global-batch 256 --micro-batch 32 --threads 1 \
       --limit-train-samples "$samples" --balance static:1,1 --chunk-mb "$chunk_mb" \
       --checkpoint-dir "$work/ck" --metrics "$work/$mode-$r.jsonl" --progress-seconds 1000 \
@@ -28,6 +26,7 @@ mkdir -p bench/results
 out=bench/results/overlap-$model-$(date +%F).json
 $py - "$work" "$repeats" "$out" "$model" "$chunk_mb" <<'PY'
 import glob, json, statistics, sys
+from benchstats import summary
 work, repeats, out, model, chunk_mb = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
 res = {"model": model, "chunk_mb": chunk_mb, "runs": []}
 for mode in ("off", "on"):
@@ -37,7 +36,7 @@ for mode in ("off", "on"):
                             "median_receive_seconds": statistics.median(x["aggregator"]["receive_seconds"] for x in rounds)})
 for mode in ("off", "on"):
     v = [x["median_round_seconds"] for x in res["runs"] if x["overlap"] == mode]
-    res[f"round_seconds_{mode}"] = {"median": statistics.median(v), "min": min(v), "max": max(v)}
+    res[f"round_seconds_{mode}"] = summary(v, count=False)
 res["ratio_on_over_off"] = res["round_seconds_on"]["median"] / res["round_seconds_off"]["median"]
 json.dump(res, open(out, "w"), indent=2)
 print(json.dumps({k: v for k, v in res.items() if k != "runs"}))

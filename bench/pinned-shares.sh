@@ -5,18 +5,16 @@
 # run's epoch time and shares, the medians and the ratio equal/benchmark of epoch time.
 # Writes bench/results/pinned-shares-<model>-<date>.json.
 #   bench/pinned-shares.sh [MODEL=cnn] [REPEATS=3] [SAMPLES=12800] [MAP="1:0 2:0 3:1"]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 model=${1:-cnn} repeats=${2:-3} samples=${3:-12800} map=${4:-"1:0 2:0 3:1"}
-py=/usr/bin/python3
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 runs=()
 for r in $(seq 1 "$repeats"); do
   for balance in benchmark equal; do
-    mpirun --oversubscribe -np 4 --bind-to none --mca mpi_yield_when_idle 1 \
-      scripts/pin-rank.sh "$map" build/hetrain train --data data/fashion-mnist-train.h5 \
+    mpi 4 --bind-to none \
+      scripts/pin-rank.sh "$map" "$hetrain" train --data data/fashion-mnist-train.h5 \
       --model "$model" --epochs 1 --global-batch 256 --micro-batch 32 --threads 1 \
       --limit-train-samples "$samples" --balance "$balance" --checkpoint-dir "$work/ck" \
       --summary-json "$work/s.json" --progress-seconds 1000 > "$work/log" 2>&1 ||
@@ -37,14 +35,14 @@ done
 mkdir -p bench/results
 out=bench/results/pinned-shares-$model-$(date +%F).json
 printf '%s\n' "${runs[@]}" | $py -c '
-import json, statistics, sys
+import json, sys
+from benchstats import median, pick, spread
 runs = [json.loads(l) for l in sys.stdin]
-def med(b): return statistics.median(r["epoch_seconds"] for r in runs if r["balance"] == b)
-def spread(b):
-    v = [r["epoch_seconds"] for r in runs if r["balance"] == b]; return [min(v), max(v)]
+def values(b): return pick(runs, "epoch_seconds", balance=b)
+def med(b): return median(values(b))
 res = {"model": sys.argv[1], "map": sys.argv[3], "runs": runs,
        "benchmark_epoch_seconds_median": med("benchmark"), "equal_epoch_seconds_median": med("equal"),
-       "benchmark_spread": spread("benchmark"), "equal_spread": spread("equal"),
+       "benchmark_spread": spread(values("benchmark")), "equal_spread": spread(values("equal")),
        "speedup_benchmark_over_equal": med("equal") / med("benchmark")}
 json.dump(res, open(sys.argv[2], "w"), indent=2)
 print(json.dumps({k: v for k, v in res.items() if k != "runs"}))' "$model" "$out" "$map"

@@ -13,15 +13,15 @@
 # plot, scripts/plot-metrics.py). Exits 1 when a default run's phase is below 0.9 of its ideal
 # (the issue's goal).
 #   bench/speed-change.sh [RUNS=2] [SAMPLES=46080] [OUT=bench/results/speed-change-DATE.json]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 runs=${1:-2} samples=${2:-46080}
 out=${3:-bench/results/speed-change-$(date +%F).json}
 [ "$(id -u)" -eq 0 ] || { echo "speed-change: needs root (cgroups)" >&2; exit 2; }
 cg=/sys/fs/cgroup/cpu
 [ -w "$cg" ] || { echo "speed-change: no writable cgroup v1 cpu controller at $cg" >&2; exit 2; }
 [ "$(nproc)" -ge 2 ] || { echo "speed-change: needs 2 CPUs" >&2; exit 2; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+py=$(bench_python matplotlib)  # for scripts/plot-metrics.py
 work=$(mktemp -d)
 groups=(hsc_slow hsc_rank0)
 cleanup() {
@@ -57,25 +57,24 @@ standalone() {
   local cpu=$1 q=$2
   if [ -n "$q" ]; then
     quota hsc_slow "$q"
-    sh -c "echo \$\$ > $cg/hsc_slow/tasks; exec taskset -c $cpu build/hetrain train ${a[*]} \
+    sh -c "echo \$\$ > $cg/hsc_slow/tasks; exec taskset -c $cpu $hetrain train ${a[*]} \
       --epochs 1 --limit-train-samples 5120 --summary-json $work/alone.json" >/dev/null 2>&1
   else
-    taskset -c "$cpu" build/hetrain train "${a[@]}" --epochs 1 --limit-train-samples 5120 \
+    taskset -c "$cpu" "$hetrain" train "${a[@]}" --epochs 1 --limit-train-samples 5120 \
       --summary-json "$work/alone.json" >/dev/null 2>&1
   fi
-  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['samples_per_sec'])" \
-    "$work/alone.json"
+  json_get "$work/alone.json" 'd["samples_per_sec"]'
 }
-# Rounds in the metrics file so far: a grep every 0.2 s (a python start every 50 ms took half a
-# core from the trainers in a first version of this script).
+# Rounds in the metrics file so far: a grep every 0.2 s (a python start every 50 ms takes half a
+# core from the trainers).
 last_round() { local n; n=$(grep -c '"type":"round"' "$1" 2>/dev/null); echo "${n:-0}"; }
 # one_run NAME ARGS...: the job, slowing the slow machine at a third and restoring it at 2/3.
 one_run() {
   local name=$1 metrics=$work/$1.jsonl
   shift
   quota hsc_slow 4000
-  mpirun --oversubscribe -np 3 --bind-to none --mca mpi_yield_when_idle 1 "$work/place.sh" \
-    build/hetrain train "${a[@]}" --epochs 1 --limit-train-samples "$samples" \
+  mpi 3 --bind-to none "$work/place.sh" \
+    "$hetrain" train "${a[@]}" --epochs 1 --limit-train-samples "$samples" \
     --checkpoint-dir "$work/ck-$name" --metrics "$metrics" --summary-json "$work/$name.json" \
     "$@" >"$work/$name.log" 2>&1 &
   local job=$!
@@ -86,7 +85,7 @@ one_run() {
     sleep 0.2; done
   quota hsc_slow 4000
   wait $job || { tail -n 20 "$work/$name.log" >&2; exit 1; }
-  echo "$name: $(grep -c '"type": *"plan"' "$metrics") plans, $(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['samples_per_sec']))" "$work/$name.json") samples/s"
+  echo "$name: $(grep -c '"type": *"plan"' "$metrics") plans, $(json_get "$work/$name.json" 'round(d["samples_per_sec"])') samples/s"
 }
 # The standalone speeds are measured again before each pair of runs (this VM's speed drifts by
 # 20-30% over minutes) and averaged.
@@ -102,7 +101,7 @@ read -r fast slow40 slow10 < <(awk '{f += $1; a += $2; b += $3} END {print f / N
   "$work/standalone")
 mkdir -p "$(dirname "$out")"
 rc=0
-python3 - "$work" "$runs" "$rounds" "$fast" "$slow40" "$slow10" "$out" <<'PY' || rc=$?
+"$py" - "$work" "$runs" "$rounds" "$fast" "$slow40" "$slow10" "$out" <<'PY' || rc=$?
 import json, sys
 work, runs, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 fast, slow40, slow10 = map(float, sys.argv[4:7])
@@ -134,6 +133,6 @@ json.dump(result, open(out, "w"), indent=1)
 print(f"wrote {out}")
 sys.exit(0 if ok else 1)
 PY
-/usr/bin/python3 scripts/plot-metrics.py "$work/default-1.jsonl" --out "$work/plot" >/dev/null &&
+"$py" scripts/plot-metrics.py "$work/default-1.jsonl" --out "$work/plot" >/dev/null &&
   cp "$work/plot/shares.png" "${out%.json}-shares.png" && echo "wrote ${out%.json}-shares.png"
 exit "$rc"

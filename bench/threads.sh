@@ -4,12 +4,10 @@
 # Prints one JSON object (median samples/s per setting and the ratios) and exits 1 when the
 # default is more than 10% slower than --threads 1.
 # Usage: bench/threads.sh [REPEATS=3] [SAMPLES=60000]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 repeats=${1:-3}
 samples=${2:-60000}
-hetrain=${HETRAIN:-build/hetrain}
-if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cores=$(nproc)
@@ -17,13 +15,13 @@ declare -A flags=([default]="" [one]="--threads 1" [per_core]="--threads $cores"
 for r in $(seq 1 "$repeats"); do
   for name in default one per_core; do
     # shellcheck disable=SC2086
-    mpirun --oversubscribe -np 4 --mca mpi_yield_when_idle 1 "$hetrain" train \
+    mpi 4 "$hetrain" train \
       --data data/fashion-mnist-train.h5 --model mlp --epochs 1 --limit-train-samples "$samples" \
       --progress-seconds 1000 --checkpoint-dir "$work/ck" --summary-json "$work/$name-$r.json" \
       ${flags[$name]} >/dev/null 2>&1
   done
 done
-/usr/bin/python3 - "$work" "$repeats" "$cores" <<'PY'
+"$py" - "$work" "$repeats" "$cores" <<'PY'
 import json, statistics, sys
 work, repeats, cores = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rates = {n: [json.load(open(f"{work}/{n}-{r}.json"))["samples_per_sec"] for r in range(1, repeats + 1)]

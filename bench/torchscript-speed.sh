@@ -32,11 +32,10 @@
 # when a run fails (its command and the end of its output are printed).
 # Needs a build (scripts/build.sh) with --model FILE.pt, and Debian's python3-torch,
 # python3-torchvision and python3-h5py. A full run takes ~6 min on the idle 2-core VM.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
 repeats=${1:-3}
-py=/usr/bin/python3 # Debian's python, where python3-torch, -torchvision and -h5py live
-hetrain=${HETRAIN:-build/hetrain}
+py=$(bench_python torch torchvision h5py)
 threads=${THREADS:-$(nproc)}
 device=${DEVICE:-cpu}
 models=${MODELS:-resnet18 resnet50}
@@ -158,10 +157,11 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
 rev=$(git -C "$(dirname "$hetrain")" describe --always --dirty 2>/dev/null || echo unknown)
 rev="$rev ($hetrain, version $("$hetrain" --version 2>/dev/null || echo unknown))"
 $py - "$out" "$goal" "$cpu" "$(nproc)" "$threads" "$device" "$gpu" "$rev" "${SMOKE:-0}" "$repeats" \
-  "$work/settings.txt" "$work/runs.txt" <<'EOF'
-import datetime, json, os, platform, statistics, sys
+  "$work/settings.txt" "$work/runs.txt" "$py" <<'EOF'
+import datetime, json, os, platform, sys
 import torch, torchvision
-out, goal, cpu, nproc, threads, device, gpu, rev, smoke, repeats, settings_txt, runs_txt = sys.argv[1:13]
+from benchstats import median, spread
+out, goal, cpu, nproc, threads, device, gpu, rev, smoke, repeats, settings_txt, runs_txt, py = sys.argv[1:14]
 goal = float(goal)
 lines = open(settings_txt).read().splitlines()
 runs = [json.loads(l) for l in open(runs_txt) if l.strip()]
@@ -181,17 +181,17 @@ for i in range(0, len(lines), 3):
     e = {"image": [3, size, size], "classes": 10, "samples": int(n), "global_batch": int(g),
          "micro_batch": int(m), "lr": 0.01, "optimizer": "sgd",
          "commands": {
-             "export": f"/usr/bin/python3 scripts/export_torchvision.py --arch {model} --num-classes 10 "
+             "export": f"{py} scripts/export_torchvision.py --arch {model} --num-classes 10 "
                        f"--input-size {size} --out $WORK/{model}.pt",
-             "data": f"/usr/bin/python3 bench/torchscript_eager.py data --out $WORK/{model}.h5 "
+             "data": f"{py} bench/torchscript_eager.py data --out $WORK/{model}.h5 "
                      f"--samples {n} --size {size}",
              "hetrain": lines[i + 1], "pytorch": lines[i + 2]}}
     for tool in ("hetrain", "pytorch", "pytorch-scripted"):
         mine = [r for r in runs if r["model"] == model and r["tool"] == tool]
         if mine:
             v, mem = [r["samples_per_sec"] for r in mine], [r["max_rss_mib"] for r in mine]
-            e[tool] = {"median_samples_per_sec": statistics.median(v), "spread": [min(v), max(v)],
-                       "median_max_rss_mib": statistics.median(mem), "max_rss_spread_mib": [min(mem), max(mem)]}
+            e[tool] = {"median_samples_per_sec": median(v), "spread": spread(v),
+                       "median_max_rss_mib": median(mem), "max_rss_spread_mib": spread(mem)}
     med = lambda tool: e[tool]["median_samples_per_sec"]
     e["ratio_hetrain_over_pytorch"] = med("hetrain") / med("pytorch")
     e["met"] = e["ratio_hetrain_over_pytorch"] >= goal

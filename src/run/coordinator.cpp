@@ -291,7 +291,7 @@ TrainSummary Coordinator::run() {
 
 // What the plan knows of a trainer: its speed, and per aggregator the bytes it moves each round
 // over the measured link (the wire dtype up, fp32 parameters down; BatchNorm buffers go with
-// rank 0's pieces) or, without a probe, the old assumption of 1 GB/s for the whole buffer; and
+// rank 0's pieces) or, without a probe, an assumed 1 GB/s for the whole buffer; and
 // once it has worked, what rank 0 measured of its transfer (not with `links_only`).
 TrainerSpeed Coordinator::speed_of(const TrainerState &t, bool links_only) const {
   TrainerSpeed s{t.job_rank, t.report.host, t.speed, 0, {}, links_only ? -1 : t.comm_seconds};
@@ -300,9 +300,9 @@ TrainerSpeed Coordinator::speed_of(const TrainerState &t, bool links_only) const
   const auto wire = static_cast<double>(wire_format(config_.wire_dtype).bytes);
   const auto buffers = static_cast<double>(buffer_elements(*model_)) * 4;
   // A same-host pair is shared memory, not a network link: its cost is taken at no less than the
-  // old 1 GB/s and no latency. The probe measures it with 64 KiB only, and on a host whose cores
-  // are all busy that figure is scheduling noise (tens of MB/s), which once left a trainer of a
-  // one-machine job out of the plan.
+  // 1 GB/s assumed without a probe, and no latency. The probe measures it with 64 KiB only, and on
+  // a host whose cores are all busy that figure is scheduling noise (tens of MB/s), low enough to
+  // leave a trainer of a one-machine job out of the plan.
   for (const LinkFigures &f : t.links) {
     const auto shard = static_cast<double>(layout_.shard_length(f.aggregator_rank));
     const double extra = f.aggregator_rank == 0 ? buffers : 0.0;

@@ -176,8 +176,9 @@ struct Direction {
   double exact_rate = 0;                 // the fastest transfer long enough to trust
   bool done = false;
   // The figure: the fastest trusted transfer (noise on a busy host only ever slows one down,
-  // and one of 50 ms or more passes in no burst: a 20 Mbit/s upload measured 1.56 MB/s once,
-  // its trusted transfer before 2.35), else the last transfer's rate as a bound.
+  // and one of 50 ms or more passes in no burst: one transfer of a 20 Mbit/s upload can measure
+  // 1.56 MB/s where the trusted one before it measured 2.35), else the last transfer's rate as a
+  // bound.
   double figure() const { return exact_rate > 0 ? exact_rate : rate; }
   RateBound figure_bound() const { return exact_rate > 0 ? RateBound::kExact : bound; }
 };

@@ -1,7 +1,7 @@
-// The receive-and-reduce that rank 0 and the shard servers share (DESIGN §7): every working
-// trainer's copy of this aggregator's pieces arrives into a ChunkReducer's receive buffers, and
-// each piece is reduced as soon as all copies of it are in, while the others are still on the
-// wire. Internal to src/run.
+// The receive-and-reduce that rank 0 and the shard servers share (DESIGN §5 "One round", step 4):
+// every working trainer's copy of this aggregator's pieces arrives into a ChunkReducer's receive
+// buffers, and each piece is reduced as soon as all copies of it are in, while the others are
+// still on the wire. Internal to src/run.
 //
 //   PipelinedReduce pipe(reducer, my_pieces, shard_begin, wire, chunk, comm);
 //   pipe.post(set, slot, job_rank, what)     for each working trainer

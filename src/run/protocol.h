@@ -1,5 +1,6 @@
 // What the ranks of a distributed job send each other besides the typed messages of
-// comm/messages.h (DESIGN §7): message tags, the bulk data's layout, wire formats and chunk sizes.
+// comm/messages.h (DESIGN §5 "Messages"): message tags, the bulk data's layout, wire formats and
+// chunk sizes.
 // Shared by rank 0 (coordinator, round executor), the trainers and the shard servers of
 // --aggregators. Internal to src/run.
 #pragma once

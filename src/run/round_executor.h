@@ -1,5 +1,5 @@
-// Rank 0's round executor (DESIGN §7): it *does* one round and says what happened; the
-// coordinator decides what follows. One round:
+// Rank 0's round executor (DESIGN §5 "One round"): it *does* one round and says what happened;
+// the coordinator decides what follows. One round:
 //
 //   commands to the trainers (each TrainerState::command, where send_command says so), the
 //     current parameters first to one back in the plan (refresh), commands to the shard servers

@@ -1,4 +1,4 @@
-// A shard server of --aggregators A (world ranks 1..A-1; DESIGN §4): the multiple-parameter-server
+// A shard server of --aggregators A (world ranks 1..A-1; DESIGN §6): the multiple-parameter-server
 // design. Read it top to bottom:
 //
 //   setup from rank 0: the trainers, the optimizer's step count, this rank's shard of the

@@ -1,4 +1,4 @@
-// Rank 0's side of the shard servers of --aggregators A (ranks 1..A-1; DESIGN §4). Rank 0 keeps
+// Rank 0's side of the shard servers of --aggregators A (ranks 1..A-1; DESIGN §6). Rank 0 keeps
 // full-size parameters and optimizer state, but between gathers only its own shard of them is
 // current: gather() brings the others' shards here (before every checkpoint, every evaluation and
 // the end); setup() sends them out (at the start and after --resume). Internal to src/run.

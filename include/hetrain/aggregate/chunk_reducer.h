@@ -1,4 +1,5 @@
-// Rank 0's reduce of the trainers' uploads, chunk by chunk as they arrive (DESIGN §7).
+// Rank 0's reduce of the trainers' uploads, chunk by chunk as they arrive (DESIGN §5 "One round",
+// step 4).
 //
 //   ChunkReducer reducer(ReduceDevice::kCuda, trainers, numel, DType::kBFloat16);
 //   irecv into reducer.receive_buffer(slot) ...            (pinned host memory, or device memory

@@ -1,4 +1,4 @@
-// Sharded aggregation (--aggregators A, DESIGN §4): aggregator j (world rank j, j < A) owns a
+// Sharded aggregation (--aggregators A, DESIGN §6): aggregator j (world rank j, j < A) owns a
 // contiguous 1/A of the flat buffer, its parameters and its optimizer state. Each shard travels
 // in pieces of at most one chunk (--chunk-mb); piece k goes to or comes from its owner with tag
 // base + k, so with A = 1 the pieces are exactly the chunks of an unsharded job.

@@ -1,4 +1,4 @@
-// The averaging step of the aggregator (DESIGN §7): out[j] = sum_i w_i * x_i[j], in one pass over
+// The averaging step of the aggregator (DESIGN §5): out[j] = sum_i w_i * x_i[j], in one pass over
 // the inputs, accumulated in fp32 in input order. Inputs are fp32, bf16 or fp16 (the wire dtypes);
 // the output is fp32. This is the CPU path; the CUDA kernel (weighted_sum_cuda.h) has the same
 // contract and gives the same results within fp32 rounding (it fuses multiply-adds).

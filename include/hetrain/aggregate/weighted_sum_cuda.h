@@ -1,4 +1,4 @@
-// The weighted sum on a CUDA device (DESIGN §7), and the few pieces of device memory the
+// The weighted sum on a CUDA device (DESIGN §10), and the few pieces of device memory the
 // aggregator needs around it. Declared in every build; without CUDA, cuda_devices() says so and
 // the classes throw when constructed, so callers need no #ifdef of their own. No CUDA header is
 // included here: streams are passed as void* (a cudaStream_t; nullptr = the default stream).

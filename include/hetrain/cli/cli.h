@@ -1,4 +1,4 @@
-// The `hetrain` command line (DESIGN §10): train, bench, data, inspect, evaluate.
+// The `hetrain` command line (README "Command line"): train, bench, data, inspect, evaluate.
 #pragma once
 
 namespace hetrain {

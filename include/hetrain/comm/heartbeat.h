@@ -1,12 +1,13 @@
-// Rank 0's heartbeat (DESIGN §7 "A lost rank 0"): trainers and shard servers find a dead or
-// stopped rank 0 within 2 x --straggler-timeout, even while rank 0 evaluates or writes a
+// Rank 0's heartbeat (DESIGN §7 "Rank 0 lost: the heartbeat"): trainers and shard servers find a
+// dead or stopped rank 0 within 2 x --straggler-timeout, even while rank 0 evaluates or writes a
 // checkpoint between epochs, when it sends no round command for minutes.
 //
 // Rank 0 runs a thread that sends a tiny message (a sequence number and what rank 0's main loop
 // is doing) to every other job rank every `period` seconds, on a communicator of its own (an
 // MPI_Comm_dup of the job, made at start-up) so that beats never match a round's receives. This
 // needs MPI_THREAD_MULTIPLE on rank 0 (MpiSession asks for it); where the MPI does not provide
-// it, there is no heartbeat and the old deadlines (2 x timeout + 60 s) apply.
+// it, there is no heartbeat: a dead rank 0 is found only by the waits' own deadlines, at worst
+// that of the wait for the next command (2 x timeout + 60 s).
 //
 // Every other rank keeps one receive for the next beat posted and tests it in every wait
 // (RequestSet::wait_all, through a process-wide hook): no beat for `limit` seconds ends the wait

@@ -1,4 +1,4 @@
-// The control messages of a distributed job (DESIGN §7), typed and versioned. Each travels as a
+// The control messages of a distributed job (DESIGN §5), typed and versioned. Each travels as a
 // fixed number of 64-bit words: word 0 is a header (magic "HT", the message type and the protocol
 // version), the fields follow in the order written below; doubles travel as their bits. Both
 // sides know every message's length before it arrives (from the world size or the number of

@@ -17,8 +17,7 @@ class MpiSession {
 public:
   // `peers_may_die`: the job is meant to go on when a rank dies (--on-trainer-loss continue under
   // mpirun --enable-recovery). Open MPI's MPI_Finalize then skips its closing fence over all
-  // ranks, which now and then (4 runs in 20 on a loaded 2-core machine) waited forever for the
-  // dead one.
+  // ranks, which can wait forever for the dead one (4 runs in 20 on a loaded 2-core machine).
   MpiSession(int *argc, char ***argv, bool peers_may_die = false);
   // Finalizes with a deadline of 10 s and exit code 1 when finalize() was not called (a path left
   // by an exception).

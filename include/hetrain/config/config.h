@@ -50,7 +50,7 @@ struct TrainConfig {
   int threads = 0;            // torch intra-op threads; 0 = the cores this process may use
   bool deterministic = false; // deterministic kernels, no TF32 (GPU runs repeatable bit for bit)
 
-  // The distributed job (world size > 1; DESIGN §3, §4, §7)
+  // The distributed job (world size > 1; DESIGN §3-§7)
   SyncMode sync = SyncMode::kGradient;     // exact gradient | params (local SGD, model averaging)
   int64_t local_steps = 4;                 // params: local optimizer steps between averagings
   WireDType wire_dtype = WireDType::kFp32; // trainers' uploads on the wire

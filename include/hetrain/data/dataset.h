@@ -75,7 +75,7 @@ private:
   std::vector<AugmentOp> augment_;
 };
 
-// The permutation of one epoch (DESIGN §5): a pure function of (seed, epoch, n), computed by every
+// The permutation of one epoch (DESIGN §4): a pure function of (seed, epoch, n), computed by every
 // rank itself, independent of world size, compiler and standard library (own RNG + Fisher-Yates).
 std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t n);
 

@@ -1,4 +1,4 @@
-// The dataset file format (DESIGN §5), in two spellings of one layout:
+// The dataset file format (DESIGN §8), in two spellings of one layout:
 //   images:  /images  uint8 [N, C, H, W]  and  /labels  int32 [N]   (what the importers write)
 //   general: /inputs  uint8 or float32 [N, ...]  (... = C,H,W or H,W or F features)
 //            /targets any integer type [N] (class labels) or float32 [N, ...] (regression)

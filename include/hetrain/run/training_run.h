@@ -58,8 +58,11 @@ TrainSummary run_local_training(const TrainConfig &config);
 
 // This rank's part of a job of world size >= 2 (MPI initialised): rank 0 aggregates, the other
 // ranks train (DESIGN §1-§7, gradient sync). The full summary is returned on rank 0; trainers
-// return theirs with world_size set. Throws UserError on bad input, PeerTimeout-derived
-// JobAborted when a peer stops answering (after rank 0 has written a checkpoint).
+// return theirs with world_size set. Throws UserError on bad input; PeerTimeout when a peer stops
+// answering (on rank 0 after it has written the last complete round's abort checkpoint and told
+// the others to stop: a lost trainer under --on-trainer-loss abort, or the last one under
+// continue); LeaderLost on a trainer or shard server when rank 0's heartbeat stops; RoundAbandoned
+// on rank 0 after a stop signal. The command line turns these into exit codes 2, 3, 3 and 4.
 TrainSummary run_distributed_training(const TrainConfig &config);
 
 std::string summary_to_json(const TrainSummary &summary);

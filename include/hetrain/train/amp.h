@@ -1,8 +1,9 @@
-// --amp: mixed precision (DESIGN §7). Forward passes run under LibTorch's autocast in bf16 or fp16;
-// parameters, gradients, the wire and the optimizer stay fp32, so the aggregation is unchanged.
-// fp16 has a narrow range: the loss is scaled before backward and the summed gradient unscaled
-// after it; a round whose gradient overflowed is recomputed at half the scale (as PyTorch's
-// GradScaler does, except that the round is redone rather than skipped, so no samples are lost).
+// --amp: mixed precision (DESIGN §10). Forward passes run under LibTorch's autocast in bf16 or
+// fp16; parameters, gradients, the wire and the optimizer stay fp32, so the aggregation is
+// unchanged. fp16 has a narrow range: the loss is scaled before backward and the summed gradient
+// unscaled after it; a round whose gradient overflowed is recomputed at half the scale (as
+// PyTorch's GradScaler does, except that the round is redone rather than skipped, so no samples
+// are lost).
 #pragma once
 
 #include "hetrain/config/choices.h"

@@ -1,4 +1,4 @@
-// The loader that keeps compute fed (DESIGN §5): a background thread prepares the next
+// The loader that keeps compute fed (DESIGN §8): a background thread prepares the next
 // micro-batches of a run of samples (read or generate, augment, normalise; pinned host memory for
 // a GPU) while the calling thread computes the current one. At most kAhead batches wait ready.
 #pragma once

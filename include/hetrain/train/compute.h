@@ -60,8 +60,8 @@ uint64_t micro_batch_seed(uint64_t seed, int64_t epoch, int64_t position);
 // atomics-based reductions where a deterministic one exists; a warning where none does) and
 // computes float32 in full precision (no TF32 in cuDNN convolutions or cuBLAS), and cuBLAS gets
 // a fixed workspace (CUBLAS_WORKSPACE_CONFIG, when not set already). Without it a GPU run is not
-// repeatable bit for bit (measured on an H200, 2026-11-29: a one-process run stopped and resumed
-// differed from the straight one by 2.7e-2 relative at step 24). Call before any CUDA work.
+// repeatable bit for bit (on an H200 a one-process run stopped and resumed differs from the
+// straight one by 2.7e-2 relative at step 24). Call before any CUDA work.
 void use_deterministic_kernels();
 
 // Forward + backward over the run's samples in micro-batches of at most `micro_batch`, *adding*

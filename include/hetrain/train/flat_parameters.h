@@ -1,4 +1,4 @@
-// DESIGN §7: all parameters of a model live in one contiguous float32 buffer, and every
+// DESIGN §5 and §8: all parameters of a model live in one contiguous float32 buffer, and every
 // parameter's .grad is a view into a second one. Backward then writes straight into what is sent
 // over the wire, the optimizer steps one flat tensor, and checkpoints slice it per parameter.
 #pragma once
