@@ -235,3 +235,89 @@ TEST(Messages, WireWordsAreFixed) {
   verdict[3] = 0x6A69;                   // "ij"
   EXPECT_EQ(encode(VerdictMessage{true, "abcdefghij"}), verdict);
 }
+
+namespace {
+
+// Every field Message::fields() lists survives `decode(encode(sent))`. `sent` must set each field
+// away from its default and the fixed words must differ from each other, so that a field lost,
+// left at its default or read into another field's place fails.
+template <class Message, class Decode>
+void expect_every_field_round_trips(const Message &sent, const Words &words, Decode decode) {
+  const Message got = decode(words);
+  int index = 0;
+  Message::fields([&](auto field) {
+    EXPECT_TRUE(sent.*field != Message{}.*field) << "field " << index << " left at its default";
+    EXPECT_TRUE(got.*field == sent.*field) << "field " << index << " changed on the way";
+    ++index;
+  });
+  EXPECT_EQ(fixed_words<Message>(), static_cast<size_t>(index) + 1);
+  for (size_t i = 1; i < fixed_words<Message>(); ++i)
+    for (size_t j = 1; j < i; ++j)
+      EXPECT_NE(words.at(i), words.at(j)) << "fields " << j - 1 << " and " << i - 1;
+}
+
+} // namespace
+
+TEST(Messages, EveryFieldOfEveryMessageRoundTrips) {
+  RoundCommand command;
+  command.kind = RoundCommand::Kind::kOut;
+  command.epoch = 11;
+  command.offset = 12;
+  command.count = 13;
+  command.global_step = 14;
+  command.local_steps = 15;
+  command.attempt = 16;
+  command.send_timeline = true;
+  command.members = 17;
+  expect_every_field_round_trips(command, encode(command), decode_round_command);
+
+  RoundStats stats;
+  stats.loss_sum = 0.5;
+  stats.correct = 21;
+  stats.samples = 22;
+  stats.compute_seconds = 1.5;
+  stats.stop_signal = 23;
+  stats.micro_batch = 24;
+  stats.gpu_valid = true;
+  stats.gpu_utilization = 0.25;
+  stats.gpu_memory_used = 2048;
+  stats.gpu_temperature = 55.5;
+  stats.gpu_power = 300.125;
+  stats.data_wait_seconds = 0.0625;
+  expect_every_field_round_trips(stats, encode(stats), decode_round_stats);
+
+  const ShardSetup setup{31, {5, 6}, {7, 8}};
+  expect_every_field_round_trips(setup, encode(setup, 4), decode_shard_setup);
+  EXPECT_EQ(decode_shard_setup(encode(setup, 4)).job_ranks, setup.job_ranks);
+  EXPECT_EQ(decode_shard_setup(encode(setup, 4)).world_ranks, setup.world_ranks);
+
+  ShardCommand shard;
+  shard.kind = ShardCommand::Kind::kRound;
+  shard.global_step = 41;
+  shard.samples = 42;
+  shard.lr = 0.75;
+  shard.optimizer_steps = 43;
+  shard.uploading = {true, false, true};
+  shard.refresh = {false, true, true};
+  shard.receiving = {true, true, false};
+  expect_every_field_round_trips(shard, encode(shard, 3), decode_shard_command);
+  const ShardCommand got = decode_shard_command(encode(shard, 3));
+  EXPECT_EQ(got.uploading, shard.uploading);
+  EXPECT_EQ(got.refresh, shard.refresh);
+  EXPECT_EQ(got.receiving, shard.receiving);
+
+  const ShardAck ack{1.25, 2.5, 3.75, 51};
+  expect_every_field_round_trips(ack, encode(ack), decode_shard_ack);
+
+  const VerdictMessage verdict{true, "not fast enough"};
+  expect_every_field_round_trips(verdict, encode(verdict), decode_verdict);
+  EXPECT_EQ(decode_verdict(encode(verdict)).reason, verdict.reason);
+}
+
+// The lengths both sides post receives for, counted from the field lists.
+TEST(Messages, WordCountsFollowTheFieldLists) {
+  static_assert(RoundCommand::kWords == 10 && RoundStats::kWords == 13 && ShardAck::kWords == 5 &&
+                VerdictMessage::kWords == 66);
+  EXPECT_EQ(ShardSetup::words(8), 19u);
+  EXPECT_EQ(ShardCommand::words(3), 9u);
+}
