@@ -168,3 +168,156 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
   setup[2] = 9; // claims 9 trainers in room for 4
   expect_protocol_error([&] { decode_shard_setup(setup); }, "naming 9 trainers");
 }
+
+// The wire format word for word (DESIGN §7), written out here rather than computed, so that a
+// change of the encoder that still round-trips (another field order, another bool or enum
+// encoding, another header) fails: ranks of two builds must keep understanding each other.
+TEST(Messages, WireWordsAreFixed) {
+  const auto header = [](int64_t type) { return int64_t{0x4854} << 32 | type << 16 | 4; };
+  const auto word = [](uint64_t bits) { return static_cast<int64_t>(bits); };
+
+  RoundCommand command;
+  command.kind = RoundCommand::Kind::kStop;
+  command.epoch = 5;
+  command.offset = 6;
+  command.count = 7;
+  command.global_step = 8;
+  command.local_steps = 9;
+  command.attempt = 10;
+  command.send_timeline = true;
+  command.members = 0x8000000000000001;
+  EXPECT_EQ(encode(command), (Words{header(1), 3, 5, 6, 7, 8, 9, 10, 1, word(0x8000000000000001)}));
+
+  RoundStats stats;
+  stats.loss_sum = 0.5;
+  stats.correct = 11;
+  stats.samples = 12;
+  stats.compute_seconds = 1.5;
+  stats.stop_signal = 15;
+  stats.micro_batch = 16;
+  stats.gpu_valid = true;
+  stats.gpu_utilization = 0.25;
+  stats.gpu_memory_used = 1024;
+  stats.gpu_temperature = -1;
+  stats.gpu_power = 2;
+  stats.data_wait_seconds = 0.125;
+  EXPECT_EQ(encode(stats),
+            (Words{header(2), word(0x3FE0000000000000), 11, 12, word(0x3FF8000000000000), 15, 16, 1,
+                   word(0x3FD0000000000000), word(0x4090000000000000), word(0xBFF0000000000000),
+                   word(0x4000000000000000), word(0x3FC0000000000000)}));
+
+  // Trainer pairs, then zeros up to the world size's length.
+  EXPECT_EQ(encode(ShardSetup{17, {2, 3}, {4, 6}}, 3), (Words{header(3), 17, 2, 2, 4, 3, 6, 0, 0}));
+
+  ShardCommand shard;
+  shard.kind = ShardCommand::Kind::kGather;
+  shard.global_step = 18;
+  shard.samples = 19;
+  shard.lr = 3;
+  shard.optimizer_steps = 20;
+  shard.uploading = {true, false, false, true};
+  shard.refresh = {false, true, false, true};
+  shard.receiving = {false, false, true, true};
+  // One flags word per trainer (bit 0 uploading, 1 refresh, 2 receiving); a trainer beyond the
+  // lists has none set.
+  EXPECT_EQ(encode(shard, 5),
+            (Words{header(4), 4, 18, 19, word(0x4008000000000000), 20, 1, 2, 4, 7, 0}));
+
+  EXPECT_EQ(encode(ShardAck{0.5, 0.25, 0.125, 21}),
+            (Words{header(5), word(0x3FE0000000000000), word(0x3FD0000000000000),
+                   word(0x3FC0000000000000), 21}));
+
+  // The reason's bytes in order from word 2 on (little-endian words), zeros after it.
+  Words verdict(66, 0);
+  verdict[0] = header(6);
+  verdict[1] = 1;
+  verdict[2] = word(0x6867666564636261); // "abcdefgh"
+  verdict[3] = 0x6A69;                   // "ij"
+  EXPECT_EQ(encode(VerdictMessage{true, "abcdefghij"}), verdict);
+}
+
+namespace {
+
+// Every field Message::fields() lists survives `decode(encode(sent))`. `sent` must set each field
+// away from its default and the fixed words must differ from each other, so that a field lost,
+// left at its default or read into another field's place fails.
+template <class Message, class Decode>
+void expect_every_field_round_trips(const Message &sent, const Words &words, Decode decode) {
+  const Message got = decode(words);
+  int index = 0;
+  Message::fields([&](auto field) {
+    EXPECT_TRUE(sent.*field != Message{}.*field) << "field " << index << " left at its default";
+    EXPECT_TRUE(got.*field == sent.*field) << "field " << index << " changed on the way";
+    ++index;
+  });
+  EXPECT_EQ(fixed_words<Message>(), static_cast<size_t>(index) + 1);
+  for (size_t i = 1; i < fixed_words<Message>(); ++i)
+    for (size_t j = 1; j < i; ++j)
+      EXPECT_NE(words.at(i), words.at(j)) << "fields " << j - 1 << " and " << i - 1;
+}
+
+} // namespace
+
+TEST(Messages, EveryFieldOfEveryMessageRoundTrips) {
+  RoundCommand command;
+  command.kind = RoundCommand::Kind::kOut;
+  command.epoch = 11;
+  command.offset = 12;
+  command.count = 13;
+  command.global_step = 14;
+  command.local_steps = 15;
+  command.attempt = 16;
+  command.send_timeline = true;
+  command.members = 17;
+  expect_every_field_round_trips(command, encode(command), decode_round_command);
+
+  RoundStats stats;
+  stats.loss_sum = 0.5;
+  stats.correct = 21;
+  stats.samples = 22;
+  stats.compute_seconds = 1.5;
+  stats.stop_signal = 23;
+  stats.micro_batch = 24;
+  stats.gpu_valid = true;
+  stats.gpu_utilization = 0.25;
+  stats.gpu_memory_used = 2048;
+  stats.gpu_temperature = 55.5;
+  stats.gpu_power = 300.125;
+  stats.data_wait_seconds = 0.0625;
+  expect_every_field_round_trips(stats, encode(stats), decode_round_stats);
+
+  const ShardSetup setup{31, {5, 6}, {7, 8}};
+  expect_every_field_round_trips(setup, encode(setup, 4), decode_shard_setup);
+  EXPECT_EQ(decode_shard_setup(encode(setup, 4)).job_ranks, setup.job_ranks);
+  EXPECT_EQ(decode_shard_setup(encode(setup, 4)).world_ranks, setup.world_ranks);
+
+  ShardCommand shard;
+  shard.kind = ShardCommand::Kind::kRound;
+  shard.global_step = 41;
+  shard.samples = 42;
+  shard.lr = 0.75;
+  shard.optimizer_steps = 43;
+  shard.uploading = {true, false, true};
+  shard.refresh = {false, true, true};
+  shard.receiving = {true, true, false};
+  expect_every_field_round_trips(shard, encode(shard, 3), decode_shard_command);
+  const ShardCommand got = decode_shard_command(encode(shard, 3));
+  EXPECT_EQ(got.uploading, shard.uploading);
+  EXPECT_EQ(got.refresh, shard.refresh);
+  EXPECT_EQ(got.receiving, shard.receiving);
+
+  const ShardAck ack{1.25, 2.5, 3.75, 51};
+  expect_every_field_round_trips(ack, encode(ack), decode_shard_ack);
+
+  const VerdictMessage verdict{true, "not fast enough"};
+  expect_every_field_round_trips(verdict, encode(verdict), decode_verdict);
+  EXPECT_EQ(decode_verdict(encode(verdict)).reason, verdict.reason);
+}
+
+// The lengths both sides post receives for, counted from the field lists.
+TEST(Messages, WordCountsFollowTheFieldLists) {
+  static_assert(RoundCommand::kWords == 10 && RoundStats::kWords == 13 && ShardAck::kWords == 5 &&
+                VerdictMessage::kWords == 66);
+  EXPECT_EQ(ShardSetup::words(8), 19u);
+  EXPECT_EQ(ShardCommand::words(3), 9u);
+}

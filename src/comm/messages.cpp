@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 namespace hetrain {
 namespace {
@@ -45,15 +46,38 @@ double from_bits(int64_t b) {
   return value;
 }
 
-// Writes fields after the header, in order.
+// One field of a message's fields() is one word: a double as its bits, anything else (a bool,
+// an integer, an enum) as its value.
+template <class T> int64_t to_word(const T &value) {
+  static_assert(std::is_same_v<T, double> || std::is_integral_v<T> || std::is_enum_v<T>,
+                "a message field is a bool, an integer, an enum or a double");
+  if constexpr (std::is_same_v<T, double>)
+    return bits(value);
+  else
+    return static_cast<int64_t>(value);
+}
+template <class T> void from_word(int64_t word, T &value) {
+  if constexpr (std::is_same_v<T, double>)
+    value = from_bits(word);
+  else if constexpr (std::is_same_v<T, bool>)
+    value = word != 0;
+  else
+    value = static_cast<T>(word);
+}
+
+// Writes the header, then words in order.
 class Writer {
 public:
   Writer(MessageType type, size_t length) : words_(length, 0) { words_[0] = header(type); }
-  Writer &put(int64_t v) {
-    words_.at(at_++) = v;
+  template <class T> Writer &put(const T &value) {
+    words_.at(at_++) = to_word(value);
     return *this;
   }
-  Writer &put(double v) { return put(bits(v)); }
+  // Every field of `message`, in the order of Message::fields().
+  template <class Message> Writer &put_fields(const Message &message) {
+    Message::fields([&](auto field) { put(message.*field); });
+    return *this;
+  }
   Words done() { return std::move(words_); }
 
 private:
@@ -61,7 +85,7 @@ private:
   size_t at_ = 1;
 };
 
-// Checks the header and length, then reads fields in order.
+// Checks the header and length, then reads words in order.
 class Reader {
 public:
   Reader(const Words &words, MessageType type, size_t length) : words_(words) {
@@ -79,7 +103,12 @@ public:
       throw ProtocolError(fmt::format("a {} of {} words, expected {}", name, words.size(), length));
   }
   int64_t i64() { return words_[at_++]; }
-  double f64() { return from_bits(words_[at_++]); }
+  // A Message with every field of Message::fields() read, in order.
+  template <class Message> Message fields() {
+    Message message;
+    Message::fields([&](auto field) { from_word(i64(), message.*field); });
+    return message;
+  }
   size_t left() const { return words_.size() - at_; }
 
 private:
@@ -90,30 +119,11 @@ private:
 } // namespace
 
 Words encode(const RoundCommand &c) {
-  return Writer(MessageType::kRoundCommand, RoundCommand::kWords)
-      .put(static_cast<int64_t>(c.kind))
-      .put(c.epoch)
-      .put(c.offset)
-      .put(c.count)
-      .put(c.global_step)
-      .put(c.local_steps)
-      .put(c.attempt)
-      .put(int64_t{c.send_timeline})
-      .put(static_cast<int64_t>(c.members))
-      .done();
+  return Writer(MessageType::kRoundCommand, RoundCommand::kWords).put_fields(c).done();
 }
 RoundCommand decode_round_command(const Words &words) {
-  Reader r(words, MessageType::kRoundCommand, RoundCommand::kWords);
-  RoundCommand c;
-  c.kind = static_cast<RoundCommand::Kind>(r.i64());
-  c.epoch = r.i64();
-  c.offset = r.i64();
-  c.count = r.i64();
-  c.global_step = r.i64();
-  c.local_steps = r.i64();
-  c.attempt = r.i64();
-  c.send_timeline = r.i64() != 0;
-  c.members = static_cast<uint64_t>(r.i64());
+  const auto c =
+      Reader(words, MessageType::kRoundCommand, RoundCommand::kWords).fields<RoundCommand>();
   if (c.kind != RoundCommand::Kind::kRound && c.kind != RoundCommand::Kind::kSkip &&
       c.kind != RoundCommand::Kind::kStop && c.kind != RoundCommand::Kind::kOut)
     throw ProtocolError(fmt::format("a round command of unknown kind {}", int64_t(c.kind)));
@@ -121,37 +131,10 @@ RoundCommand decode_round_command(const Words &words) {
 }
 
 Words encode(const RoundStats &s) {
-  return Writer(MessageType::kRoundStats, RoundStats::kWords)
-      .put(s.loss_sum)
-      .put(s.correct)
-      .put(s.samples)
-      .put(s.compute_seconds)
-      .put(int64_t{s.stop_signal})
-      .put(s.micro_batch)
-      .put(int64_t{s.gpu_valid})
-      .put(s.gpu_utilization)
-      .put(s.gpu_memory_used)
-      .put(s.gpu_temperature)
-      .put(s.gpu_power)
-      .put(s.data_wait_seconds)
-      .done();
+  return Writer(MessageType::kRoundStats, RoundStats::kWords).put_fields(s).done();
 }
 RoundStats decode_round_stats(const Words &words) {
-  Reader r(words, MessageType::kRoundStats, RoundStats::kWords);
-  RoundStats s;
-  s.loss_sum = r.f64();
-  s.correct = r.i64();
-  s.samples = r.i64();
-  s.compute_seconds = r.f64();
-  s.stop_signal = static_cast<int>(r.i64());
-  s.micro_batch = r.i64();
-  s.gpu_valid = r.i64() != 0;
-  s.gpu_utilization = r.f64();
-  s.gpu_memory_used = r.f64();
-  s.gpu_temperature = r.f64();
-  s.gpu_power = r.f64();
-  s.data_wait_seconds = r.f64();
-  return s;
+  return Reader(words, MessageType::kRoundStats, RoundStats::kWords).fields<RoundStats>();
 }
 
 Words encode(const ShardSetup &s, int world_size) {
@@ -159,17 +142,17 @@ Words encode(const ShardSetup &s, int world_size) {
   if (s.world_ranks.size() != trainers || trainers > static_cast<size_t>(world_size))
     throw std::logic_error("ShardSetup: trainer lists of other lengths or longer than the world");
   Writer w(MessageType::kShardSetup, ShardSetup::words(world_size));
-  w.put(s.optimizer_steps).put(static_cast<int64_t>(trainers));
+  w.put_fields(s).put(static_cast<int64_t>(trainers));
   for (size_t i = 0; i < trainers; ++i)
-    w.put(int64_t{s.job_ranks[i]}).put(int64_t{s.world_ranks[i]});
+    w.put(s.job_ranks[i]).put(s.world_ranks[i]);
   return w.done();
 }
 ShardSetup decode_shard_setup(const Words &words) {
-  if (words.size() < 3 || (words.size() - 3) % 2 != 0)
+  const size_t none = ShardSetup::words(0); // the length with room for no trainer
+  if (words.size() < none || (words.size() - none) % 2 != 0)
     throw ProtocolError(fmt::format("a shard setup of {} words", words.size()));
   Reader r(words, MessageType::kShardSetup, words.size());
-  ShardSetup s;
-  s.optimizer_steps = r.i64();
+  ShardSetup s = r.fields<ShardSetup>();
   const int64_t trainers = r.i64();
   if (trainers < 0 || static_cast<uint64_t>(trainers) > r.left() / 2) // no 2 * trainers: overflow
     throw ProtocolError(
@@ -183,11 +166,7 @@ ShardSetup decode_shard_setup(const Words &words) {
 
 Words encode(const ShardCommand &c, size_t trainers) {
   Writer w(MessageType::kShardCommand, ShardCommand::words(trainers));
-  w.put(static_cast<int64_t>(c.kind))
-      .put(c.global_step)
-      .put(c.samples)
-      .put(c.lr)
-      .put(c.optimizer_steps);
+  w.put_fields(c);
   // One word per trainer: bit 0 uploading, bit 1 refresh, bit 2 receiving.
   const auto bit = [](const std::vector<bool> &v, size_t i, int64_t b) {
     return i < v.size() && v[i] ? b : int64_t{0};
@@ -197,15 +176,10 @@ Words encode(const ShardCommand &c, size_t trainers) {
   return w.done();
 }
 ShardCommand decode_shard_command(const Words &words) {
-  if (words.size() < 6)
+  if (words.size() < ShardCommand::words(0))
     throw ProtocolError(fmt::format("a shard command of {} words", words.size()));
   Reader r(words, MessageType::kShardCommand, words.size());
-  ShardCommand c;
-  c.kind = static_cast<ShardCommand::Kind>(r.i64());
-  c.global_step = r.i64();
-  c.samples = r.i64();
-  c.lr = r.f64();
-  c.optimizer_steps = r.i64();
+  ShardCommand c = r.fields<ShardCommand>();
   while (r.left() > 0) {
     const int64_t flags = r.i64();
     if (flags < 0 || flags > 7)
@@ -221,37 +195,24 @@ ShardCommand decode_shard_command(const Words &words) {
 }
 
 Words encode(const ShardAck &a) {
-  return Writer(MessageType::kShardAck, ShardAck::kWords)
-      .put(a.receive_seconds)
-      .put(a.reduce_seconds)
-      .put(a.step_seconds)
-      .put(a.bytes_received)
-      .done();
+  return Writer(MessageType::kShardAck, ShardAck::kWords).put_fields(a).done();
 }
 ShardAck decode_shard_ack(const Words &words) {
-  Reader r(words, MessageType::kShardAck, ShardAck::kWords);
-  ShardAck a;
-  a.receive_seconds = r.f64();
-  a.reduce_seconds = r.f64();
-  a.step_seconds = r.f64();
-  a.bytes_received = r.i64();
-  return a;
+  return Reader(words, MessageType::kShardAck, ShardAck::kWords).fields<ShardAck>();
 }
 
 Words encode(const VerdictMessage &v) {
-  Words words =
-      Writer(MessageType::kVerdict, VerdictMessage::kWords).put(int64_t{v.admitted}).done();
-  const size_t room = (VerdictMessage::kWords - 2) * sizeof(int64_t) - 1; // keeps a final 0
-  std::memcpy(words.data() + 2, v.reason.data(), std::min(room, v.reason.size()));
+  Words words = Writer(MessageType::kVerdict, VerdictMessage::kWords).put_fields(v).done();
+  const size_t room = VerdictMessage::kReasonWords * sizeof(int64_t) - 1; // keeps a final 0
+  std::memcpy(words.data() + fixed_words<VerdictMessage>(), v.reason.data(),
+              std::min(room, v.reason.size()));
   return words;
 }
 VerdictMessage decode_verdict(const Words &words) {
-  Reader r(words, MessageType::kVerdict, VerdictMessage::kWords);
-  VerdictMessage v;
-  v.admitted = r.i64() != 0;
-  const char *text = reinterpret_cast<const char *>(words.data() + 2);
-  const size_t room = (VerdictMessage::kWords - 2) * sizeof(int64_t);
-  v.reason.assign(text, strnlen(text, room));
+  VerdictMessage v =
+      Reader(words, MessageType::kVerdict, VerdictMessage::kWords).fields<VerdictMessage>();
+  const char *text = reinterpret_cast<const char *>(words.data() + fixed_words<VerdictMessage>());
+  v.reason.assign(text, strnlen(text, VerdictMessage::kReasonWords * sizeof(int64_t)));
   return v;
 }
 

@@ -1,6 +1,7 @@
 // The control messages of a distributed job (DESIGN §5), typed and versioned. Each travels as a
 // fixed number of 64-bit words: word 0 is a header (magic "HT", the message type and the protocol
-// version), the fields follow in the order written below; doubles travel as their bits. Both
+// version), the fields follow in the order of the message's fields() below; doubles travel as
+// their bits, bools as 0 or 1, enums and integers as their value. Both
 // sides know every message's length before it arrives (from the world size or the number of
 // trainers), so a receive can always be posted ahead. decode() refuses a message of another type,
 // version or length with ProtocolError naming what it got, instead of misreading it.
@@ -39,6 +40,19 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// Each message lists its fixed fields once, in wire order, in a static `fields(visit)` that calls
+// `visit(member pointer)` once per field (the style of config/options.h). encode(), the decoders
+// and the word counts all walk that list, so a field is added in one line. A field is a bool, an
+// integer, an enum or a double: one word each. What varies in length (the trainer lists, the
+// per-trainer flags, the verdict's text) follows the fixed fields (messages.cpp).
+//
+// The words of a message's header and fixed fields, counted from its fields().
+template <class Message> constexpr size_t fixed_words() {
+  size_t words = 1; // the header
+  Message::fields([&words](auto) { ++words; });
+  return words;
+}
+
 // --- rank 0 -> trainer, once per round, and at the end --------------------------------------
 // kRound and kSkip are followed by the round's parameters; kOut by nothing: the trainer is out of
 // the plan and waits for its next command (rank 0 repeats kOut now and then, so that the wait
@@ -59,8 +73,21 @@ struct RoundCommand {
   // --host-reduce, to a group's leader: bit i set = its member i works this round and sends its
   // sum here; the leader uploads the group's sum (also with kSkip, when only members work).
   uint64_t members = 0;
-  static constexpr size_t kWords = 10;
+  template <class Visit> static constexpr void fields(Visit &&visit) {
+    using M = RoundCommand;
+    visit(&M::kind);
+    visit(&M::epoch);
+    visit(&M::offset);
+    visit(&M::count);
+    visit(&M::global_step);
+    visit(&M::local_steps);
+    visit(&M::attempt);
+    visit(&M::send_timeline);
+    visit(&M::members);
+  }
+  static const size_t kWords; // the header and fields()
 };
+inline constexpr size_t RoundCommand::kWords = fixed_words<RoundCommand>();
 Words encode(const RoundCommand &command);
 RoundCommand decode_round_command(const Words &words);
 
@@ -76,8 +103,24 @@ struct RoundStats {
   bool gpu_valid = false;
   double gpu_utilization = 0, gpu_memory_used = 0, gpu_temperature = 0, gpu_power = 0;
   double data_wait_seconds = 0; // of compute_seconds, waiting for the loader's next batch
-  static constexpr size_t kWords = 13;
+  template <class Visit> static constexpr void fields(Visit &&visit) {
+    using M = RoundStats;
+    visit(&M::loss_sum);
+    visit(&M::correct);
+    visit(&M::samples);
+    visit(&M::compute_seconds);
+    visit(&M::stop_signal);
+    visit(&M::micro_batch);
+    visit(&M::gpu_valid);
+    visit(&M::gpu_utilization);
+    visit(&M::gpu_memory_used);
+    visit(&M::gpu_temperature);
+    visit(&M::gpu_power);
+    visit(&M::data_wait_seconds);
+  }
+  static const size_t kWords; // the header and fields()
 };
+inline constexpr size_t RoundStats::kWords = fixed_words<RoundStats>();
 Words encode(const RoundStats &stats);
 RoundStats decode_round_stats(const Words &words);
 
@@ -86,7 +129,14 @@ RoundStats decode_round_stats(const Words &words);
 struct ShardSetup {
   int64_t optimizer_steps = 0;
   std::vector<int> job_ranks, world_ranks; // of the trainers, in the same order
-  static size_t words(int world_size) { return 3 + 2 * static_cast<size_t>(world_size); }
+  template <class Visit> static constexpr void fields(Visit &&visit) {
+    visit(&ShardSetup::optimizer_steps);
+  }
+  // After fields(): the number of trainers, then {job rank, world rank} of each, then zeros up to
+  // room for every rank of the world.
+  static size_t words(int world_size) {
+    return fixed_words<ShardSetup>() + 1 + 2 * static_cast<size_t>(world_size);
+  }
 };
 Words encode(const ShardSetup &setup, int world_size);
 ShardSetup decode_shard_setup(const Words &words);
@@ -105,7 +155,16 @@ struct ShardCommand {
   // kRound: per trainer, whether it gets this shard's parameters before the round (it was out of
   // the plan, or has not worked yet) and after it (it is in the round: not told kOut)
   std::vector<bool> refresh, receiving;
-  static size_t words(size_t trainers) { return 6 + trainers; }
+  template <class Visit> static constexpr void fields(Visit &&visit) {
+    using M = ShardCommand;
+    visit(&M::kind);
+    visit(&M::global_step);
+    visit(&M::samples);
+    visit(&M::lr);
+    visit(&M::optimizer_steps);
+  }
+  // After fields(): one word per trainer, bit 0 uploading, bit 1 refresh, bit 2 receiving.
+  static size_t words(size_t trainers) { return fixed_words<ShardCommand>() + trainers; }
 };
 Words encode(const ShardCommand &command, size_t trainers);
 ShardCommand decode_shard_command(const Words &words);
@@ -114,17 +173,32 @@ ShardCommand decode_shard_command(const Words &words);
 struct ShardAck {
   double receive_seconds = 0, reduce_seconds = 0, step_seconds = 0;
   int64_t bytes_received = 0;
-  static constexpr size_t kWords = 5;
+  template <class Visit> static constexpr void fields(Visit &&visit) {
+    using M = ShardAck;
+    visit(&M::receive_seconds);
+    visit(&M::reduce_seconds);
+    visit(&M::step_seconds);
+    visit(&M::bytes_received);
+  }
+  static const size_t kWords; // the header and fields()
 };
+inline constexpr size_t ShardAck::kWords = fixed_words<ShardAck>();
 Words encode(const ShardAck &ack);
 ShardAck decode_shard_ack(const Words &words);
 
 // --- rank 0 -> every reporting rank: the admission verdict -----------------------------------
 struct VerdictMessage {
   bool admitted = false;
-  std::string reason;                  // why not (cut to what fits)
-  static constexpr size_t kWords = 66; // header, admitted, 64 words (512 bytes) of text
+  std::string reason; // why not (cut to what fits)
+  template <class Visit> static constexpr void fields(Visit &&visit) {
+    visit(&VerdictMessage::admitted);
+  }
+  // After fields(): the reason's bytes, 0-terminated, in 64 words (512 bytes).
+  static constexpr size_t kReasonWords = 64;
+  static const size_t kWords; // the header, fields() and the reason
 };
+inline constexpr size_t VerdictMessage::kWords =
+    fixed_words<VerdictMessage>() + VerdictMessage::kReasonWords;
 Words encode(const VerdictMessage &verdict);
 VerdictMessage decode_verdict(const Words &words);
 
