@@ -2,6 +2,8 @@
 // position and cadence (run_progress.h), a round's accounting and the advice's facts
 // (round_accounting.h), and the one JSON form of each record (run_records.h, train/records.h).
 #include "round_accounting.h"
+#include "round_planner.h"
+#include "round_supervisor.h"
 #include "run_progress.h"
 #include "run_records.h"
 
@@ -174,6 +176,211 @@ TEST(RoundAccounting, AdviceFactsNameTheSlowestLinkAndTheLongestTransfer) {
   EXPECT_TRUE(f.busiest_aggregator.empty());
   EXPECT_EQ(f.local_steps, 8);
   EXPECT_EQ(f.hosts, 2);
+}
+
+// Two trainers (job ranks 1 and 2) with a probed link each; 100k parameters.
+struct PlannerCase {
+  TrainConfig config;
+  Roster roster;
+  PlanSizes sizes;
+  explicit PlannerCase(double slow_link_mb_per_s, int rebalance_every = 5) {
+    config.global_batch = 256;
+    config.micro_batch = 32;
+    config.rebalance_every = rebalance_every;
+    roster = {trainer(1, 1, 1000), trainer(2, 2, 1000)};
+    for (TrainerState &t : roster) {
+      LinkFigures f;
+      f.trainer_rank = t.world_rank;
+      f.up_mb_per_s = f.down_mb_per_s = t.world_rank == 2 ? slow_link_mb_per_s : 1000;
+      t.links.push_back(f);
+    }
+    sizes = {100000, 0, shard_layout(100000, 1 << 20, 1)};
+  }
+};
+
+// Every sample of the round goes to exactly one working trainer, by the plan's shares.
+TEST(RoundPlanner, AssignsEverySampleOfTheRoundOnce) {
+  PlannerCase c(1000);
+  RoundPlanner planner(c.config, c.roster, c.sizes, {});
+  ASSERT_EQ(planner.plan().ranks.size(), 2u);
+  planner.assign_round({10, 0, 512, 200, 1, 0}); // a short last round of 200 samples
+  int64_t total = 0;
+  for (const TrainerState &t : c.roster) {
+    EXPECT_TRUE(t.working);
+    EXPECT_TRUE(t.uploading); // no host groups: every worker uploads
+    EXPECT_TRUE(t.in_round);
+    EXPECT_TRUE(t.refresh); // its first round: the parameters go to it first
+    EXPECT_EQ(t.command.kind, RoundCommand::Kind::kRound);
+    EXPECT_EQ(t.command.global_step, 10);
+    EXPECT_EQ(t.command.offset, 512 + total);
+    total += t.command.count;
+  }
+  EXPECT_EQ(total, 200);
+  planner.assign_round({11, 0, 712, 200, 1, 0});
+  EXPECT_FALSE(c.roster[0].refresh); // it holds the current parameters now
+}
+
+// A trainer whose link costs more than it saves is out: told kOut once, then left alone.
+TEST(RoundPlanner, LeftOutTrainerIsToldOnceAndThenGetsNothing) {
+  PlannerCase c(0.001, 0); // 1 kB/s: 0.8 s to move its 400 kB, against 0.26 s of compute
+  RoundPlanner planner(c.config, c.roster, c.sizes, {});
+  ASSERT_EQ(planner.plan().ranks, std::vector<int>{1});
+  ASSERT_FALSE(planner.plan().notes.empty()); // the log says why
+  planner.assign_round({0, 0, 0, 256, 1, 0});
+  const TrainerState &out = c.roster[1];
+  EXPECT_FALSE(out.working);
+  EXPECT_FALSE(out.in_round);
+  EXPECT_EQ(out.command.kind, RoundCommand::Kind::kOut);
+  EXPECT_TRUE(out.send_command);
+  planner.assign_round({1, 0, 256, 256, 1, 0});
+  EXPECT_FALSE(out.send_command); // within half --straggler-timeout: nothing goes to it
+  EXPECT_EQ(c.roster[0].command.count, 256);
+}
+
+// A trainer that became 10x slower gets a new plan at the next re-plan, with the reason; steady
+// speeds keep the plan.
+TEST(RoundPlanner, ReplansWhenSpeedsChangeAndKeepsThePlanWhenSteady) {
+  PlannerCase c(1000, 1);
+  RoundPlanner planner(c.config, c.roster, c.sizes, {});
+  const Plan start = planner.plan();
+  EXPECT_FALSE(planner.maybe_replan(1)); // same speeds: the same split is not adopted
+  c.roster[1].speed = 100;
+  const std::optional<std::string> why = planner.maybe_replan(2);
+  ASSERT_TRUE(why);
+  EXPECT_NE(why->find("after round 2"), std::string::npos) << *why;
+  EXPECT_GT(planner.plan().micro_batches[0], start.micro_batches[0]);
+  c.roster[1].lost = true;
+  planner.replan_without_lost();
+  EXPECT_EQ(planner.plan().ranks, std::vector<int>{1});
+}
+
+// A round executor that plays back scripted results and records what it was asked.
+class FakeRunner : public RoundRunner {
+public:
+  FakeRunner(const Roster &roster, std::vector<RoundResult> script)
+      : roster_(roster), script_(std::move(script)) {}
+  RoundResult execute(const RoundOrder &) override {
+    std::vector<int> working;
+    for (const TrainerState &t : roster_)
+      if (t.working)
+        working.push_back(t.world_rank);
+    attempts.push_back({roster_.front().command.attempt, working});
+    RoundResult r = script_.at(attempts.size() - 1);
+    return r;
+  }
+  void discard_round() override { ++discards; }
+  LatePeers broadcast() override {
+    ++broadcasts;
+    return {};
+  }
+  std::vector<std::pair<int, std::vector<int>>> attempts; // attempt, working world ranks
+  int discards = 0, broadcasts = 0;
+
+private:
+  const Roster &roster_;
+  std::vector<RoundResult> script_;
+};
+
+RoundResult late_result(int world_rank) {
+  RoundResult r;
+  r.end = RoundResult::End::kLate;
+  r.late.world_ranks = {world_rank};
+  r.late.error = PeerTimeout(world_rank, "rank did not answer");
+  return r;
+}
+
+// What the coordinator was asked to do, as LossHooks.
+struct HookLog {
+  std::vector<std::string> saved;
+  std::vector<int> stopped_except, dropped;
+  LossHooks hooks(Roster &roster, RoundPlanner &planner) {
+    LossHooks h;
+    h.save = [this](const std::string &tag) {
+      saved.push_back(tag);
+      return "ckpt-" + tag + ".h5";
+    };
+    h.stop_others = [this](const std::vector<int> &late) { stopped_except = late; };
+    h.drop = [this, &roster, &planner](const std::vector<int> &ranks, const std::string &) {
+      for (int r : ranks) {
+        dropped.push_back(r);
+        for (TrainerState &t : roster)
+          t.lost = t.lost || t.world_rank == r;
+      }
+      planner.replan_without_lost();
+    };
+    return h;
+  }
+};
+
+// continue: the late trainer is dropped and the same round is redone by the survivor.
+TEST(RoundSupervisor, ContinueDropsTheLateTrainerAndRedoesTheRound) {
+  PlannerCase c(1000);
+  c.config.on_trainer_loss = TrainerLoss::kContinue;
+  RoundPlanner planner(c.config, c.roster, c.sizes, {});
+  FakeRunner runner(c.roster, {late_result(2), RoundResult{}});
+  HookLog log;
+  const RoundResult r = supervise_round(c.config, runner, planner, c.roster, {4, 0, 0, 256, 1, 0},
+                                        {5, 4, 256, 0.1}, log.hooks(c.roster, planner));
+  EXPECT_EQ(r.end, RoundResult::End::kComplete);
+  ASSERT_EQ(runner.attempts.size(), 2u);
+  EXPECT_EQ(runner.attempts[0], (std::pair<int, std::vector<int>>{0, {1, 2}}));
+  EXPECT_EQ(runner.attempts[1], (std::pair<int, std::vector<int>>{1, {1}}));
+  EXPECT_EQ(c.roster[0].command.count, 256); // the survivor takes the whole round
+  EXPECT_EQ(log.dropped, std::vector<int>{2});
+  EXPECT_EQ(runner.discards, 1);
+  EXPECT_EQ(runner.broadcasts, 1); // the survivors get the unchanged parameters again
+  EXPECT_TRUE(log.saved.empty());
+}
+
+// abort: the last complete round is saved, the others stopped, and the job ends naming the late.
+TEST(RoundSupervisor, AbortSavesStopsTheOthersAndThrowsNamingTheLate) {
+  PlannerCase c(1000);
+  RoundPlanner planner(c.config, c.roster, c.sizes, {});
+  FakeRunner runner(c.roster, {late_result(2)});
+  HookLog log;
+  try {
+    supervise_round(c.config, runner, planner, c.roster, {4, 0, 0, 256, 1, 0}, {5, 4, 256, 0.1},
+                    log.hooks(c.roster, planner));
+    FAIL() << "no PeerTimeout";
+  } catch (const PeerTimeout &e) {
+    EXPECT_EQ(e.peer(), 2);
+  }
+  EXPECT_EQ(log.saved, std::vector<std::string>{"abort"});
+  EXPECT_EQ(log.stopped_except, std::vector<int>{2});
+  EXPECT_TRUE(log.dropped.empty());
+  EXPECT_EQ(runner.discards, 0);
+}
+
+// A round given up on a signal is saved as "signal" and ends the job.
+TEST(RoundSupervisor, AbandonedRoundSavesAndEnds) {
+  PlannerCase c(1000);
+  RoundPlanner planner(c.config, c.roster, c.sizes, {});
+  RoundResult abandoned;
+  abandoned.end = RoundResult::End::kAbandoned;
+  abandoned.abandoned = "SIGTERM during round 5";
+  FakeRunner runner(c.roster, {abandoned});
+  HookLog log;
+  EXPECT_THROW(supervise_round(c.config, runner, planner, c.roster, {4, 0, 0, 256, 1, 0},
+                               {5, 4, 256, 0.1}, log.hooks(c.roster, planner)),
+               RoundAbandoned);
+  EXPECT_EQ(log.saved, std::vector<std::string>{"signal"});
+}
+
+// continue: a trainer that did not take the new parameters is dropped after a complete round.
+TEST(RoundSupervisor, ContinueDropsATrainerThatMissedTheBroadcast) {
+  PlannerCase c(1000);
+  c.config.on_trainer_loss = TrainerLoss::kContinue;
+  RoundPlanner planner(c.config, c.roster, c.sizes, {});
+  RoundResult done;
+  done.broadcast_late.world_ranks = {1};
+  done.broadcast_late.error = PeerTimeout(1, "no parameters taken");
+  FakeRunner runner(c.roster, {done});
+  HookLog log;
+  supervise_round(c.config, runner, planner, c.roster, {4, 0, 0, 256, 1, 0}, {5, 4, 256, 0.1},
+                  log.hooks(c.roster, planner));
+  EXPECT_EQ(log.dropped, std::vector<int>{1});
+  EXPECT_EQ(runner.discards, 1);
+  EXPECT_EQ(planner.plan().ranks, std::vector<int>{2});
 }
 
 TEST(RunRecords, EpochRecordHasOneJsonFormAndTheMetricsRecordDropsAbsentTestFigures) {

@@ -35,7 +35,9 @@
 #include "roles.h"
 #include "round_accounting.h"
 #include "round_executor.h"
+#include "round_planner.h"
 #include "round_report.h"
+#include "round_supervisor.h"
 #include "run_progress.h"
 #include "run_records.h"
 #include "train_setup.h"
@@ -90,21 +92,13 @@ public:
 
 private:
   // Decisions
-  TrainerSpeed speed_of(const TrainerState &t, bool links_only = false) const;
-  Plan plan_for() const;
-  RoundEstimate estimate_current(bool links_only = false,
-                                 std::vector<AggregatorRate> *rates = nullptr) const;
   void maybe_advise(double round_seconds, double compute_seconds, bool measured);
-  void assign_round(int64_t epoch, int64_t start, int64_t count, int64_t steps, int attempt);
   RoundResult run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps);
-  void on_late(const RoundResult &result, int64_t epoch);
   void drop_trainers(const std::vector<int> &world_ranks, const std::string &why);
-  void set_uploaders();
-  void set_participation();
   void record_plan(const std::string &why);
   void take_out_speeds();
   void describe_host_groups(const HostGrouping &grouping);
-  void maybe_replan();
+  const Plan &plan() const { return planner_->plan(); }
   bool stop_requested(bool last_round_of_epoch);
   // Carrying them out
   void account(double round_seconds, const RoundResult &result);
@@ -139,15 +133,12 @@ private:
   TrainSummary summary_;
   RunProgress progress_;
   CheckpointSource source_;
-  Plan plan_;
+  std::unique_ptr<RoundPlanner> planner_; // decides the plan and each round's assignment
   Timeline timeline_;
   MetricsFile metrics_;
   std::unique_ptr<ShardServers> servers_;
   std::unique_ptr<RoundExecutor> executor_;
-  int64_t rounds_since_plan_ = 0;
-  std::optional<Plan> previous_plan_;       // the plan replaced last (replan.h: hysteresis)
   int pending_signal_ = 0;                  // SIGTERM/SIGUSR1 seen here or reported by a trainer
-  std::vector<HostGroup> groups_;           // --host-reduce
   int64_t uploads_ = 0, upload_rounds_ = 0; // uploads rank 0 received over the completed rounds
   bool advised_ = false;                    // the communication-bound warning is given once
   MeasuredRound measured_;                  // smoothed, for that warning
@@ -201,8 +192,11 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
              "1 GB/s");
   if (metrics_.enabled())
     metrics_.write({{"type", "links"}, {"time", 0.0}, {"links", links_json(links_)}});
-  plan_ = plan_for();
-  describe_host_groups(job_host_groups(config, hosts));
+  const HostGrouping grouping = job_host_groups(config, hosts);
+  planner_ = std::make_unique<RoundPlanner>(
+      config, trainers_, PlanSizes{flat_->numel(), buffer_elements(*model_), layout_},
+      grouping.groups);
+  describe_host_groups(grouping);
   servers_ = std::make_unique<ShardServers>(config, layout_, job_, placement.world_size, *flat_,
                                             *optimizer_);
   servers_->setup(trainers_);
@@ -213,7 +207,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   log_info("aggregator: master parameters and optimizer on {}; reduce on {}", place_.device.str(),
            executor_->reduce_description());
   record_plan("start-up");
-  maybe_advise(plan_.estimated_round_seconds, -1, false);
+  maybe_advise(plan().estimated_round_seconds, -1, false);
 }
 
 TrainSummary Coordinator::run() {
@@ -250,7 +244,8 @@ TrainSummary Coordinator::run() {
       progress_.round_done(count, steps);
       write_round_metrics(result, round_seconds, count, steps, epoch);
       report_progress(epoch, first, loss_sum);
-      maybe_replan();
+      if (const auto why = planner_->maybe_replan(progress_.position().global_step))
+        record_plan(*why);
       if (progress_.step_checkpoint_due())
         save("step");
       if (stop_requested(progress_.epoch_finished())) {
@@ -277,7 +272,7 @@ TrainSummary Coordinator::run() {
     return summary_;
   }
   for (const TrainerState &t : trainers_) {
-    summary_.trainers.push_back({t.world_rank, t.report.host, share_in(plan_, t.job_rank),
+    summary_.trainers.push_back({t.world_rank, t.report.host, share_in(plan(), t.job_rank),
                                  t.samples, t.compute_seconds, t.wait_seconds, t.micro_batch,
                                  t.lost, t.data_wait_seconds, t.out_rounds, t.out_seconds});
     summary_.compute_seconds += t.compute_seconds;
@@ -289,149 +284,11 @@ TrainSummary Coordinator::run() {
   return summary_;
 }
 
-// What the plan knows of a trainer: its speed, and per aggregator the bytes it moves each round
-// over the measured link (the wire dtype up, fp32 parameters down; BatchNorm buffers go with
-// rank 0's pieces) or, without a probe, an assumed 1 GB/s for the whole buffer; and
-// once it has worked, what rank 0 measured of its transfer (not with `links_only`).
-TrainerSpeed Coordinator::speed_of(const TrainerState &t, bool links_only) const {
-  TrainerSpeed s{t.job_rank, t.report.host, t.speed, 0, {}, links_only ? -1 : t.comm_seconds};
-  if (t.links.empty())
-    s.comm_seconds = transfer_seconds(flat_->numel() * 4);
-  const auto wire = static_cast<double>(wire_format(config_.wire_dtype).bytes);
-  const auto buffers = static_cast<double>(buffer_elements(*model_)) * 4;
-  // A same-host pair is shared memory, not a network link: its cost is taken at no less than the
-  // 1 GB/s assumed without a probe, and no latency. The probe measures it with 64 KiB only, and on
-  // a host whose cores are all busy that figure is scheduling noise (tens of MB/s), low enough to
-  // leave a trainer of a one-machine job out of the plan.
-  for (const LinkFigures &f : t.links) {
-    const auto shard = static_cast<double>(layout_.shard_length(f.aggregator_rank));
-    const double extra = f.aggregator_rank == 0 ? buffers : 0.0;
-    const double floor = f.same_host ? ReplanPolicy{}.assumed_link_bytes_per_second : 0.0;
-    s.links.push_back({f.aggregator_rank, shard * wire + extra, shard * 4 + extra,
-                       std::max(f.up_mb_per_s * 1e6, floor), std::max(f.down_mb_per_s * 1e6, floor),
-                       f.same_host ? 0.0 : f.latency_ms / 1e3, f.same_host});
-  }
-  return s;
-}
-
-// The current plan under today's figures, with the aggregator links rated from every trainer
-// still in the job, as make_plan rates them (so that keeping and changing the plan compare
-// alike). `links_only`: from the probe's rates, without the measured transfers; `rates`, when
-// given, receives the aggregator rates.
-RoundEstimate Coordinator::estimate_current(bool links_only,
-                                            std::vector<AggregatorRate> *rates) const {
-  std::vector<TrainerSpeed> all, in_plan;
-  for (const TrainerState &t : trainers_)
-    if (!t.lost)
-      all.push_back(speed_of(t, links_only));
-  for (int rank : plan_.ranks)
-    in_plan.push_back(speed_of(trainer_at(trainers_, rank), links_only));
-  const std::vector<AggregatorRate> aggregators = aggregator_rates(all);
-  if (rates)
-    *rates = aggregators;
-  return estimate_round(in_plan, plan_.micro_batches, m_, aggregators);
-}
-
-// A plan over the trainers still in the job. --balance static shares follow their trainers, so a
-// lost trainer's share goes away with it.
-Plan Coordinator::plan_for() const {
-  BalancePolicy policy = parse_balance(config_.balance);
-  std::vector<TrainerSpeed> speeds;
-  std::vector<double> shares;
-  for (size_t j = 0; j < trainers_.size(); ++j) {
-    if (trainers_[j].lost)
-      continue;
-    const TrainerState &t = trainers_[j];
-    speeds.push_back(speed_of(t));
-    if (policy.kind == BalancePolicy::Kind::Static && j < policy.static_shares.size())
-      shares.push_back(policy.static_shares[j]);
-  }
-  if (policy.kind == BalancePolicy::Kind::Static && speeds.size() < trainers_.size())
-    policy.static_shares = shares;
-  return make_plan(speeds, G_ / m_, m_, policy);
-}
-
-// Every trainer's command for the round: its slice of the epoch's order by the plan, or a skip.
-void Coordinator::assign_round(int64_t epoch, int64_t start, int64_t count, int64_t steps,
-                               int attempt) {
-  const RoundShard shard = shard_round(plan_.micro_batches, m_ * local_steps_, start, count);
-  for (TrainerState &t : trainers_) {
-    t.working = false;
-    t.command = RoundCommand{RoundCommand::Kind::kSkip,        epoch, 0,       0,
-                             progress_.position().global_step, steps, attempt, false};
-  }
-  for (size_t p = 0; p < plan_.ranks.size(); ++p) {
-    if (shard.counts[p] == 0)
-      continue;
-    TrainerState &t = trainers_[static_cast<size_t>(plan_.ranks[p] - config_.aggregators)];
-    t.command.kind = RoundCommand::Kind::kRound;
-    t.command.offset = shard.offsets[p];
-    t.command.count = shard.counts[p];
-    t.working = true;
-  }
-  set_uploaders();
-  set_participation();
-}
-
-// Who takes part in the round (DESIGN §5, "A trainer out of the plan"). A trainer that neither
-// computes nor uploads is told kOut once and then gets nothing: no parameters, no wait for it.
-// Only now and then (every half --straggler-timeout) does kOut go again, so that its wait for a
-// command keeps a deadline. One coming back gets the current parameters before the round.
-void Coordinator::set_participation() {
-  const auto now = std::chrono::steady_clock::now();
-  const auto keep_alive = std::chrono::duration<double>(config_.straggler_timeout / 2);
-  for (TrainerState &t : trainers_) {
-    t.in_round = !t.lost && (t.working || t.uploading);
-    t.refresh = t.in_round && !t.has_params;
-    if (t.in_round) {
-      t.send_command = true;
-      t.has_params = true;
-      if (t.told_out)
-        log_info("{} is back in the plan from round {}: the current parameters go to it first",
-                 name_of(t), progress_.position().global_step + 1);
-      t.told_out.reset();
-      continue;
-    }
-    t.command.kind = RoundCommand::Kind::kOut;
-    t.send_command = !t.lost && (t.has_params || !t.told_out || now - *t.told_out > keep_alive);
-    // Re-measured as often as the plan is reconsidered, so that a machine that recovers comes
-    // back: it times 2 micro-batches on its own; nobody waits for the answer.
-    if (!t.lost && config_.rebalance_every > 0 && t.out_speed_request == MPI_REQUEST_NULL &&
-        ++t.rounds_since_measured >= config_.rebalance_every) {
-      t.rounds_since_measured = 0;
-      t.command.count = 2 * m_;
-      t.send_command = true;
-    }
-    if (!t.lost && !t.told_out)
-      log_info("{} is out of the plan from round {}: it gets no parameters and nobody waits for "
-               "it until a plan brings it back",
-               name_of(t), progress_.position().global_step + 1);
-    if (t.send_command)
-      t.told_out = now;
-    t.has_params = false;
-  }
-}
-
-// Who uploads this round (DESIGN §6): every working trainer, except that a --host-reduce group
-// uploads once, through its leader, whose command names the members that send it their sums.
-void Coordinator::set_uploaders() {
-  std::vector<bool> working;
-  for (const TrainerState &t : trainers_)
-    working.push_back(t.working);
-  const std::vector<bool> up = uploaders(groups_, working, config_.aggregators);
-  for (size_t j = 0; j < trainers_.size(); ++j)
-    trainers_[j].uploading = up[j];
-  for (const HostGroup &g : groups_)
-    trainers_[static_cast<size_t>(g.leader - config_.aggregators)].command.members =
-        member_mask(g, working, config_.aggregators);
-}
-
 // Once at the start: the host groups (or why there are none), as every rank computed them.
 void Coordinator::describe_host_groups(const HostGrouping &grouping) {
-  groups_ = grouping.groups;
-  if (groups_.empty() && config_.host_reduce != HostReduce::kOff)
+  if (grouping.groups.empty() && config_.host_reduce != HostReduce::kOff)
     log_info("host reduce: off ({}): {}", name_of(config_.host_reduce), grouping.off_reason);
-  for (const HostGroup &g : groups_) {
+  for (const HostGroup &g : grouping.groups) {
     std::vector<int> job{g.leader}, world{trainer_at(trainers_, g.leader).world_rank};
     for (int m : g.members) {
       job.push_back(m);
@@ -444,61 +301,18 @@ void Coordinator::describe_host_groups(const HostGrouping &grouping) {
   }
 }
 
-// A round is redone (attempt 1, 2, ...) after --on-trainer-loss continue dropped a trainer in it:
-// the same samples, re-planned over the survivors, from the same parameters.
+// The round to completion (round_supervisor.h decides what a late or lost trainer means).
 RoundResult Coordinator::run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps) {
-  const RoundOrder order{progress_.position().global_step + 1, progress_.position().global_step,
-                         count, learning_rate(schedule_, progress_.position().global_step)};
-  for (int attempt = 0;; ++attempt) {
-    assign_round(epoch, start, count, steps, attempt);
-    RoundResult result = executor_->execute(order);
-    switch (result.end) {
-    case RoundResult::End::kComplete:
-      if (result.broadcast_late.any()) {
-        if (config_.on_trainer_loss != TrainerLoss::kContinue)
-          throw *result.broadcast_late.error;
-        executor_->discard_round();
-        drop_trainers(result.broadcast_late.world_ranks,
-                      fmt::format("did not take parameters within --straggler-timeout {} s",
-                                  config_.straggler_timeout));
-      }
-      return result;
-    case RoundResult::End::kLate:
-      on_late(result, epoch);
-      break;
-    case RoundResult::End::kAbandoned: {
-      const std::string path = save("signal");
-      throw RoundAbandoned(fmt::format("{}: abandoned it and wrote {} (the last complete round); "
-                                       "continue with --resume auto",
-                                       result.abandoned, path));
-    }
-    }
-  }
-}
-
-// A trainer did not deliver within --straggler-timeout. abort: save the last complete round, stop
-// the others (under mpirun --enable-recovery nothing else would) and end the job naming it.
-// continue: go on without it; the survivors get the unchanged parameters and the round again.
-void Coordinator::on_late(const RoundResult &result, int64_t epoch) {
-  const std::vector<int> &late = result.late.world_ranks;
-  if (config_.on_trainer_loss != TrainerLoss::kContinue) {
-    const std::string path = save("abort");
-    log_error("lost {} in round {} (epoch {}); wrote {} (the last complete round)",
-              late_text(trainers_, late, false), progress_.position().global_step + 1, epoch + 1,
-              path);
-    stop_trainers(late);
-    throw *result.late.error;
-  }
-  executor_->discard_round();
-  drop_trainers(late, fmt::format("no answer in round {} within --straggler-timeout {} s",
-                                  progress_.position().global_step + 1, config_.straggler_timeout));
-  const LatePeers again = executor_->broadcast();
-  if (again.any()) {
-    executor_->discard_round();
-    drop_trainers(again.world_ranks,
-                  fmt::format("did not take parameters within --straggler-timeout {} s",
-                              config_.straggler_timeout));
-  }
+  const int64_t step = progress_.position().global_step;
+  const RoundOrder order{step + 1, step, count, learning_rate(schedule_, step)};
+  LossHooks hooks;
+  hooks.save = [this](const std::string &tag) { return save(tag); };
+  hooks.stop_others = [this](const std::vector<int> &late) { stop_trainers(late); };
+  hooks.drop = [this](const std::vector<int> &ranks, const std::string &why) {
+    drop_trainers(ranks, why);
+  };
+  return supervise_round(config_, *executor_, *planner_, trainers_,
+                         {step, epoch, start, count, steps, 0}, order, hooks);
 }
 
 // --on-trainer-loss continue: the job goes on without these trainers, on a new plan.
@@ -518,8 +332,7 @@ void Coordinator::drop_trainers(const std::vector<int> &world_ranks, const std::
     throw PeerTimeout(world_ranks.empty() ? 0 : world_ranks.front(),
                       fmt::format("every trainer is lost (the last {}); wrote {}", why, path));
   }
-  previous_plan_ = plan_;
-  plan_ = plan_for();
+  planner_->replan_without_lost();
   record_plan(fmt::format("after round {} (without the lost rank {})",
                           progress_.position().global_step, rank_list(world_ranks)));
 }
@@ -528,9 +341,9 @@ void Coordinator::drop_trainers(const std::vector<int> &world_ranks, const std::
 // the plan in the log, the summary's plan_history and a "plan" record of --metrics (the shares plot
 // marks it).
 void Coordinator::record_plan(const std::string &why) {
-  for (const std::string &note : plan_.notes)
+  for (const std::string &note : plan().notes)
     log_info("plan: {}", note);
-  const std::string text = plan_text(plan_, trainers_, m_);
+  const std::string text = plan_text(plan(), trainers_, m_);
   summary_.plan_history.push_back(why + ": " + text);
   if (summary_.plan_history.size() == 1)
     log_info("plan: {}", text);
@@ -539,16 +352,16 @@ void Coordinator::record_plan(const std::string &why) {
   if (!metrics_.enabled())
     return;
   nlohmann::json shares = nlohmann::json::object();
-  for (size_t p = 0; p < plan_.ranks.size(); ++p)
-    shares[std::to_string(trainer_at(trainers_, plan_.ranks[p]).world_rank)] =
-        plan_.micro_batches[p];
+  for (size_t p = 0; p < plan().ranks.size(); ++p)
+    shares[std::to_string(trainer_at(trainers_, plan().ranks[p]).world_rank)] =
+        plan().micro_batches[p];
   metrics_.write({{"type", "plan"},
                   {"time", progress_.run_seconds()},
                   {"step", progress_.position().global_step},
                   {"reason", why},
                   {"shares", shares},
-                  {"estimated_round_seconds", plan_.estimated_round_seconds},
-                  {"notes", plan_.notes}});
+                  {"estimated_round_seconds", plan().estimated_round_seconds},
+                  {"notes", plan().notes}});
 }
 
 // Speeds that trainers out of the plan measured on request (set_participation): a fresh figure
@@ -563,34 +376,6 @@ void Coordinator::take_out_speeds() {
                t.speed);
     t.speed = *speed;
   }
-}
-
-// Every --rebalance-every rounds: a new plan from the measured speeds, when it is worth it.
-void Coordinator::maybe_replan() {
-  if (config_.rebalance_every <= 0 || ++rounds_since_plan_ < config_.rebalance_every)
-    return;
-  rounds_since_plan_ = 0;
-  Plan next = plan_for();
-  const double keep = estimate_current().seconds;
-  double noise = 0; // the noisiest working trainer's smoothed speed
-  for (const TrainerState &t : trainers_)
-    if (!t.lost && share_in(plan_, t.job_rank) > 0)
-      noise = std::max(noise, smoothed_speed_noise(t.speed_variance));
-  if (!should_adopt(next, plan_, keep, previous_plan_ ? &*previous_plan_ : nullptr, noise))
-    return;
-  std::string speeds;
-  for (const TrainerState &t : trainers_)
-    if (!t.lost)
-      speeds += fmt::format("{}{} {:.0f}", speeds.empty() ? "" : ", ", t.world_rank, t.speed);
-  const std::string why = fmt::format(
-      "after round {} (estimated {:.4f} s a round against {:.4f} s keeping the plan, {:.0f}% "
-      "less, {:.0f}% needed; measured samples/s of ranks {})",
-      progress_.position().global_step, next.estimated_round_seconds, keep,
-      100.0 * (1.0 - next.estimated_round_seconds / keep),
-      100.0 * required_gain(previous_plan_ && same_split(next, *previous_plan_), noise), speeds);
-  previous_plan_ = plan_;
-  plan_ = next;
-  record_plan(why);
 }
 
 // SIGTERM/SIGUSR1 here or at a trainer (it says so in its statistics): after a complete round
@@ -622,12 +407,12 @@ void Coordinator::account(double round_seconds, const RoundResult &result) {
 // runs on the probe's link rates alone (not the measured transfers), so that a measured round
 // can be held against what the links explain.
 void Coordinator::maybe_advise(double round_seconds, double compute_seconds, bool measured) {
-  if (advised_ || plan_.ranks.empty())
+  if (advised_ || plan().ranks.empty())
     return;
   std::vector<AggregatorRate> rates;
-  const RoundEstimate e = estimate_current(true, &rates);
+  const RoundEstimate e = planner_->estimate_current(true, &rates);
   const std::string advice = communication_advice(communication_facts(
-      config_, e, rates, trainers_, plan_, hosts_, round_seconds, compute_seconds, measured));
+      config_, e, rates, trainers_, plan(), hosts_, round_seconds, compute_seconds, measured));
   if (advice.empty())
     return;
   advised_ = true;
@@ -649,7 +434,7 @@ void Coordinator::write_round_metrics(const RoundResult &result, double round_se
   f.shard_elements = layout_.shard_length(0);
   f.wire_bytes = static_cast<int64_t>(wire_format(config_.wire_dtype).bytes);
   f.buffer_elements = buffer_elements(*model_);
-  metrics_.write(round_record(f, trainers_, plan_, result));
+  metrics_.write(round_record(f, trainers_, plan(), result));
 }
 
 void Coordinator::report_progress(int64_t epoch, int64_t first, double loss_sum) {
@@ -674,7 +459,7 @@ void Coordinator::finish_epoch(int64_t epoch, int64_t first, double loss_sum, in
   }
   metrics_.write(epoch_metrics(summary_.history.back()));
   write_prometheus(summary_.history.back().train_loss, epoch + 1);
-  log_trainer_table(trainers_, plan_);
+  log_trainer_table(trainers_, plan());
   progress_.end_epoch(epoch);
   summary_.final_checkpoint = save("epoch");
 }
@@ -689,7 +474,7 @@ std::string Coordinator::save(const std::string &tag) {
     r["micro_batches"] = 0;
     for (const TrainerState &t : trainers_)
       if (t.world_rank == r["rank"].get<int>()) {
-        r["micro_batches"] = share_in(plan_, t.job_rank);
+        r["micro_batches"] = share_in(plan(), t.job_rank);
         r["links"] = links_json(t.links); // the link probe's figures to each aggregator
       }
     source_.reports.push_back(r.dump());
@@ -710,7 +495,7 @@ void Coordinator::write_prometheus(double loss, int64_t epoch) {
   p.loss = loss;
   if (!summary_.history.empty())
     p.test_accuracy = summary_.history.back().test_accuracy;
-  p.trainers = prometheus_trainers(trainers_, plan_);
+  p.trainers = prometheus_trainers(trainers_, plan());
   write_prometheus_file(config_.prometheus, p);
 }
 

@@ -63,23 +63,33 @@ struct RoundResult {
   std::vector<double> arrival_seconds;
 };
 
-class RoundExecutor {
+// What the coordinator needs of a round's execution (round_supervisor.h); tests fake it.
+class RoundRunner {
+public:
+  virtual ~RoundRunner() = default;
+  // Sends every trainer its command, receives and reduces, steps, broadcasts.
+  virtual RoundResult execute(const RoundOrder &order) = 0;
+  // After kLate: cancels what is still pending of the round (the job goes on without the late).
+  virtual void discard_round() = 0;
+  // Parameters and buffers to every trainer in the round (after every round, and to the
+  // survivors after a round was given up).
+  virtual LatePeers broadcast() = 0;
+};
+
+class RoundExecutor : public RoundRunner {
 public:
   RoundExecutor(const TrainConfig &config, MPI_Comm job, Model &model, FlatParameters &flat,
                 Optimizer &optimizer, const ShardLayout &layout, ShardServers &servers,
                 Roster &trainers, Timeline &timeline, ReduceDevice reduce, torch::Device device,
                 int reduce_threads);
   std::string reduce_description() const { return reducer_->description(); }
-  RoundResult execute(const RoundOrder &order);
-  // After kLate: cancels what is still pending of the round (the job goes on without the late).
-  void discard_round();
+  RoundResult execute(const RoundOrder &order) override;
+  void discard_round() override;
   // A trainer out of the plan that was asked to measure itself: its samples/s once the answer is
   // in (tested, never waited for); cancel_out_speeds() at the end of the job.
   std::optional<double> out_speed(TrainerState &t);
   void cancel_out_speeds();
-  // Parameters and buffers to every trainer in the round (after every round, and to the
-  // survivors after a round was given up).
-  LatePeers broadcast();
+  LatePeers broadcast() override;
 
 private:
   void post_round(const RoundOrder &order, PipelinedReduce &pipe);

@@ -28,6 +28,7 @@
 
 #include "clock.h"
 #include "host_reduce.h"
+#include "host_relay.h"
 #include "job_comms.h"
 #include "link_probe.h"
 #include "model_buffers.h"
@@ -119,9 +120,6 @@ private:
   void inject_half_send(const RoundCommand &command, const torch::Tensor &wire_upload);
   void send_round(const RoundStats &stats, const torch::Tensor &wire_upload, RequestSet &early);
   void begin_relay(const RoundCommand &command);
-  void finish_relay(bool own_computed);
-  void relay_round(const RoundCommand &command);
-  int upload_peer(const Piece &p) const { return leader_ >= 0 ? leader_ : p.owner; }
   void report_out_speed(const RoundCommand &command);
   void use_epoch_order(int64_t epoch);
   void send_timeline();
@@ -155,15 +153,9 @@ private:
   Inbox inbox_;
   std::vector<int64_t> order_; // the epoch's permutation
   int64_t order_epoch_ = -1, rounds_worked_ = 0;
-  // --host-reduce: a member's leader (job rank; -1 when none), or a leader's reduce.
-  const HostMap &hosts_;
-  int leader_ = -1;
-  std::optional<HostGroup> group_; // the group this trainer leads
-  std::unique_ptr<LeaderReduce> relay_;
-  bool relaying_ = false;    // this round the host's sum leaves through relay_
+  HostRelay relay_;          // --host-reduce: to its host's leader, or a leader's reduce
   bool overlap_now_ = false; // this round pieces leave during backward (a leader: not in fp32
                              // unless it relays)
-  torch::Tensor sum_host_;   // a GPU leader's sum in host memory
 };
 
 Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, const ModelSpec &spec,
@@ -172,16 +164,7 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
     : config_(config), placement_(placement), device_(device), gpu_(gpu), job_(job),
       data_(data_source(config), config.data_residency), loss_(loss_spec(config)),
       amp_(config.amp, device), timeline_(!config.timeline.empty()),
-      inbox_(job, 0, kTagCommand, RoundCommand::kWords), hosts_(hosts) {
-  int job_rank = 0;
-  CHECK_MPI(MPI_Comm_rank(job, &job_rank));
-  const HostGrouping grouping = job_host_groups(config, hosts);
-  if (const HostGroup *g = group_of(grouping.groups, job_rank)) {
-    if (g->leader == job_rank)
-      group_ = *g;
-    else
-      leader_ = g->leader;
-  }
+      inbox_(job, 0, kTagCommand, RoundCommand::kWords), relay_(config, job, hosts) {
   data_.set_augmentation(parse_augment(config.augment));
   torch::manual_seed(config.seed);
   model_ = make_model(spec);
@@ -193,7 +176,7 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
   nbuf_ = buffer_elements(*model_);
   host_ = device.is_cpu();
   // A member's sum goes to its leader in fp32: only the host's sum is rounded to --wire-dtype.
-  wire_ = leader_ >= 0 ? WireFormat{} : wire_format(config.wire_dtype);
+  wire_ = relay_.member() ? WireFormat{} : wire_format(config.wire_dtype);
   params_host_ = host_ ? flat_->params() : host_buffer(flat_->numel(), torch::kFloat32, true);
   upload_host_ = host_ ? torch::Tensor() : host_buffer(flat_->numel(), wire_.dtype, true);
   buffers_.resize(static_cast<size_t>(nbuf_));
@@ -204,16 +187,13 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
   // Who reduces which part of the flat buffer: rank 0 all of it, or with --aggregators A each of
   // ranks 0..A-1 its shard. Gradients go to, and parameters come from, each piece's owner.
   layout_ = shard_layout_checked(flat_->numel(), config);
-  if (group_) {
-    relay_ = std::make_unique<LeaderReduce>(layout_, wire_, chunk_, job, *group_, hosts_);
-    if (!host_)
-      sum_host_ = host_buffer(flat_->numel(), torch::kFloat32, true);
-  }
+  relay_.set_up(layout_, wire_, chunk_, flat_->numel(), host_);
   // --overlap: the gradient sum of a CPU trainer is sent piece by piece from the flat buffer
   // during the last backward pass (a GPU trainer's goes through a dtype conversion and pinned
   // copies after it; fp16 is unscaled after it; params mode sends parameters after local steps).
   // A leader converts the host's sum piece by piece itself, so any wire dtype overlaps there.
-  overlap_ = config.overlap && !params_mode_ && host_ && (wire_.dtype == torch::kFloat32 || group_);
+  overlap_ = config.overlap && !params_mode_ && host_ &&
+             (wire_.dtype == torch::kFloat32 || relay_.leader());
   if (config.overlap && !overlap_)
     log_warn("--overlap applies to CPU trainers in --sync gradient with --wire-dtype fp32; this "
              "trainer sends after backward");
@@ -259,8 +239,11 @@ void Trainer::run() {
     out = stale = false;
     if (command.kind == RoundCommand::Kind::kRound)
       run_round(command);
-    else if (group_ && command.members != 0)
-      relay_round(command); // no samples here, but the host's members have some
+    else if (relay_.leader() && command.members != 0) {
+      // no samples here, but the host's members have some: the host's sum is theirs alone
+      ScopedSpan span(timeline_, Span::kSend, command.global_step + 1);
+      relay_.relay_only(command, flat_->grads(), config_.straggler_timeout);
+    }
     stopped = !receive_parameters("after a round");
   }
   inbox_.cancel(); // still posted when the job ended while parameters were due
@@ -321,8 +304,9 @@ void Trainer::run_round(const RoundCommand &command) {
   const torch::Tensor upload = params_mode_ ? flat_->params() : flat_->grads();
   // On the device that computed it: the wire dtype's conversion runs there too (a leader's
   // relay converts the host's sum instead).
-  const torch::Tensor wire_upload =
-      wire_.dtype == torch::kFloat32 || relaying_ ? upload : upload.to(wire_.dtype).contiguous();
+  const torch::Tensor wire_upload = wire_.dtype == torch::kFloat32 || relay_.active()
+                                        ? upload
+                                        : upload.to(wire_.dtype).contiguous();
   if (!host_)
     torch::cuda::synchronize(); // compute time is the GPU's, not just the launches'
   const double compute = seconds_since(start);
@@ -367,12 +351,12 @@ ComputeStats Trainer::sum_gradients(const RoundCommand &command, RequestSet &ear
         const int64_t lo = std::max(from, p.begin), hi = std::min(to, p.begin + p.length);
         if (hi <= lo || (piece_left[static_cast<size_t>(k)] -= hi - lo) != 0)
           continue;
-        if (relaying_)
-          relay_->own_ready(static_cast<size_t>(k)); // adds the members' copies, sends it on
+        if (relay_.active())
+          relay_.own_ready(static_cast<size_t>(k)); // adds the members' copies, sends it on
         else
           isend_upload_piece(
-              early, grads, 0, p, WireFormat{}, chunk_, upload_peer(p), job_,
-              fmt::format("sending gradients to rank {} (overlapped)", upload_peer(p)));
+              early, grads, 0, p, WireFormat{}, chunk_, relay_.upload_peer(p), job_,
+              fmt::format("sending gradients to rank {} (overlapped)", relay_.upload_peer(p)));
       }
     };
   }
@@ -429,8 +413,8 @@ RoundStats Trainer::round_stats(const ComputeStats &stats, double compute_second
 // rank 0 gets nothing and never completes the round; a checkpoint must then hold the servers'
 // shards as they were before that step.
 void Trainer::inject_half_send(const RoundCommand &command, const torch::Tensor &wire_upload) {
-  if (!fault_half_sends_in_round(placement_.world_rank, rounds_worked_) || !host_ || leader_ >= 0 ||
-      relaying_)
+  if (!fault_half_sends_in_round(placement_.world_rank, rounds_worked_) || !host_ ||
+      relay_.member() || relay_.active())
     return;
   RequestSet half;
   for (const Piece &p : layout_.pieces)
@@ -449,65 +433,34 @@ void Trainer::send_round(const RoundStats &stats, const torch::Tensor &wire_uplo
   const Words stats_words = encode(stats);
   isend_words(set, stats_words, 0, kTagStats, job_, "sending round statistics");
   const std::string what = params_mode_ ? "sending parameters" : "sending gradients";
-  if (relaying_) {
-    // The host's sum leaves through the relay (finish_relay below).
+  if (relay_.active()) {
+    // The host's sum leaves through the relay (relay_.finish below).
   } else if (host_) {
     if (!overlap_now_) // with --overlap they are on their way already
       for (const Piece &p : layout_.pieces)
-        isend_upload_piece(set, wire_upload.data_ptr(), 0, p, wire_, chunk_, upload_peer(p), job_,
-                           what);
+        isend_upload_piece(set, wire_upload.data_ptr(), 0, p, wire_, chunk_, relay_.upload_peer(p),
+                           job_, what);
   } else {
     // One device-to-host copy per piece into pinned memory, each piece sent as soon as it is
     // there: the copy of piece k+1 overlaps the network transfer of piece k.
     for (const Piece &p : layout_.pieces) {
       upload_host_.narrow(0, p.begin, p.length).copy_(wire_upload.narrow(0, p.begin, p.length));
-      isend_upload_piece(set, upload_host_.data_ptr(), 0, p, wire_, chunk_, upload_peer(p), job_,
-                         what);
+      isend_upload_piece(set, upload_host_.data_ptr(), 0, p, wire_, chunk_, relay_.upload_peer(p),
+                         job_, what);
     }
   }
   isend_chunks(set, buffers_.data(), nbuf_, chunk_, 0, kTagBuffers, job_, "sending buffers");
-  if (relaying_)
-    finish_relay(true);
+  if (relay_.active())
+    relay_.finish(true, flat_->grads(), overlap_now_, config_.straggler_timeout);
   early.wait_all(config_.straggler_timeout);
   set.wait_all(config_.straggler_timeout);
 }
 
-// A leader whose members work this round: their sums are received from now on, while this
-// trainer computes its own (into the flat gradient, or a pinned copy of it on a GPU).
+// A leader whose members work this round starts receiving their sums (host_relay.h); what
+// leaves during backward follows from that.
 void Trainer::begin_relay(const RoundCommand &command) {
-  relaying_ = group_ && command.members != 0 && !params_mode_;
-  overlap_now_ = overlap_ && (relaying_ || wire_.dtype == torch::kFloat32);
-  if (!relaying_)
-    return;
-  float *sum = host_ ? flat_->grads().data_ptr<float>() : sum_host_.data_ptr<float>();
-  relay_->begin(working_members(*group_, command.members), sum, command.global_step + 1);
-}
-
-// The rest of the host's sum: every piece that has not left yet leaves once its members' copies
-// are in. A member that does not deliver is named here; rank 0 reaches its own deadline (this
-// leader's upload and the member's statistics are missing there) and decides.
-void Trainer::finish_relay(bool own_computed) {
-  if (!host_ && own_computed)
-    sum_host_.copy_(flat_->grads());
-  if (!overlap_now_)
-    relay_->all_own_ready();
-  try {
-    relay_->finish(config_.straggler_timeout);
-  } catch (const PeerTimeout &e) {
-    log_warn("host reduce: round {}: {}; waiting for rank 0's decision", relay_->round(), e.what());
-    relay_->cancel();
-  }
-  relaying_ = false;
-}
-
-// kSkip for this leader, but some of its members work: the host's sum is theirs alone.
-void Trainer::relay_round(const RoundCommand &command) {
-  ScopedSpan span(timeline_, Span::kSend, command.global_step + 1);
-  torch::NoGradGuard no_grad;
-  (host_ ? flat_->grads() : sum_host_).zero_();
-  begin_relay(command);
-  relay_->all_own_ready();
-  finish_relay(false);
+  const bool relaying = relay_.begin(command, params_mode_, flat_->grads());
+  overlap_now_ = overlap_ && (relaying || wire_.dtype == torch::kFloat32);
 }
 
 // order_ becomes the permutation of `epoch` (computed once per epoch).
