@@ -179,6 +179,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   summary_.aggregators = config.aggregators;
   summary_.world_size = placement.world_size;
   summary_.model = spec_.label();
+  summary_.parameters = flat_->numel();
   summary_.epochs = config.epochs;
   summary_.aggregator_device = place_.device.str();
   summary_.amp = name_of(config.amp);
@@ -196,6 +197,11 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
       if (f.trainer_rank == t.world_rank)
         t.links.push_back(f);
   summary_.links = links_;
+  summary_.link_probe_seconds = admitted.link_probe_seconds;
+  summary_.link_probe_wait_seconds = admitted.link_probe_wait_seconds;
+  for (const nlohmann::json &r : report_json_)
+    summary_.admission.push_back({r["rank"], r["host"], r["device"], r["probe_samples_per_sec"],
+                                  r["admitted"], r["reason"]});
   if (links_.empty())
     log_info("links: not probed (--link-probe-seconds 0); the plan assumes every link moves "
              "1 GB/s");
@@ -287,7 +293,8 @@ TrainSummary Coordinator::run() {
   for (const TrainerState &t : trainers_) {
     summary_.trainers.push_back({t.world_rank, t.report.host, share_in(plan_, t.job_rank),
                                  t.samples, t.compute_seconds, t.wait_seconds, t.micro_batch,
-                                 t.lost, t.data_wait_seconds, t.out_rounds, t.out_seconds});
+                                 t.lost, t.data_wait_seconds, t.out_rounds, t.out_seconds,
+                                 t.speed});
     summary_.compute_seconds += t.compute_seconds;
     summary_.data_wait_seconds += t.data_wait_seconds;
   }
@@ -394,9 +401,11 @@ void Coordinator::set_participation() {
     if (t.in_round) {
       t.send_command = true;
       t.has_params = true;
-      if (t.told_out)
+      if (t.told_out) {
         log_info("{} is back in the plan from round {}: the current parameters go to it first",
                  name_of(t), position_.global_step + 1);
+        summary_.plan_moves.push_back({t.world_rank, position_.global_step + 1, true});
+      }
       t.told_out.reset();
       continue;
     }
@@ -410,10 +419,12 @@ void Coordinator::set_participation() {
       t.command.count = 2 * m_;
       t.send_command = true;
     }
-    if (!t.lost && !t.told_out)
+    if (!t.lost && !t.told_out) {
       log_info("{} is out of the plan from round {}: it gets no parameters and nobody waits for "
                "it until a plan brings it back",
                name_of(t), position_.global_step + 1);
+      summary_.plan_moves.push_back({t.world_rank, position_.global_step + 1, false});
+    }
     if (t.send_command)
       t.told_out = now;
     t.has_params = false;
@@ -928,7 +939,8 @@ TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &pla
              "lost rank 0 only after {:.0f} s",
              2 * config.straggler_timeout + 60);
   }
-  admitted.links = probe_links_coordinator(config, admitted.job);
+  admitted.links = probe_links_coordinator(config, admitted.job, &admitted.link_probe_seconds,
+                                           &admitted.link_probe_wait_seconds);
   if (!admitted.links.empty())
     log_link_table(admitted.links, link_host_names(admitted, placement.world_size));
   torch::set_num_threads(threads_for(config, placement));
