@@ -550,6 +550,7 @@ void Coordinator::record_plan(const std::string &why) {
     log_info("plan: {}", note);
   const std::string text = plan_text(plan_, trainers_, m_);
   summary_.plan_history.push_back(why + ": " + text);
+  summary_.plan_notes.push_back(plan_.notes);
   if (summary_.plan_history.size() == 1)
     log_info("plan: {}", text);
   else

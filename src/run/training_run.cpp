@@ -326,6 +326,7 @@ std::string summary_to_json(const TrainSummary &s) {
                           {"samples_per_sec", t.samples_per_sec}});
     j["trainers"] = trainers;
     j["plan_history"] = s.plan_history;
+    j["plan_notes"] = s.plan_notes;
     j["host_groups"] = s.host_groups;
     j["uploads_per_round"] = s.uploads_per_round;
     j["lost_trainers"] = s.lost_trainers;

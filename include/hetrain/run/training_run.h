@@ -61,8 +61,9 @@ struct TrainSummary {
   double compute_seconds = 0, data_wait_seconds = 0;
   std::string final_checkpoint;
   std::vector<EpochRecord> history;
-  std::vector<TrainerSummary> trainers;  // distributed runs
-  std::vector<std::string> plan_history; // every plan, as logged
+  std::vector<TrainerSummary> trainers;             // distributed runs
+  std::vector<std::string> plan_history;            // every plan, as logged
+  std::vector<std::vector<std::string>> plan_notes; // by plan: who was left out and why
   // --host-reduce: each group's world ranks (leader first); the mean number of uploads rank 0
   // received per round (one per working trainer without groups).
   std::vector<std::vector<int>> host_groups;
