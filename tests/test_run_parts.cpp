@@ -233,7 +233,11 @@ TEST(RoundPlanner, LeftOutTrainerIsToldOnceAndThenGetsNothing) {
   EXPECT_EQ(out.command.kind, RoundCommand::Kind::kOut);
   EXPECT_TRUE(out.send_command);
   planner.assign_round({1, 0, 256, 256, 1, 0});
-  EXPECT_FALSE(out.send_command); // within half --straggler-timeout: nothing goes to it
+  EXPECT_FALSE(out.send_command);        // within half --straggler-timeout: nothing goes to it
+  ASSERT_EQ(planner.moves().size(), 1u); // the summary's plan_moves: out from round 1
+  EXPECT_EQ(planner.moves()[0].rank, 2);
+  EXPECT_EQ(planner.moves()[0].round, 1);
+  EXPECT_FALSE(planner.moves()[0].in_plan);
   EXPECT_EQ(c.roster[0].command.count, 256);
 }
 

@@ -21,6 +21,7 @@ struct AdmittedJob {
   std::vector<nlohmann::json> reports; // every report with its verdict (stored in checkpoints)
   std::vector<int> hosts;              // by job rank: which host (host_reduce.h exchange_hosts)
   std::vector<LinkFigures> links;      // the link probe's, empty when it is off
+  double link_probe_seconds = 0, link_probe_wait_seconds = 0; // its duration, its wait to start
 };
 
 // Throws UserError when no trainer was admitted.

@@ -110,6 +110,7 @@ TrainingPosition restore_training(const ResumePoint &resume, Model &model, FlatP
   for (const EpochRecord &r : c.epochs)
     summary.epoch_seconds.push_back(r.seconds);
   summary.final_checkpoint = resume.path;
+  summary.resumed_step = c.position.global_step;
   log_info("resuming from {}: epoch {}, {} samples into it, step {}", resume.path,
            c.position.epoch + 1, c.position.epoch_position, c.position.global_step);
   return c.position;

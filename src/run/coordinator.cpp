@@ -171,6 +171,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   summary_.aggregators = config.aggregators;
   summary_.world_size = placement.world_size;
   summary_.model = spec_.label();
+  summary_.parameters = flat_->numel();
   summary_.epochs = config.epochs;
   summary_.aggregator_device = place_.device.str();
   summary_.amp = name_of(config.amp);
@@ -187,6 +188,11 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
       if (f.trainer_rank == t.world_rank)
         t.links.push_back(f);
   summary_.links = links_;
+  summary_.link_probe_seconds = admitted.link_probe_seconds;
+  summary_.link_probe_wait_seconds = admitted.link_probe_wait_seconds;
+  for (const nlohmann::json &r : report_json_)
+    summary_.admission.push_back({r["rank"], r["host"], r["device"], r["probe_samples_per_sec"],
+                                  r["admitted"], r["reason"]});
   if (links_.empty())
     log_info("links: not probed (--link-probe-seconds 0); the plan assumes every link moves "
              "1 GB/s");
@@ -274,10 +280,12 @@ TrainSummary Coordinator::run() {
   for (const TrainerState &t : trainers_) {
     summary_.trainers.push_back({t.world_rank, t.report.host, share_in(plan(), t.job_rank),
                                  t.samples, t.compute_seconds, t.wait_seconds, t.micro_batch,
-                                 t.lost, t.data_wait_seconds, t.out_rounds, t.out_seconds});
+                                 t.lost, t.data_wait_seconds, t.out_rounds, t.out_seconds,
+                                 t.speed});
     summary_.compute_seconds += t.compute_seconds;
     summary_.data_wait_seconds += t.data_wait_seconds;
   }
+  summary_.plan_moves = planner_->moves();
   summary_.uploads_per_round =
       upload_rounds_ > 0 ? static_cast<double>(uploads_) / static_cast<double>(upload_rounds_) : 0;
   finish_run(config_, progress_.position(), summary_);
@@ -345,6 +353,7 @@ void Coordinator::record_plan(const std::string &why) {
     log_info("plan: {}", note);
   const std::string text = plan_text(plan(), trainers_, m_);
   summary_.plan_history.push_back(why + ": " + text);
+  summary_.plan_notes.push_back(plan().notes);
   if (summary_.plan_history.size() == 1)
     log_info("plan: {}", text);
   else
@@ -600,7 +609,8 @@ TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &pla
   AdmittedJob admitted = admit_trainers(config, placement.world_size);
   JobComms comms(config, admitted.job, JobRole::kCoordinator);
   admitted.hosts = comms.hosts().host_of;
-  admitted.links = probe_links_coordinator(config, admitted.job);
+  admitted.links = probe_links_coordinator(config, admitted.job, &admitted.link_probe_seconds,
+                                           &admitted.link_probe_wait_seconds);
   if (!admitted.links.empty())
     log_link_table(admitted.links, link_host_names(admitted, placement.world_size));
   torch::set_num_threads(threads_for(config, placement));

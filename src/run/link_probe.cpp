@@ -285,7 +285,8 @@ std::vector<LinkFigures> decode_figures(const std::vector<double> &in) {
 
 } // namespace
 
-std::vector<LinkFigures> probe_links_coordinator(const TrainConfig &config, MPI_Comm job) {
+std::vector<LinkFigures> probe_links_coordinator(const TrainConfig &config, MPI_Comm job,
+                                                 double *seconds, double *wait_seconds) {
   if (config.link_probe_seconds <= 0)
     return {};
   const auto start = Clock::now();
@@ -305,10 +306,15 @@ std::vector<LinkFigures> probe_links_coordinator(const TrainConfig &config, MPI_
       links.push_back(f);
   // The bound DESIGN §3 states: S plus the last transfer of a pair that ran over (sized at the
   // rate seen so far, it runs over only when a link is slower than its smaller transfer showed).
+  const double took = seconds_since(p.start);
+  const double waited = std::chrono::duration<double>(p.start - start).count();
   log_info("links: {} trainer-aggregator pairs probed in {:.2f} s (--link-probe-seconds {}), "
            "after {:.2f} s waiting for every rank to start the probe",
-           links.size(), seconds_since(p.start), config.link_probe_seconds,
-           std::chrono::duration<double>(p.start - start).count());
+           links.size(), took, config.link_probe_seconds, waited);
+  if (seconds)
+    *seconds = took;
+  if (wait_seconds)
+    *wait_seconds = waited;
   return links;
 }
 

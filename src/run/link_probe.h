@@ -20,8 +20,11 @@
 namespace hetrain::run {
 
 // Rank 0: serves its pairs, then collects every trainer's figures (world ranks = job ranks for
-// aggregators; trainers' world ranks as they report them). Logs the probe's duration.
-std::vector<LinkFigures> probe_links_coordinator(const TrainConfig &config, MPI_Comm job);
+// aggregators; trainers' world ranks as they report them). Logs the probe's duration and, when
+// given, stores it and the wait for every rank to start the probe in `seconds` and `wait_seconds`.
+std::vector<LinkFigures> probe_links_coordinator(const TrainConfig &config, MPI_Comm job,
+                                                 double *seconds = nullptr,
+                                                 double *wait_seconds = nullptr);
 // A shard server (ranks 1..A-1): serves its pairs.
 void probe_links_server(const TrainConfig &config, MPI_Comm job);
 // A trainer: measures its pairs with messages of `piece_bytes` (the largest piece of the

@@ -122,9 +122,11 @@ void RoundPlanner::set_participation(int64_t round) {
     if (t.in_round) {
       t.send_command = true;
       t.has_params = true;
-      if (t.told_out)
+      if (t.told_out) {
         log_info("{} is back in the plan from round {}: the current parameters go to it first",
                  name_of(t), round);
+        moves_.push_back({t.world_rank, round, true});
+      }
       t.told_out.reset();
       continue;
     }
@@ -138,10 +140,12 @@ void RoundPlanner::set_participation(int64_t round) {
       t.command.count = 2 * m_;
       t.send_command = true;
     }
-    if (!t.lost && !t.told_out)
+    if (!t.lost && !t.told_out) {
       log_info("{} is out of the plan from round {}: it gets no parameters and nobody waits for "
                "it until a plan brings it back",
                name_of(t), round);
+      moves_.push_back({t.world_rank, round, false});
+    }
     if (t.send_command)
       t.told_out = now;
     t.has_params = false;

@@ -9,6 +9,7 @@
 #include "hetrain/aggregate/host_groups.h"
 #include "hetrain/aggregate/shards.h"
 #include "hetrain/config/config.h"
+#include "hetrain/run/training_run.h"
 #include "hetrain/schedule/plan.h"
 
 #include "trainer_roster.h"
@@ -42,6 +43,8 @@ public:
 
   const Plan &plan() const { return plan_; }
   const std::vector<HostGroup> &groups() const { return groups_; }
+  // Every trainer's moves out of the plan and back, in order (the summary's plan_moves).
+  const std::vector<PlanMove> &moves() const { return moves_; }
 
   // Every trainer's command for the round: its slice of the epoch's order by the plan, or a skip;
   // then who uploads and who takes part.
@@ -75,6 +78,7 @@ private:
   Plan plan_;
   std::optional<Plan> previous_plan_; // the plan replaced last (replan.h: hysteresis)
   int64_t rounds_since_plan_ = 0;
+  std::vector<PlanMove> moves_;
 };
 
 } // namespace hetrain::run

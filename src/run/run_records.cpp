@@ -164,11 +164,13 @@ namespace hetrain {
 std::string summary_to_json(const TrainSummary &s) {
   nlohmann::json j{{"world_size", s.world_size},
                    {"model", s.model},
+                   {"parameters", s.parameters},
                    {"aggregator_device", s.aggregator_device},
                    {"amp", s.amp},
                    {"aggregators", s.aggregators},
                    {"epochs", s.epochs},
                    {"steps", s.steps},
+                   {"resumed_step", s.resumed_step},
                    {"samples", s.samples},
                    {"samples_per_sec", s.samples_per_sec},
                    {"epoch_seconds", s.epoch_seconds},
@@ -192,13 +194,29 @@ std::string summary_to_json(const TrainSummary &s) {
                           {"micro_batch", t.micro_batch},
                           {"lost", t.lost},
                           {"out_rounds", t.out_rounds},
-                          {"out_seconds", t.out_seconds}});
+                          {"out_seconds", t.out_seconds},
+                          {"samples_per_sec", t.samples_per_sec}});
     j["trainers"] = trainers;
     j["plan_history"] = s.plan_history;
+    j["plan_notes"] = s.plan_notes;
     j["host_groups"] = s.host_groups;
     j["uploads_per_round"] = s.uploads_per_round;
     j["lost_trainers"] = s.lost_trainers;
     j["links"] = run::links_json(s.links);
+    j["link_probe_seconds"] = s.link_probe_seconds;
+    j["link_probe_wait_seconds"] = s.link_probe_wait_seconds;
+    nlohmann::json admission = nlohmann::json::array(), moves = nlohmann::json::array();
+    for (const AdmissionRecord &a : s.admission)
+      admission.push_back({{"rank", a.rank},
+                           {"host", a.host},
+                           {"device", a.device},
+                           {"probe_samples_per_sec", a.probe_samples_per_sec},
+                           {"admitted", a.admitted},
+                           {"reason", a.reason}});
+    for (const PlanMove &m : s.plan_moves)
+      moves.push_back({{"rank", m.rank}, {"round", m.round}, {"in_plan", m.in_plan}});
+    j["admission"] = admission;
+    j["plan_moves"] = moves;
   }
   return j.dump(2);
 }

@@ -92,6 +92,7 @@ LocalRun::LocalRun(const TrainConfig &config)
   optimizer_ = std::make_unique<Optimizer>(optimizer_options(config), flat_->numel(), device_);
   log_setup();
   summary_.model = spec_.label();
+  summary_.parameters = flat_->numel();
   summary_.epochs = config.epochs;
   summary_.aggregator_device = device_.str();
   summary_.amp = name_of(config.amp);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lan.busiest_link: bytes per round over the busiest host link, one aggregator against co-located
 # shard servers, on 3 and 4 simulated hosts (1 Gbit/s), next to a ring all-reduce's bound
-# 2(n-1)/n x M (M = fp32 parameter bytes, from the log's "model mlp: N parameters").
+# 2(n-1)/n x M (M = fp32 parameter bytes, from the summary's "parameters").
 #  - one aggregator: --aggregators 1, n + 1 ranks --map-by node: rank 0 on host 0, one trainer per
 #    host. Host 0 takes in n-1 gradients and sends n-1 parameter sets: about n/2 x the bound.
 #    Printed, not asserted against the bound.
@@ -30,8 +30,8 @@ run_counted() {
   local tag=$1 np=$2
   shift 2
   counters "$work/$tag.before.json"
-  lan "$np" --map-by node "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/$tag" "$@" \
-    >"$work/$tag.log" 2>&1 || { tail -n 30 "$work/$tag.log" >&2; fail "run $tag failed"; }
+  lan "$np" --map-by node "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/$tag" \
+    --summary-json "$work/$tag.json" "$@" >"$work/$tag.log" 2>&1 || { tail -n 30 "$work/$tag.log" >&2; fail "run $tag failed"; }
   counters "$work/$tag.after.json"
 }
 for n in 3 4; do
@@ -45,7 +45,7 @@ for n in 3 4; do
   done
   "$lan_sim" down "$sim" >/dev/null
 done
-$py - "$work" "$short" "$long" "$(param_bytes "$work/n3-single-$short.log")" <<'PY'
+$py - "$work" "$short" "$long" "$(param_bytes "$work/n3-single-$short.json")" <<'PY'
 import json, sys
 work, short, long, m = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def moved(tag):

@@ -7,7 +7,8 @@
 #                             sets $sim (its name); the sim is removed on every exit path
 #   lan NP ARGS...            mpirun across $sim: --oversubscribe -np NP, ranks yield when idle
 #   counters FILE             the sim's byte counters (JSON, see lan-sim.sh) into FILE
-#   param_bytes LOG           M, the fp32 bytes of the model's parameters, from hetrain's log
+#   param_bytes SUMMARY       M, the fp32 bytes of the model's parameters, from a run's
+#                             --summary-json ("parameters")
 # Skipped (77) with the reason where namespaces cannot be made (not root, no tbf, ...).
 # shellcheck source=../mpi/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../mpi/common.sh"
@@ -44,10 +45,9 @@ lan() {
     "$@"
 }
 counters() { "$lan_sim" counters "$sim" >"$1"; }
-param_bytes() { # fp32 bytes of the parameters, from "model NAME: N parameters" (a distributed
-  # run's log) or "model NAME (N parameters)" (a one-process run's)
+param_bytes() { # param_bytes SUMMARY: 4 x the summary's "parameters"
   local n
-  n=$(grep -m1 -oE "model [^ ]+(:| \()[ ]?[0-9]+ parameters" "$1" | grep -oE "[0-9]+ parameters" |
-    grep -oE "[0-9]+") || fail "no 'model ...: N parameters' line in $1"
+  n=$(summary_get "$1" 's["parameters"]') || fail "no summary with parameters: $1"
+  [ "$n" -gt 0 ] || fail "$1: parameters $n"
   echo $((n * 4))
 }

@@ -59,6 +59,8 @@ for fault in kill half-send; do
   echo "$fault: abort checkpoint at step 2, against A = 1 (1,2,5) at step 2:"
   compare --quiet --exact --optimizer "$(step_ckpt "$work/a1_125" 2)" "$abort"
 done
+# The log: the job ended on the lost trainer (exit 3) and wrote no summary; the shard server's
+# warning is the only word of its undo (the checkpoint comparison above checks its effect).
 grep -q "shard server: undoing step 3" "$work/half-send.log" ||
   { tail -n 30 "$work/half-send.log"; fail "the shard server did not undo its step"; }
 # Bytes into each aggregator: rank 0's and every server's gradient bytes of a round.

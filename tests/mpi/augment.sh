@@ -95,8 +95,9 @@ step10=$(step_ckpt "$work/crop_three" 10)
 mkdir -p "$work/resumed"
 cp "$step10" "$work/resumed/"
 mpi 4 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/resumed" --balance static:1,2,5 \
-  --augment crop,flip --resume auto >"$work/resumed.log" 2>&1 || expect_rc $? 0 "$work/resumed.log"
-grep -E "resuming|finished" "$work/resumed.log"
-grep -q "resuming from .*step 10" "$work/resumed.log" || fail "the run did not resume at step 10"
+  --augment crop,flip --resume auto --summary-json "$work/resumed.json" >"$work/resumed.log" 2>&1 ||
+  expect_rc $? 0 "$work/resumed.log"
+grep -E "resuming|finished" "$work/resumed.log" || true # shown, not checked
+summary_check "$work/resumed.json" 's["resumed_step"] == 10' "the run did not resume at step 10"
 compare --quiet --exact "$work/crop_three/$final" "$work/resumed/$final"
 within "$start" 150 "the whole test"

@@ -12,7 +12,13 @@
 #   skip REASON / fail REASON exit 77 (ctest: skipped) / exit 1, with the reason printed
 #   need_cpus N WHY, need_data [FILE...]   skip unless the machine has them
 #   expect_rc GOT WANT LOG    fail with the log's tail unless GOT == WANT
+#   summary_get FILE EXPR     prints EXPR, a python expression on s = the --summary-json FILE
+#   summary_check FILE EXPR WHY   fails with WHY unless EXPR (as above) is true
 #
+# Facts of a run (speeds, shares, plans, verdicts, who was lost or out) are checked in the summary
+# (--summary-json, DESIGN §8), not in the log: log lines are worded for people and change. A case
+# reads the log only for what a user must see there (a message naming the flag or the rank waited
+# for), or to know when a fault has happened, and says so where it does.
 # Numbers: training is chaotic. A rounding difference of 1e-7 (another summation order, CPU or BLAS
 # kernel) stays near 1e-7 for dozens of steps, then grows (measured: one process, micro-batch 16 vs
 # 32, mlp, momentum lr 0.05: 2.6e-7 at step 100, 5e-2 at step 235). So a comparison either is
@@ -85,6 +91,23 @@ compare() { $py "$tests/compare_checkpoints.py" "$@"; }
 drift() { $py "$tests/compare_checkpoints.py" --print-worst "$@"; }
 expect_rc() { # expect_rc GOT WANT LOG
   [ "$1" -eq "$2" ] || { tail -n 30 "$3" >&2; fail "exit code $1, expected $2 (log above)"; }
+}
+# In EXPR: s (the summary), trainer(RANK) and admission(RANK) (its entry of s["trainers"] and
+# s["admission"] by world rank).
+summary_get() { # summary_get FILE EXPR
+  $py - "$1" "$2" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+def trainer(rank): return {t["rank"]: t for t in s["trainers"]}[rank]
+def admission(rank): return {a["rank"]: a for a in s["admission"]}[rank]
+print(eval(sys.argv[2]))
+PY
+}
+summary_check() { # summary_check FILE EXPR WHY
+  local got
+  got=$(summary_get "$1" "$2") || fail "$3 (summary $1: $2 raised)"
+  [ "$got" = True ] || fail "$3 (summary $1: $2 is $got)"
+  echo "summary: $2"
 }
 # step_ckpt DIR STEP: the path of DIR's step checkpoint at STEP (need not exist).
 step_ckpt() { printf '%s/ckpt-s%08d-step.h5' "$1" "$2"; }

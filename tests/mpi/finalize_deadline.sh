@@ -12,6 +12,7 @@ rc=0
 out=$(mpi 3 "$FINALIZE_DEADLINE" $late $deadline $code 2>&1) || rc=$?
 echo "$out" | grep "MPI_Finalize"
 [ "$rc" -eq $code ] || { echo "$out"; fail "exit code $rc, expected $code"; }
+# The log: the helper is no training job (no summary); the message is what a user sees of it.
 for r in 1 2; do
   echo "$out" | grep -q "^\[r$r .*MPI_Finalize has not returned after $deadline s.*exit code $code" ||
     { echo "$out"; fail "rank $r did not report its late finalize"; }

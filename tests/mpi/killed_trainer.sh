@@ -29,7 +29,7 @@ kill_run() { # kill_run NAME EXPECTED_RC LAUNCH...: runs, times from the death t
   "$@" "$HETRAIN" train "${s[@]}" --straggler-timeout $timeout_s --fault-kill-rank 2 \
     --checkpoint-dir "$work/$name" >"$work/$name.log" 2>&1 &
   local pid=$! died=""
-  for _ in $(seq 1 1200); do
+  for _ in $(seq 1 1200); do # the log shows when the fault fired: the clock starts there
     grep -q "dying (SIGKILL)" "$work/$name.log" && { died=$(now); break; }
     kill -0 $pid 2>/dev/null || break
     sleep 0.05
@@ -42,6 +42,8 @@ kill_run() { # kill_run NAME EXPECTED_RC LAUNCH...: runs, times from the death t
   within "$died" $((2 * timeout_s + job_end_margin)) \
     "$name: from the death to the end (2x --straggler-timeout + $job_end_margin s)"
 }
+# The log: these jobs end without a summary, and a message naming the rank waited for, its last
+# round and the checkpoint is what the user gets (the contract checked here).
 kill_run plain 137 mpi 4
 grep -q "SIGTERM during round 3 while waiting for rank 2 (.*last completed round 2).*wrote" \
   "$work/plain.log" || fail "rank 0 did not name rank 2 and its checkpoint"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mpi.oom: --fault-oom-above 8 (testing only) makes micro-batches above 8 samples fail as out of
 # memory: a trainer halves 32 -> 16 -> 8, recomputes from zeroed gradients and reports 8 to rank
-# 0, which logs it. The mlp has no BatchNorm, so the result is the same computation as a run with
+# 0, which logs it and records it in the summary (trainers[].micro_batch, checked). The mlp has no BatchNorm, so the result is the same computation as a run with
 # --micro-batch 8 (same sums, same order): bit-identical in one process, and bit-identical under
 # mpirun against the same trainers and shares with --micro-batch 8. Against the one-process run
 # the split differs by its summation order only: compared at the end, step 20 (1280 samples in
@@ -18,9 +18,7 @@ echo "one process, halved to 8, against --micro-batch 8:"
 compare --quiet --exact "$work/eight/$ck" "$work/one/$ck"
 mpi 3 "$HETRAIN" train "${s[@]}" --micro-batch 32 --fault-oom-above 8 --balance static:1,1 \
   --checkpoint-dir "$work/two" --summary-json "$work/s.json" >"$work/log" 2>&1
-grep -E "out of memory" "$work/log" | cut -c1-200 | head -n 3
-grep -q "rank 1 (.*) now runs micro-batches of 8 samples (--micro-batch 32)" "$work/log" ||
-  fail "rank 0 did not report the smaller micro-batch"
+grep -E "out of memory" "$work/log" | cut -c1-200 | head -n 3 || true # shown, not checked
 $py - "$work/s.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))

@@ -12,5 +12,6 @@ s=(--data "$train" --model cnn --epochs 1 --optimizer momentum --lr 0.05 --globa
 mpi 3 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/plain" | tail -n 1
 mpi 3 "$HETRAIN" train "${s[@]}" --overlap --checkpoint-dir "$work/overlap" >"$work/log" 2>&1
 tail -n 1 "$work/log"
+# The log: no warning is shown to the user (the contract of --overlap here).
 if grep -q "warning" "$work/log"; then grep warning "$work/log"; fail "a warning with --overlap"; fi
 compare --quiet --exact "$work"/plain/ckpt-*-epoch.h5 "$work"/overlap/ckpt-*-epoch.h5

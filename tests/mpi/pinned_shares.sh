@@ -3,11 +3,12 @@
 # 3 has another alone (scripts/pin-rank.sh), so on an otherwise idle machine trainer 3 computes
 # about 2x as fast as each other. With --balance benchmark and re-planning every 5 rounds (30
 # rounds: the last check is after the last round) the final plan must follow the speeds rank 0
-# measured (its per-epoch table, samples/s: the ones that check used). Rank 0's rule: the shares
+# measured (the summary's trainers[].samples_per_sec: the ones that check used, which its
+# per-epoch table shows). Rank 0's rule: the shares
 # in proportion to the speeds (largest remainder, at least 1 of the 8 micro-batches each), adopted
 # unless that plan's estimated round (the slowest trainer's k * 32 / speed) is less than 5% shorter
 # than the current one's. So the final plan's estimated round is within 1/0.95 of the proportional
-# plan's (and 1% for the transfer term and the table's rounding). With trainer 3 at least 1.5x as
+# plan's (and 1% for the transfer term). With trainer 3 at least 1.5x as
 # fast as each other that leaves only plans that give it more micro-batches than each (4,2,2 at
 # 1.5x takes 2.67 units, 3,2,3 or 3,3,2 take 3, 12% more), which is checked too and is what
 # happens on an idle machine. Other load on the machine can take the asymmetry away (seen on the
@@ -24,20 +25,12 @@ mpi 4 --bind-to none "$repo/scripts/pin-rank.sh" "1:$cpu_a 2:$cpu_a 3:$cpu_b" "$
   --limit-train-samples 7680 --balance benchmark --rebalance-every 5 \
   --checkpoint-dir "$work/ck" --summary-json "$work/s.json" --progress-seconds 1000 \
   >"$work/log" 2>&1 || { tail -n 20 "$work/log"; fail "the run failed"; }
-grep -E "plan|rank  host" "$work/log"
-grep -A3 "rank  host" "$work/log" | tail -n 3
-$py - "$work/s.json" "$work/log" <<'PY'
-import json, math, re, sys
+grep -E "plan|rank  host" "$work/log" || true # shown, not checked
+$py - "$work/s.json" <<'PY'
+import json, math, sys
 s = json.load(open(sys.argv[1]))
 share = {t["rank"]: t["share"] for t in s["trainers"]}
-# rank 0's table after the epoch: rank host share samples compute-s wait-s samples/s out-rounds/s
-row = re.compile(r"^\[r0 [^]]*\]\s+(\d+)\s+\S+\s+(\d+)\s+\d+\s+[\d.]+\s+[\d.]+\s+(\d+)\s+\d+/[\d.]+\s*$")
-speed = {}
-for line in open(sys.argv[2]):
-    m = row.match(line.rstrip("\n"))
-    if m:
-        speed[int(m.group(1))] = float(m.group(3))
-        assert int(m.group(2)) == share[int(m.group(1))], (line, share)
+speed = {t["rank"]: t["samples_per_sec"] for t in s["trainers"]}  # rank 0's figures, as planned
 ranks = sorted(speed)
 assert ranks == [1, 2, 3], speed
 K = sum(share.values())
@@ -62,7 +55,7 @@ def round_time(shares):
 best = proportional([speed[r] for r in ranks], K)
 final = [share[r] for r in ranks]
 ratio = speed[3] / max(speed[1], speed[2])
-print(f"final shares {final} of {K}; rank 0 measured samples/s {[speed[r] for r in ranks]}: "
+print(f"final shares {final} of {K}; rank 0 measured samples/s {[round(speed[r]) for r in ranks]}: "
       f"trainer 3 {ratio:.3f}x as fast as the faster other; proportional plan {best}")
 assert round_time(final) <= round_time(best) / 0.95 * 1.01, \
     f"the final plan {final} does not follow the measured speeds (proportional: {best})"

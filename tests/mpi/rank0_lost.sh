@@ -36,6 +36,8 @@ rank0_pid() {
   done
 }
 
+# The log throughout: with rank 0 gone nothing writes a summary; what is checked is what the other
+# ranks tell the user (naming rank 0 and what it said it was doing), and when the fault fired.
 one_case() { # one_case NAME ARGS...: rank 0 lost as NAME says; checks who ended, how fast
   local name=$1 log="$work/$1.log" died="" rc=0 job pid=""
   shift

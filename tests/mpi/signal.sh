@@ -89,7 +89,7 @@ straggler_timeout=60
   --keep-checkpoints 10 --checkpoint-dir "$work/stall" >"$work/stall.log" 2>&1 &
 job=$!
 stalled=""
-for _ in $(seq 1 600); do
+for _ in $(seq 1 600); do # the log shows when the stall began (not a check)
   grep -q "stalling instead of computing round 3" "$work/stall.log" &&
     [ -f "$(step_ckpt "$work/stall" 2)" ] && { stalled=yes; break; }
   sleep 0.1

@@ -13,7 +13,7 @@ mpi 4 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --global-batch 64 
   --fault-stall-rank 2 --checkpoint-dir "$work/ck" >"$work/log" 2>&1 &
 job=$!
 stalled=""
-for _ in $(seq 1 1200); do
+for _ in $(seq 1 1200); do # the log shows when the fault fired: the clock starts there
   grep -q "stalling instead of computing round 3" "$work/log" && { stalled=$(now); break; }
   kill -0 $job 2>/dev/null || break
   sleep 0.05
@@ -25,7 +25,8 @@ grep -E "did not answer|wrote|stalling|stall:" "$work/log" | head -5
 expect_rc "$rc" 3 "$work/log"
 within "$stalled" $((2 * timeout_s + job_end_margin)) \
   "from the stall to the end (2x --straggler-timeout + $job_end_margin s)"
-# The stall inspector named the late trainer before the timeout ended the job.
+# The stall inspector named the late trainer before the timeout ended the job. The log: the job
+# writes no summary, and the warning and the error naming rank 2 are what the user sees.
 waited=$(sed -n 's/.*stall: round 3 has waited \([0-9.]*\) s while waiting for rank 2 (.*last completed round 2).*/\1/p' "$work/log" | head -n 1)
 [ -n "$waited" ] || fail "no stall warning naming rank 2"
 $py -c 'import sys; w, t = map(float, sys.argv[1:]); sys.exit(0 if t / 2 <= w < t else 1)' \

@@ -22,16 +22,36 @@ struct TrainerSummary {
   double data_wait_seconds = 0; // of compute_seconds: waiting for the loader's next batch
   int64_t out_rounds = 0;       // rounds it sat out of the plan (no traffic, nobody waited)
   double out_seconds = 0;       // their wall time
+  double samples_per_sec = 0;   // rank 0's smoothed figure of its speed, what re-plans use
+};
+
+// A trainer's admission (DESIGN §3), for every rank whose report rank 0 could read.
+struct AdmissionRecord {
+  int rank = 0;
+  std::string host, device;
+  double probe_samples_per_sec = 0;
+  bool admitted = false;
+  std::string reason; // why it was rejected ("" when admitted)
+};
+
+// A trainer leaving the plan (in_plan false) or coming back (true) from a round (a global step,
+// counted from 1, as the log says it).
+struct PlanMove {
+  int rank = 0;
+  int64_t round = 0;
+  bool in_plan = false;
 };
 
 struct TrainSummary {
   int world_size = 1;
   std::string model;
+  int64_t parameters = 0;                // trained parameters (the flat buffer; not the frozen)
   std::string aggregator_device = "cpu"; // where the master parameters were stepped
   int aggregators = 1;                   // --aggregators: ranks that each stepped a shard
   std::string amp = "off";
   int stopped_by_signal = 0; // SIGTERM/SIGUSR1 ended the run early (final_checkpoint has it)
   int64_t epochs = 0, steps = 0, samples = 0;
+  int64_t resumed_step = -1; // --resume: the checkpoint's global step (-1: started afresh)
   double samples_per_sec = 0;
   std::vector<double> epoch_seconds;
   double test_accuracy = -1, test_loss = -1; // -1 without a test set
@@ -41,8 +61,9 @@ struct TrainSummary {
   double compute_seconds = 0, data_wait_seconds = 0;
   std::string final_checkpoint;
   std::vector<EpochRecord> history;
-  std::vector<TrainerSummary> trainers;  // distributed runs
-  std::vector<std::string> plan_history; // every plan, as logged
+  std::vector<TrainerSummary> trainers;             // distributed runs
+  std::vector<std::string> plan_history;            // every plan, as logged
+  std::vector<std::vector<std::string>> plan_notes; // by plan: who was left out and why
   // --host-reduce: each group's world ranks (leader first); the mean number of uploads rank 0
   // received per round (one per working trainer without groups).
   std::vector<std::vector<int>> host_groups;
@@ -50,6 +71,10 @@ struct TrainSummary {
   // --on-trainer-loss continue: the trainers dropped, e.g. "rank 2 (host) in round 17: ...".
   std::vector<std::string> lost_trainers;
   std::vector<LinkFigures> links; // the startup link probe's figures (empty when it was off)
+  // Its duration, counted from when every rank had entered it, and the wait for that (0 when off).
+  double link_probe_seconds = 0, link_probe_wait_seconds = 0;
+  std::vector<AdmissionRecord> admission; // every verdict, rejected trainers included
+  std::vector<PlanMove> plan_moves;       // trainers out of the plan and back, in order
 };
 
 // Trains on this process alone (world size 1): gradient accumulation over micro-batches, one
