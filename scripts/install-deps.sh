@@ -31,7 +31,7 @@ packages=(
   # scripts/slurm-local.sh: a private one-node SLURM for the slurm tests (ctest -L slurm)
   slurm-wlm slurmctld slurmd slurm-client munge
   # bench/compare-pytorch.sh: the same models in PyTorch, for side-by-side speed; the own-model
-  # tests (tests/models/export_test_models.py: TorchScript files, torchvision's resnet18)
+  # tests (tests/tools/models/export_test_models.py: TorchScript files, torchvision's resnet18)
   python3-torch python3-torchvision
 )
 

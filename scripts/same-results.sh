@@ -54,7 +54,8 @@ compare_cases() {
     for fa in "$a/$name"/ckpt-*.h5; do
       fb="$b/$name/$(basename "$fa")"
       [ -f "$fb" ] || { echo "$name: $(basename "$fa") missing in $b"; bad=1; continue; }
-      if "$PY" "$repo/tests/compare_checkpoints.py" --exact --quiet "$fa" "$fb" >/dev/null; then
+      if "$PY" "$repo/tests/tools/compare_checkpoints.py" --exact --quiet "$fa" "$fb" \
+          >/dev/null; then
         echo "$name/$(basename "$fa"): identical"
       else
         echo "$name/$(basename "$fa"): DIFFERENT"; bad=1

@@ -7,7 +7,7 @@
 # SANITIZE_BUILD_DIR=DIR builds in DIR instead. Each sanitized process writes its reports to
 # BUILD/sanitizer-reports/report.PID; the script prints how many processes reported and the first
 # lines of each, and exits non-zero when one did or a test failed. LibTorch, Open MPI and HDF5 stay Debian's uninstrumented builds
-# (tests/tsan.supp says what that means for TSan).
+# (tests/tools/tsan.supp says what that means for TSan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-}
@@ -39,7 +39,7 @@ fi
 # detect_leaks=0: the libraries' one-time allocations at exit are not ours.
 export ASAN_OPTIONS="detect_leaks=0:log_path=$reports/report"
 export UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/report"
-export TSAN_OPTIONS="log_path=$reports/report:suppressions=$PWD/tests/tsan.supp:second_deadlock_stack=1"
+export TSAN_OPTIONS="log_path=$reports/report:suppressions=$PWD/tests/tools/tsan.supp:second_deadlock_stack=1"
 rc=0
 (cd "$dir" && ctest --output-on-failure --timeout 1200 "$@") || rc=$?
 shopt -s nullglob

@@ -12,11 +12,12 @@
 # which rank 0 survives by redoing that round without it; and once training has started (and the
 # lost trainer has been dropped), SIGUSR1 goes to mpirun after a random 0.5-3.4 s: rank 0 finishes the round, writes ckpt-*-signal.h5 and
 # exits 4 (a preemption). When N preemptions are done the last run trains to the end.
-# Then, from the trainers' own --debug-sample-log records (tests/check_soak.py): every sample of
-# every epoch used exactly once, and no step up to a run's checkpoint computed again later (nothing
-# lost before the checkpoint; a round abandoned after it is counted); and the final test accuracy within 0.5 points of an uninterrupted run of 1 + 3
-# trainers. Prints one JSON line of figures; exit 1 when a check fails, 2 for bad usage.
-# Needs Open MPI's mpirun, python3 with h5py not needed. About 3-5 minutes on the 2-core VM.
+# Then, from the trainers' own --debug-sample-log records (tests/tools/check_soak.py): every sample
+# of every epoch used exactly once, and no step up to a run's checkpoint computed again later
+# (nothing lost before the checkpoint; a round abandoned after it is counted); and the final test
+# accuracy within 0.5 points of an uninterrupted run of 1 + 3 trainers. Prints one JSON line of
+# figures; exit 1 when a check fails, 2 for bad usage. Needs Open MPI's mpirun, python3 with h5py
+# not needed. About 3-5 minutes on the 2-core VM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preemptions=10 seed=1 out=""
@@ -108,7 +109,7 @@ while :; do
 done
 [ "$done_preemptions" -ge "$preemptions" ] ||
   { echo "soak: training ended after $done_preemptions preemptions, fewer than $preemptions (use more EPOCHS or SAMPLES)" >&2; exit 1; }
-checks=$($py tests/check_soak.py "$SAMPLES" "$EPOCHS" "${prefixes[@]}")
+checks=$($py tests/tools/check_soak.py "$SAMPLES" "$EPOCHS" "${prefixes[@]}")
 $py - "$work/straight.json" "$work/run$run.json" "$checks" "$done_preemptions" "$kills" "${worlds[*]}" <<'PY'
 import json, sys
 straight, soak = (json.load(open(p)) for p in sys.argv[1:3])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mpi.cifar_recipe: the README's CIFAR-10 recipe end to end, on generated files in CIFAR-10's binary
-# format (no download is possible here; tests/make_cifar_batches.py: 1 label byte + 3072 pixel
-# bytes per record, a coloured square per class on noise):
+# format (no download is possible here; tests/tools/make_cifar_batches.py: 1 label byte + 3072
+# pixel bytes per record, a coloured square per class on noise):
 #  - `hetrain data import-cifar` appends the five data_batch_N.bin files (200 records each) and
 #    imports test_batch.bin; `data info` describes 1000 samples of 3x32x32 with CIFAR's classes;
 #  - the built-in `resnet` with the recipe's settings (`--augment crop,flip`, momentum, weight
@@ -40,10 +40,10 @@ start=$(now)
 cd "$work"
 mkdir -p cifar-10-batches-bin data
 for n in 1 2 3 4 5; do
-  $py "$tests/make_cifar_batches.py" "cifar-10-batches-bin/data_batch_$n.bin" --count 200 \
+  $py "$tools/make_cifar_batches.py" "cifar-10-batches-bin/data_batch_$n.bin" --count 200 \
     --seed "$n"
 done
-$py "$tests/make_cifar_batches.py" cifar-10-batches-bin/test_batch.bin --count 500 --seed 6
+$py "$tools/make_cifar_batches.py" cifar-10-batches-bin/test_batch.bin --count 500 --seed 6
 eval "\"\$HETRAIN\" $import_train"
 eval "\"\$HETRAIN\" $import_test"
 "$HETRAIN" data info data/cifar-train.h5 | tee info.txt

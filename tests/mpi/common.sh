@@ -5,9 +5,11 @@
 #                             $FINALIZE_DEADLINE, the helper binary of mpi.finalize_deadline)
 #   $train $test_set          the prepared Fashion-MNIST files (a case skips when one is missing)
 #   $tests $repo $work $py    tests/, the repository root, the work folder, the python to use
+#   $tools                    tests/tools/: the checkers and generators the cases run
 #   mpi NP ARGS...            mpiexec, oversubscribed, ranks yielding when idle
 #   recovery_mpi NP ARGS...   the same through scripts/mpirun-hetrain.sh --enable-recovery
-#   compare ARGS...           tests/compare_checkpoints.py (see there: --exact, --optimizer, RTOL)
+#   compare ARGS...           tests/tools/compare_checkpoints.py (see there: --exact, --optimizer,
+#                             RTOL)
 #   drift REF OTHER           prints the worst relative L2 difference of the parameters (a number)
 #   skip REASON / fail REASON exit 77 (ctest: skipped) / exit 1, with the reason printed
 #   need_cpus N WHY, need_data [FILE...]   skip unless the machine has them
@@ -31,6 +33,7 @@ set -euo pipefail
 case_name=$(basename "$0" .sh)
 tests=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 repo=$(dirname "$tests")
+tools=$tests/tools
 # The python that reads checkpoints: HETRAIN_PYTHON, else Debian's (python3-h5py), else the one on
 # PATH, whichever first has h5py and numpy. (On the H100 machine of 2026-11-23 /usr/bin/python3
 # had no h5py: 4 of the 5 MPI cases that failed there were the ones that read checkpoints.)
@@ -87,8 +90,8 @@ recovery_mpi() {
   MPIRUN=$MPIEXEC "$repo/scripts/mpirun-hetrain.sh" --enable-recovery --oversubscribe -np "$np" \
     --mca mpi_yield_when_idle 1 "$@"
 }
-compare() { $py "$tests/compare_checkpoints.py" "$@"; }
-drift() { $py "$tests/compare_checkpoints.py" --print-worst "$@"; }
+compare() { $py "$tools/compare_checkpoints.py" "$@"; }
+drift() { $py "$tools/compare_checkpoints.py" --print-worst "$@"; }
 expect_rc() { # expect_rc GOT WANT LOG
   [ "$1" -eq "$2" ] || { tail -n 30 "$3" >&2; fail "exit code $1, expected $2 (log above)"; }
 }

@@ -24,7 +24,7 @@ recovery_mpi 4 "$HETRAIN" train "${s[@]}" --straggler-timeout 4 --on-trainer-los
   --summary-json "$work/s.json" >"$work/log" 2>&1 || rc=$?
 grep -E "dying|error: lost|re-plan|completed without|accuracy" "$work/log" | cut -c1-200
 expect_rc "$rc" 5 "$work/log"
-$py "$tests/check_samples.py" "$work/samples" 2480 2 3
+$py "$tools/check_samples.py" "$work/samples" 2480 2 3
 echo "continued without rank 2, against the uninterrupted run:"
 compare --quiet "$work/straight/$final" "$work/ck/$final" "$early_rtol"
 $py - "$work/straight.json" "$work/s.json" <<'PY'

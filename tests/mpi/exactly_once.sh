@@ -15,7 +15,7 @@ exactly_once() {
     --balance benchmark --rebalance-every 3 --checkpoint-dir "$work/$name" \
     --debug-sample-log "$work/$name-samples" --summary-json "$work/$name.json" \
     --progress-seconds 1000 "$@" | tail -n 5
-  $py "$tests/check_samples.py" "$work/$name-samples" "$samples" 2 3
+  $py "$tools/check_samples.py" "$work/$name-samples" "$samples" 2 3
   $py - "$work/$name.json" "$samples" <<'PY'
 import json, sys
 summary = json.load(open(sys.argv[1]))

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# mpi.finalize_deadline: a finalize that cannot complete (rank 0 of tests/finalize_deadline.cpp
-# arrives $late s late) ends each waiting rank after its $deadline s deadline, named, with the
-# exit code it was given; so the job ends in less than $late s (without the deadline the others
-# would wait for rank 0 at least that long).
+# mpi.finalize_deadline: a finalize that cannot complete (rank 0 of
+# tests/tools/finalize_deadline.cpp arrives $late s late) ends each waiting rank after its $deadline
+# s deadline, named, with the exit code it was given; so the job ends in less than $late s (without
+# the deadline the others would wait for rank 0 at least that long).
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 : "${FINALIZE_DEADLINE:?set FINALIZE_DEADLINE to the finalize_deadline test binary}"

@@ -36,7 +36,7 @@ run() {
     --metrics "$work/$name.jsonl" --summary-json "$work/$name.json" \
     --debug-sample-log "$work/$name-samples" "$@" | grep -E "host reduce|finished" | cut -c1-200
   compare --quiet --optimizer "$work/one/$final" "$work/$name/$final" "$early_rtol"
-  $py "$tests/check_samples.py" "$work/$name-samples" 4866 1 4
+  $py "$tools/check_samples.py" "$work/$name-samples" 4866 1 4
 }
 # uploads NAME WANT [FIRST_TRAINER]: every aggregator received WANT uploads in every round, the
 # summary says so, and (WANT 1) its host_groups is the 4 trainers from FIRST_TRAINER on.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# mpi.model_loss: `--loss model` on a float regression dataset (tests/models: regression.pt, an
-# MLP 8 -> 2 whose exported `loss` is F.mse_loss, the mean over the batch; the data from
+# mpi.model_loss: `--loss model` on a float regression dataset (tests/tools/models: regression.pt,
+# an MLP 8 -> 2 whose exported `loss` is F.mse_loss, the mean over the batch; the data from
 # make_regression_data.py, /inputs float32 [N,8], /targets float32 [N,2]):
 #  - it trains: the mean loss of the last epoch is at least 10x below the loss of the first round;
 #    the epoch records report the loss and no accuracy (float targets);
@@ -21,11 +21,11 @@
 # --loss mse 0 (the same arithmetic).
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
-# shellcheck source=../models/models.sh
-source "$tests/models/models.sh"
+# shellcheck source=../tools/models/models.sh
+source "$tools/models/models.sh"
 export_models regression
 data=$work/regression.h5
-$py "$tests/models/make_regression_data.py" "$data" --count 5120 --seed 1
+$py "$tools/models/make_regression_data.py" "$data" --count 5120 --seed 1
 s=(--data "$data" --model "$models/regression.pt" --optimizer momentum --lr 0.05 --global-batch 256
    --micro-batch 32 --threads 1 --seed 7 --progress-seconds 1000)
 step20=ckpt-s00000020-epoch.h5

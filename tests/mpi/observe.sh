@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # mpi.observe: the --metrics, --timeline and --prometheus files of a 3-trainer run (2 epochs, the
-# last round of each shorter) are well formed and add up (tests/check_observability.py; promtool
-# too where Debian's prometheus is installed); a one-process run writes the same metrics and a
-# one-row timeline; scripts/plot-metrics.py draws its four non-empty PNGs from the metrics (the
-# plots alone need matplotlib: without it the case ends as skipped after the other checks).
+# last round of each shorter) are well formed and add up (tests/tools/check_observability.py;
+# promtool too where Debian's prometheus is installed); a one-process run writes the same metrics
+# and a one-row timeline; scripts/plot-metrics.py draws its four non-empty PNGs from the metrics
+# (the plots alone need matplotlib: without it the case ends as skipped after the other checks).
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 need_data "$test_set"
@@ -11,7 +11,7 @@ mpi 4 "$HETRAIN" train --data "$train" --test-data "$test_set" --model mlp \
   --epochs 2 --global-batch 256 --micro-batch 32 --limit-train-samples 3000 --threads 1 \
   --checkpoint-dir "$work/ck" --metrics "$work/m.jsonl" --timeline "$work/t.json" \
   --prometheus "$work/p.prom" --progress-seconds 0.05 | grep -E "timeline|finished"
-$py "$tests/check_observability.py" "$work/m.jsonl" "$work/t.json" "$work/p.prom" 3000 2 4
+$py "$tools/check_observability.py" "$work/m.jsonl" "$work/t.json" "$work/p.prom" 3000 2 4
 if command -v promtool >/dev/null; then promtool check metrics <"$work/p.prom"; fi
 "$HETRAIN" train --data "$train" --model mlp --epochs 1 --limit-train-samples 1000 \
   --threads 1 --checkpoint-dir "$work/one" --metrics "$work/one.jsonl" \

@@ -37,5 +37,5 @@ assert s["plan_history"][0].startswith("start-up: "), s["plan_history"]
 assert any(p.startswith("after round ") for p in s["plan_history"][1:]), s["plan_history"]
 assert sum(x["samples"] for x in s["trainers"]) == 5120, s["trainers"]
 PY
-$py "$tests/check_samples.py" "$work/samples" 5120 1 3
+$py "$tools/check_samples.py" "$work/samples" 5120 1 3
 compare --quiet "$work/one/$final" "$work/four/$final" "$early_rtol"

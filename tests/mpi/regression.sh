@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mpi.regression: a float-target dataset in the general layout (/inputs float32 [N,8], /targets
-# float32 [N,2], from tests/models/make_regression_data.py) trains with the built-in `mlp` (its
-# outputs sized to the targets: 2) and `--loss mse` (issue 15):
+# float32 [N,2], from tests/tools/models/make_regression_data.py) trains with the built-in `mlp`
+# (its outputs sized to the targets: 2) and `--loss mse` (issue 15):
 #  - `hetrain data info` describes it: 8 float32 features, float targets of 2, no classes;
 #  - 1 aggregator + 2 trainers (static:3,5), 5 epochs: the mean loss of the last epoch is at
 #    least 10x below the first round's, and so is the test loss; the epoch records report no
@@ -17,8 +17,8 @@
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 data=$work/regression.h5 test_data=$work/regression-test.h5
-$py "$tests/models/make_regression_data.py" "$data" --count 5120 --seed 1
-$py "$tests/models/make_regression_data.py" "$test_data" --count 1024 --seed 2
+$py "$tools/models/make_regression_data.py" "$data" --count 5120 --seed 1
+$py "$tools/models/make_regression_data.py" "$test_data" --count 1024 --seed 2
 # The same file with the inputs stored as float64 (the same values).
 $py - "$data" "$work/regression-f64.h5" <<'PY'
 import sys, h5py, numpy as np

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# mpi.script_model: a TorchScript model with BatchNorm and Dropout (tests/models bn_dropout.pt,
-# `--model FILE.pt`) trained by 3 trainers with static shares 1,2,5 ends where one process with the
-# same seed, global batch and micro-batch ends: parameters and float buffers (BatchNorm running
-# statistics) within $early_rtol per tensor at step 20, and num_batches_tracked equal (it counts
-# optimizer steps: 20). That needs the dropout masks to be the same whichever trainer computes a
-# micro-batch (seeded from seed, epoch, step and the micro-batch's position in the round) and the
-# buffers to be split-independent (every micro-batch starts from the same buffers; after the step,
-# their sample-weighted mean). Control: the same model with Dropout(0.0) and the same initial
-# weights (bn_no_dropout.pt) ends far from it, so dropout is really active in training; and the
-# checkpoint stores the module's own state_dict names and the model file it was given.
+# mpi.script_model: a TorchScript model with BatchNorm and Dropout (tests/tools/models
+# bn_dropout.pt, `--model FILE.pt`) trained by 3 trainers with static shares 1,2,5 ends where one
+# process with the same seed, global batch and micro-batch ends: parameters and float buffers
+# (BatchNorm running statistics) within $early_rtol per tensor at step 20, and num_batches_tracked
+# equal (it counts optimizer steps: 20). That needs the dropout masks to be the same whichever
+# trainer computes a micro-batch (seeded from seed, epoch, step and the micro-batch's position in
+# the round) and the buffers to be split-independent (every micro-batch starts from the same
+# buffers; after the step, their sample-weighted mean). Control: the same model with Dropout(0.0)
+# and the same initial weights (bn_no_dropout.pt) ends far from it, so dropout is really active in
+# training; and the checkpoint stores the module's own state_dict names and the model file it was
+# given.
 #
 # Numbers: 5120 samples = exactly 20 rounds of 256 (no partial round), one epoch, so the epoch
 # checkpoint is at step 20. This conv + BatchNorm + max-pool model is more chaotic than the mlp
@@ -19,8 +20,8 @@
 # $early_rtol. The control differs by ~0.6; it must differ by more than 100x $early_rtol.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
-# shellcheck source=../models/models.sh
-source "$tests/models/models.sh"
+# shellcheck source=../tools/models/models.sh
+source "$tools/models/models.sh"
 export_models bn_dropout bn_no_dropout
 s=(--data "$train" --epochs 1 --optimizer momentum --lr 0.01 --global-batch 256 --micro-batch 32
    --limit-train-samples 5120 --threads 1 --deterministic --seed 7 --progress-seconds 1000)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # mpi.torchvision_resnet: torchvision's resnet18 with its first conv adapted to 1 channel
-# (tests/models resnet18_1ch.pt: 11.2M parameters, 60 buffers), trained by hetrain under mpirun
-# (1 aggregator + 2 trainers) on Fashion-MNIST, goes back into PyTorch: scripts/h5_to_torch.py's
-# state_dict loads into `torchvision.models.resnet18` with the same adaptation with strict=True
-# (every parameter and buffer, num_batches_tracked included, under torchvision's own names), and
-# PyTorch's test accuracy equals `hetrain evaluate`'s within 0.1 points (the same weights and
-# normalisation in another implementation: a prediction can change only where the two top logits
-# tie to within rounding). The accuracy must also be > 0.7, so the comparison is of a trained model.
+# (tests/tools/models resnet18_1ch.pt: 11.2M parameters, 60 buffers), trained by hetrain under
+# mpirun (1 aggregator + 2 trainers) on Fashion-MNIST, goes back into PyTorch:
+# scripts/h5_to_torch.py's state_dict loads into `torchvision.models.resnet18` with the same
+# adaptation with strict=True (every parameter and buffer, num_batches_tracked included, under
+# torchvision's own names), and PyTorch's test accuracy equals `hetrain evaluate`'s within 0.1
+# points (the same weights and normalisation in another implementation: a prediction can change only
+# where the two top logits tie to within rounding). The accuracy must also be > 0.7, so the
+# comparison is of a trained model.
 #
 # Numbers: 16000 samples in global batches of 64 (micro-batch 32, one per trainer) = 250 steps;
 # Adam lr 1e-3: the same in PyTorch reached 0.82 test accuracy (2026-11, 2-core VM). The whole
@@ -14,8 +15,8 @@
 # export and train (183 samples/s), 122 s in all; both accuracies 0.8230.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
-# shellcheck source=../models/models.sh
-source "$tests/models/models.sh"
+# shellcheck source=../tools/models/models.sh
+source "$tools/models/models.sh"
 need_torchvision
 need_data "$test_set"
 start=$(now)
@@ -29,7 +30,7 @@ ckpt=$work/ck/ckpt-s00000250-epoch.h5
 within "$start" 300 "export and training"
 "$HETRAIN" evaluate --checkpoint "$ckpt" --data "$test_set" --json >"$work/hetrain.json"
 "$torch_py" "$repo/scripts/h5_to_torch.py" "$ckpt" "$work/r18.pt" --json >"$work/convert.json"
-"$torch_py" - "$work" "$test_set" "$tests/models" <<'PY'
+"$torch_py" - "$work" "$test_set" "$tools/models" <<'PY'
 import json, sys
 import h5py, numpy as np, torch
 work, test_set, models = sys.argv[1:4]
