@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A private SLURM on this one machine, for trying the slurm/*.sbatch scripts and for
-# tests/slurm_tests.sh. No systemd, no /etc/slurm: munged, slurmctld and slurmd run as root on
+# tests/e2e/slurm.sh. No systemd, no /etc/slurm: munged, slurmctld and slurmd run as root on
 # loopback, with every config, state, spool, log and pid file under one folder.
 #
 #   scripts/slurm-local.sh start [--nodes 1|2]   start it (prints the export line for clients)

@@ -1,7 +1,7 @@
 // MpiSession::finalize's deadline, made to fire on purpose: rank 0 reaches MPI_Finalize LATE
 // seconds after the others, so their finalize (Open MPI's closing fence) cannot return within
 // their DEADLINE. Each late rank must say so and end by itself with the exit code it was given
-// (run by tests/mpi/finalize_deadline.sh, which checks the messages, the code and that it took
+// (run by tests/e2e/mpi/finalize_deadline.sh, which checks the messages, the code and that it took
 // less than LATE seconds).
 // Usage: finalize_deadline [LATE_SECONDS=30 [DEADLINE_SECONDS=2 [EXIT_CODE=7]]]
 #include "hetrain/comm/mpi_comm.h"

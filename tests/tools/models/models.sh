@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154  # $work, $tools, skip: from tests/mpi/common.sh, sourced first
-# Sourced by the own-model cases (tests/mpi/{script_model,model_loss,torchvision_resnet}.sh) after
-# tests/mpi/common.sh. Sets:
+# shellcheck disable=SC2154  # $work, $tools, skip: from tests/e2e/mpi/common.sh, sourced first
+# Sourced by the own-model cases (tests/e2e/mpi/{script_model,model_loss,torchvision_resnet}.sh)
+# after tests/e2e/mpi/common.sh. Sets:
 #   $torch_py                  a python with torch, h5py and numpy: HETRAIN_PYTHON, else Debian's
 #                              /usr/bin/python3 (python3-torch, python3-h5py), else python3 on PATH;
 #                              the case skips (exit 77) when there is none

@@ -7,8 +7,8 @@
 #    --aggregators-per-host, which finds the 3 hosts itself; the same option with 2 ranks per
 #    host in a row (--map-by ppr:2:node: ranks 0 and 1 on host 0) is refused, exit 2.
 # Both with static shares 1,2,5 (an uneven split) against one process at step 20 (4976 samples =
-# 19 rounds of 256 and one of 112; tolerance $early_rtol, see tests/mpi/common.sh), and the A = 3
-# run against the A = 1 run bit for bit (a shard sums the trainers' pieces in A = 1's order).
+# 19 rounds of 256 and one of 112; tolerance $early_rtol, see tests/e2e/mpi/common.sh), and the
+# A = 3 run against the A = 1 run bit for bit (a shard sums the trainers' pieces in A = 1's order).
 # Also checked: each rank reports the host name of its simulated host (the agent's UTS namespace),
 # so the checkpoint's reports name 3 distinct hosts.
 # shellcheck source=common.sh

@@ -20,7 +20,7 @@
 # $early_rtol. The control differs by ~0.6; it must differ by more than 100x $early_rtol.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
-# shellcheck source=../tools/models/models.sh
+# shellcheck source=../../tools/models/models.sh
 source "$tools/models/models.sh"
 export_models bn_dropout bn_no_dropout
 s=(--data "$train" --epochs 1 --optimizer momentum --lr 0.01 --global-batch 256 --micro-batch 32

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Sourced by every tests/mpi/<case>.sh (ctest label mpi, one case per script). Sets strict mode, a
-# work folder removed on exit (with any background job still running), the paths and helpers:
+# Sourced by every tests/e2e/mpi/<case>.sh (ctest label mpi, one case per script). Sets strict
+# mode, a work folder removed on exit (with any background job still running), the paths and
+# helpers:
 #   $HETRAIN $MPIEXEC $DATA   from the environment (tests/CMakeLists.txt passes them; and
 #                             $FINALIZE_DEADLINE, the helper binary of mpi.finalize_deadline)
 #   $train $test_set          the prepared Fashion-MNIST files (a case skips when one is missing)
@@ -31,7 +32,7 @@ set -euo pipefail
 : "${HETRAIN:?set HETRAIN to the hetrain binary}" "${MPIEXEC:?set MPIEXEC to mpiexec}"
 : "${DATA:?set DATA to the data folder (scripts/prepare-data.sh makes it)}"
 case_name=$(basename "$0" .sh)
-tests=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tests=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 repo=$(dirname "$tests")
 tools=$tests/tools
 # The python that reads checkpoints: HETRAIN_PYTHON, else Debian's (python3-h5py), else the one on

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# Sourced by every tests/lan/<case>.sh (ctest label lan): hetrain across hosts simulated inside
+# Sourced by every tests/e2e/lan/<case>.sh (ctest label lan): hetrain across hosts simulated inside
 # this machine by scripts/lan-sim.sh (network namespaces, veth pairs shaped with tbf; root only).
-# Everything of tests/mpi/common.sh (strict mode, $HETRAIN $DATA $train $work $py, compare, skip,
-# fail, ...), plus:
+# Everything of tests/e2e/mpi/common.sh (strict mode, $HETRAIN $DATA $train $work $py, compare,
+# skip, fail, ...), plus:
 #   sim_up HOSTS RATE[,RATE...] [lan-sim up options]   makes a sim; prints nothing on success;
 #                             sets $sim (its name); the sim is removed on every exit path
 #   lan NP ARGS...            mpirun across $sim: --oversubscribe -np NP, ranks yield when idle

@@ -21,7 +21,7 @@
 # --loss mse 0 (the same arithmetic).
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
-# shellcheck source=../tools/models/models.sh
+# shellcheck source=../../tools/models/models.sh
 source "$tools/models/models.sh"
 export_models regression
 data=$work/regression.h5

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SLURM tests of slurm/*.sbatch, run by ctest (label slurm) on a private SLURM started here with
 # scripts/slurm-local.sh (its own folder under a mktemp dir, stopped on exit).
-# Usage: slurm_tests.sh CASE   with HETRAIN (the binary) and DATA (data folder) in the environment.
+# Usage: slurm.sh CASE   with HETRAIN (the binary) and DATA (data folder) in the environment.
 #   node    slurm/train-node.sbatch with CPU trainers (sbatch --gres=none --ntasks=3: 1 aggregator
 #           + 2 trainers; mlp, 1 epoch, 4000 samples) under `sbatch --wait`: exit code 0, job
 #           COMPLETED, the log names the launch mode and has the plan: line, the newest
@@ -26,7 +26,7 @@ set -uo pipefail
 case_name=${1:-}
 case $case_name in node|hetjob|continue) ;; *) echo "usage: $0 node|hetjob|continue" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(dirname "$here")
+repo=$(cd "$here/../.." && pwd)
 : "${HETRAIN:?set HETRAIN to the hetrain binary}" "${DATA:?set DATA to the data folder}"
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAIL ($case_name): $*" >&2; exit 1; }

@@ -4,7 +4,7 @@
 # cnn (BatchNorm buffers included): the same weights in another implementation, so a prediction
 # can change only for an image whose two top logits tie to within rounding. Skipped (exit 77) when
 # Debian's python3-torch or the data is missing.
-# Usage: test_h5_to_torch.sh   with HETRAIN and DATA (data folder) in the environment.
+# Usage: h5_to_torch.sh   with HETRAIN and DATA (data folder) in the environment.
 set -euo pipefail
 py=/usr/bin/python3
 $py -c 'import torch, h5py' 2>/dev/null || { echo "SKIPPED: python3-torch or python3-h5py missing"; exit 77; }
@@ -20,7 +20,7 @@ for model in mlp cnn; do
     --checkpoint-dir "$work/$model" --progress-seconds 1000 >/dev/null
   ckpt=$(find "$work/$model" -name 'ckpt-*-epoch.h5' | sort | tail -n 1)
   "$HETRAIN" evaluate --checkpoint "$ckpt" --data "$test" --json >"$work/$model-hetrain.json"
-  $py "$here/../scripts/h5_to_torch.py" "$ckpt" "$work/$model.pt" --evaluate "$test" --json \
+  $py "$here/../../scripts/h5_to_torch.py" "$ckpt" "$work/$model.pt" --evaluate "$test" --json \
     >"$work/$model-torch.json"
   $py - "$work" "$model" <<'PY'
 import json, sys
@@ -37,7 +37,7 @@ PY
 done
 # A file that is not a checkpoint is refused with exit 2 and no output file.
 set +e
-$py "$here/../scripts/h5_to_torch.py" "$train" "$work/bad.pt" 2>"$work/err"; rc=$?
+$py "$here/../../scripts/h5_to_torch.py" "$train" "$work/bad.pt" 2>"$work/err"; rc=$?
 set -e
 cat "$work/err"
 [ $rc -eq 2 ] && grep -q "not a hetrain checkpoint" "$work/err" && [ ! -e "$work/bad.pt" ] \

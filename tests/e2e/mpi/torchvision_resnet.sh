@@ -15,7 +15,7 @@
 # export and train (183 samples/s), 122 s in all; both accuracies 0.8230.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
-# shellcheck source=../tools/models/models.sh
+# shellcheck source=../../tools/models/models.sh
 source "$tools/models/models.sh"
 need_torchvision
 need_data "$test_set"

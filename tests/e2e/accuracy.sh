@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains MODEL for 2 epochs on Fashion-MNIST with the foundation issue's settings and fails unless
-# the test accuracy reaches MIN. Usage: check_accuracy.sh MODEL MIN DATA_DIR [NP]
+# the test accuracy reaches MIN. Usage: accuracy.sh MODEL MIN DATA_DIR [NP]
 # With NP > 1 it runs under $MPIEXEC as 1 aggregator + NP-1 trainers (oversubscribed; the default
 # --threads divides the cores among them).
 # Exit 77 (skipped, with the reason) when the data or mpiexec is missing.
