@@ -6,7 +6,7 @@
   every .h, .cpp and .cu under src/ and include/hetrain/ is covered: named by a file line of its
     folder (a name covers its header and source alike), or in a folder whose entry has no file
     lines (for src/<module>/, include/hetrain/<module>/ too);
-  the src/ modules are listed in the layer order of tests/check_layering.py.
+  the src/ modules are listed in the layer order of tests/arch/check_layering.py.
 
 Fails (exit 1) naming each problem. Usage: check_code_map.py REPO_ROOT"""
 import pathlib
@@ -116,7 +116,7 @@ def main(root):
     placed = [m for m in modules if m in ORDER]
     if placed != sorted(placed, key=ORDER.index):
         problems.append(f"the src/ modules are listed as {', '.join(modules)}; the layer order "
-                        f"(tests/check_layering.py) is {', '.join(ORDER)}")
+                        f"(tests/arch/check_layering.py) is {', '.join(ORDER)}")
     for p in problems:
         print(p)
     print(f"code map: {len(sources)} source files, {len(problems)} problems")

@@ -2,7 +2,7 @@
 """The architecture checks itself (DESIGN §2 and "Code map"): every module is a folder in src/ with
 its public headers in include/hetrain/<module>/, and the modules are layered: each includes only
 itself and the modules before it in ORDER below (the order of the Code map, which
-tests/check_code_map.py checks). Fails (exit 1), naming file, line and rule, when a source or
+tests/arch/check_code_map.py checks). Fails (exit 1), naming file, line and rule, when a source or
 header breaks one of these:
 
   a module includes hetrain/<later module>/      (the layers; a new folder must be placed in ORDER)
@@ -60,7 +60,7 @@ def main(root):
         public_header = path.relative_to(root).parts[0] == "include"
         if module and module not in ORDER:
             problems.append(f"{path.relative_to(root)}: module {module}/ is not placed in ORDER "
-                            "(tests/check_layering.py)")
+                            "(tests/arch/check_layering.py)")
             module = None
         for no, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             where = f"{path.relative_to(root)}:{no}"

@@ -2,7 +2,7 @@
 # Every option that `hetrain train --help` lists must be documented for users: it has to appear,
 # as a whole option name, in README.md or in docs/*.md. Run by ctest (label docs):
 #
-#   tests/check_docs_options.sh HETRAIN REPO_ROOT
+#   tests/arch/check_docs_options.sh HETRAIN REPO_ROOT
 #
 # Exit 0: all documented; 1: some are not (each is listed), or the help could not be read; 2: usage.
 # Options hidden from --help (the testing-only --fault-* group) are not checked here; docs/testing.md
