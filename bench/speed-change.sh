@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A machine that changes speed while the job runs (issue 28), on two machines emulated with CPU
-# cgroup quotas (../shared/hetero-emulation-recipe.md; root, cgroup v1 `cpu`): trainer 1 alone on
+# cgroup quotas (docs/benchmarks.md "Unequal machines on one host"; root, cgroup v1): trainer 1 alone on
 # CPU 1 (the fast machine), trainer 2 at 40% of CPU 0 (the slow one), rank 0 in a 50% group of its
 # own on CPU 0. cnn, global batch 256, SAMPLES samples in one epoch. When a third of the rounds is
 # in the metrics file, trainer 2's machine slows 4x (its quota 40% -> 10%); at two thirds it

@@ -1,7 +1,7 @@
 // What rank 0 learns from a completed round, kept apart from the loop that runs it: every
 // trainer's totals and smoothed speed and transfer (the re-plans read them), the smoothed round
 // and compute time, and the facts of the communication advice (schedule/advice.h). No MPI and no
-// model here: tests/test_round_accounting.cpp checks it on a hand-made roster. Internal to
+// model here: tests/unit/test_run_parts.cpp checks it on a hand-made roster. Internal to
 // src/run.
 #pragma once
 

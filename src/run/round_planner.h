@@ -2,7 +2,7 @@
 // §4, §5): the plan over the trainers still in the job and when a re-plan replaces it, and for
 // each round who computes which samples, who uploads (--host-reduce) and who is out of it. It
 // sets the roster's per-round fields (TrainerState::working, uploading, in_round, refresh,
-// send_command, command) and never sends anything itself, so tests/test_run_parts.cpp checks
+// send_command, command) and never sends anything itself, so tests/unit/test_run_parts.cpp checks
 // its decisions on a hand-made roster without MPI. Internal to src/run.
 #pragma once
 
@@ -67,7 +67,7 @@ private:
   void set_uploaders();
   void set_participation(int64_t round);
   int64_t local_steps() const {
-    return config_.sync == SyncMode::kParams ? config_.local_steps : 1;
+    return config_.sync == SyncMode::kGradient ? 1 : config_.local_steps;
   }
 
   const TrainConfig &config_;

@@ -5,7 +5,7 @@
 //             same parameters (attempt 1, 2, ...), so the global batch stays exact
 // and a round abandoned on SIGTERM/SIGUSR1 checkpoints the last complete round and ends the job.
 // The round itself runs through RoundRunner, which the round executor implements and tests fake
-// (tests/test_run_parts.cpp), as torchft tests its Manager against a mocked process group.
+// (tests/unit/test_run_parts.cpp), as torchft tests its Manager against a mocked process group.
 // Internal to src/run.
 #pragma once
 

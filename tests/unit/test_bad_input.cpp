@@ -1,4 +1,4 @@
-// Every user-facing entry point answers malformed input the same way (issue 5, DESIGN §8): one
+// Every user-facing entry point answers malformed input the same way (issue 5, DESIGN §7): one
 // line "hetrain: error: ..." naming the thing and the problem, exit code 2, no crash, and no
 // output file left behind. Each case here goes through the binary, as a user would meet it.
 // (More of the same: Cli.BadFlagValuesAreRefusedWithExitCode2, MalformedIdx.*, CifarImport.*.)

@@ -8,8 +8,8 @@
 #  - every measured rate (up and down) of an off-host pair is within 20% of what the slower end's
 #    link carries as TCP payload: tbf shapes whole Ethernet frames, of which TCP carries
 #    1448 of 1514 bytes, so 1 Gbit/s = 125 MB/s of frames = 119.6 MB/s of payload, 50 Mbit/s =
-#    5.98 MB/s (an MPI ping-pong of 16 MiB messages measured 112.9 MB/s through 1 Gbit/s, see
-#    ../shared/lan-sim-recipe.md). Compute-bound noise (every rank shares this machine's CPUs)
+#    5.98 MB/s (an MPI ping-pong of 16 MiB messages measured 112.9 MB/s through 1 Gbit/s, DESIGN
+#    §6 "the simulated LAN"). Compute-bound noise (every rank shares this machine's CPUs)
 #    shows as a low rate; run it on a quiet machine;
 #  - the trainer behind 50 Mbit/s (rank 2) gets a smaller share in the first plan
 #    (plan_history[0]) than each other trainer, or is left out of it and the plan's notes

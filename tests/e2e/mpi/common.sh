@@ -36,8 +36,8 @@ tests=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 repo=$(dirname "$tests")
 tools=$tests/tools
 # The python that reads checkpoints: HETRAIN_PYTHON, else Debian's (python3-h5py), else the one on
-# PATH, whichever first has h5py and numpy. (On the H100 machine of 2026-11-23 /usr/bin/python3
-# had no h5py: 4 of the 5 MPI cases that failed there were the ones that read checkpoints.)
+# PATH, whichever first has h5py and numpy: a GPU machine's /usr/bin/python3 may lack h5py, and
+# then every case that reads a checkpoint would fail.
 py=""
 for candidate in ${HETRAIN_PYTHON:-} /usr/bin/python3 python3; do
   if "$candidate" -c 'import h5py, numpy' 2>/dev/null; then py=$(command -v "$candidate"); break; fi
