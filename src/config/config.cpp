@@ -87,6 +87,8 @@ void validate(const TrainConfig &c) {
   parse_balance(c.balance); // throws with the reason
   require(c.local_steps >= 1,
           fmt::format("--local-steps: must be at least 1, got {}", c.local_steps));
+  require(c.outer_lr > 0 && c.outer_lr <= 10, "--outer-lr: must be in (0, 10]");
+  require(c.outer_momentum >= 0 && c.outer_momentum < 1, "--outer-momentum: must be in [0, 1)");
   require(c.rebalance_every >= 0, "--rebalance-every: must be >= 0 (0 = never)");
   require(c.join_timeout > 0, "--join-timeout: must be positive");
   require(c.straggler_timeout > 0, "--straggler-timeout: must be positive");
@@ -98,19 +100,20 @@ void validate(const TrainConfig &c) {
   require(!c.aggregators_per_host || c.aggregators == 1,
           "--aggregators and --aggregators-per-host: give one of them");
   require(!c.aggregators_per_host || c.sync == SyncMode::kGradient,
-          "--aggregators-per-host needs --sync gradient (params mode averages on rank 0)");
+          "--aggregators-per-host needs --sync gradient (params and diloco average on rank 0)");
   require(!c.aggregators_per_host || c.on_trainer_loss == TrainerLoss::kAbort,
           "--aggregators-per-host needs --on-trainer-loss abort");
   // Shard servers step their part of a gradient; in params mode rank 0 averages whole models,
   // and a round redone on survivors would need every shard rolled back mid-round.
   require(c.aggregators == 1 || c.sync == SyncMode::kGradient,
-          "--aggregators > 1 needs --sync gradient (params mode averages on rank 0)");
+          "--aggregators > 1 needs --sync gradient (params and diloco average on rank 0)");
   require(c.aggregators == 1 || c.on_trainer_loss == TrainerLoss::kAbort,
           "--aggregators > 1 needs --on-trainer-loss abort");
   // A leader's upload carries its members' gradients: params mode averages whole models per
   // trainer, and a round redone without a lost member would need the leader's sum undone.
-  require(c.host_reduce != HostReduce::kOn || c.sync == SyncMode::kGradient,
-          "--host-reduce on needs --sync gradient (params mode averages each trainer's model)");
+  require(
+      c.host_reduce != HostReduce::kOn || c.sync == SyncMode::kGradient,
+      "--host-reduce on needs --sync gradient (params and diloco average each trainer's model)");
   require(c.host_reduce != HostReduce::kOn || c.on_trainer_loss == TrainerLoss::kAbort,
           "--host-reduce on needs --on-trainer-loss abort");
   require(c.min_relative_speed >= 0 && c.min_relative_speed <= 1,

@@ -52,22 +52,24 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
 
 namespace {
 void check_resumable(const CheckpointContents &c, const ModelSpec &spec, const TrainConfig &config,
-                     const std::string &path, const std::string &fingerprint) {
-  const std::string refusal = resume_refusal(c, {spec, config.seed, config.optimizer, fingerprint});
+                     const std::string &path, const std::string &fingerprint,
+                     const std::string &optimizer) {
+  const std::string refusal = resume_refusal(c, {spec, config.seed, optimizer, fingerprint});
   if (!refusal.empty())
     throw UserError(fmt::format("--resume {}: {}", path, refusal));
 }
 } // namespace
 
 std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec,
-                                               const std::string &fingerprint) {
+                                               const std::string &fingerprint,
+                                               const std::string &optimizer) {
   if (config.resume.empty())
     return nullptr;
   auto point = std::make_unique<ResumePoint>();
   if (config.resume != "auto") {
     point->path = config.resume;
     point->contents = read_checkpoint(config.resume); // UserError names the file and problem
-    check_resumable(point->contents, spec, config, point->path, fingerprint);
+    check_resumable(point->contents, spec, config, point->path, fingerprint, optimizer);
     return point;
   }
   for (const std::string &name : resume_order(files_in(config.checkpoint_dir))) {
@@ -79,7 +81,7 @@ std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const 
       continue;
     }
     point->path = path.string();
-    check_resumable(point->contents, spec, config, point->path, fingerprint);
+    check_resumable(point->contents, spec, config, point->path, fingerprint, optimizer);
     return point;
   }
   log_info("--resume auto: no checkpoint in {}; starting from the beginning",

@@ -44,9 +44,11 @@ struct ResumePoint {
   std::string path;
   CheckpointContents contents;
 };
-// `fingerprint`: model_fingerprint() of the run's model.
+// `fingerprint`: model_fingerprint() of the run's model; `optimizer`: the kind of optimizer whose
+// state the checkpoint must hold (the aggregators', aggregator_optimizer_options()).
 std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const ModelSpec &spec,
-                                               const std::string &fingerprint);
+                                               const std::string &fingerprint,
+                                               const std::string &optimizer);
 // Loads the parameters, buffers and optimizer state, and returns where training stopped; the
 // summary takes over the finished epochs' records.
 TrainingPosition restore_training(const ResumePoint &resume, Model &model, FlatParameters &flat,

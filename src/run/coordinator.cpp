@@ -84,6 +84,20 @@ AggregatorPlace choose_aggregator_device(DeviceChoice requested, const RankPlace
   return {};
 }
 
+// "nesterov at --outer-lr 0.7, momentum 0.9" for the start-up line of --sync diloco.
+std::string describe_outer_step(const TrainConfig &config) {
+  switch (config.outer_optimizer) {
+  case OuterOptimizer::kAverage:
+    return "average (as --sync params)";
+  case OuterOptimizer::kSgd:
+    return fmt::format("sgd at --outer-lr {}", config.outer_lr);
+  case OuterOptimizer::kNesterov:
+    break;
+  }
+  return fmt::format("nesterov at --outer-lr {}, momentum {}", config.outer_lr,
+                     config.outer_momentum);
+}
+
 class Coordinator {
 public:
   Coordinator(const TrainConfig &config, const RankPlacement &placement, const DatasetMeta &meta,
@@ -153,8 +167,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
       place_(choose_aggregator_device(config.aggregator_device, placement)),
       n_(config.limit_train_samples > 0 ? std::min(config.limit_train_samples, meta.count)
                                         : meta.count),
-      G_(config.global_batch), m_(config.micro_batch),
-      local_steps_(config.sync == SyncMode::kParams ? config.local_steps : 1),
+      G_(config.global_batch), m_(config.micro_batch), local_steps_(local_steps_of(config)),
       round_samples_(G_ * local_steps_), // samples of the epoch's order per round
       schedule_(lr_schedule(config, (n_ + G_ - 1) / G_)), progress_(config, n_, round_samples_),
       timeline_(!config.timeline.empty()),
@@ -166,8 +179,8 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   layout_ = shard_layout_checked(flat_->numel(), config);
   const Normalization normalization{meta.mean, meta.std};
   test_ = open_test_data(config, meta, normalization);
-  optimizer_ =
-      std::make_unique<Optimizer>(optimizer_options(config), flat_->numel(), place_.device);
+  optimizer_ = std::make_unique<Optimizer>(aggregator_optimizer_options(config), flat_->numel(),
+                                           place_.device);
   summary_.aggregators = config.aggregators;
   summary_.world_size = placement.world_size;
   summary_.model = spec_.label();
@@ -178,7 +191,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   // --resume: rank 0 alone reads the checkpoint; the trainers get the parameters as at any start,
   // and each round's command says where in which epoch it is.
   const std::string fingerprint = model_fingerprint(*model_, spec_);
-  if (auto resume = find_resume_point(config, spec_, fingerprint))
+  if (auto resume = find_resume_point(config, spec_, fingerprint, optimizer_->options().kind))
     progress_.resume_at(restore_training(*resume, *model_, *flat_, *optimizer_, summary_));
   source_ = CheckpointSource{
       &config,          spec_,      normalization,        model_.get(), flat_.get(),
@@ -212,6 +225,9 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   log_info("model {}: {} parameters{}", spec_.label(), flat_->numel(), describe_frozen(*model_));
   log_info("aggregator: master parameters and optimizer on {}; reduce on {}", place_.device.str(),
            executor_->reduce_description());
+  if (config.sync == SyncMode::kDiLoCo)
+    log_info("sync: diloco, {} local steps of --optimizer {} per round, then the outer step: {}",
+             config.local_steps, config.optimizer, describe_outer_step(config));
   record_plan("start-up");
   maybe_advise(plan().estimated_round_seconds, -1, false);
 }

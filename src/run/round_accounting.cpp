@@ -103,7 +103,7 @@ CommunicationFacts communication_facts(const TrainConfig &config, const RoundEst
   f.wire_bytes = static_cast<int>(protocol::wire_format(config.wire_dtype).bytes);
   f.aggregators = config.aggregators;
   f.hosts = trainer_hosts(trainers, host_of);
-  f.params_mode = config.sync == SyncMode::kParams;
+  f.params_mode = config.sync != SyncMode::kGradient;
   f.local_steps = f.params_mode ? config.local_steps : 1;
   return f;
 }

@@ -23,7 +23,9 @@ RoundExecutor::RoundExecutor(const TrainConfig &config, MPI_Comm job, Model &mod
                              ReduceDevice reduce, torch::Device device, int reduce_threads)
     : config_(config), job_(job), model_(model), flat_(flat), optimizer_(optimizer),
       layout_(layout), servers_(servers), trainers_(trainers), timeline_(timeline),
-      wire_(wire_format(config.wire_dtype)), params_mode_(config.sync == SyncMode::kParams),
+      wire_(wire_format(config.wire_dtype)), params_mode_(config.sync != SyncMode::kGradient),
+      outer_step_(config.sync == SyncMode::kDiLoCo &&
+                  config.outer_optimizer != OuterOptimizer::kAverage),
       chunk_(chunk_elements(config)), nbuf_(buffer_elements(model)),
       my_pieces_(layout.pieces_of(0)), my_length_(layout.shard_length(0)),
       buffers_(static_cast<size_t>(nbuf_)), master_on_gpu_(device.is_cuda()) {
@@ -61,6 +63,9 @@ RoundResult RoundExecutor::execute(const RoundOrder &order) {
     torch::Tensor params = flat_.params();
     optimizer_.step_range(params, flat_.grads(), order.lr, 0, my_length_);
     servers_.stepped(); // the servers' shards moved on too
+  } else if (outer_step_) {
+    ScopedSpan span(timeline_, Span::kStep, order.round_number);
+    outer_step();
   }
   result.step_seconds = seconds_since(step_start);
   const auto broadcast_start = Clock::now();
@@ -129,6 +134,17 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
   }
 }
 
+// --sync diloco: the trainers' sample-weighted mean parameters are in the gradient buffer; the
+// pseudo-gradient is the master copy minus that mean (start minus end of the local steps), and the
+// outer optimizer steps the master copy along it at --outer-lr (DiLoCo, arXiv 2311.08105).
+void RoundExecutor::outer_step() {
+  torch::NoGradGuard no_grad;
+  torch::Tensor params = flat_.params();
+  torch::Tensor delta = flat_.grads();
+  delta.neg_().add_(params); // params - mean, in place: the mean is not needed again
+  optimizer_.step_range(params, delta, config_.outer_lr, 0, my_length_);
+}
+
 // Weights of the reduce, in the order of the posted uploads: 1/S for gradient sums (a host's sum
 // of sums too); each trainer's share of the samples for params (no host groups there).
 std::vector<float> RoundExecutor::reduce_weights(const RoundOrder &order) const {
@@ -153,7 +169,10 @@ std::vector<float> RoundExecutor::reduce_weights(const RoundOrder &order) const 
 // never read, so a redone round starts clean.
 void RoundExecutor::wait_and_reduce(const RoundOrder &order, PipelinedReduce &pipe,
                                     RoundResult &result) {
-  float *target = params_mode_ ? flat_.params().data_ptr<float>() : flat_.grads().data_ptr<float>();
+  // params (and diloco with --outer-optimizer average): the mean is the new master copy;
+  // diloco's outer step needs the old one, so its mean goes to the gradient buffer.
+  float *target = params_mode_ && !outer_step_ ? flat_.params().data_ptr<float>()
+                                               : flat_.grads().data_ptr<float>();
   // SIGTERM/SIGUSR1 during the round: it may finish within a short grace (the checkpoint then
   // holds it); past that it is abandoned, since the launcher kills the job soon after its signal
   // (Open MPI after about a second).

@@ -100,6 +100,7 @@ private:
   void note_arrivals(std::chrono::steady_clock::time_point start,
                      std::vector<double> &arrival) const;
   std::vector<float> reduce_weights(const RoundOrder &order) const;
+  void outer_step();
 
   const TrainConfig &config_;
   MPI_Comm job_;
@@ -111,7 +112,8 @@ private:
   Roster &trainers_;
   Timeline &timeline_;
   const protocol::WireFormat wire_;
-  const bool params_mode_;
+  const bool params_mode_; // params and diloco: trainers upload parameters after local steps
+  const bool outer_step_;  // diloco with an outer optimizer (not plain averaging)
   const int64_t chunk_, nbuf_;
   const std::vector<Piece> my_pieces_; // rank 0's shard: all of the buffer without --aggregators
   const int64_t my_length_;

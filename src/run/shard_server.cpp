@@ -86,7 +86,7 @@ ShardServer::ShardServer(const TrainConfig &config, const RankPlacement &placeme
   begin_ = layout_.shard_begin[static_cast<size_t>(placement.world_rank)];
   length_ = layout_.shard_length(placement.world_rank);
   mine_ = layout_.pieces_of(placement.world_rank);
-  optimizer_ = std::make_unique<Optimizer>(optimizer_options(config), length_);
+  optimizer_ = std::make_unique<Optimizer>(aggregator_optimizer_options(config), length_);
   params_ = torch::empty({length_});
   grads_ = torch::zeros({length_});
   tensors_ = {params_};

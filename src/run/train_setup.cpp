@@ -24,6 +24,15 @@ OptimizerOptions optimizer_options(const TrainConfig &c) {
   return OptimizerOptions{c.optimizer, c.momentum, c.beta1, c.beta2, c.eps, c.weight_decay};
 }
 
+OptimizerOptions aggregator_optimizer_options(const TrainConfig &c) {
+  if (c.sync != SyncMode::kDiLoCo || c.outer_optimizer == OuterOptimizer::kAverage)
+    return optimizer_options(c); // average has no outer state: the checkpoint is params mode's
+  OptimizerOptions outer;
+  outer.kind = c.outer_optimizer == OuterOptimizer::kNesterov ? "nesterov" : "sgd";
+  outer.momentum = c.outer_momentum;
+  return outer;
+}
+
 LrSchedule lr_schedule(const TrainConfig &c, int64_t steps_per_epoch) {
   return LrSchedule{c.lr_schedule,  c.lr,
                     c.warmup_steps, c.lr_step_size > 0 ? c.lr_step_size : steps_per_epoch,

@@ -34,7 +34,17 @@ void check_model_fits(Model &model, const ModelSpec &spec, const LossSpec &loss,
 // The training probe's example: the dataset's first sample and the run's loss.
 ProbeExample probe_example(const TrainConfig &config);
 
+// --optimizer and its settings: what trainers step with (and the one-process run).
 OptimizerOptions optimizer_options(const TrainConfig &config);
+// What the aggregators step the master parameters with: --optimizer, or under --sync diloco the
+// outer optimizer (nesterov or sgd at --outer-lr, no weight decay), whose state the checkpoints
+// keep as they keep the optimizer's. --outer-optimizer average keeps --optimizer, as --sync params
+// does, so that its checkpoints are params mode's.
+OptimizerOptions aggregator_optimizer_options(const TrainConfig &config);
+// Local steps a trainer takes per round: --local-steps under --sync params and diloco, else 1.
+inline int64_t local_steps_of(const TrainConfig &config) {
+  return config.sync == SyncMode::kGradient ? 1 : config.local_steps;
+}
 LrSchedule lr_schedule(const TrainConfig &config, int64_t steps_per_epoch);
 
 // Opens --test-data (if any) after checking it has the training data's image shape and classes;

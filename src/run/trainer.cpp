@@ -183,7 +183,8 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
   if (amp_.enabled() && device.is_cuda() && gpu && !gpu->bf16 && amp_.dtype() == torch::kBFloat16)
     log_warn("--amp bf16 on {} (compute capability {}.{}): no bf16 hardware, expect it slow",
              gpu->name, gpu->cc_major, gpu->cc_minor);
-  params_mode_ = config.sync == SyncMode::kParams;
+  params_mode_ =
+      config.sync != SyncMode::kGradient; // params and diloco: local steps, parameters up
   // Who reduces which part of the flat buffer: rank 0 all of it, or with --aggregators A each of
   // ranks 0..A-1 its shard. Gradients go to, and parameters come from, each piece's owner.
   layout_ = shard_layout_checked(flat_->numel(), config);

@@ -98,7 +98,7 @@ LocalRun::LocalRun(const TrainConfig &config)
   summary_.amp = name_of(config.amp);
   // --resume: the finished epochs, the position in the current one, parameters and optimizer.
   const std::string fingerprint = model_fingerprint(*model_, spec_);
-  if (auto resume = find_resume_point(config, spec_, fingerprint))
+  if (auto resume = find_resume_point(config, spec_, fingerprint, optimizer_->options().kind))
     progress_.resume_at(restore_training(*resume, *model_, *flat_, *optimizer_, summary_));
   source_ = CheckpointSource{&config,      spec_,       train_.normalization(),
                              model_.get(), flat_.get(), optimizer_.get(),

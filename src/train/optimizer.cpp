@@ -13,7 +13,7 @@ namespace hetrain {
 Optimizer::Optimizer(OptimizerOptions options, int64_t numel, torch::Device device)
     : options_(std::move(options)) {
   auto zeros = [&] { return torch::zeros({numel}, torch::dtype(torch::kFloat32).device(device)); };
-  if (options_.kind == "momentum") {
+  if (options_.kind == "momentum" || options_.kind == "nesterov") {
     momentum_buffer_ = zeros();
   } else if (options_.kind == "adam" || options_.kind == "adamw") {
     exp_avg_ = zeros();
@@ -43,16 +43,17 @@ void Optimizer::update(torch::Tensor params, const torch::Tensor &grads, double 
                        const torch::Tensor &momentum_buffer, const torch::Tensor &exp_avg,
                        const torch::Tensor &exp_avg_sq) const {
   const double wd = options_.weight_decay;
-  if (options_.kind == "sgd" || options_.kind == "momentum") {
+  if (options_.kind == "sgd" || options_.kind == "momentum" || options_.kind == "nesterov") {
     torch::Tensor d = wd != 0 ? grads.add(params, wd) : grads;
-    if (options_.kind == "momentum") {
+    if (options_.kind != "sgd") {
       // torch.optim.SGD: the first step initialises the buffer with the gradient itself.
       torch::Tensor buffer = momentum_buffer; // a view: in-place updates reach the state
       if (steps_ == 1)
         buffer.copy_(d);
       else
         buffer.mul_(options_.momentum).add_(d);
-      d = buffer;
+      // nesterov=True: the step looks ahead along the buffer, d + momentum * buffer.
+      d = options_.kind == "nesterov" ? d.add(buffer, options_.momentum) : buffer;
     }
     params.add_(d, -lr);
     return;

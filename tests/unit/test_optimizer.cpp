@@ -69,6 +69,10 @@ TEST_P(FlatOptimizerVsTorch, MatchesTorchOptimOverSeveralSteps) {
     torch_opt = std::make_unique<torch::optim::SGD>(
         reference->parameters(),
         torch::optim::SGDOptions(lr).momentum(0.9).weight_decay(c.weight_decay));
+  else if (c.kind == "nesterov") // the outer optimizer of --sync diloco
+    torch_opt = std::make_unique<torch::optim::SGD>(
+        reference->parameters(),
+        torch::optim::SGDOptions(lr).momentum(0.9).nesterov(true).weight_decay(c.weight_decay));
   else if (c.kind == "adam")
     torch_opt = std::make_unique<torch::optim::Adam>(
         reference->parameters(), torch::optim::AdamOptions(lr).weight_decay(c.weight_decay));
@@ -106,6 +110,7 @@ INSTANTIATE_TEST_SUITE_P(AllKinds, FlatOptimizerVsTorch,
                          ::testing::Values(OptimizerCase{"sgd", 0.0}, OptimizerCase{"sgd", 1e-2},
                                            OptimizerCase{"momentum", 0.0},
                                            OptimizerCase{"momentum", 1e-2},
+                                           OptimizerCase{"nesterov", 0.0},
                                            OptimizerCase{"adam", 0.0}, OptimizerCase{"adam", 1e-2},
                                            OptimizerCase{"adamw", 1e-2}),
                          [](const ::testing::TestParamInfo<OptimizerCase> &info) {

@@ -17,8 +17,11 @@
 
 namespace hetrain {
 
-// --sync: gradient (the exact gradient of the global batch) | params (local SGD, averaging).
-enum class SyncMode { kGradient, kParams };
+// --sync: gradient (the exact gradient of the global batch) | params (local SGD, averaging) |
+// diloco (local steps, then an outer optimizer step on the averaged pseudo-gradient).
+enum class SyncMode { kGradient, kParams, kDiLoCo };
+// --outer-optimizer of --sync diloco: Nesterov momentum (DiLoCo), plain SGD, or plain averaging.
+enum class OuterOptimizer { kNesterov, kSgd, kAverage };
 // --on-trainer-loss: abort (end the job) | continue (drop the trainer, re-plan, train on).
 enum class TrainerLoss { kAbort, kContinue };
 // --wire-dtype: the dtype of the trainers' uploads.
@@ -42,7 +45,13 @@ template <class E> struct EnumNames;
 
 template <> struct EnumNames<SyncMode> {
   static constexpr NamedValue<SyncMode> table[] = {{SyncMode::kGradient, "gradient"},
-                                                   {SyncMode::kParams, "params"}};
+                                                   {SyncMode::kParams, "params"},
+                                                   {SyncMode::kDiLoCo, "diloco"}};
+};
+template <> struct EnumNames<OuterOptimizer> {
+  static constexpr NamedValue<OuterOptimizer> table[] = {{OuterOptimizer::kNesterov, "nesterov"},
+                                                         {OuterOptimizer::kSgd, "sgd"},
+                                                         {OuterOptimizer::kAverage, "average"}};
 };
 template <> struct EnumNames<TrainerLoss> {
   static constexpr NamedValue<TrainerLoss> table[] = {{TrainerLoss::kAbort, "abort"},

@@ -51,8 +51,13 @@ struct TrainConfig {
   bool deterministic = false; // deterministic kernels, no TF32 (GPU runs repeatable bit for bit)
 
   // The distributed job (world size > 1; DESIGN §3-§7)
-  SyncMode sync = SyncMode::kGradient;     // exact gradient | params (local SGD, model averaging)
-  int64_t local_steps = 4;                 // params: local optimizer steps between averagings
+  SyncMode sync = SyncMode::kGradient; // exact gradient | params (local SGD, model averaging) |
+                                       // diloco (local steps, outer optimizer)
+  int64_t local_steps = 4;             // params, diloco: local optimizer steps between syncs
+  // diloco: the outer step on the averaged pseudo-gradient (start minus end parameters)
+  OuterOptimizer outer_optimizer = OuterOptimizer::kNesterov;
+  double outer_lr = 0.7;
+  double outer_momentum = 0.9;
   WireDType wire_dtype = WireDType::kFp32; // trainers' uploads on the wire
   std::string balance = "benchmark";       // benchmark | equal | static:a,b,...
   int64_t rebalance_every = 5;    // re-plan from measured round times every R rounds (0 = never)

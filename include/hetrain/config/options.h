@@ -105,9 +105,16 @@ template <class Visit> void visit_train_options(Visit &&visit) {
 
   visit(O{"sync", dist,
           "gradient: exact gradient of the global batch | params: local steps, then "
-          "sample-weighted parameter averaging"},
+          "sample-weighted parameter averaging | diloco: local steps, then an outer optimizer "
+          "step on the averaged pseudo-gradient"},
         &C::sync);
-  visit(O{"local-steps", dist, "params: local optimizer steps per averaging"}, &C::local_steps);
+  visit(O{"local-steps", dist, "params, diloco: local optimizer steps per sync"}, &C::local_steps);
+  visit(
+      O{"outer-optimizer", dist, "diloco: nesterov | sgd | average (average equals --sync params)"},
+      &C::outer_optimizer);
+  visit(O{"outer-lr", dist, "diloco: learning rate of the outer step"}, &C::outer_lr);
+  visit(O{"outer-momentum", dist, "diloco: momentum of the outer nesterov step"},
+        &C::outer_momentum);
   visit(O{"wire-dtype", dist,
           "fp32 | bf16 | fp16: dtype of the trainers' uploads (accumulation is fp32)"},
         &C::wire_dtype);

@@ -3,7 +3,7 @@
 // Why not torch::optim: in hetrain the optimizer state lives only where the step happens (rank 0,
 // later on its GPU, later sharded across aggregators), must be saved per parameter into HDF5
 // checkpoints, and must behave the same on LibTorch 1.13 and 2.x, whose optimizer state maps are
-// keyed differently. A flat optimizer is a few lines of tensor arithmetic; tests/test_optimizer
+// keyed differently. A flat optimizer is a few lines of tensor arithmetic; tests/unit/test_optimizer.cpp
 // checks it against torch::optim step by step.
 #pragma once
 
@@ -16,8 +16,10 @@
 namespace hetrain {
 
 struct OptimizerOptions {
-  std::string kind = "adam";                     // sgd | momentum | adam | adamw
-  double momentum = 0.9;                         // momentum
+  // sgd | momentum | adam | adamw; nesterov (SGD with nesterov=True) is the outer optimizer of
+  // --sync diloco, not a choice of --optimizer.
+  std::string kind = "adam";
+  double momentum = 0.9;                         // momentum, nesterov
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8; // adam, adamw
   double weight_decay = 0.0; // L2 (sgd, momentum, adam) or decoupled (adamw), as in PyTorch
 };
