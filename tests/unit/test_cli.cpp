@@ -136,12 +136,13 @@ template <class E> void expect_names_round_trip() {
 
 TEST(Options, EveryEnumNameRoundTrips) {
   expect_names_round_trip<SyncMode>();
+  expect_names_round_trip<OuterOptimizer>();
   expect_names_round_trip<TrainerLoss>();
   expect_names_round_trip<WireDType>();
   expect_names_round_trip<AmpMode>();
   expect_names_round_trip<DeviceChoice>();
   expect_names_round_trip<DataResidency>();
-  EXPECT_EQ(names_of<SyncMode>(), "gradient, params");
+  EXPECT_EQ(names_of<SyncMode>(), "gradient, params, diloco");
   try {
     parse_named<WireDType>("wire-dtype", "fp8");
     FAIL() << "fp8 accepted";
@@ -194,67 +195,71 @@ TEST(Options, ConfigJsonKeepsTheKeysAndNamesCheckpointsStore) {
   EXPECT_EQ(j["data_residency"], "stream");
   EXPECT_EQ(j["model"], "cnn");
   EXPECT_EQ(j["seed"], 7u);
-  const std::set<std::string> keys_of_old_checkpoints = {"aggregator_device",
-                                                         "aggregators",
-                                                         "aggregators_per_host",
-                                                         "amp",
-                                                         "augment",
-                                                         "balance",
-                                                         "beta1",
-                                                         "beta2",
-                                                         "checkpoint_dir",
-                                                         "checkpoint_every",
-                                                         "chunk_mb",
-                                                         "data",
-                                                         "data_residency",
-                                                         "deterministic",
-                                                         "device",
-                                                         "epochs",
-                                                         "eps",
-                                                         "global_batch",
-                                                         "host_reduce",
-                                                         "join_timeout",
-                                                         "keep_checkpoints",
-                                                         "label_smoothing",
-                                                         "limit_train_samples",
-                                                         "link_probe_seconds",
-                                                         "local_steps",
-                                                         "loss",
-                                                         "lr",
-                                                         "lr_gamma",
-                                                         "lr_schedule",
-                                                         "lr_step_size",
-                                                         "metrics",
-                                                         "micro_batch",
-                                                         "min_relative_speed",
-                                                         "model",
-                                                         "model_plugin",
-                                                         "momentum",
-                                                         "on_trainer_loss",
-                                                         "optimizer",
-                                                         "overlap",
-                                                         "progress_seconds",
-                                                         "prometheus",
-                                                         "rebalance_every",
-                                                         "require_bf16",
-                                                         "require_gpu",
-                                                         "resume",
-                                                         "seed",
-                                                         "stall_warning",
-                                                         "straggler_timeout",
-                                                         "summary_json",
-                                                         "sync",
-                                                         "synthetic",
-                                                         "test_data",
-                                                         "threads",
-                                                         "timeline",
-                                                         "warmup_steps",
-                                                         "weight_decay",
-                                                         "wire_dtype"};
+  // Every key that checkpoints store: keys may be added (outer_* for --sync diloco), never renamed.
+  const std::set<std::string> stored_keys = {"aggregator_device",
+                                             "aggregators",
+                                             "aggregators_per_host",
+                                             "amp",
+                                             "augment",
+                                             "balance",
+                                             "beta1",
+                                             "beta2",
+                                             "checkpoint_dir",
+                                             "checkpoint_every",
+                                             "chunk_mb",
+                                             "data",
+                                             "data_residency",
+                                             "deterministic",
+                                             "device",
+                                             "epochs",
+                                             "eps",
+                                             "global_batch",
+                                             "host_reduce",
+                                             "join_timeout",
+                                             "keep_checkpoints",
+                                             "label_smoothing",
+                                             "limit_train_samples",
+                                             "link_probe_seconds",
+                                             "local_steps",
+                                             "loss",
+                                             "lr",
+                                             "lr_gamma",
+                                             "lr_schedule",
+                                             "lr_step_size",
+                                             "metrics",
+                                             "micro_batch",
+                                             "min_relative_speed",
+                                             "model",
+                                             "model_plugin",
+                                             "momentum",
+                                             "on_trainer_loss",
+                                             "optimizer",
+                                             "outer_lr",
+                                             "outer_momentum",
+                                             "outer_optimizer",
+                                             "overlap",
+                                             "progress_seconds",
+                                             "prometheus",
+                                             "rebalance_every",
+                                             "require_bf16",
+                                             "require_gpu",
+                                             "resume",
+                                             "seed",
+                                             "stall_warning",
+                                             "straggler_timeout",
+                                             "summary_json",
+                                             "sync",
+                                             "synthetic",
+                                             "test_data",
+                                             "threads",
+                                             "timeline",
+                                             "warmup_steps",
+                                             "weight_decay",
+                                             "wire_dtype"};
   std::set<std::string> keys;
   for (const auto &item : j.items())
     keys.insert(item.key());
-  EXPECT_EQ(keys, keys_of_old_checkpoints);
+  EXPECT_EQ(keys, stored_keys);
 
   const TrainConfig back = j.get<TrainConfig>();
   EXPECT_EQ(nlohmann::json(back), j);
@@ -340,7 +345,9 @@ TEST(Cli, HiddenTestingOptionsAreAccepted) {
 
 TEST(Cli, BadEnumValueIsRefusedWithOneClearMessage) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--sync", "gradients"}, "--sync: 'gradients' is not one of gradient, params"},
+      {{"--sync", "gradients"}, "--sync: 'gradients' is not one of gradient, params, diloco"},
+      {{"--outer-optimizer", "adam"},
+       "--outer-optimizer: 'adam' is not one of nesterov, sgd, average"},
       {{"--on-trainer-loss", "retry"}, "--on-trainer-loss: 'retry' is not one of abort, continue"},
       {{"--wire-dtype", "fp8"}, "--wire-dtype: 'fp8' is not one of fp32, bf16, fp16"},
       {{"--data-residency", "disk"}, "--data-residency: 'disk' is not one of auto, memory, stream"},
