@@ -10,7 +10,10 @@
 #   3. the outer optimizer's state is in the checkpoint: an epoch resumed from the first epoch's
 #      checkpoint ends bit-identical to the run that went on (trainers on plain SGD, whose state
 #      is empty, so only the outer state could make a difference), and the checkpoint names the
-#      outer optimizer.
+#      outer optimizer;
+#   4. --on-trainer-loss continue: a trainer killed mid-epoch (--fault-kill-rank) is dropped,
+#      the round is redone from the unchanged master copy by the others, the job ends with exit 5
+#      and every sample is used exactly once per epoch (the trainers' own sample logs).
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 common=(--data "$train" --model mlp --global-batch 128 --micro-batch 32 --threads 1
@@ -65,3 +68,15 @@ run "$work/split" --limit-train-samples 512 --epochs 2 --sync diloco --optimizer
 compare --exact "$(newest "$work/straight")" "$(newest "$work/split")" ||
   fail "a resumed diloco run differs from the one that went on"
 echo "3. resumed run bit-identical (the outer momentum is in the checkpoint)"
+
+# 4. a lost trainer under --on-trainer-loss continue
+rc=0
+recovery_mpi 4 "$HETRAIN" train "${common[@]}" --limit-train-samples 1240 --epochs 2 \
+  --sync diloco --balance static:1,1,1 --straggler-timeout 4 --on-trainer-loss continue \
+  --fault-kill-rank 2 --checkpoint-dir "$work/lost" --debug-sample-log "$work/samples" \
+  >"$work/lost.log" 2>&1 || rc=$?
+expect_rc "$rc" 5 "$work/lost.log"
+grep -q "going on without it" "$work/lost.log" || fail "rank 2 was not dropped (log: $work/lost.log)"
+$py "$tools/check_samples.py" "$work/samples" 1240 2 3
+echo "4. a lost trainer: dropped, its round redone, every sample once"
+
