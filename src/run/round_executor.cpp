@@ -134,15 +134,13 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
   }
 }
 
-// --sync diloco: the trainers' sample-weighted mean parameters are in the gradient buffer; the
-// pseudo-gradient is the master copy minus that mean (start minus end of the local steps), and the
-// outer optimizer steps the master copy along it at --outer-lr (DiLoCo, arXiv 2311.08105).
+// --sync diloco: the gradient buffer holds the sample-weighted mean of the trainers'
+// pseudo-gradients (each one's start minus end of its local steps), and the outer optimizer steps
+// the master copy along it at --outer-lr (DiLoCo, arXiv 2311.08105).
 void RoundExecutor::outer_step() {
   torch::NoGradGuard no_grad;
   torch::Tensor params = flat_.params();
-  torch::Tensor delta = flat_.grads();
-  delta.neg_().add_(params); // params - mean, in place: the mean is not needed again
-  optimizer_.step_range(params, delta, config_.outer_lr, 0, my_length_);
+  optimizer_.step_range(params, flat_.grads(), config_.outer_lr, 0, my_length_);
 }
 
 // Weights of the reduce, in the order of the posted uploads: 1/S for gradient sums (a host's sum
@@ -170,7 +168,8 @@ std::vector<float> RoundExecutor::reduce_weights(const RoundOrder &order) const 
 void RoundExecutor::wait_and_reduce(const RoundOrder &order, PipelinedReduce &pipe,
                                     RoundResult &result) {
   // params (and diloco with --outer-optimizer average): the mean is the new master copy;
-  // diloco's outer step needs the old one, so its mean goes to the gradient buffer.
+  // diloco with an outer step: the trainers upload pseudo-gradients, whose mean goes to the
+  // gradient buffer.
   float *target = params_mode_ && !outer_step_ ? flat_.params().data_ptr<float>()
                                                : flat_.grads().data_ptr<float>();
   // SIGTERM/SIGUSR1 during the round: it may finish within a short grace (the checkpoint then

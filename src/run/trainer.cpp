@@ -147,6 +147,10 @@ private:
   bool overlap_ = false;
   std::unique_ptr<Optimizer> local_optimizer_; // params mode: each trainer steps its own
   std::unique_ptr<LrSchedule> local_schedule_;
+  // --sync diloco with an outer step: the upload is the pseudo-gradient, start minus end of the
+  // local steps, so that --wire-dtype rounds that small difference and not the parameters.
+  bool upload_delta_ = false;
+  torch::Tensor round_start_; // the parameters at the round's start, then the pseudo-gradient
   Timeline timeline_;
   bool watch_gpu_ = false;
   std::ofstream sample_log_;
@@ -183,8 +187,9 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
   if (amp_.enabled() && device.is_cuda() && gpu && !gpu->bf16 && amp_.dtype() == torch::kBFloat16)
     log_warn("--amp bf16 on {} (compute capability {}.{}): no bf16 hardware, expect it slow",
              gpu->name, gpu->cc_major, gpu->cc_minor);
-  params_mode_ =
-      config.sync != SyncMode::kGradient; // params and diloco: local steps, parameters up
+  params_mode_ = config.sync != SyncMode::kGradient; // params, diloco: local steps, then upload
+  upload_delta_ =
+      config.sync == SyncMode::kDiLoCo && config.outer_optimizer != OuterOptimizer::kAverage;
   // Who reduces which part of the flat buffer: rank 0 all of it, or with --aggregators A each of
   // ranks 0..A-1 its shard. Gradients go to, and parameters come from, each piece's owner.
   layout_ = shard_layout_checked(flat_->numel(), config);
@@ -198,6 +203,8 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
   if (config.overlap && !overlap_)
     log_warn("--overlap applies to CPU trainers in --sync gradient with --wire-dtype fp32; this "
              "trainer sends after backward");
+  if (upload_delta_)
+    round_start_ = torch::empty_like(flat_->params());
   if (params_mode_) {
     local_optimizer_ =
         std::make_unique<Optimizer>(optimizer_options(config), flat_->numel(), device);
@@ -300,9 +307,15 @@ void Trainer::run_round(const RoundCommand &command) {
   const double start_us = wall_microseconds();
   RequestSet early; // --overlap: gradient pieces sent during the last backward pass
   begin_relay(command);
+  if (upload_delta_)
+    round_start_.copy_(flat_->params());
   const ComputeStats stats =
       params_mode_ ? take_local_steps(command) : sum_gradients(command, early);
-  const torch::Tensor upload = params_mode_ ? flat_->params() : flat_->grads();
+  if (upload_delta_)
+    round_start_.sub_(flat_->params()); // start minus end: the pseudo-gradient
+  const torch::Tensor upload = upload_delta_  ? round_start_
+                               : params_mode_ ? flat_->params()
+                                              : flat_->grads();
   // On the device that computed it: the wire dtype's conversion runs there too (a leader's
   // relay converts the host's sum instead).
   const torch::Tensor wire_upload = wire_.dtype == torch::kFloat32 || relay_.active()
