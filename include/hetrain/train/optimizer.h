@@ -3,8 +3,8 @@
 // Why not torch::optim: in hetrain the optimizer state lives only where the step happens (rank 0,
 // later on its GPU, later sharded across aggregators), must be saved per parameter into HDF5
 // checkpoints, and must behave the same on LibTorch 1.13 and 2.x, whose optimizer state maps are
-// keyed differently. A flat optimizer is a few lines of tensor arithmetic; tests/unit/test_optimizer.cpp
-// checks it against torch::optim step by step.
+// keyed differently. A flat optimizer is a few lines of tensor arithmetic;
+// tests/unit/test_optimizer.cpp checks it against torch::optim step by step.
 #pragma once
 
 #include <torch/types.h>
