@@ -513,8 +513,7 @@ void Coordinator::write_prometheus(double loss, int64_t epoch) {
   PrometheusSnapshot p;
   const TrainingPosition &at = progress_.position();
   p.samples_total = at.samples_seen;
-  p.samples_per_second = static_cast<double>(at.samples_seen - progress_.resumed().samples_seen) /
-                         std::max(1e-9, progress_.run_seconds());
+  p.samples_per_second = progress_.samples_per_sec();
   p.rounds_total = at.global_step;
   p.epoch = epoch;
   p.loss = loss;

@@ -104,7 +104,7 @@ CommunicationFacts communication_facts(const TrainConfig &config, const RoundEst
   f.aggregators = config.aggregators;
   f.hosts = trainer_hosts(trainers, host_of);
   f.params_mode = config.sync != SyncMode::kGradient;
-  f.local_steps = f.params_mode ? config.local_steps : 1;
+  f.local_steps = local_steps_of(config);
   return f;
 }
 

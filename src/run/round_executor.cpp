@@ -24,11 +24,10 @@ RoundExecutor::RoundExecutor(const TrainConfig &config, MPI_Comm job, Model &mod
     : config_(config), job_(job), model_(model), flat_(flat), optimizer_(optimizer),
       layout_(layout), servers_(servers), trainers_(trainers), timeline_(timeline),
       wire_(wire_format(config.wire_dtype)), params_mode_(config.sync != SyncMode::kGradient),
-      outer_step_(config.sync == SyncMode::kDiLoCo &&
-                  config.outer_optimizer != OuterOptimizer::kAverage),
-      chunk_(chunk_elements(config)), nbuf_(buffer_elements(model)),
-      my_pieces_(layout.pieces_of(0)), my_length_(layout.shard_length(0)),
-      buffers_(static_cast<size_t>(nbuf_)), master_on_gpu_(device.is_cuda()) {
+      outer_step_(has_outer_step(config)), chunk_(chunk_elements(config)),
+      nbuf_(buffer_elements(model)), my_pieces_(layout.pieces_of(0)),
+      my_length_(layout.shard_length(0)), buffers_(static_cast<size_t>(nbuf_)),
+      master_on_gpu_(device.is_cuda()) {
   // What trainers upload (gradient sums, or their parameters in params mode, in the wire dtype)
   // lands in the reducer's buffers, one per trainer; only shard 0 comes here.
   reducer_ = std::make_unique<ChunkReducer>(reduce, trainers.size(), my_length_, wire_.reduce_dtype,

@@ -90,7 +90,8 @@ Plan RoundPlanner::plan_for() const {
 void RoundPlanner::assign_round(const RoundSlice &r) {
   const int64_t epoch = r.epoch, start = r.start, count = r.count, steps = r.steps;
   const int attempt = r.attempt;
-  const RoundShard shard = shard_round(plan_.micro_batches, m_ * local_steps(), start, count);
+  const RoundShard shard =
+      shard_round(plan_.micro_batches, m_ * local_steps_of(config_), start, count);
   for (TrainerState &t : trainers_) {
     t.working = false;
     t.command =

@@ -66,9 +66,6 @@ private:
   Plan plan_for() const;
   void set_uploaders();
   void set_participation(int64_t round);
-  int64_t local_steps() const {
-    return config_.sync == SyncMode::kGradient ? 1 : config_.local_steps;
-  }
 
   const TrainConfig &config_;
   Roster &trainers_;

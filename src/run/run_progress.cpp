@@ -54,7 +54,9 @@ bool RunProgress::progress_due() {
 }
 
 double RunProgress::samples_per_sec() const {
-  return static_cast<double>(position_.samples_seen - resumed_.samples_seen) / run_seconds();
+  // At least 1 ns: a Prometheus snapshot may be written before any time has passed.
+  return static_cast<double>(position_.samples_seen - resumed_.samples_seen) /
+         std::max(1e-9, run_seconds());
 }
 
 std::string RunProgress::progress_line(const char *unit, double loss) const {

@@ -25,7 +25,7 @@ OptimizerOptions optimizer_options(const TrainConfig &c) {
 }
 
 OptimizerOptions aggregator_optimizer_options(const TrainConfig &c) {
-  if (c.sync != SyncMode::kDiLoCo || c.outer_optimizer == OuterOptimizer::kAverage)
+  if (!has_outer_step(c))
     return optimizer_options(c); // average has no outer state: the checkpoint is params mode's
   OptimizerOptions outer;
   outer.kind = c.outer_optimizer == OuterOptimizer::kNesterov ? "nesterov" : "sgd";

@@ -41,10 +41,7 @@ OptimizerOptions optimizer_options(const TrainConfig &config);
 // keep as they keep the optimizer's. --outer-optimizer average keeps --optimizer, as --sync params
 // does, so that its checkpoints are params mode's.
 OptimizerOptions aggregator_optimizer_options(const TrainConfig &config);
-// Local steps a trainer takes per round: --local-steps under --sync params and diloco, else 1.
-inline int64_t local_steps_of(const TrainConfig &config) {
-  return config.sync == SyncMode::kGradient ? 1 : config.local_steps;
-}
+
 LrSchedule lr_schedule(const TrainConfig &config, int64_t steps_per_epoch);
 
 // Opens --test-data (if any) after checking it has the training data's image shape and classes;

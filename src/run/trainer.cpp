@@ -188,8 +188,7 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
     log_warn("--amp bf16 on {} (compute capability {}.{}): no bf16 hardware, expect it slow",
              gpu->name, gpu->cc_major, gpu->cc_minor);
   params_mode_ = config.sync != SyncMode::kGradient; // params, diloco: local steps, then upload
-  upload_delta_ =
-      config.sync == SyncMode::kDiLoCo && config.outer_optimizer != OuterOptimizer::kAverage;
+  upload_delta_ = has_outer_step(config);
   // Who reduces which part of the flat buffer: rank 0 all of it, or with --aggregators A each of
   // ranks 0..A-1 its shard. Gradients go to, and parameters come from, each piece's owner.
   layout_ = shard_layout_checked(flat_->numel(), config);

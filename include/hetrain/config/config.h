@@ -91,6 +91,17 @@ struct TrainConfig {
 
 // Throws UserError naming the first bad value.
 void validate(const TrainConfig &config);
+
+// Local optimizer steps a trainer takes per round: --local-steps under --sync params and diloco,
+// else 1 (the exact round is one step).
+inline int64_t local_steps_of(const TrainConfig &config) {
+  return config.sync == SyncMode::kGradient ? 1 : config.local_steps;
+}
+// --sync diloco with an outer optimizer step (not plain averaging): trainers upload their
+// pseudo-gradients and the aggregator steps the master copy with the outer optimizer.
+inline bool has_outer_step(const TrainConfig &config) {
+  return config.sync == SyncMode::kDiLoCo && config.outer_optimizer != OuterOptimizer::kAverage;
+}
 // --data, or "synthetic:CxHxW:CLASSES:N" for --synthetic: what Dataset and read_dataset_meta open.
 std::string data_source(const TrainConfig &config);
 
