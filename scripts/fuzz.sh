@@ -3,7 +3,7 @@
 #   scripts/fuzz.sh TARGET SECONDS     one target (idx, cifar, image_folder, messages, checkpoint,
 #                                      dataset, config, model_file), for SECONDS
 #   scripts/fuzz.sh all SECONDS        every target in turn, SECONDS each
-#   scripts/fuzz.sh smoke [SECONDS]    what CI runs: every target for 30 s (or SECONDS), two at a
+#   scripts/fuzz.sh smoke [SECONDS]    every target for 30 s (or SECONDS; CI runs 20 s), two at a
 #                                      time; fails when any target finds a crash
 # Builds build-fuzz/ (or $FUZZ_BUILD_DIR) with clang first. Each target starts from its seed
 # corpus fuzz/corpus/TARGET (read only) and the inputs it found before, in

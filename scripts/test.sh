@@ -11,8 +11,8 @@ if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 600 "$@")
-# Every libFuzzer target 30 s (two at a time), replaying its seed and regression inputs first.
+# Every libFuzzer target 20 s (two at a time), replaying its seed and regression inputs first.
 # With arguments (a ctest selection such as -L unit) only those tests run.
 if [ $# -eq 0 ]; then
-  scripts/fuzz.sh smoke 30
+  scripts/fuzz.sh smoke 20
 fi

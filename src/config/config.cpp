@@ -89,6 +89,15 @@ void validate(const TrainConfig &c) {
           fmt::format("--local-steps: must be at least 1, got {}", c.local_steps));
   require(c.outer_lr > 0 && c.outer_lr <= 10, "--outer-lr: must be in (0, 10]");
   require(c.outer_momentum >= 0 && c.outer_momentum < 1, "--outer-momentum: must be in [0, 1)");
+  // An option that the chosen mode ignores is a mistake the user should hear about, not a run
+  // that silently trains another way. A value equal to the default cannot be told apart.
+  const TrainConfig defaults;
+  require(c.sync == SyncMode::kDiLoCo ||
+              (c.outer_lr == defaults.outer_lr && c.outer_momentum == defaults.outer_momentum &&
+               c.outer_optimizer == defaults.outer_optimizer),
+          "--outer-optimizer/--outer-lr/--outer-momentum: only with --sync diloco");
+  require(c.sync != SyncMode::kGradient || c.local_steps == defaults.local_steps,
+          "--local-steps: only with --sync params or diloco (--sync gradient syncs every step)");
   require(c.rebalance_every >= 0, "--rebalance-every: must be >= 0 (0 = never)");
   require(c.join_timeout > 0, "--join-timeout: must be positive");
   require(c.straggler_timeout > 0, "--straggler-timeout: must be positive");

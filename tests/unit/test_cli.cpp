@@ -49,6 +49,16 @@ TEST(Cli, BadFlagValuesAreRefusedWithExitCode2) {
       {"missing_data_file", {"--data", dir.path("absent.h5")}, "absent.h5: no such file"},
       {"data_not_hdf5", {"--data", dir.path("summary-dir")}, "is a directory"},
       {"test_shape_mismatch", {"--test-data", "RGB"}, "3x8x8"},
+      {"outer_lr_without_diloco",
+       {"--sync", "params", "--outer-lr", "0.5"},
+       "--outer-optimizer/--outer-lr/--outer-momentum: only with --sync diloco"},
+      {"outer_optimizer_without_diloco",
+       {"--outer-optimizer", "sgd"},
+       "--outer-optimizer/--outer-lr/--outer-momentum: only with --sync diloco"},
+      {"local_steps_in_gradient_mode", {"--local-steps", "8"}, "--local-steps: only with --sync"},
+      {"zero_sync_period",
+       {"--sync", "diloco", "--local-steps", "0"},
+       "--local-steps: must be at least 1, got 0"},
   };
   std::filesystem::create_directory(dir.path("summary-dir"));
   auto rgb = write_synthetic_dataset(dir, "rgb.h5", 10, 2, 8, 3, /*channels=*/3);
