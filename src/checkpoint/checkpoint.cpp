@@ -66,6 +66,48 @@ NamedTensors read_group_tensors(hid_t file, const std::string &group_name,
   return out;
 }
 
+void write_state_groups(hid_t parent,
+                        const std::vector<std::pair<std::string, NamedTensors>> &state) {
+  for (const auto &[state_name, tensors] : state) {
+    h5::Handle group = create_ordered_group(parent, state_name);
+    for (const auto &[name, tensor] : tensors)
+      write_tensor(group, name, tensor);
+  }
+}
+
+void write_trainer_optimizers(hid_t file, const CheckpointContents &c) {
+  h5::Handle all = h5::create_group(file, "trainer_optimizers");
+  h5::write_attr(all, "kind", c.trainer_optimizer_kind);
+  for (const TrainerOptimizerContents &t : c.trainer_optimizers) {
+    h5::Handle one = h5::create_group(all, fmt::format("rank{}", t.rank));
+    h5::write_attr(one, "step", t.steps);
+    write_state_groups(one, t.state);
+  }
+}
+
+void read_trainer_optimizers(hid_t file, CheckpointContents &c, const std::string &path) {
+  h5::Handle all = h5::open_group(file, "trainer_optimizers", path);
+  c.trainer_optimizer_kind = h5::read_attr_string(all, "kind");
+  for (const std::string &name : h5::list_children(all)) {
+    TrainerOptimizerContents t;
+    size_t used = 0;
+    try {
+      if (name.rfind("rank", 0) == 0)
+        t.rank = std::stoi(name.substr(4), &used);
+    } catch (const std::exception &) {
+      used = 0;
+    }
+    if (used == 0 || 4 + used != name.size() || t.rank < 1)
+      throw UserError(
+          fmt::format("/trainer_optimizers/{}: not rank<R> with a trainer's rank R", name));
+    h5::Handle one = h5::open_group(all, name, path);
+    t.steps = h5::read_attr_int(one, "step");
+    for (const std::string &state_name : h5::list_children(one))
+      t.state.emplace_back(state_name, read_group_tensors(one, state_name, path));
+    c.trainer_optimizers.push_back(std::move(t));
+  }
+}
+
 h5::Handle epoch_record_type() {
   h5::Handle type(CHECK_HDF5(H5Tcreate(H5T_COMPOUND, sizeof(EpochRecord))), H5Tclose);
   auto field = [&](const char *name, size_t offset, hid_t t) {
@@ -143,11 +185,10 @@ void write_checkpoint(const std::string &path, const CheckpointContents &c) {
     h5::write_attr(optimizer, "eps", c.optimizer.eps);
     h5::write_attr(optimizer, "weight_decay", c.optimizer.weight_decay);
     h5::write_attr(optimizer, "step", c.optimizer_steps);
-    for (const auto &[state_name, tensors] : c.optimizer_state) {
-      h5::Handle group = create_ordered_group(optimizer, state_name);
-      for (const auto &[name, tensor] : tensors)
-        write_tensor(group, name, tensor);
-    }
+    write_state_groups(optimizer, c.optimizer_state);
+
+    if (!c.trainer_optimizers.empty())
+      write_trainer_optimizers(file, c);
 
     h5::Handle cluster = h5::create_group(file, "cluster");
     h5::write_string_dataset(cluster, "reports", c.cluster_reports);
@@ -223,6 +264,9 @@ CheckpointContents read_checkpoint_file(hid_t file, const std::string &path) {
     c.optimizer_steps = h5::read_attr_int(optimizer, "step");
     for (const std::string &state_name : h5::list_children(optimizer))
       c.optimizer_state.emplace_back(state_name, read_group_tensors(optimizer, state_name, path));
+
+    if (h5::exists(file, "trainer_optimizers"))
+      read_trainer_optimizers(file, c, path);
 
     h5::Handle cluster = h5::open_group(file, "cluster", path);
     c.cluster_reports = h5::read_string_dataset(cluster, "reports");

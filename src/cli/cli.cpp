@@ -270,6 +270,11 @@ int cmd_inspect(const std::string &path, bool json) {
       {"links", links},
       {"epochs", epochs},
       {"config", nlohmann::json::parse(c.config_json, nullptr, false)}};
+  // --sync params/diloco: each trainer's own optimizer (DESIGN §8, "Trainer optimizers").
+  nlohmann::json trainer_steps = nlohmann::json::object();
+  for (const TrainerOptimizerContents &t : c.trainer_optimizers)
+    trainer_steps[fmt::format("rank{}", t.rank)] = t.steps;
+  j["trainer_optimizers"] = {{"kind", c.trainer_optimizer_kind}, {"steps", trainer_steps}};
   if (json) {
     fmt::print("{}\n", j.dump(2));
     return kExitOk;
@@ -284,6 +289,9 @@ int cmd_inspect(const std::string &path, bool json) {
              c.position.samples_seen, c.seed, c.sync_mode, c.world_size);
   fmt::print("  optimizer: {} lr {} after {} steps, state: {}\n", c.optimizer.kind, c.learning_rate,
              c.optimizer_steps, state_names.dump());
+  if (!c.trainer_optimizers.empty())
+    fmt::print("  trainer optimizers: {}, steps by trainer {}\n", c.trainer_optimizer_kind,
+               trainer_steps.dump());
   for (const auto &[name, t] : c.params)
     fmt::print("  /params/{:<28} {}\n", name, nlohmann::json(t.sizes().vec()).dump());
   for (const auto &[name, t] : c.buffers)

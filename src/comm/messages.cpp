@@ -27,6 +27,8 @@ const char *type_name(MessageType type) {
     return "shard acknowledgement";
   case MessageType::kVerdict:
     return "admission verdict";
+  case MessageType::kOptimizerState:
+    return "optimizer state header";
   }
   return "unknown message";
 }
@@ -124,8 +126,8 @@ Words encode(const RoundCommand &c) {
 RoundCommand decode_round_command(const Words &words) {
   const auto c =
       Reader(words, MessageType::kRoundCommand, RoundCommand::kWords).fields<RoundCommand>();
-  if (c.kind != RoundCommand::Kind::kRound && c.kind != RoundCommand::Kind::kSkip &&
-      c.kind != RoundCommand::Kind::kStop && c.kind != RoundCommand::Kind::kOut)
+  if (int64_t(c.kind) < int64_t(RoundCommand::Kind::kRound) ||
+      int64_t(c.kind) > int64_t(RoundCommand::Kind::kLoadOptimizer))
     throw ProtocolError(fmt::format("a round command of unknown kind {}", int64_t(c.kind)));
   return c;
 }
@@ -199,6 +201,14 @@ Words encode(const ShardAck &a) {
 }
 ShardAck decode_shard_ack(const Words &words) {
   return Reader(words, MessageType::kShardAck, ShardAck::kWords).fields<ShardAck>();
+}
+
+Words encode(const OptimizerStateHeader &h) {
+  return Writer(MessageType::kOptimizerState, OptimizerStateHeader::kWords).put_fields(h).done();
+}
+OptimizerStateHeader decode_optimizer_state_header(const Words &words) {
+  return Reader(words, MessageType::kOptimizerState, OptimizerStateHeader::kWords)
+      .fields<OptimizerStateHeader>();
 }
 
 Words encode(const VerdictMessage &v) {

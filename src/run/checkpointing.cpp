@@ -15,8 +15,45 @@
 namespace hetrain::run {
 namespace fs = std::filesystem;
 
+namespace {
+// Flat state tensors (the flat parameter layout) as one tensor per parameter, for the file.
+std::vector<std::pair<std::string, NamedTensors>>
+per_parameter(const std::vector<std::pair<std::string, torch::Tensor>> &flat_state,
+              const FlatParameters &flat) {
+  std::vector<std::pair<std::string, NamedTensors>> out;
+  for (const auto &[state_name, state] : flat_state) {
+    NamedTensors per_param;
+    for (const ParameterSlot &slot : flat.slots())
+      per_param.emplace_back(slot.name, FlatParameters::view_of(state, slot));
+    out.emplace_back(state_name, std::move(per_param));
+  }
+  return out;
+}
+
+// The inverse, checking that every parameter is there with its size.
+std::vector<std::pair<std::string, torch::Tensor>>
+flat_state_of(const std::vector<std::pair<std::string, NamedTensors>> &saved,
+              const FlatParameters &flat, const std::string &path, const std::string &group) {
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  for (const auto &[state_name, per_param] : saved) {
+    torch::Tensor flat_state = torch::zeros({flat.numel()}, torch::kFloat32);
+    for (const ParameterSlot &slot : flat.slots()) {
+      auto it = std::find_if(per_param.begin(), per_param.end(),
+                             [&](const auto &p) { return p.first == slot.name; });
+      if (it == per_param.end() || it->second.numel() != slot.numel)
+        throw UserError(fmt::format("--resume {}: {} state {}/{} is missing or has the wrong size",
+                                    path, group, state_name, slot.name));
+      flat_state.narrow(0, slot.offset, slot.numel).copy_(it->second.reshape({slot.numel}));
+    }
+    state.emplace_back(state_name, flat_state);
+  }
+  return state;
+}
+} // namespace
+
 std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &position,
-                            const std::vector<EpochRecord> &history, const std::string &tag) {
+                            const std::vector<EpochRecord> &history, const std::string &tag,
+                            const std::vector<TrainerOptimizerState> &trainer_optimizers) {
   const TrainConfig &config = *s.config;
   CheckpointContents c;
   c.model = s.spec;
@@ -35,12 +72,11 @@ std::string save_checkpoint(const CheckpointSource &s, const TrainingPosition &p
   c.optimizer = s.optimizer->options();
   c.learning_rate = learning_rate(*s.schedule, std::max<int64_t>(0, position.global_step - 1));
   c.optimizer_steps = s.optimizer->steps_taken();
-  for (const auto &[state_name, state] : s.optimizer->state()) {
-    NamedTensors per_param;
-    for (const ParameterSlot &slot : s.flat->slots())
-      per_param.emplace_back(slot.name, FlatParameters::view_of(state, slot));
-    c.optimizer_state.emplace_back(state_name, std::move(per_param));
-  }
+  c.optimizer_state = per_parameter(s.optimizer->state(), *s.flat);
+  if (!trainer_optimizers.empty())
+    c.trainer_optimizer_kind = config.optimizer;
+  for (const TrainerOptimizerState &t : trainer_optimizers)
+    c.trainer_optimizers.push_back({t.rank, t.steps, per_parameter(t.state, *s.flat)});
   c.cluster_reports = s.reports;
   c.epochs = history;
   std::string path =
@@ -93,21 +129,8 @@ TrainingPosition restore_training(const ResumePoint &resume, Model &model, FlatP
                                   Optimizer &optimizer, TrainSummary &summary) {
   const CheckpointContents &c = resume.contents;
   load_model_state(c, model, resume.path);
-  std::vector<std::pair<std::string, torch::Tensor>> state;
-  for (const auto &[state_name, per_param] : c.optimizer_state) {
-    torch::Tensor flat_state = torch::zeros_like(flat.params());
-    for (const ParameterSlot &slot : flat.slots()) {
-      auto it = std::find_if(per_param.begin(), per_param.end(),
-                             [&](const auto &p) { return p.first == slot.name; });
-      if (it == per_param.end() || it->second.numel() != slot.numel)
-        throw UserError(fmt::format("--resume {}: optimizer state {}/{} is missing or has the "
-                                    "wrong size",
-                                    resume.path, state_name, slot.name));
-      flat_state.narrow(0, slot.offset, slot.numel).copy_(it->second.reshape({slot.numel}));
-    }
-    state.emplace_back(state_name, flat_state);
-  }
-  optimizer.load_state(state, c.optimizer_steps);
+  optimizer.load_state(flat_state_of(c.optimizer_state, flat, resume.path, "optimizer"),
+                       c.optimizer_steps);
   summary.history = c.epochs;
   for (const EpochRecord &r : c.epochs)
     summary.epoch_seconds.push_back(r.seconds);
@@ -116,6 +139,24 @@ TrainingPosition restore_training(const ResumePoint &resume, Model &model, FlatP
   log_info("resuming from {}: epoch {}, {} samples into it, step {}", resume.path,
            c.position.epoch + 1, c.position.epoch_position, c.position.global_step);
   return c.position;
+}
+
+std::vector<TrainerOptimizerState> saved_trainer_optimizers(const ResumePoint &resume,
+                                                            const FlatParameters &flat,
+                                                            const TrainConfig &config) {
+  const CheckpointContents &c = resume.contents;
+  std::vector<TrainerOptimizerState> out;
+  if (c.trainer_optimizers.empty())
+    return out;
+  if (c.trainer_optimizer_kind != config.optimizer)
+    throw UserError(fmt::format("--resume {}: the trainers' optimizers in it are {}, this run's "
+                                "--optimizer is {}",
+                                resume.path, c.trainer_optimizer_kind, config.optimizer));
+  for (const TrainerOptimizerContents &t : c.trainer_optimizers)
+    out.push_back({t.rank, t.steps,
+                   flat_state_of(t.state, flat, resume.path,
+                                 fmt::format("trainer_optimizers/rank{}", t.rank))});
+  return out;
 }
 
 } // namespace hetrain::run

@@ -3,6 +3,8 @@
 // src/run.
 #pragma once
 
+#include "trainer_optimizers.h"
+
 #include "hetrain/checkpoint/checkpoint.h"
 #include "hetrain/config/config.h"
 #include "hetrain/data/dataset.h"
@@ -32,8 +34,10 @@ struct CheckpointSource {
   std::string fingerprint;          // model_fingerprint() of the model, computed once
 };
 // Writes <checkpoint-dir>/ckpt-s<step>-<tag>.h5 atomically, prunes old ones, returns the path.
+// `trainer_optimizers`: the trainers' own optimizers (--sync params/diloco), when collected.
 std::string save_checkpoint(const CheckpointSource &source, const TrainingPosition &position,
-                            const std::vector<EpochRecord> &history, const std::string &tag);
+                            const std::vector<EpochRecord> &history, const std::string &tag,
+                            const std::vector<TrainerOptimizerState> &trainer_optimizers = {});
 
 // --resume: the checkpoint a run continues from. auto: the newest ckpt-*.h5 in --checkpoint-dir
 // that reads back (unreadable ones are skipped with a warning; none at all means a fresh start);
@@ -53,5 +57,11 @@ std::unique_ptr<ResumePoint> find_resume_point(const TrainConfig &config, const 
 // summary takes over the finished epochs' records.
 TrainingPosition restore_training(const ResumePoint &resume, Model &model, FlatParameters &flat,
                                   Optimizer &optimizer, TrainSummary &summary);
+// The trainers' own optimizers saved in the checkpoint, flat: empty when it holds none (its
+// trainers' --optimizer had no state, or it predates them: the trainers then start fresh).
+// UserError when they belong to another --optimizer than this run's.
+std::vector<TrainerOptimizerState> saved_trainer_optimizers(const ResumePoint &resume,
+                                                            const FlatParameters &flat,
+                                                            const TrainConfig &config);
 
 } // namespace hetrain::run

@@ -121,7 +121,7 @@ private:
   void report_progress(int64_t epoch, int64_t first, double loss_sum);
   void finish_epoch(int64_t epoch, int64_t first, double loss_sum, int64_t correct,
                     Clock::time_point epoch_start);
-  std::string save(const std::string &tag);
+  std::string save(const std::string &tag, bool between_rounds = false);
   void write_prometheus(double loss, int64_t epoch);
   void stop_trainers(const std::vector<int> &except);
   void end_job();
@@ -147,6 +147,7 @@ private:
   TrainSummary summary_;
   RunProgress progress_;
   CheckpointSource source_;
+  std::vector<TrainerOptimizerState> trainer_optimizers_; // from --resume, until handed back
   std::unique_ptr<RoundPlanner> planner_; // decides the plan and each round's assignment
   Timeline timeline_;
   MetricsFile metrics_;
@@ -191,8 +192,11 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   // --resume: rank 0 alone reads the checkpoint; the trainers get the parameters as at any start,
   // and each round's command says where in which epoch it is.
   const std::string fingerprint = model_fingerprint(*model_, spec_);
-  if (auto resume = find_resume_point(config, spec_, fingerprint, optimizer_->options().kind))
+  if (auto resume = find_resume_point(config, spec_, fingerprint, optimizer_->options().kind)) {
     progress_.resume_at(restore_training(*resume, *model_, *flat_, *optimizer_, summary_));
+    if (trainers_keep_optimizer_state(config))
+      trainer_optimizers_ = saved_trainer_optimizers(*resume, *flat_, config);
+  }
   source_ = CheckpointSource{
       &config,          spec_,      normalization,        model_.get(), flat_.get(),
       optimizer_.get(), &schedule_, placement.world_size, {},           fingerprint};
@@ -236,6 +240,10 @@ TrainSummary Coordinator::run() {
   // No parameters go out here: each trainer gets them with its first kRound or kSkip, so a
   // trainer the plan leaves out costs the job nothing, not even at the start (DESIGN §5).
   progress_.start();
+  if (!trainer_optimizers_.empty()) { // resumed: the trainers' own optimizers go back first
+    hand_back_trainer_optimizers(config_, job_, trainers_, trainer_optimizers_);
+    trainer_optimizers_.clear();
+  }
   for (int64_t epoch = progress_.first_epoch(); epoch < config_.epochs; ++epoch) {
     const auto epoch_start = Clock::now();
     // A resumed epoch goes on from the saved position; its record covers this part only.
@@ -269,9 +277,9 @@ TrainSummary Coordinator::run() {
       if (const auto why = planner_->maybe_replan(progress_.position().global_step))
         record_plan(*why);
       if (progress_.step_checkpoint_due())
-        save("step");
+        save("step", true);
       if (stop_requested(progress_.epoch_finished())) {
-        summary_.final_checkpoint = save("signal");
+        summary_.final_checkpoint = save("signal", true);
         summary_.stopped_by_signal = pending_signal_;
         break;
       }
@@ -486,13 +494,20 @@ void Coordinator::finish_epoch(int64_t epoch, int64_t first, double loss_sum, in
   write_prometheus(summary_.history.back().train_loss, epoch + 1);
   log_trainer_table(trainers_, plan());
   progress_.end_epoch(epoch);
-  summary_.final_checkpoint = save("epoch");
+  summary_.final_checkpoint = save("epoch", true);
 }
 
-std::string Coordinator::save(const std::string &tag) {
+// `between_rounds`: every trainer waits for its next command, so those with an optimizer of their
+// own (--sync params/diloco) can be asked for it; a checkpoint in a broken round ("abort", a
+// signal mid-round) is written without them.
+std::string Coordinator::save(const std::string &tag, bool between_rounds) {
   ScopedSpan span(timeline_, Span::kCheckpoint);
   const LeaderActivityScope doing(LeaderActivity::kCheckpointing);
   servers_->gather();
+  const std::vector<TrainerOptimizerState> trainer_optimizers =
+      between_rounds && trainers_keep_optimizer_state(config_)
+          ? collect_trainer_optimizers(config_, job_, trainers_, flat_->numel())
+          : std::vector<TrainerOptimizerState>{};
   // Checkpoints store every report with the trainer's share in the current plan.
   source_.reports.clear();
   for (nlohmann::json r : report_json_) {
@@ -504,7 +519,7 @@ std::string Coordinator::save(const std::string &tag) {
       }
     source_.reports.push_back(r.dump());
   }
-  return save_checkpoint(source_, progress_.position(), summary_.history, tag);
+  return save_checkpoint(source_, progress_.position(), summary_.history, tag, trainer_optimizers);
 }
 
 void Coordinator::write_prometheus(double loss, int64_t epoch) {

@@ -37,6 +37,8 @@ enum Tag : int {
   kTagLinks,
   // A trainer out of the plan, asked by kOut with a sample count: {samples, seconds} it timed.
   kTagOutSpeed,
+  // A trainer's own optimizer (--sync params/diloco): OptimizerStateHeader, then its tensors.
+  kTagTrainerState,
   // A shard's parameters, then its optimizer state tensor s at kTagShardState + 1 + s.
   kTagShardState = 100,
   // Gradient piece k (ShardLayout; without --aggregators the pieces are the chunks) travels with

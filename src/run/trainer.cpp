@@ -36,6 +36,7 @@
 #include "protocol.h"
 #include "roles.h"
 #include "train_setup.h"
+#include "trainer_optimizers.h"
 
 #include <torch/torch.h>
 
@@ -112,6 +113,7 @@ public:
 private:
   bool receive_parameters(const char *when); // false: rank 0 ended the job instead
   RoundCommand next_command();
+  void exchange_optimizer(RoundCommand::Kind kind);
   void run_round(const RoundCommand &command);
   void inject_faults_before_round(const RoundCommand &command);
   ComputeStats sum_gradients(const RoundCommand &command, RequestSet &early);
@@ -232,6 +234,11 @@ void Trainer::run() {
       break;
     }
     inbox_.post(); // the next command may come while this round runs
+    if (command.kind == RoundCommand::Kind::kSaveOptimizer ||
+        command.kind == RoundCommand::Kind::kLoadOptimizer) {
+      exchange_optimizer(command.kind);
+      continue;
+    }
     if (command.kind == RoundCommand::Kind::kOut) {
       if (!out) // rank 0 repeats kOut now and then: say it once
         log_info("out of the plan from round {}: waiting for rank 0's next command",
@@ -254,6 +261,19 @@ void Trainer::run() {
     stopped = !receive_parameters("after a round");
   }
   inbox_.cancel(); // still posted when the job ended while parameters were due
+}
+
+// Rank 0 saves this trainer's optimizer into a checkpoint, or hands one back on resume
+// (trainer_optimizers.h); only params and diloco trainers have one.
+void Trainer::exchange_optimizer(RoundCommand::Kind kind) {
+  if (!local_optimizer_)
+    throw ProtocolError("rank 0 asked for the optimizer of a trainer that has none (--sync "
+                        "gradient)");
+  const double timeout = 2 * config_.straggler_timeout + 30;
+  if (kind == RoundCommand::Kind::kSaveOptimizer)
+    send_own_optimizer(*local_optimizer_, job_, chunk_, timeout);
+  else
+    receive_own_optimizer(*local_optimizer_, flat_->numel(), job_, chunk_, timeout);
 }
 
 int64_t Trainer::largest_piece_bytes() const {

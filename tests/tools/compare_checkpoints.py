@@ -10,8 +10,9 @@ reference) and the largest absolute difference, then the worst of each.
   --exact              bit-identity instead: exit 0 only when every tensor is identical (largest
                        absolute difference exactly 0), for runs that do the same computation; the
                        whole state: the parameters, the buffers (BatchNorm running statistics),
-                       the frozen parameters and the optimizer state, where the reference has
-                       them.
+                       the frozen parameters, the optimizer state and the trainers' own
+                       optimizers (/trainer_optimizers, --sync params/diloco), where the
+                       reference has them.
   --print-worst        measure only: print nothing but the worst relative L2 difference (a number
                        for the caller's arithmetic); exit 0 whatever it is.
   --optimizer          the optimizer state tensors (exp_avg, momentum_buffer, ...) and the step
@@ -100,6 +101,18 @@ with h5py.File(ref_path, "r") as ref, h5py.File(other_path, "r") as other:
         say(f"optimizer steps {steps[0]} vs {steps[1]}")
         if steps[0] != steps[1]:
             broken(f"optimizer steps differ: {steps[0]} vs {steps[1]}")
+    if exact and "trainer_optimizers" in ref:
+        if "trainer_optimizers" not in other:
+            broken("trainer_optimizers: missing in the other checkpoint")
+        if sorted(ref["trainer_optimizers"]) != sorted(other["trainer_optimizers"]):
+            broken(f"trainer_optimizers: {sorted(ref['trainer_optimizers'])} vs "
+                   f"{sorted(other['trainer_optimizers'])}")
+        for rank in sorted(ref["trainer_optimizers"]):
+            for g in sorted(ref["trainer_optimizers"][rank]):
+                compare(f"trainer_optimizers/{rank}/{g}", ref, other)
+            steps = [int(f["trainer_optimizers"][rank].attrs["step"]) for f in (ref, other)]
+            if steps[0] != steps[1]:
+                broken(f"trainer_optimizers/{rank}: steps differ: {steps[0]} vs {steps[1]}")
 if measure:
     print(f"{worst_rel:.6e}")
     sys.exit(0)

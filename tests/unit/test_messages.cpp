@@ -155,7 +155,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
   Words other_version = command;
   other_version[0] += 1; // the version is the header's low 16 bits
   expect_protocol_error([&] { decode_round_command(other_version); },
-                        "a round command of protocol version 5, this hetrain speaks 4");
+                        "a round command of protocol version 6, this hetrain speaks 5");
   Words short_one(command.begin(), command.end() - 1);
   expect_protocol_error([&] { decode_round_command(short_one); },
                         "a round command of 9 words, expected 10");
@@ -173,7 +173,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
 // change of the encoder that still round-trips (another field order, another bool or enum
 // encoding, another header) fails: ranks of two builds must keep understanding each other.
 TEST(Messages, WireWordsAreFixed) {
-  const auto header = [](int64_t type) { return int64_t{0x4854} << 32 | type << 16 | 4; };
+  const auto header = [](int64_t type) { return int64_t{0x4854} << 32 | type << 16 | 5; };
   const auto word = [](uint64_t bits) { return static_cast<int64_t>(bits); };
 
   RoundCommand command;
@@ -234,6 +234,10 @@ TEST(Messages, WireWordsAreFixed) {
   verdict[2] = word(0x6867666564636261); // "abcdefgh"
   verdict[3] = 0x6A69;                   // "ij"
   EXPECT_EQ(encode(VerdictMessage{true, "abcdefghij"}), verdict);
+
+  EXPECT_EQ(encode(OptimizerStateHeader{22, 2, 23}), (Words{header(7), 22, 2, 23}));
+  command.kind = RoundCommand::Kind::kLoadOptimizer;
+  EXPECT_EQ(encode(command).at(1), 6);
 }
 
 namespace {
@@ -312,12 +316,15 @@ TEST(Messages, EveryFieldOfEveryMessageRoundTrips) {
   const VerdictMessage verdict{true, "not fast enough"};
   expect_every_field_round_trips(verdict, encode(verdict), decode_verdict);
   EXPECT_EQ(decode_verdict(encode(verdict)).reason, verdict.reason);
+
+  const OptimizerStateHeader state{61, 2, 62};
+  expect_every_field_round_trips(state, encode(state), decode_optimizer_state_header);
 }
 
 // The lengths both sides post receives for, counted from the field lists.
 TEST(Messages, WordCountsFollowTheFieldLists) {
   static_assert(RoundCommand::kWords == 10 && RoundStats::kWords == 13 && ShardAck::kWords == 5 &&
-                VerdictMessage::kWords == 66);
+                VerdictMessage::kWords == 66 && OptimizerStateHeader::kWords == 4);
   EXPECT_EQ(ShardSetup::words(8), 19u);
   EXPECT_EQ(ShardCommand::words(3), 9u);
 }

@@ -117,6 +117,28 @@ INSTANTIATE_TEST_SUITE_P(AllKinds, FlatOptimizerVsTorch,
                            return info.param.kind + (info.param.weight_decay > 0 ? "_wd" : "");
                          });
 
+// The outer step of --sync diloco, worked by hand from PyTorch's SGD(nesterov=True) rule
+// (buf = momentum * buf + g, the first buf = g; p -= lr * (g + momentum * buf)) at the defaults
+// --outer-lr 0.7, --outer-momentum 0.9, for two steps:
+//   p = 1:  g 0.5 -> buf 0.5, p 1 - 0.7 * 0.95 = 0.335;  g -0.25 -> buf 0.2, p 0.335 + 0.049 =
+//   0.384 p = -2: g 1 -> buf 1, p -2 - 0.7 * 1.9 = -3.33;  g 0.5 -> buf 1.4, p -3.33 - 0.7 * 1.76 =
+//   -4.562
+TEST(Optimizer, NesterovMatchesATwoStepExampleWorkedByHand) {
+  OptimizerOptions options;
+  options.kind = "nesterov";
+  options.momentum = 0.9;
+  Optimizer outer(options, 2);
+  auto p = torch::tensor({1.0f, -2.0f});
+  outer.step(p, torch::tensor({0.5f, 1.0f}), 0.7);
+  EXPECT_NEAR(p[0].item<float>(), 0.335, 1e-6);
+  EXPECT_NEAR(p[1].item<float>(), -3.33, 1e-6);
+  outer.step(p, torch::tensor({-0.25f, 0.5f}), 0.7);
+  EXPECT_NEAR(p[0].item<float>(), 0.384, 1e-6);
+  EXPECT_NEAR(p[1].item<float>(), -4.562, 1e-6);
+  EXPECT_NEAR(outer.state().at(0).second[0].item<float>(), 0.2, 1e-7); // the momentum buffer
+  EXPECT_NEAR(outer.state().at(0).second[1].item<float>(), 1.4, 1e-7);
+}
+
 TEST(Optimizer, StateRoundTripContinuesIdentically) {
   OptimizerOptions options;
   options.kind = "adam";

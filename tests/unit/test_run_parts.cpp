@@ -6,6 +6,7 @@
 #include "round_supervisor.h"
 #include "run_progress.h"
 #include "run_records.h"
+#include "trainer_optimizers.h"
 
 #include <gtest/gtest.h>
 
@@ -429,4 +430,47 @@ TEST(RunRecords, RoundRecordWritesOptionalFiguresOnlyWhenKnown) {
 }
 
 } // namespace
+
+// A resumed run's trainers get back their own optimizers only when they are the trainers that
+// saved them; any other set (one more, one fewer, other ranks) starts from the saved mean.
+TEST(TrainerOptimizers, OwnStateOnlyForTheSameTrainers) {
+  EXPECT_EQ(choose_resplit({1, 2, 3}, {3, 1, 2}), ReSplit::kOwn);
+  EXPECT_EQ(choose_resplit({1, 2, 3}, {1, 2}), ReSplit::kMean);
+  EXPECT_EQ(choose_resplit({1, 2}, {1, 2, 3}), ReSplit::kMean);
+  EXPECT_EQ(choose_resplit({1, 3}, {1, 2}), ReSplit::kMean);
+  EXPECT_EQ(choose_resplit({1, 2}, {}), ReSplit::kNone);
+}
+
+TEST(TrainerOptimizers, MeanStateAveragesEveryTensorAndKeepsTheLargestStepCount) {
+  TrainerOptimizerState a{
+      1,
+      4,
+      {{"exp_avg", torch::tensor({1.0f, 2.0f})}, {"exp_avg_sq", torch::tensor({4.0f, 0.0f})}}};
+  TrainerOptimizerState b{
+      2,
+      6,
+      {{"exp_avg", torch::tensor({3.0f, -2.0f})}, {"exp_avg_sq", torch::tensor({2.0f, 1.0f})}}};
+  const TrainerOptimizerState m = mean_state({a, b});
+  EXPECT_EQ(m.steps, 6);
+  ASSERT_EQ(m.state.size(), 2u);
+  EXPECT_EQ(m.state[0].first, "exp_avg");
+  EXPECT_TRUE(torch::equal(m.state[0].second, torch::tensor({2.0f, 0.0f})));
+  EXPECT_TRUE(torch::equal(m.state[1].second, torch::tensor({3.0f, 0.5f})));
+  EXPECT_EQ(m.state[1].second.scalar_type(), torch::kFloat32);
+}
+
+TEST(TrainerOptimizers, KeptOnlyWhereTrainersStepTheirOwnStatefulOptimizer) {
+  TrainConfig c;
+  c.optimizer = "adam";
+  EXPECT_FALSE(trainers_keep_optimizer_state(c)); // --sync gradient: rank 0 steps
+  c.sync = SyncMode::kDiLoCo;
+  EXPECT_TRUE(trainers_keep_optimizer_state(c));
+  EXPECT_EQ(trainer_state_names(c), (std::vector<std::string>{"exp_avg", "exp_avg_sq"}));
+  c.sync = SyncMode::kParams;
+  c.optimizer = "momentum";
+  EXPECT_TRUE(trainers_keep_optimizer_state(c));
+  c.optimizer = "sgd";
+  EXPECT_FALSE(trainers_keep_optimizer_state(c)); // no state to keep
+}
+
 } // namespace hetrain::run

@@ -117,6 +117,9 @@ TEST(Checkpoint, WriteThenReadGivesIdenticalTensorsAndAttributes) {
   c.optimizer_state = {{"exp_avg", {{"a.weight", torch::randn({3, 4})}}},
                        {"exp_avg_sq", {{"a.weight", torch::rand({3, 4})}}}};
   c.cluster_reports = {R"({"rank":1})", R"({"rank":2})"};
+  c.trainer_optimizer_kind = "momentum";
+  c.trainer_optimizers = {{2, 7, {{"momentum_buffer", {{"a.weight", torch::randn({3, 4})}}}}},
+                          {11, 9, {{"momentum_buffer", {{"a.weight", torch::randn({3, 4})}}}}}};
   EpochRecord r;
   r.epoch = 1;
   r.test_accuracy = 0.875;
@@ -148,6 +151,17 @@ TEST(Checkpoint, WriteThenReadGivesIdenticalTensorsAndAttributes) {
   EXPECT_EQ(d.optimizer.kind, "adam");
   EXPECT_EQ(d.optimizer_steps, 95);
   EXPECT_EQ(d.cluster_reports, c.cluster_reports);
+  EXPECT_EQ(d.trainer_optimizer_kind, "momentum");
+  ASSERT_EQ(d.trainer_optimizers.size(), 2u);
+  for (const TrainerOptimizerContents &want : c.trainer_optimizers) {
+    auto got = std::find_if(d.trainer_optimizers.begin(), d.trainer_optimizers.end(),
+                            [&](const auto &t) { return t.rank == want.rank; });
+    ASSERT_NE(got, d.trainer_optimizers.end()) << want.rank;
+    EXPECT_EQ(got->steps, want.steps);
+    ASSERT_EQ(got->state.size(), 1u);
+    EXPECT_EQ(got->state[0].first, "momentum_buffer");
+    EXPECT_TRUE(torch::equal(got->state[0].second.at(0).second, want.state[0].second[0].second));
+  }
   ASSERT_EQ(d.epochs.size(), 1u);
   EXPECT_DOUBLE_EQ(d.epochs[0].test_accuracy, 0.875);
 }

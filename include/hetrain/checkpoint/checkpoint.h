@@ -13,6 +13,9 @@
 //   /frozen/<name>   parameters that do not require gradients (only when the model has some)
 //   /optimizer       attrs: kind, lr, momentum, beta1, beta2, eps, weight_decay, step
 //   /optimizer/<state>/<name>   e.g. exp_avg/fc1.weight, momentum_buffer/fc1.weight
+//   /trainer_optimizers         --sync params/diloco only, when the trainers' --optimizer has
+//                    state: attrs kind; /trainer_optimizers/rank<R> (R: the trainer's world
+//                    rank) attrs step, with <state>/<name> laid out as under /optimizer
 //   /cluster/reports one JSON string per node report of the run
 //   /metrics/epochs  compound table: epoch, samples, train_loss, train_accuracy, test_loss,
 //                    test_accuracy, seconds, samples_per_sec
@@ -43,6 +46,13 @@ struct TrainingPosition {
   int64_t samples_seen = 0;
 };
 
+// --sync params/diloco: a trainer's own optimizer, which takes its local steps.
+struct TrainerOptimizerContents {
+  int rank = 0; // the trainer's world rank when it was saved
+  int64_t steps = 0;
+  std::vector<std::pair<std::string, NamedTensors>> state; // state name -> per parameter
+};
+
 struct CheckpointContents {
   ModelSpec model;
   std::string model_fingerprint;           // "" in checkpoints written before it existed
@@ -57,7 +67,9 @@ struct CheckpointContents {
   double learning_rate = 0;
   int64_t optimizer_steps = 0;
   std::vector<std::pair<std::string, NamedTensors>> optimizer_state; // state name -> per parameter
-  std::vector<std::string> cluster_reports;                          // JSON, one per report
+  std::string trainer_optimizer_kind; // "" when the checkpoint holds no trainer optimizers
+  std::vector<TrainerOptimizerContents> trainer_optimizers;
+  std::vector<std::string> cluster_reports; // JSON, one per report
   std::vector<EpochRecord> epochs;
 };
 

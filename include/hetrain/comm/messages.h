@@ -22,8 +22,10 @@ namespace hetrain {
 using Words = std::vector<int64_t>;
 
 // 2: RoundStats.data_wait_seconds; 3: RoundCommand.members, ShardCommand.uploading (--host-reduce);
-// 4: RoundCommand kOut, ShardCommand refresh and receiving (a trainer left out of the plan)
-inline constexpr int64_t kMessageVersion = 4;
+// 4: RoundCommand kOut, ShardCommand refresh and receiving (a trainer left out of the plan);
+// 5: RoundCommand kSaveOptimizer and kLoadOptimizer, OptimizerStateHeader (a trainer's own
+// optimizer in checkpoints)
+inline constexpr int64_t kMessageVersion = 5;
 
 enum class MessageType : int64_t {
   kRoundCommand = 1,
@@ -31,7 +33,8 @@ enum class MessageType : int64_t {
   kShardSetup = 3,
   kShardCommand = 4,
   kShardAck = 5,
-  kVerdict = 6
+  kVerdict = 6,
+  kOptimizerState = 7
 };
 
 // A message that is not what the receiver expected: another type, version or length.
@@ -60,8 +63,19 @@ template <class Message> constexpr size_t fixed_words() {
 // samples and send rank 0 {samples, seconds} (kTagOutSpeed), so that a re-plan can see it
 // recover. A trainer that was out (or has not worked yet) receives the current
 // parameters before it acts on its next kRound or kSkip (DESIGN §5, "A trainer out of the plan").
+// --sync params/diloco, where each trainer steps its own optimizer: kSaveOptimizer (between rounds,
+// before a checkpoint) asks it to send that optimizer's state to rank 0, kLoadOptimizer (before the
+// first round of a resumed run) says that rank 0 sends it one to load; both as an
+// OptimizerStateHeader and the state tensors on kTagTrainerState (DESIGN §8).
 struct RoundCommand {
-  enum class Kind : int64_t { kRound = 1, kSkip = 2, kStop = 3, kOut = 4 };
+  enum class Kind : int64_t {
+    kRound = 1,
+    kSkip = 2,
+    kStop = 3,
+    kOut = 4,
+    kSaveOptimizer = 5,
+    kLoadOptimizer = 6
+  };
   Kind kind = Kind::kSkip;
   int64_t epoch = 0;          // 0-based
   int64_t offset = 0;         // first position in the epoch's order this trainer computes
@@ -185,6 +199,25 @@ struct ShardAck {
 inline constexpr size_t ShardAck::kWords = fixed_words<ShardAck>();
 Words encode(const ShardAck &ack);
 ShardAck decode_shard_ack(const Words &words);
+
+// --- trainer <-> rank 0: a trainer's own optimizer (--sync params/diloco) --------------------
+// Followed on the same tag by `tensors` float32 arrays of `numel` elements each, in the order
+// Optimizer::state() lists them.
+struct OptimizerStateHeader {
+  int64_t steps = 0;   // Optimizer::steps_taken() (Adam's bias correction counts them)
+  int64_t tensors = 0; // state tensors that follow
+  int64_t numel = 0;   // elements of each
+  template <class Visit> static constexpr void fields(Visit &&visit) {
+    using M = OptimizerStateHeader;
+    visit(&M::steps);
+    visit(&M::tensors);
+    visit(&M::numel);
+  }
+  static const size_t kWords; // the header and fields()
+};
+inline constexpr size_t OptimizerStateHeader::kWords = fixed_words<OptimizerStateHeader>();
+Words encode(const OptimizerStateHeader &header);
+OptimizerStateHeader decode_optimizer_state_header(const Words &words);
 
 // --- rank 0 -> every reporting rank: the admission verdict -----------------------------------
 struct VerdictMessage {

@@ -16,6 +16,11 @@
 #      pseudo-gradient) is within 1e-2 relative L2 of the fp32 run's (bf16 keeps 8 bits: 2^-9
 #      relative per element; measured 1.5e-3). Rounding the parameters to bf16 instead errs by
 #      4.0e-2 of this pseudo-gradient (computed from the fp32 run's checkpoint), so it would fail;
+#   6. (at the end) the trainers' own optimizers are in every checkpoint: Adam as the inner
+#      optimizer, a run resumed from a mid-epoch step checkpoint ends bit-identical to the run
+#      that went on (the trainers' moments and step counts included); the same resume with the
+#      trainers' optimizers deleted from the checkpoint differs, so the check can fail; and a
+#      resume with 3 trainers instead of 2 starts each from the saved states' mean and says so;
 #   4. --on-trainer-loss continue: a trainer killed mid-epoch (--fault-kill-rank) is dropped,
 #      the round is redone from the unchanged master copy by the others, the job ends with exit 5
 #      and every sample is used exactly once per epoch (the trainers' own sample logs).
@@ -99,4 +104,50 @@ rel = np.linalg.norm(x - y) / np.linalg.norm(x)
 print(f"5. bf16 uploads: pseudo-gradient within {rel:.2e} relative L2 of fp32 (allowed 1e-2)")
 assert 0 < rel < 1e-2, rel
 PY
+
+# 6. the trainers' Adam state in a mid-epoch checkpoint (1024 samples = 4 rounds = 8 steps;
+#    a step checkpoint after round 2, at step 4)
+adam=(--limit-train-samples 1024 --sync diloco --optimizer adam --lr 1e-3 --checkpoint-every 4
+  --keep-checkpoints 10)
+run "$work/adam" "${adam[@]}"
+mid=$work/adam/ckpt-s00000004-step.h5
+[ -f "$mid" ] || fail "no step checkpoint at step 4 in $work/adam"
+$py - "$mid" <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1]) as f:
+    t = f["trainer_optimizers"]
+    kind = t.attrs["kind"]
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    assert kind == "adam", kind
+    assert sorted(t) == ["rank1", "rank2"], sorted(t)
+    for rank in t:
+        assert int(t[rank].attrs["step"]) == 4, (rank, t[rank].attrs["step"])
+        assert sorted(t[rank]) == ["exp_avg", "exp_avg_sq"], sorted(t[rank])
+        assert sum(abs(v[()]).sum() for v in t[rank]["exp_avg"].values()) > 0, rank
+PY
+"$HETRAIN" inspect "$mid" | grep -qF 'trainer optimizers: adam, steps by trainer {"rank1":4,"rank2":4}' ||
+  fail "hetrain inspect does not show the trainers' optimizers of $mid"
+mkdir -p "$work/adam_resumed" "$work/adam_fresh" "$work/adam_three"
+cp "$mid" "$work/adam_resumed/"
+run "$work/adam_resumed" "${adam[@]}" --resume auto
+grep -q "each of the 2 trainers gets its own state back" "$work/adam_resumed.log" ||
+  fail "the resumed run did not hand the trainers their state (log: $work/adam_resumed.log)"
+compare --exact "$(newest "$work/adam")" "$(newest "$work/adam_resumed")" ||
+  fail "a run resumed mid-epoch differs from the one that went on"
+cp "$mid" "$work/adam_fresh/"
+$py -c 'import h5py, sys; del h5py.File(sys.argv[1], "r+")["trainer_optimizers"]' \
+  "$work/adam_fresh/$(basename "$mid")"
+run "$work/adam_fresh" "${adam[@]}" --resume auto
+if compare --exact --quiet "$(newest "$work/adam")" "$(newest "$work/adam_fresh")" >/dev/null; then
+  fail "resuming without the trainers' optimizers changed nothing: the check above proves nothing"
+fi
+cp "$mid" "$work/adam_three/"
+rc=0
+mpi 4 "$HETRAIN" train "${common[@]}" --checkpoint-dir "$work/adam_three" "${adam[@]}" \
+  --balance static:1,1,2 --resume auto >"$work/adam_three.log" 2>&1 || rc=$?
+expect_rc "$rc" 0 "$work/adam_three.log"
+grep -q "the checkpoint holds 2 for ranks 1,2, the job has ranks 1,2,3: each trainer starts from their mean (step 4)" \
+  "$work/adam_three.log" || fail "3 trainers did not start from the mean (log: $work/adam_three.log)"
+echo "6. trainers' Adam state: in the checkpoint, resumed bit-identical, missed when deleted, re-split as the mean"
 
