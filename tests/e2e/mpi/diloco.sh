@@ -21,6 +21,10 @@
 #      that went on (the trainers' moments and step counts included); the same resume with the
 #      trainers' optimizers deleted from the checkpoint differs, so the check can fail; and a
 #      resume with 3 trainers instead of 2 starts each from the saved states' mean and says so;
+#   7. (at the end) one trainer with outer sgd at --outer-lr 1 is local training: its Adam run of
+#      20 steps (5 rounds of 4 local steps) ends within 1e-6 relative L2 of one process's
+#      (measured 5.7e-8: master - (start - end) rounds where the one process has end itself);
+#      a trainer whose Adam state did not survive the rounds would be far off;
 #   4. --on-trainer-loss continue: a trainer killed mid-epoch (--fault-kill-rank) is dropped,
 #      the round is redone from the unchanged master copy by the others, the job ends with exit 5
 #      and every sample is used exactly once per epoch (the trainers' own sample logs).
@@ -150,4 +154,19 @@ expect_rc "$rc" 0 "$work/adam_three.log"
 grep -q "the checkpoint holds 2 for ranks 1,2, the job has ranks 1,2,3: each trainer starts from their mean (step 4)" \
   "$work/adam_three.log" || fail "3 trainers did not start from the mean (log: $work/adam_three.log)"
 echo "6. trainers' Adam state: in the checkpoint, resumed bit-identical, missed when deleted, re-split as the mean"
+
+# 7. one trainer, outer sgd at lr 1, no momentum: local training, against one process
+local=(--data "$train" --model mlp --global-batch 128 --micro-batch 32 --threads 1 --optimizer adam
+  --lr 1e-3 --limit-train-samples 2560 --progress-seconds 1000)
+"$HETRAIN" train "${local[@]}" --checkpoint-dir "$work/one" >"$work/one.log" 2>&1 ||
+  fail "the one-process run failed (log: $work/one.log)"
+rc=0
+mpi 2 "$HETRAIN" train "${local[@]}" --sync diloco --outer-optimizer sgd --outer-lr 1 \
+  --local-steps 4 --link-probe-seconds 0 --checkpoint-dir "$work/alone" >"$work/alone.log" 2>&1 ||
+  rc=$?
+expect_rc "$rc" 0 "$work/alone.log"
+compare "$(newest "$work/one")" "$(newest "$work/alone")" 1e-6 | tail -n 1
+compare --quiet "$(newest "$work/one")" "$(newest "$work/alone")" 1e-6 >/dev/null ||
+  fail "one trainer with outer sgd at lr 1 is not local training"
+echo "7. one trainer, outer sgd lr 1: local training to 1e-6"
 
