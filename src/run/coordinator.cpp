@@ -110,6 +110,7 @@ private:
   RoundResult run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps);
   void drop_trainers(const std::vector<int> &world_ranks, const std::string &why);
   void record_plan(const std::string &why);
+  std::string local_steps_text() const;
   void take_out_speeds();
   void describe_host_groups(const HostGrouping &grouping);
   const Plan &plan() const { return planner_->plan(); }
@@ -382,6 +383,8 @@ void Coordinator::record_plan(const std::string &why) {
     log_info("plan: {}", text);
   else
     log_info("re-plan {}", summary_.plan_history.back());
+  if (config_.sync != SyncMode::kGradient)
+    log_info("local steps per round by speed (a full round): {}", local_steps_text());
   if (!metrics_.enabled())
     return;
   nlohmann::json shares = nlohmann::json::object();
@@ -395,6 +398,22 @@ void Coordinator::record_plan(const std::string &why) {
                   {"shares", shares},
                   {"estimated_round_seconds", plan().estimated_round_seconds},
                   {"notes", plan().notes}});
+}
+
+// --sync params/diloco: each planned trainer's local steps and local batch in a full round
+// (plan.h local_steps_by_speed), e.g. "rank 1: 2 steps of 16, rank 2: 8 steps of 16".
+std::string Coordinator::local_steps_text() const {
+  std::vector<int64_t> counts;
+  for (int64_t k : plan().micro_batches)
+    counts.push_back(k * m_ * local_steps_);
+  const std::vector<int64_t> steps = local_steps_by_speed(counts, local_steps_);
+  std::vector<std::string> parts;
+  for (size_t p = 0; p < counts.size(); ++p)
+    if (steps[p] > 0)
+      parts.push_back(fmt::format("rank {}: {} steps of {}",
+                                  trainer_at(trainers_, plan().ranks[p]).world_rank, steps[p],
+                                  counts[p] / steps[p]));
+  return fmt::format("{}", fmt::join(parts, ", "));
 }
 
 // Speeds that trainers out of the plan measured on request (set_participation): a fresh figure

@@ -94,9 +94,18 @@ void RoundPlanner::assign_round(const RoundSlice &r) {
       shard_round(plan_.micro_batches, m_ * local_steps_of(config_), start, count);
   for (TrainerState &t : trainers_) {
     t.working = false;
-    t.command =
-        RoundCommand{RoundCommand::Kind::kSkip, epoch, 0, 0, r.global_step, steps, attempt, false};
+    t.command = RoundCommand{}; // by name: a field added to the message cannot shift the others
+    t.command.kind = RoundCommand::Kind::kSkip;
+    t.command.epoch = epoch;
+    t.command.global_step = r.global_step;
+    t.command.local_steps = steps;
+    t.command.round_steps = steps;
+    t.command.attempt = attempt;
   }
+  // --sync params/diloco: local steps by each trainer's time (plan.h); gradient: one step.
+  const std::vector<int64_t> local_steps = config_.sync == SyncMode::kGradient
+                                               ? std::vector<int64_t>(shard.counts.size(), steps)
+                                               : local_steps_by_speed(shard.counts, steps);
   for (size_t p = 0; p < plan_.ranks.size(); ++p) {
     if (shard.counts[p] == 0)
       continue;
@@ -104,6 +113,7 @@ void RoundPlanner::assign_round(const RoundSlice &r) {
     t.command.kind = RoundCommand::Kind::kRound;
     t.command.offset = shard.offsets[p];
     t.command.count = shard.counts[p];
+    t.command.local_steps = local_steps[p];
     t.working = true;
   }
   set_uploaders();

@@ -412,8 +412,10 @@ ComputeStats Trainer::take_local_steps(const RoundCommand &command) {
     ComputeStats p = amp_.gradients(*model_, loss_, data_, samples, config_.micro_batch, *flat_);
     flat_->grads().mul_(1.0 / static_cast<double>(part));
     torch::Tensor params = flat_->params();
-    local_optimizer_->step(params, flat_->grads(),
-                           learning_rate(*local_schedule_, command.global_step + s));
+    // A trainer that takes fewer steps than --local-steps (it is slower, plan.h
+    // local_steps_by_speed) spreads them over the same span of the schedule.
+    const int64_t at_step = command.global_step + s * command.round_steps / command.local_steps;
+    local_optimizer_->step(params, flat_->grads(), learning_rate(*local_schedule_, at_step));
     stats.loss_sum += p.loss_sum;
     stats.correct += p.correct;
     stats.samples += p.samples;

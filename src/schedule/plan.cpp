@@ -281,4 +281,19 @@ RoundShard shard_round(const std::vector<int64_t> &micro_batches, int64_t micro_
   return shard;
 }
 
+std::vector<int64_t> local_steps_by_speed(const std::vector<int64_t> &counts, int64_t local_steps) {
+  const int64_t most = counts.empty() ? 0 : *std::max_element(counts.begin(), counts.end());
+  std::vector<int64_t> steps;
+  for (int64_t count : counts) {
+    if (count <= 0) {
+      steps.push_back(0);
+      continue;
+    }
+    const auto share =
+        static_cast<double>(local_steps) * static_cast<double>(count) / static_cast<double>(most);
+    steps.push_back(std::clamp<int64_t>(std::llround(share), 1, count));
+  }
+  return steps;
+}
+
 } // namespace hetrain

@@ -158,7 +158,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
                         "a round command of protocol version 6, this hetrain speaks 5");
   Words short_one(command.begin(), command.end() - 1);
   expect_protocol_error([&] { decode_round_command(short_one); },
-                        "a round command of 9 words, expected 10");
+                        "a round command of 10 words, expected 11");
   Words garbage(RoundCommand::kWords, 12345);
   expect_protocol_error([&] { decode_round_command(garbage); }, "not a hetrain message");
   Words bad_kind = command;
@@ -186,7 +186,9 @@ TEST(Messages, WireWordsAreFixed) {
   command.attempt = 10;
   command.send_timeline = true;
   command.members = 0x8000000000000001;
-  EXPECT_EQ(encode(command), (Words{header(1), 3, 5, 6, 7, 8, 9, 10, 1, word(0x8000000000000001)}));
+  command.round_steps = 12;
+  EXPECT_EQ(encode(command),
+            (Words{header(1), 3, 5, 6, 7, 8, 9, 10, 1, word(0x8000000000000001), 12}));
 
   RoundStats stats;
   stats.loss_sum = 0.5;
@@ -273,6 +275,7 @@ TEST(Messages, EveryFieldOfEveryMessageRoundTrips) {
   command.attempt = 16;
   command.send_timeline = true;
   command.members = 17;
+  command.round_steps = 18;
   expect_every_field_round_trips(command, encode(command), decode_round_command);
 
   RoundStats stats;
@@ -323,7 +326,7 @@ TEST(Messages, EveryFieldOfEveryMessageRoundTrips) {
 
 // The lengths both sides post receives for, counted from the field lists.
 TEST(Messages, WordCountsFollowTheFieldLists) {
-  static_assert(RoundCommand::kWords == 10 && RoundStats::kWords == 13 && ShardAck::kWords == 5 &&
+  static_assert(RoundCommand::kWords == 11 && RoundStats::kWords == 13 && ShardAck::kWords == 5 &&
                 VerdictMessage::kWords == 66 && OptimizerStateHeader::kWords == 4);
   EXPECT_EQ(ShardSetup::words(8), 19u);
   EXPECT_EQ(ShardCommand::words(3), 9u);

@@ -500,3 +500,14 @@ TEST(Advice, CommunicationTheLinksDoNotExplainBlamesNoLink) {
   f.model_aggregator_seconds = 0.7;
   EXPECT_NE(communication_advice(f).find("bottleneck (cost model): aggregator"), std::string::npos);
 }
+
+// --sync params/diloco: local steps by time. Speeds 1:2:5 with --local-steps 8: the fastest
+// takes 8 steps of its 160 samples (local batch 20), the others as many steps of about that size
+// as their samples allow; a trainer without samples takes none, one with a single sample one.
+TEST(LocalSteps, GoByEachTrainersTimeAtTheFastestTrainersLocalBatch) {
+  EXPECT_EQ(local_steps_by_speed({32, 64, 160}, 8), (std::vector<int64_t>{2, 3, 8}));
+  EXPECT_EQ(local_steps_by_speed({100, 100}, 4), (std::vector<int64_t>{4, 4}));
+  EXPECT_EQ(local_steps_by_speed({0, 1, 512}, 8), (std::vector<int64_t>{0, 1, 8}));
+  EXPECT_EQ(local_steps_by_speed({3, 4}, 8), (std::vector<int64_t>{3, 4})); // at most one a sample
+  EXPECT_EQ(local_steps_by_speed({}, 8), (std::vector<int64_t>{}));
+}

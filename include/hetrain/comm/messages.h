@@ -24,7 +24,7 @@ using Words = std::vector<int64_t>;
 // 2: RoundStats.data_wait_seconds; 3: RoundCommand.members, ShardCommand.uploading (--host-reduce);
 // 4: RoundCommand kOut, ShardCommand refresh and receiving (a trainer left out of the plan);
 // 5: RoundCommand kSaveOptimizer and kLoadOptimizer, OptimizerStateHeader (a trainer's own
-// optimizer in checkpoints)
+// optimizer in checkpoints), RoundCommand.round_steps (local steps by speed)
 inline constexpr int64_t kMessageVersion = 5;
 
 enum class MessageType : int64_t {
@@ -87,6 +87,9 @@ struct RoundCommand {
   // --host-reduce, to a group's leader: bit i set = its member i works this round and sends its
   // sum here; the leader uploads the group's sum (also with kSkip, when only members work).
   uint64_t members = 0;
+  // --sync params/diloco: the steps the round counts for (the fastest trainer's local steps); a
+  // slower trainer takes fewer (local_steps) and spreads them over this span of the schedule.
+  int64_t round_steps = 1;
   template <class Visit> static constexpr void fields(Visit &&visit) {
     using M = RoundCommand;
     visit(&M::kind);
@@ -98,6 +101,7 @@ struct RoundCommand {
     visit(&M::attempt);
     visit(&M::send_timeline);
     visit(&M::members);
+    visit(&M::round_steps);
   }
   static const size_t kWords; // the header and fields()
 };

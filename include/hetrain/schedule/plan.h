@@ -104,4 +104,13 @@ struct RoundShard {
 RoundShard shard_round(const std::vector<int64_t> &micro_batches, int64_t micro_batch,
                        int64_t round_start, int64_t round_samples);
 
+// --sync params/diloco: how many local steps each trainer takes over its `counts[j]` samples of
+// a round. Local work goes by time, not by count (Asynchronous Local-SGD, arXiv 2401.09135): the
+// trainer with the most samples (the fastest) takes `local_steps`, and every other keeps its
+// local batch, so it takes as many steps as its samples allow in the same time:
+// round(local_steps * counts[j] / max count), at least 1 and at most counts[j]; 0 without
+// samples. A trainer at a fifth of the speed thus takes a fifth of the steps on batches of the
+// same size, not as many steps on batches five times smaller at the same learning rate.
+std::vector<int64_t> local_steps_by_speed(const std::vector<int64_t> &counts, int64_t local_steps);
+
 } // namespace hetrain

@@ -25,6 +25,10 @@
 #      20 steps (5 rounds of 4 local steps) ends within 1e-6 relative L2 of one process's
 #      (measured 5.7e-8: master - (start - end) rounds where the one process has end itself);
 #      a trainer whose Adam state did not survive the rounds would be far off;
+#   8. (at the end) local steps by time: trainers of static shares 1:2:5 and --local-steps 8 take
+#      2, 3 and 8 steps of about the same local batch each full round (rank 0 says so; the
+#      trainers' Adam step counts in the checkpoint show it), and every sample is still used
+#      exactly once per epoch (the trainers' sample logs), partial last rounds included;
 #   4. --on-trainer-loss continue: a trainer killed mid-epoch (--fault-kill-rank) is dropped,
 #      the round is redone from the unchanged master copy by the others, the job ends with exit 5
 #      and every sample is used exactly once per epoch (the trainers' own sample logs).
@@ -125,12 +129,14 @@ with h5py.File(sys.argv[1]) as f:
     kind = kind.decode() if isinstance(kind, bytes) else str(kind)
     assert kind == "adam", kind
     assert sorted(t) == ["rank1", "rank2"], sorted(t)
-    for rank in t:
-        assert int(t[rank].attrs["step"]) == 4, (rank, t[rank].attrs["step"])
+    # shares 1:3 and --local-steps 2: rank 2 takes 2 local steps a round, rank 1 (a third of
+    # the samples) 1, by time (plan.h local_steps_by_speed); 2 rounds so far
+    for rank, steps in (("rank1", 2), ("rank2", 4)):
+        assert int(t[rank].attrs["step"]) == steps, (rank, t[rank].attrs["step"])
         assert sorted(t[rank]) == ["exp_avg", "exp_avg_sq"], sorted(t[rank])
         assert sum(abs(v[()]).sum() for v in t[rank]["exp_avg"].values()) > 0, rank
 PY
-"$HETRAIN" inspect "$mid" | grep -qF 'trainer optimizers: adam, steps by trainer {"rank1":4,"rank2":4}' ||
+"$HETRAIN" inspect "$mid" | grep -qF 'trainer optimizers: adam, steps by trainer {"rank1":2,"rank2":4}' ||
   fail "hetrain inspect does not show the trainers' optimizers of $mid"
 mkdir -p "$work/adam_resumed" "$work/adam_fresh" "$work/adam_three"
 cp "$mid" "$work/adam_resumed/"
@@ -169,4 +175,25 @@ compare "$(newest "$work/one")" "$(newest "$work/alone")" 1e-6 | tail -n 1
 compare --quiet "$(newest "$work/one")" "$(newest "$work/alone")" 1e-6 >/dev/null ||
   fail "one trainer with outer sgd at lr 1 is not local training"
 echo "7. one trainer, outer sgd lr 1: local training to 1e-6"
+
+# 8. local steps by time: 1:2:5, rounds of 8 x 256 samples, 2 epochs of 3000 (a partial round)
+rc=0
+mpi 4 "$HETRAIN" train "${common[@]}" --limit-train-samples 3000 --epochs 2 --sync diloco \
+  --optimizer adam --lr 1e-3 --global-batch 256 --local-steps 8 --balance static:1,2,5 \
+  --checkpoint-dir "$work/by_time" --debug-sample-log "$work/by_time_samples" \
+  >"$work/by_time.log" 2>&1 || rc=$?
+expect_rc "$rc" 0 "$work/by_time.log"
+grep -q "local steps per round by speed (a full round): rank 1: 2 steps of 128, rank 2: 3 steps of 170, rank 3: 8 steps of 160" \
+  "$work/by_time.log" || fail "rank 0 did not plan 2, 3 and 8 local steps (log: $work/by_time.log)"
+$py "$tools/check_samples.py" "$work/by_time_samples" 3000 2 3
+$py - "$(newest "$work/by_time")" <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1]) as f:
+    steps = [int(f["trainer_optimizers"][f"rank{r}"].attrs["step"]) for r in (1, 2, 3)]
+print(f"8. local steps by time: Adam steps of ranks 1, 2, 3 after 2 epochs: {steps}")
+# 2 epochs of one full round (2048 samples: 2, 3 and 8 local steps) and one of 952 (4 steps;
+# 119, 238 and 595 samples: 1, 2 and 4 local steps)
+assert steps == [2 * (2 + 1), 2 * (3 + 2), 2 * (8 + 4)], steps
+PY
 
