@@ -175,6 +175,8 @@ Words encode(const ShardCommand &c, size_t trainers) {
   };
   for (size_t i = 0; i < trainers; ++i)
     w.put(bit(c.uploading, i, 1) | bit(c.refresh, i, 2) | bit(c.receiving, i, 4));
+  for (size_t i = 0; i < trainers; ++i)
+    w.put(i < c.trainer_samples.size() ? c.trainer_samples[i] : 0);
   return w.done();
 }
 ShardCommand decode_shard_command(const Words &words) {
@@ -182,13 +184,22 @@ ShardCommand decode_shard_command(const Words &words) {
     throw ProtocolError(fmt::format("a shard command of {} words", words.size()));
   Reader r(words, MessageType::kShardCommand, words.size());
   ShardCommand c = r.fields<ShardCommand>();
-  while (r.left() > 0) {
+  if (r.left() % 2 != 0)
+    throw ProtocolError(fmt::format("a shard command of {} words (two per trainer)", words.size()));
+  const size_t trainers = r.left() / 2;
+  for (size_t i = 0; i < trainers; ++i) {
     const int64_t flags = r.i64();
     if (flags < 0 || flags > 7)
       throw ProtocolError(fmt::format("a shard command with trainer flags {}", flags));
     c.uploading.push_back((flags & 1) != 0);
     c.refresh.push_back((flags & 2) != 0);
     c.receiving.push_back((flags & 4) != 0);
+  }
+  for (size_t i = 0; i < trainers; ++i) {
+    c.trainer_samples.push_back(r.i64());
+    if (c.trainer_samples.back() < 0)
+      throw ProtocolError(
+          fmt::format("a shard command with {} samples for a trainer", c.trainer_samples.back()));
   }
   if (c.kind != ShardCommand::Kind::kRound && c.kind != ShardCommand::Kind::kStop &&
       c.kind != ShardCommand::Kind::kGather)

@@ -108,14 +108,9 @@ void validate(const TrainConfig &c) {
   require(c.aggregators >= 1, "--aggregators: must be at least 1");
   require(!c.aggregators_per_host || c.aggregators == 1,
           "--aggregators and --aggregators-per-host: give one of them");
-  require(!c.aggregators_per_host || c.sync == SyncMode::kGradient,
-          "--aggregators-per-host needs --sync gradient (params and diloco average on rank 0)");
   require(!c.aggregators_per_host || c.on_trainer_loss == TrainerLoss::kAbort,
           "--aggregators-per-host needs --on-trainer-loss abort");
-  // Shard servers step their part of a gradient; in params mode rank 0 averages whole models,
-  // and a round redone on survivors would need every shard rolled back mid-round.
-  require(c.aggregators == 1 || c.sync == SyncMode::kGradient,
-          "--aggregators > 1 needs --sync gradient (params and diloco average on rank 0)");
+  // A round redone on survivors would need every shard server's step rolled back mid-round.
   require(c.aggregators == 1 || c.on_trainer_loss == TrainerLoss::kAbort,
           "--aggregators > 1 needs --on-trainer-loss abort");
   // A leader's upload carries its members' gradients: params mode averages whole models per

@@ -504,7 +504,7 @@ void Coordinator::finish_epoch(int64_t epoch, int64_t first, double loss_sum, in
   {
     ScopedSpan span(timeline_, Span::kEvaluate);
     const LeaderActivityScope doing(LeaderActivity::kEvaluating);
-    servers_->gather(); // evaluation needs every shard's parameters
+    servers_->gather(progress_.position().global_step); // evaluation needs every shard
     run::finish_epoch(
         {epoch, n_ - first, loss_sum, correct, seconds_since(epoch_start), class_labels_}, *model_,
         loss_spec(config_), test_.get(), config_.epochs, summary_);
@@ -522,7 +522,7 @@ void Coordinator::finish_epoch(int64_t epoch, int64_t first, double loss_sum, in
 std::string Coordinator::save(const std::string &tag, bool between_rounds) {
   ScopedSpan span(timeline_, Span::kCheckpoint);
   const LeaderActivityScope doing(LeaderActivity::kCheckpointing);
-  servers_->gather();
+  servers_->gather(progress_.position().global_step);
   const std::vector<TrainerOptimizerState> trainer_optimizers =
       between_rounds && trainers_keep_optimizer_state(config_)
           ? collect_trainer_optimizers(config_, job_, trainers_, flat_->numel())

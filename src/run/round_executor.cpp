@@ -57,14 +57,10 @@ RoundResult RoundExecutor::execute(const RoundOrder &order) {
       t.stats = decode_round_stats(stats_words_[static_cast<size_t>(&t - trainers_.data())]);
   average_buffers(order);
   const auto step_start = Clock::now();
-  if (!params_mode_) {
+  {
     ScopedSpan span(timeline_, Span::kStep, order.round_number);
-    torch::Tensor params = flat_.params();
-    optimizer_.step_range(params, flat_.grads(), order.lr, 0, my_length_);
+    step(order);
     servers_.stepped(); // the servers' shards moved on too
-  } else if (outer_step_) {
-    ScopedSpan span(timeline_, Span::kStep, order.round_number);
-    outer_step();
   }
   result.step_seconds = seconds_since(step_start);
   const auto broadcast_start = Clock::now();
@@ -113,6 +109,7 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
     server_command.uploading.push_back(t.uploading);
     server_command.refresh.push_back(t.refresh);
     server_command.receiving.push_back(t.in_round);
+    server_command.trainer_samples.push_back(t.working ? t.command.count : 0);
   }
   servers_.post_round(set_, server_command, order.round_number);
   const char *what = params_mode_ ? "parameters" : "gradients";
@@ -133,13 +130,21 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
   }
 }
 
-// --sync diloco: the gradient buffer holds the sample-weighted mean of the trainers'
-// pseudo-gradients (each one's start minus end of its local steps), and the outer optimizer steps
-// the master copy along it at --outer-lr (DiLoCo, arXiv 2311.08105).
-void RoundExecutor::outer_step() {
+// Rank 0's shard moves on from what the reduce left in the gradient buffer: --sync gradient, the
+// optimizer's step on the gradient; diloco, the outer optimizer's step along the sample-weighted
+// mean of the trainers' pseudo-gradients (each one's start minus end of its local steps) at
+// --outer-lr (DiLoCo, arXiv 2311.08105); params (and diloco with --outer-optimizer average), the
+// mean of the trainers' parameters becomes the master copy. The master changes only here, so a
+// round cut short (a signal, a lost trainer) leaves it, and its checkpoint, as it was.
+void RoundExecutor::step(const RoundOrder &order) {
   torch::NoGradGuard no_grad;
   torch::Tensor params = flat_.params();
-  optimizer_.step_range(params, flat_.grads(), config_.outer_lr, 0, my_length_);
+  if (!params_mode_)
+    optimizer_.step_range(params, flat_.grads(), order.lr, 0, my_length_);
+  else if (outer_step_)
+    optimizer_.step_range(params, flat_.grads(), config_.outer_lr, 0, my_length_);
+  else
+    params.narrow(0, 0, my_length_).copy_(flat_.grads().narrow(0, 0, my_length_));
 }
 
 // Weights of the reduce, in the order of the posted uploads: 1/S for gradient sums (a host's sum
@@ -160,17 +165,14 @@ std::vector<float> RoundExecutor::reduce_weights(const RoundOrder &order) const 
   return weights;
 }
 
-// Reduce piece c as soon as every working trainer's copy of it has arrived. gradient: sum / S
-// into the gradient; params: sample-weighted mean straight into the parameters, whose weights
-// need the sample counts that come with the statistics. Either way the target is overwritten,
-// never read, so a redone round starts clean.
+// Reduce piece c as soon as every working trainer's copy of it has arrived, into the gradient
+// buffer. gradient: sum / S; params and diloco: the sample-weighted mean, whose weights need the
+// sample counts that come with the statistics. Either way the target is overwritten, never read,
+// so a redone round starts clean.
 void RoundExecutor::wait_and_reduce(const RoundOrder &order, PipelinedReduce &pipe,
                                     RoundResult &result) {
-  // params (and diloco with --outer-optimizer average): the mean is the new master copy;
-  // diloco with an outer step: the trainers upload pseudo-gradients, whose mean goes to the
-  // gradient buffer.
-  float *target = params_mode_ && !outer_step_ ? flat_.params().data_ptr<float>()
-                                               : flat_.grads().data_ptr<float>();
+  // Every mode reduces into the gradient buffer (step() takes it from there).
+  float *target = flat_.grads().data_ptr<float>();
   // SIGTERM/SIGUSR1 during the round: it may finish within a short grace (the checkpoint then
   // holds it); past that it is abandoned, since the launcher kills the job soon after its signal
   // (Open MPI after about a second).

@@ -100,7 +100,7 @@ private:
   void note_arrivals(std::chrono::steady_clock::time_point start,
                      std::vector<double> &arrival) const;
   std::vector<float> reduce_weights(const RoundOrder &order) const;
-  void outer_step();
+  void step(const RoundOrder &order);
 
   const TrainConfig &config_;
   MPI_Comm job_;

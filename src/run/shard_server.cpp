@@ -53,7 +53,10 @@ private:
   void move_shard(bool receive, const std::string &what);
   void post_parameters(RequestSet &set, const std::vector<bool> &to, const char *when);
   void send_parameters(const std::vector<bool> &to, const char *when);
-  void undo_step_past(int64_t steps);
+  void undo_step_past(int64_t global_step);
+  std::vector<float> reduce_weights(const ShardCommand &command,
+                                    const std::vector<size_t> &uploading) const;
+  void step(const ShardCommand &command);
   // One round; false when it did not complete (rank 0 then decides what happens).
   bool run_round(const ShardCommand &command);
 
@@ -71,6 +74,7 @@ private:
   std::vector<torch::Tensor> tensors_; // what moves to and from rank 0: parameters, then state
   std::vector<torch::Tensor> before_;  // the shard before the last step, for an undo
   int64_t steps_before_ = 0;
+  int64_t applied_round_ = -1; // global_step of the last round stepped here (-1: none since undo)
   std::unique_ptr<ChunkReducer> reducer_;
   std::unique_ptr<Inbox> inbox_;
 };
@@ -144,34 +148,65 @@ void ShardServer::send_parameters(const std::vector<bool> &to, const char *when)
   }
 }
 
-// kGather after a round rank 0 did not complete: that round's step is taken back.
-void ShardServer::undo_step_past(int64_t steps) {
-  if (optimizer_->steps_taken() <= steps)
+// kGather after a round rank 0 did not complete (it starts at rank 0's position, `global_step`):
+// that round's step is taken back. Rounds, not optimizer steps, tell it: params mode's averaging
+// takes no optimizer step.
+void ShardServer::undo_step_past(int64_t global_step) {
+  if (applied_round_ < global_step)
     return;
-  log_warn("shard server: undoing step {} (rank 0 did not complete that round)",
-           optimizer_->steps_taken());
+  log_warn("shard server: undoing the round from step {} (rank 0 did not complete it)",
+           applied_round_);
+  applied_round_ = -1;
   for (size_t s = 0; s < tensors_.size(); ++s)
     tensors_[s].copy_(before_[s]);
   optimizer_->load_state(optimizer_->state(), steps_before_);
 }
 
+// Weights of the reduce, in the order of `uploading`: every upload is a gradient sum (weight 1/S)
+// under --sync gradient; under params and diloco, each trainer's share of the round's samples
+// (its parameters or pseudo-gradient are averaged), as on rank 0.
+std::vector<float> ShardServer::reduce_weights(const ShardCommand &command,
+                                               const std::vector<size_t> &uploading) const {
+  std::vector<float> weights;
+  for (size_t i : uploading)
+    weights.push_back(config_.sync == SyncMode::kGradient
+                          ? 1.0f / static_cast<float>(command.samples)
+                          : static_cast<float>(static_cast<double>(command.trainer_samples[i]) /
+                                               static_cast<double>(command.samples)));
+  return weights;
+}
+
+// The shard's step after the reduce into the gradient buffer: the optimizer's step on the
+// gradient (--sync gradient), the outer optimizer's on the mean pseudo-gradient (diloco); the
+// mean becomes the shard itself under params (and diloco with --outer-optimizer average). The
+// shard changes only here, so a round cut short leaves it as it was.
+void ShardServer::step(const ShardCommand &command) {
+  if (config_.sync == SyncMode::kGradient)
+    optimizer_->step(params_, grads_, command.lr);
+  else if (has_outer_step(config_))
+    optimizer_->step(params_, grads_, config_.outer_lr);
+  else
+    params_.copy_(grads_);
+}
+
 bool ShardServer::run_round(const ShardCommand &command) {
   const auto round_start = Clock::now();
-  std::vector<size_t> uploading; // every upload is a gradient sum: weight 1/S each
+  std::vector<size_t> uploading;
   for (size_t i = 0; i < command.uploading.size(); ++i)
     if (command.uploading[i])
       uploading.push_back(i);
+  const char *what = config_.sync == SyncMode::kGradient ? "gradients"
+                     : has_outer_step(config_)           ? "pseudo-gradients"
+                                                         : "parameters";
   RequestSet set;
   // Before the step changes them (the step waits for this set).
   post_parameters(set, command.refresh, "before its first round in the plan");
   PipelinedReduce pipe(*reducer_, mine_, begin_, wire_, chunk_, job_);
   for (size_t i : uploading)
     pipe.post(set, i, setup_.job_ranks[i],
-              fmt::format("round {} gradients from rank {}", command.global_step + 1,
+              fmt::format("round {} {} from rank {}", command.global_step + 1, what,
                           setup_.world_ranks[i]));
-  const auto weights = [&] {
-    return std::vector<float>(uploading.size(), 1.0f / static_cast<float>(command.samples));
-  };
+  const auto weights = [&] { return reduce_weights(command, uploading); };
   try {
     set.wait_all(config_.straggler_timeout, [&] {
       if (inbox_->poll())
@@ -196,7 +231,8 @@ bool ShardServer::run_round(const ShardCommand &command) {
   for (size_t s = 0; s < tensors_.size(); ++s)
     before_[s].copy_(tensors_[s]);
   steps_before_ = optimizer_->steps_taken();
-  optimizer_->step(params_, grads_, command.lr);
+  step(command);
+  applied_round_ = command.global_step;
   ack.step_seconds = seconds_since(step_start);
   ack.bytes_received =
       static_cast<int64_t>(uploading.size()) * length_ * static_cast<int64_t>(wire_.bytes);
@@ -219,7 +255,7 @@ void ShardServer::run() {
       break;
     inbox_->post();
     if (command.kind == ShardCommand::Kind::kGather) {
-      undo_step_past(command.optimizer_steps);
+      undo_step_past(command.global_step);
       move_shard(false, "sending this shard to rank 0");
       continue;
     }

@@ -59,12 +59,12 @@ const std::vector<ShardAck> ShardServers::acks() const {
   return out;
 }
 
-void ShardServers::gather() {
+void ShardServers::gather(int64_t global_step) {
   if (gathered_)
     return;
   ShardCommand command;
   command.kind = ShardCommand::Kind::kGather;
-  command.optimizer_steps = optimizer_.steps_taken();
+  command.global_step = global_step;
   command_all(command, "asking a shard server for its shard", config_.straggler_timeout);
   move_shards(true, "the shard of");
   gathered_ = true;

@@ -31,9 +31,9 @@ public:
   const std::vector<ShardAck> acks() const;
   // The servers' shards moved on in a completed round.
   void stepped() { gathered_ = servers_ == 0; }
-  // Brings every shard here unless already here; a server first undoes a step of a round rank 0
-  // did not complete.
-  void gather();
+  // Brings every shard here unless already here; a server first undoes a round rank 0 did not
+  // complete (one that started at `global_step`, rank 0's position, or later).
+  void gather(int64_t global_step);
   // The job is ending anyway: a server that does not listen is killed with it.
   void stop();
 

@@ -12,7 +12,7 @@ reference) and the largest absolute difference, then the worst of each.
                        whole state: the parameters, the buffers (BatchNorm running statistics),
                        the frozen parameters, the optimizer state and the trainers' own
                        optimizers (/trainer_optimizers, --sync params/diloco), where the
-                       reference has them.
+                       reference has them (the k-th trainer by world rank against the k-th).
   --print-worst        measure only: print nothing but the worst relative L2 difference (a number
                        for the caller's arithmetic); exit 0 whatever it is.
   --optimizer          the optimizer state tensors (exp_avg, momentum_buffer, ...) and the step
@@ -56,16 +56,18 @@ def broken(line):
     sys.exit(1)
 
 
-def compare(group, ref, other, integers_equal=False):
-    """Every tensor of `group`; with integers_equal an integer tensor that differs at all fails."""
+def compare(group, ref, other, integers_equal=False, other_group=None):
+    """Every tensor of `group` (in `other`: of `other_group`, the same by default); with
+    integers_equal an integer tensor that differs at all fails."""
     global worst_rel, worst_abs, worst_name
-    if group not in other:
-        broken(f"{group}: missing in {other_path}")
+    other_group = other_group or group
+    if other_group not in other:
+        broken(f"{other_group}: missing in {other_path}")
     names = sorted(ref[group])
-    if names != sorted(other[group]):
-        broken(f"{group}: names differ: {names} vs {sorted(other[group])}")
+    if names != sorted(other[other_group]):
+        broken(f"{group}: names differ: {names} vs {sorted(other[other_group])}")
     for name in names:
-        a, b = ref[group][name][()], other[group][name][()]
+        a, b = ref[group][name][()], other[other_group][name][()]
         if a.shape != b.shape:
             broken(f"{group}/{name}: shape {a.shape} vs {b.shape}")
         if integers_equal and np.issubdtype(a.dtype, np.integer) and not np.array_equal(a, b):
@@ -104,15 +106,21 @@ with h5py.File(ref_path, "r") as ref, h5py.File(other_path, "r") as other:
     if exact and "trainer_optimizers" in ref:
         if "trainer_optimizers" not in other:
             broken("trainer_optimizers: missing in the other checkpoint")
-        if sorted(ref["trainer_optimizers"]) != sorted(other["trainer_optimizers"]):
-            broken(f"trainer_optimizers: {sorted(ref['trainer_optimizers'])} vs "
-                   f"{sorted(other['trainer_optimizers'])}")
-        for rank in sorted(ref["trainer_optimizers"]):
+        # The k-th trainer against the k-th, in world-rank order: a job with more --aggregators
+        # has the same trainers at higher world ranks.
+        by_rank = [sorted(f["trainer_optimizers"], key=lambda r: int(r[len("rank"):]))
+                   for f in (ref, other)]
+        if len(by_rank[0]) != len(by_rank[1]):
+            broken(f"trainer_optimizers: {by_rank[0]} vs {by_rank[1]}")
+        for rank, other_rank in zip(*by_rank):
             for g in sorted(ref["trainer_optimizers"][rank]):
-                compare(f"trainer_optimizers/{rank}/{g}", ref, other)
-            steps = [int(f["trainer_optimizers"][rank].attrs["step"]) for f in (ref, other)]
+                compare(f"trainer_optimizers/{rank}/{g}", ref, other,
+                        other_group=f"trainer_optimizers/{other_rank}/{g}")
+            steps = [int(ref["trainer_optimizers"][rank].attrs["step"]),
+                     int(other["trainer_optimizers"][other_rank].attrs["step"])]
             if steps[0] != steps[1]:
-                broken(f"trainer_optimizers/{rank}: steps differ: {steps[0]} vs {steps[1]}")
+                broken(f"trainer_optimizers/{rank} vs {other_rank}: steps differ: {steps[0]} vs "
+                       f"{steps[1]}")
 if measure:
     print(f"{worst_rel:.6e}")
     sys.exit(0)

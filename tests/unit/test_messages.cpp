@@ -103,10 +103,10 @@ TEST(Messages, ShardCommandRoundTrip) {
   c.global_step = 9;
   c.samples = 250;
   c.lr = 3e-4;
-  c.optimizer_steps = 8;
   c.uploading = {true, false, true};
   c.refresh = {false, true, true};
   c.receiving = {true, true, false};
+  c.trainer_samples = {96, 0, 160};
   const Words w = encode(c, 3);
   ASSERT_EQ(w.size(), ShardCommand::words(3));
   const ShardCommand d = decode_shard_command(w);
@@ -114,18 +114,26 @@ TEST(Messages, ShardCommandRoundTrip) {
   EXPECT_EQ(d.global_step, 9);
   EXPECT_EQ(d.samples, 250);
   EXPECT_EQ(d.lr, 3e-4);
-  EXPECT_EQ(d.optimizer_steps, 8);
   EXPECT_EQ(d.uploading, c.uploading);
   EXPECT_EQ(d.refresh, c.refresh);
   EXPECT_EQ(d.receiving, c.receiving);
-  // A trainer's flags word outside its three bits is refused, not misread.
+  EXPECT_EQ(d.trainer_samples, c.trainer_samples);
+  // A trainer's flags word outside its three bits is refused, not misread; so is a negative
+  // sample count, and a word short of two per trainer.
   Words bad = w;
-  bad.back() = 8;
+  bad[w.size() - 4] = 8;
+  EXPECT_THROW(decode_shard_command(bad), ProtocolError);
+  bad = w;
+  bad.back() = -1;
+  EXPECT_THROW(decode_shard_command(bad), ProtocolError);
+  bad = w;
+  bad.pop_back();
   EXPECT_THROW(decode_shard_command(bad), ProtocolError);
   // A default command is kStop and says no trainer works.
   const ShardCommand stop = decode_shard_command(encode(ShardCommand{}, 3));
   EXPECT_EQ(stop.kind, ShardCommand::Kind::kStop);
   EXPECT_EQ(stop.uploading, std::vector<bool>(3, false));
+  EXPECT_EQ(stop.trainer_samples, std::vector<int64_t>(3, 0));
 }
 
 TEST(Messages, ShardAckAndVerdictRoundTrip) {
@@ -155,7 +163,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
   Words other_version = command;
   other_version[0] += 1; // the version is the header's low 16 bits
   expect_protocol_error([&] { decode_round_command(other_version); },
-                        "a round command of protocol version 6, this hetrain speaks 5");
+                        "a round command of protocol version 7, this hetrain speaks 6");
   Words short_one(command.begin(), command.end() - 1);
   expect_protocol_error([&] { decode_round_command(short_one); },
                         "a round command of 10 words, expected 11");
@@ -173,7 +181,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
 // change of the encoder that still round-trips (another field order, another bool or enum
 // encoding, another header) fails: ranks of two builds must keep understanding each other.
 TEST(Messages, WireWordsAreFixed) {
-  const auto header = [](int64_t type) { return int64_t{0x4854} << 32 | type << 16 | 5; };
+  const auto header = [](int64_t type) { return int64_t{0x4854} << 32 | type << 16 | 6; };
   const auto word = [](uint64_t bits) { return static_cast<int64_t>(bits); };
 
   RoundCommand command;
@@ -216,14 +224,14 @@ TEST(Messages, WireWordsAreFixed) {
   shard.global_step = 18;
   shard.samples = 19;
   shard.lr = 3;
-  shard.optimizer_steps = 20;
   shard.uploading = {true, false, false, true};
   shard.refresh = {false, true, false, true};
   shard.receiving = {false, false, true, true};
-  // One flags word per trainer (bit 0 uploading, 1 refresh, 2 receiving); a trainer beyond the
-  // lists has none set.
-  EXPECT_EQ(encode(shard, 5),
-            (Words{header(4), 4, 18, 19, word(0x4008000000000000), 20, 1, 2, 4, 7, 0}));
+  shard.trainer_samples = {21, 0, 0, 22};
+  // One flags word per trainer (bit 0 uploading, 1 refresh, 2 receiving), then one samples word
+  // per trainer; a trainer beyond the lists has no flag set and no samples.
+  EXPECT_EQ(encode(shard, 5), (Words{header(4), 4, 18, 19, word(0x4008000000000000), 1, 2, 4, 7, 0,
+                                     21, 0, 0, 22, 0}));
 
   EXPECT_EQ(encode(ShardAck{0.5, 0.25, 0.125, 21}),
             (Words{header(5), word(0x3FE0000000000000), word(0x3FD0000000000000),
@@ -303,15 +311,16 @@ TEST(Messages, EveryFieldOfEveryMessageRoundTrips) {
   shard.global_step = 41;
   shard.samples = 42;
   shard.lr = 0.75;
-  shard.optimizer_steps = 43;
   shard.uploading = {true, false, true};
   shard.refresh = {false, true, true};
   shard.receiving = {true, true, false};
+  shard.trainer_samples = {43, 0, 44};
   expect_every_field_round_trips(shard, encode(shard, 3), decode_shard_command);
   const ShardCommand got = decode_shard_command(encode(shard, 3));
   EXPECT_EQ(got.uploading, shard.uploading);
   EXPECT_EQ(got.refresh, shard.refresh);
   EXPECT_EQ(got.receiving, shard.receiving);
+  EXPECT_EQ(got.trainer_samples, shard.trainer_samples);
 
   const ShardAck ack{1.25, 2.5, 3.75, 51};
   expect_every_field_round_trips(ack, encode(ack), decode_shard_ack);
@@ -329,5 +338,5 @@ TEST(Messages, WordCountsFollowTheFieldLists) {
   static_assert(RoundCommand::kWords == 11 && RoundStats::kWords == 13 && ShardAck::kWords == 5 &&
                 VerdictMessage::kWords == 66 && OptimizerStateHeader::kWords == 4);
   EXPECT_EQ(ShardSetup::words(8), 19u);
-  EXPECT_EQ(ShardCommand::words(3), 9u);
+  EXPECT_EQ(ShardCommand::words(3), 11u); // 5 fixed, 2 per trainer
 }

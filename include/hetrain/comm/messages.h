@@ -24,8 +24,9 @@ using Words = std::vector<int64_t>;
 // 2: RoundStats.data_wait_seconds; 3: RoundCommand.members, ShardCommand.uploading (--host-reduce);
 // 4: RoundCommand kOut, ShardCommand refresh and receiving (a trainer left out of the plan);
 // 5: RoundCommand kSaveOptimizer and kLoadOptimizer, OptimizerStateHeader (a trainer's own
-// optimizer in checkpoints), RoundCommand.round_steps (local steps by speed)
-inline constexpr int64_t kMessageVersion = 5;
+// optimizer in checkpoints), RoundCommand.round_steps (local steps by speed);
+// 6: ShardCommand.trainer_samples (params and diloco over --aggregators)
+inline constexpr int64_t kMessageVersion = 6;
 
 enum class MessageType : int64_t {
   kRoundCommand = 1,
@@ -163,26 +164,30 @@ ShardSetup decode_shard_setup(const Words &words);
 struct ShardCommand {
   enum class Kind : int64_t { kRound = 1, kStop = 3, kGather = 4 };
   Kind kind = Kind::kStop;
-  int64_t global_step = 0;     // kRound: optimizer steps before this round
-  int64_t samples = 0;         // kRound: samples in the round (the weights are 1/samples)
-  double lr = 0;               // kRound: learning rate of the step
-  int64_t optimizer_steps = 0; // kGather: steps of the last round rank 0 completed
+  // kRound: steps before this round; kGather: rank 0's position (a round the server applied from
+  // here on was not completed, and is undone)
+  int64_t global_step = 0;
+  int64_t samples = 0; // kRound: samples in the round (the weights are 1/samples)
+  double lr = 0;       // kRound: learning rate of the step
   // kRound: per trainer (setup order), whether it uploads this round: it works and is in no
   // --host-reduce group, or it leads a group of which someone works (DESIGN §6)
   std::vector<bool> uploading;
   // kRound: per trainer, whether it gets this shard's parameters before the round (it was out of
   // the plan, or has not worked yet) and after it (it is in the round: not told kOut)
   std::vector<bool> refresh, receiving;
+  // kRound, --sync params/diloco: per trainer, the samples of its part of the round (the weight of
+  // its upload in the mean is samples / this round's samples); 0 for one that does not work.
+  std::vector<int64_t> trainer_samples;
   template <class Visit> static constexpr void fields(Visit &&visit) {
     using M = ShardCommand;
     visit(&M::kind);
     visit(&M::global_step);
     visit(&M::samples);
     visit(&M::lr);
-    visit(&M::optimizer_steps);
   }
-  // After fields(): one word per trainer, bit 0 uploading, bit 1 refresh, bit 2 receiving.
-  static size_t words(size_t trainers) { return fixed_words<ShardCommand>() + trainers; }
+  // After fields(): one word per trainer, bit 0 uploading, bit 1 refresh, bit 2 receiving; then
+  // one word per trainer, its samples.
+  static size_t words(size_t trainers) { return fixed_words<ShardCommand>() + 2 * trainers; }
 };
 Words encode(const ShardCommand &command, size_t trainers);
 ShardCommand decode_shard_command(const Words &words);

@@ -15,7 +15,9 @@
 #    the same when the trainer's last gradient reached the shard server only (--fault-half-send-rank),
 #    so that the server stepped a round rank 0 never completed and must undo it;
 #  - the metrics show each aggregator receiving about 1/A of the gradient bytes;
-#  - too few ranks or --sync params are refused with exit code 2.
+#  - --sync params and diloco (outer Nesterov, the trainers' own Adam) with A = 2 against A = 1,
+#    bit-identical, and diloco resumed from a step-8 checkpoint with A = 2;
+#  - too few ranks is refused with exit code 2.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 s=(--data "$train" --model mlp --epochs 1 --optimizer adam --lr 1e-3 --global-batch 256
@@ -61,8 +63,29 @@ for fault in kill half-send; do
 done
 # The log: the job ended on the lost trainer (exit 3) and wrote no summary; the shard server's
 # warning is the only word of its undo (the checkpoint comparison above checks its effect).
-grep -q "shard server: undoing step 3" "$work/half-send.log" ||
+grep -q "shard server: undoing the round from step 2" "$work/half-send.log" ||
   { tail -n 30 "$work/half-send.log"; fail "the shard server did not undo its step"; }
+# --sync params and diloco over shards: each shard server forms its part of the sample-weighted
+# mean of the trainers' uploads (parameters, or pseudo-gradients that its part of the outer
+# Nesterov state then steps along) as rank 0 does for A = 1: bit-identical parameters, outer
+# state and the trainers' own Adam states. diloco's step-8 checkpoint (A = 2), resumed with A = 2
+# (the outer state scattered to the server again), ends bit-identical too.
+for mode in params diloco; do
+  l=(--sync "$mode" --local-steps 4 --balance static:1,3)
+  mpi 3 "$HETRAIN" train "${s[@]}" "${l[@]}" --checkpoint-dir "$work/${mode}1" | tail -n 1
+  mpi 4 "$HETRAIN" train "${s[@]}" "${l[@]}" --aggregators 2 --checkpoint-every 8 \
+    --checkpoint-dir "$work/${mode}2" | grep -E "aggregators:|finished"
+  echo "$mode: A = 2 against A = 1:"
+  compare --quiet --exact --optimizer "$(ls "$work/${mode}1"/*-epoch.h5)" \
+    "$(ls "$work/${mode}2"/*-epoch.h5)"
+done
+mkdir "$work/diloco_resumed"
+cp "$(step_ckpt "$work/diloco2" 8)" "$work/diloco_resumed/"
+mpi 4 "$HETRAIN" train "${s[@]}" --sync diloco --local-steps 4 --balance static:1,3 \
+  --aggregators 2 --resume auto --checkpoint-dir "$work/diloco_resumed" | grep -E "resum|finished"
+echo "diloco, A = 2 resumed at step 8, against A = 1:"
+compare --quiet --exact --optimizer "$(ls "$work/diloco1"/*-epoch.h5)" \
+  "$(ls "$work/diloco_resumed"/*-epoch.h5)"
 # Bytes into each aggregator: rank 0's and every server's gradient bytes of a round.
 $py - "$work/a2.jsonl" "$work/a3.jsonl" <<'PY'
 import json, sys
@@ -74,8 +97,8 @@ for path, a in ((sys.argv[1], 2), (sys.argv[2], 3)):
     assert len(into) == a, into
     assert max(into) < 1.1 * min(into) + 8 * 4096, "shards are not balanced"
 PY
-# Refused: fewer ranks than aggregators + 1; --sync params.
-for bad in "3 --aggregators 3" "4 --aggregators 2 --sync params"; do
+# Refused: fewer ranks than aggregators + 1.
+for bad in "3 --aggregators 3"; do
   set -- $bad
   np=$1
   shift
