@@ -93,6 +93,8 @@ void ChunkReducer::finish() {
     cuda_->stream->synchronize();
 }
 
+int ChunkReducer::cuda_device() const { return cuda_ ? cuda_->device : -1; }
+
 std::string ChunkReducer::description() const {
   if (where_ == ReduceDevice::kCpu)
     return fmt::format("cpu ({} threads)", threads_ > 0 ? threads_ : usable_cores());

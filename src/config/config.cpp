@@ -98,6 +98,11 @@ void validate(const TrainConfig &c) {
           "--outer-optimizer/--outer-lr/--outer-momentum: only with --sync diloco");
   require(c.sync != SyncMode::kGradient || c.local_steps == defaults.local_steps,
           "--local-steps: only with --sync params or diloco (--sync gradient syncs every step)");
+  // int8 keeps the error it makes and sends it with the next upload: that works for the
+  // pseudo-gradients of diloco's outer step, not for a gradient applied once or for parameters.
+  require(c.wire_dtype != WireDType::kInt8 || has_outer_step(c),
+          "--wire-dtype int8: only with --sync diloco and an outer step (--outer-optimizer "
+          "nesterov or sgd); its pseudo-gradients carry the rounding error to the next round");
   require(c.rebalance_every >= 0, "--rebalance-every: must be >= 0 (0 = never)");
   require(c.join_timeout > 0, "--join-timeout: must be positive");
   require(c.straggler_timeout > 0, "--straggler-timeout: must be positive");

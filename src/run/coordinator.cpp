@@ -484,7 +484,7 @@ void Coordinator::write_round_metrics(const RoundResult &result, double round_se
   f.samples = count;
   f.lr = learning_rate(schedule_, progress_.position().global_step - steps);
   f.shard_elements = layout_.shard_length(0);
-  f.wire_bytes = static_cast<int64_t>(wire_format(config_.wire_dtype).bytes);
+  f.shard_upload_bytes = upload_bytes(layout_.pieces_of(0), wire_format(config_.wire_dtype));
   f.buffer_elements = buffer_elements(*model_);
   metrics_.write(round_record(f, trainers_, plan(), result));
 }

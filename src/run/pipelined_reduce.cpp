@@ -13,8 +13,32 @@ void PipelinedReduce::post(RequestSet &set, size_t slot, int peer, const std::st
   slots_.push_back(slot);
   first_request_.push_back(set.size());
   for (const Piece &p : pieces_)
-    protocol::irecv_upload_piece(set, reducer_.receive_buffer(slot), shard_begin_, p, wire_, chunk_,
-                                 peer, comm_, what);
+    if (int8_)
+      protocol::irecv_upload_piece(
+          set, int8_->values[slot].data(), shard_begin_, p, wire_, chunk_, peer, comm_, what,
+          int8_->scales[slot].data() + int8_->layout.offset[static_cast<size_t>(p.index)]);
+    else
+      protocol::irecv_upload_piece(set, reducer_.receive_buffer(slot), shard_begin_, p, wire_,
+                                   chunk_, peer, comm_, what);
+}
+
+// int8: piece `piece` of slot `slot`, from the staging buffers into the reducer's fp32 receive
+// buffer (through host memory when that is device memory).
+void PipelinedReduce::decode(size_t slot, const Piece &piece) {
+  const int64_t at = piece.begin - shard_begin_;
+  const float *scales =
+      int8_->scales[slot].data() + int8_->layout.offset[static_cast<size_t>(piece.index)];
+  float *out = static_cast<float *>(reducer_.receive_buffer(slot)) + at;
+  if (!reducer_.receives_on_device()) {
+    dequantize_int8(int8_->values[slot].data() + at, scales, piece.begin, piece.length, out);
+    return;
+  }
+  torch::Tensor host = torch::empty({piece.length});
+  dequantize_int8(int8_->values[slot].data() + at, scales, piece.begin, piece.length,
+                  host.data_ptr<float>());
+  torch::from_blob(out, {piece.length},
+                   torch::TensorOptions().device(torch::kCUDA, reducer_.cuda_device()))
+      .copy_(host);
 }
 
 void PipelinedReduce::reduce_ready(const RequestSet &set, float *target,
@@ -24,7 +48,8 @@ void PipelinedReduce::reduce_ready(const RequestSet &set, float *target,
       continue;
     bool ready = true;
     for (size_t first : first_request_)
-      ready = ready && set.done(first + q);
+      for (size_t r = 0; r < requests_per_piece(); ++r)
+        ready = ready && set.done(first + q * requests_per_piece() + r);
     if (!ready)
       continue;
     if (!begun_) {
@@ -36,6 +61,9 @@ void PipelinedReduce::reduce_ready(const RequestSet &set, float *target,
     if (timeline_)
       timeline_->add(Span::kReceive, receive_from_us_, reduce_from, round_);
     const Piece &piece = pieces_[q];
+    if (int8_)
+      for (size_t slot : slots_)
+        decode(slot, piece);
     reducer_.reduce_chunk(piece.begin - shard_begin_, piece.length, target);
     receive_from_us_ = wall_microseconds();
     if (timeline_)

@@ -22,6 +22,18 @@
 
 namespace hetrain::run {
 
+// --wire-dtype int8: where each trainer's int8 values and block scales land before they are
+// decoded into the reducer's fp32 receive buffers. One set per receive slot, for the
+// aggregator's shard; its owner keeps it across rounds.
+struct Int8Staging {
+  Int8Staging(size_t slots, int64_t shard_length, const std::vector<Piece> &all_pieces)
+      : values(slots, std::vector<int8_t>(static_cast<size_t>(shard_length))), layout(all_pieces),
+        scales(slots, std::vector<float>(static_cast<size_t>(layout.scales))) {}
+  std::vector<std::vector<int8_t>> values;
+  Int8Layout layout; // scale offsets by piece index (the trainers' layout)
+  std::vector<std::vector<float>> scales;
+};
+
 class PipelinedReduce {
 public:
   // `pieces`: this aggregator's pieces, all inside its shard, which starts at element
@@ -30,6 +42,8 @@ public:
   PipelinedReduce(ChunkReducer &reducer, const std::vector<Piece> &pieces, int64_t shard_begin,
                   const protocol::WireFormat &wire, int64_t chunk, MPI_Comm comm,
                   Timeline *timeline = nullptr, int64_t round = -1);
+  // --wire-dtype int8: receive into `staging` and decode each piece before reducing it.
+  void decode_int8_from(Int8Staging *staging) { int8_ = staging; }
   // Posts the receives of every piece from trainer `peer` (job rank) into receive slot `slot`.
   void post(RequestSet &set, size_t slot, int peer, const std::string &what);
   // Reduces every piece whose copies have all arrived into `target`. The round's first reduce
@@ -49,11 +63,16 @@ private:
   MPI_Comm comm_;
   Timeline *timeline_;
   int64_t round_;
-  std::vector<size_t> slots_, first_request_; // per posted trainer: piece q is request first + q
+  Int8Staging *int8_ = nullptr;
+  // Per posted trainer: piece q is requests first + q * per_piece ... (2 with int8: scales, values)
+  std::vector<size_t> slots_, first_request_;
   std::vector<bool> reduced_;
   bool begun_ = false;
   double receive_from_us_; // the receive span in progress
   double reduce_seconds_ = 0;
+
+  size_t requests_per_piece() const { return int8_ ? 2 : 1; }
+  void decode(size_t slot, const Piece &piece);
 };
 
 } // namespace hetrain::run

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "hetrain/aggregate/chunk_reducer.h"
+#include "hetrain/aggregate/int8_codec.h"
 #include "hetrain/aggregate/shards.h"
 #include "hetrain/comm/mpi_comm.h"
 #include "hetrain/common/error.h"
@@ -58,12 +59,17 @@ struct WireFormat {
   size_t bytes = 4;
   torch::ScalarType dtype = torch::kFloat32;
   DType reduce_dtype = DType::kFloat32;
+  // int8 (aggregate/int8_codec.h): each piece's block scales travel before its values, and the
+  // aggregator decodes them into fp32 receive buffers (so reduce_dtype is fp32).
+  bool int8 = false;
 };
 inline WireFormat wire_format(WireDType dtype) {
   if (dtype == WireDType::kBf16)
     return {MPI_UINT16_T, 2, torch::kBFloat16, DType::kBFloat16};
   if (dtype == WireDType::kFp16)
     return {MPI_UINT16_T, 2, torch::kHalf, DType::kFloat16};
+  if (dtype == WireDType::kInt8)
+    return {MPI_INT8_T, 1, torch::kInt8, DType::kFloat32, true};
   return {};
 }
 
@@ -79,10 +85,16 @@ inline int64_t chunk_elements(const TrainConfig &config) {
 // Upload piece p (a trainer's gradient sum, or its parameters in params mode, in the wire
 // format) between a trainer and the piece's owner, as one message with its own tag. `base` holds
 // the buffer's elements from `base_begin` on: a trainer's whole upload (0), or an aggregator's
-// receive buffer for its shard (the shard's first element).
+// receive buffer for its shard (the shard's first element). int8: `piece_scales` (the scales of
+// the int8_blocks(p) blocks it touches) go first with the same tag; MPI keeps one tag's messages
+// from one sender in order, so two requests per piece.
 inline void isend_upload_piece(RequestSet &set, const void *base, int64_t base_begin,
                                const Piece &p, const WireFormat &wire, int64_t chunk, int peer,
-                               MPI_Comm comm, const std::string &what) {
+                               MPI_Comm comm, const std::string &what,
+                               const float *piece_scales = nullptr) {
+  if (wire.int8)
+    isend_chunks(set, piece_scales, int8_blocks(p), chunk, MPI_FLOAT, 4, peer,
+                 kTagGradChunks + static_cast<int>(p.index), comm, what);
   isend_chunks(set,
                static_cast<const uint8_t *>(base) +
                    (p.begin - base_begin) * static_cast<int64_t>(wire.bytes),
@@ -91,11 +103,22 @@ inline void isend_upload_piece(RequestSet &set, const void *base, int64_t base_b
 }
 inline void irecv_upload_piece(RequestSet &set, void *base, int64_t base_begin, const Piece &p,
                                const WireFormat &wire, int64_t chunk, int peer, MPI_Comm comm,
-                               const std::string &what) {
+                               const std::string &what, float *piece_scales = nullptr) {
+  if (wire.int8)
+    irecv_chunks(set, piece_scales, int8_blocks(p), chunk, MPI_FLOAT, 4, peer,
+                 kTagGradChunks + static_cast<int>(p.index), comm, what);
   irecv_chunks(
       set, static_cast<uint8_t *>(base) + (p.begin - base_begin) * static_cast<int64_t>(wire.bytes),
       p.length, chunk, wire.mpi_type, wire.bytes, peer, kTagGradChunks + static_cast<int>(p.index),
       comm, what);
+}
+
+// Bytes of one trainer's upload of `pieces` in the wire format (int8: with the block scales).
+inline int64_t upload_bytes(const std::vector<Piece> &pieces, const WireFormat &wire) {
+  int64_t bytes = 0;
+  for (const Piece &p : pieces)
+    bytes += p.length * static_cast<int64_t>(wire.bytes) + (wire.int8 ? 4 * int8_blocks(p) : 0);
+  return bytes;
 }
 
 // The layout every rank computes alike from the model's size, --chunk-mb and --aggregators.

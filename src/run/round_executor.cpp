@@ -32,6 +32,8 @@ RoundExecutor::RoundExecutor(const TrainConfig &config, MPI_Comm job, Model &mod
   // lands in the reducer's buffers, one per trainer; only shard 0 comes here.
   reducer_ = std::make_unique<ChunkReducer>(reduce, trainers.size(), my_length_, wire_.reduce_dtype,
                                             reduce_threads, device.is_cuda() ? device.index() : 0);
+  if (wire_.int8)
+    int8_ = std::make_unique<Int8Staging>(trainers.size(), my_length_, layout.pieces);
   // The broadcast leaves from host memory: the master parameters themselves on the CPU, a pinned
   // copy of them when they live on the GPU.
   params_out_ = master_on_gpu_ ? host_buffer(flat.numel(), torch::kFloat32, true) : flat.params();
@@ -44,6 +46,7 @@ RoundResult RoundExecutor::execute(const RoundOrder &order) {
   const auto start = Clock::now();
   PipelinedReduce pipe(*reducer_, my_pieces_, 0, wire_, chunk_, job_, &timeline_,
                        order.round_number);
+  pipe.decode_int8_from(int8_.get());
   post_round(order, pipe);
   wait_and_reduce(order, pipe, result);
   if (result.end != RoundResult::End::kComplete)

@@ -118,8 +118,9 @@ private:
   const std::vector<Piece> my_pieces_; // rank 0's shard: all of the buffer without --aggregators
   const int64_t my_length_;
   std::unique_ptr<ChunkReducer> reducer_;
-  std::vector<float> buffers_; // averaged BatchNorm buffers, broadcast with the parameters
-  torch::Tensor params_out_;   // what the broadcast sends: the master parameters or a pinned copy
+  std::unique_ptr<Int8Staging> int8_; // --wire-dtype int8 only
+  std::vector<float> buffers_;        // averaged BatchNorm buffers, broadcast with the parameters
+  torch::Tensor params_out_; // what the broadcast sends: the master parameters or a pinned copy
   bool master_on_gpu_;
   // The round in flight
   RequestSet set_;

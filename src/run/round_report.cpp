@@ -21,7 +21,7 @@ RoundRecord round_record(const RoundFacts &f, const Roster &trainers, const Plan
   for (size_t j = 0; j < trainers.size(); ++j) {
     const TrainerState &t = trainers[j];
     if (t.uploading) { // its (or with --host-reduce its host's) gradient sum
-      bytes += f.shard_elements * f.wire_bytes;
+      bytes += f.shard_upload_bytes;
       ++uploads;
     }
     if (!t.lost && !t.in_round)
@@ -36,6 +36,8 @@ RoundRecord round_record(const RoundFacts &f, const Roster &trainers, const Plan
     tr.samples = t.stats.samples;
     tr.compute_seconds = t.stats.compute_seconds;
     tr.data_wait_seconds = t.stats.data_wait_seconds;
+    if (t.stats.wire_relative_error >= 0)
+      tr.wire_relative_error = t.stats.wire_relative_error;
     tr.wait_seconds = std::max(0.0, f.seconds - t.stats.compute_seconds);
     tr.micro_batch = t.micro_batch;
     if (j < result.arrival_seconds.size() && result.arrival_seconds[j] >= 0)

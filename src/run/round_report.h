@@ -19,7 +19,9 @@ struct RoundFacts {
   double time = 0, seconds = 0;           // since the run started; of the round
   int64_t samples = 0;
   double lr = 0;
-  int64_t shard_elements = 0, wire_bytes = 4, buffer_elements = 0;
+  int64_t shard_elements = 0, buffer_elements = 0;
+  int64_t shard_upload_bytes =
+      0; // one trainer's upload of rank 0's shard (protocol.h upload_bytes)
 };
 
 // The "round" record of --metrics (README "Metrics") of a distributed round.

@@ -98,6 +98,8 @@ nlohmann::json to_json(const TrainerRoundRecord &t) {
     j["transfer_seconds"] = *t.transfer_seconds;
   if (t.smoothed_transfer_seconds)
     j["smoothed_transfer_seconds"] = *t.smoothed_transfer_seconds;
+  if (t.wire_relative_error)
+    j["wire_relative_error"] = *t.wire_relative_error;
   if (t.gpu && t.gpu->valid)
     j["gpu"] = {{"utilization", t.gpu->utilization},
                 {"memory_used_bytes", t.gpu->memory_used},

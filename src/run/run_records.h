@@ -55,6 +55,9 @@ struct TrainerRoundRecord {
   // compute), and the smoothed figure the re-plans use; unset in a one-process run.
   std::optional<double> transfer_seconds, smoothed_transfer_seconds;
   std::optional<GpuSample> gpu;
+  // Relative L2 error of its upload after rounding to --wire-dtype (int8; 16-bit in params and
+  // diloco); unset where not measured.
+  std::optional<double> wire_relative_error;
 };
 struct AggregatorRoundRecord {
   std::optional<int> rank; // a shard server's; rank 0's own record has none

@@ -76,6 +76,7 @@ private:
   int64_t steps_before_ = 0;
   int64_t applied_round_ = -1; // global_step of the last round stepped here (-1: none since undo)
   std::unique_ptr<ChunkReducer> reducer_;
+  std::unique_ptr<Int8Staging> int8_; // --wire-dtype int8 only
   std::unique_ptr<Inbox> inbox_;
 };
 
@@ -109,6 +110,8 @@ void ShardServer::receive_setup() {
   steps_before_ = optimizer_->steps_taken();
   reducer_ = std::make_unique<ChunkReducer>(ReduceDevice::kCpu, setup_.job_ranks.size(), length_,
                                             wire_.reduce_dtype, threads_for(config_, placement_));
+  if (wire_.int8)
+    int8_ = std::make_unique<Int8Staging>(setup_.job_ranks.size(), length_, layout_.pieces);
   log_info("shard server: elements [{}, {}) of {} ({} pieces), {} trainers", begin_,
            begin_ + length_, layout_.shard_begin.back(), mine_.size(), setup_.job_ranks.size());
 }
@@ -202,6 +205,7 @@ bool ShardServer::run_round(const ShardCommand &command) {
   // Before the step changes them (the step waits for this set).
   post_parameters(set, command.refresh, "before its first round in the plan");
   PipelinedReduce pipe(*reducer_, mine_, begin_, wire_, chunk_, job_);
+  pipe.decode_int8_from(int8_.get());
   for (size_t i : uploading)
     pipe.post(set, i, setup_.job_ranks[i],
               fmt::format("round {} {} from rank {}", command.global_step + 1, what,
@@ -234,8 +238,7 @@ bool ShardServer::run_round(const ShardCommand &command) {
   step(command);
   applied_round_ = command.global_step;
   ack.step_seconds = seconds_since(step_start);
-  ack.bytes_received =
-      static_cast<int64_t>(uploading.size()) * length_ * static_cast<int64_t>(wire_.bytes);
+  ack.bytes_received = static_cast<int64_t>(uploading.size()) * upload_bytes(mine_, wire_);
   send_one(encode(ack), 0, kTagShardAck, job_, config_.straggler_timeout,
            "telling rank 0 the shard has stepped");
   return true;

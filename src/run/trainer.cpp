@@ -37,6 +37,7 @@
 #include "roles.h"
 #include "train_setup.h"
 #include "trainer_optimizers.h"
+#include "wire_encoder.h"
 
 #include <torch/torch.h>
 
@@ -159,7 +160,8 @@ private:
   Inbox inbox_;
   std::vector<int64_t> order_; // the epoch's permutation
   int64_t order_epoch_ = -1, rounds_worked_ = 0;
-  HostRelay relay_;          // --host-reduce: to its host's leader, or a leader's reduce
+  HostRelay relay_; // --host-reduce: to its host's leader, or a leader's reduce
+  std::unique_ptr<WireEncoder> encoder_; // the upload in --wire-dtype
   bool overlap_now_ = false; // this round pieces leave during backward (a leader: not in fp32
                              // unless it relays)
 };
@@ -195,6 +197,7 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
   // ranks 0..A-1 its shard. Gradients go to, and parameters come from, each piece's owner.
   layout_ = shard_layout_checked(flat_->numel(), config);
   relay_.set_up(layout_, wire_, chunk_, flat_->numel(), host_);
+  encoder_ = std::make_unique<WireEncoder>(wire_, flat_->numel(), params_mode_);
   // --overlap: the gradient sum of a CPU trainer is sent piece by piece from the flat buffer
   // during the last backward pass (a GPU trainer's goes through a dtype conversion and pinned
   // copies after it; fp16 is unscaled after it; params mode sends parameters after local steps).
@@ -335,11 +338,8 @@ void Trainer::run_round(const RoundCommand &command) {
   const torch::Tensor upload = upload_delta_  ? round_start_
                                : params_mode_ ? flat_->params()
                                               : flat_->grads();
-  // On the device that computed it: the wire dtype's conversion runs there too (a leader's
-  // relay converts the host's sum instead).
-  const torch::Tensor wire_upload = wire_.dtype == torch::kFloat32 || relay_.active()
-                                        ? upload
-                                        : upload.to(wire_.dtype).contiguous();
+  // A leader's relay converts the host's sum itself.
+  const torch::Tensor wire_upload = relay_.active() ? upload : encoder_->encode(upload, command);
   if (!host_)
     torch::cuda::synchronize(); // compute time is the GPU's, not just the launches'
   const double compute = seconds_since(start);
@@ -441,6 +441,7 @@ RoundStats Trainer::round_stats(const ComputeStats &stats, double compute_second
   out.gpu_memory_used = gpu.memory_used;
   out.gpu_temperature = gpu.temperature;
   out.gpu_power = gpu.power;
+  out.wire_relative_error = encoder_->relative_error();
   return out;
 }
 
@@ -455,7 +456,7 @@ void Trainer::inject_half_send(const RoundCommand &command, const torch::Tensor 
   for (const Piece &p : layout_.pieces)
     if (p.owner != 0)
       isend_upload_piece(half, wire_upload.data_ptr(), 0, p, wire_, chunk_, p.owner, job_,
-                         "sending gradients to the shard servers only");
+                         "sending gradients to the shard servers only", encoder_->scales_of(p));
   half.wait_all(config_.straggler_timeout);
   log_warn("--fault-half-send-rank: sent round {} to the shard servers only; dying (SIGKILL)",
            command.global_step + 1);
@@ -470,11 +471,11 @@ void Trainer::send_round(const RoundStats &stats, const torch::Tensor &wire_uplo
   const std::string what = params_mode_ ? "sending parameters" : "sending gradients";
   if (relay_.active()) {
     // The host's sum leaves through the relay (relay_.finish below).
-  } else if (host_) {
+  } else if (host_ || encoder_->on_host()) {
     if (!overlap_now_) // with --overlap they are on their way already
       for (const Piece &p : layout_.pieces)
         isend_upload_piece(set, wire_upload.data_ptr(), 0, p, wire_, chunk_, relay_.upload_peer(p),
-                           job_, what);
+                           job_, what, encoder_->scales_of(p));
   } else {
     // One device-to-host copy per piece into pinned memory, each piece sent as soon as it is
     // there: the copy of piece k+1 overlaps the network transfer of piece k.

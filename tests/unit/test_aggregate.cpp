@@ -2,6 +2,7 @@
 // (so its indexing is checked on machines without a GPU), the 16-bit conversions, and the
 // chunk-by-chunk reducer rank 0 uses.
 #include "hetrain/aggregate/chunk_reducer.h"
+#include "hetrain/aggregate/int8_codec.h"
 #include "hetrain/aggregate/shards.h"
 #include "hetrain/aggregate/weighted_sum.h"
 #include "hetrain/aggregate/weighted_sum_cuda.h"
@@ -15,6 +16,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace {
@@ -257,4 +259,86 @@ TEST(ShardLayout, PiecesCoverEveryElementOnceInBalancedAlignedShards) {
             EXPECT_EQ(p.begin, p.index * chunk);
         }
       }
+}
+
+// --wire-dtype int8 (aggregate/int8_codec.h).
+TEST(Int8, EachElementWithinHalfAStepOfItsBlock) {
+  std::vector<float> x(1000); // 3 full blocks of 256 and one of 232
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = std::sin(0.37f * static_cast<float>(i)) * (i < 256 ? 1e-4f : 3.0f);
+  std::vector<int8_t> q(x.size());
+  std::vector<float> scales(static_cast<size_t>(int8_blocks(int64_t{1000}))), back(x.size());
+  ASSERT_EQ(scales.size(), 4u);
+  quantize_int8(x.data(), 1000, q.data(), scales.data());
+  dequantize_int8(q.data(), scales.data(), 0, 1000, back.data());
+  for (size_t i = 0; i < x.size(); ++i)
+    ASSERT_LE(std::fabs(back[i] - x[i]), 0.5f * scales[i / 256] * 1.0001f) << i;
+  // Each block's scale is its own: the small first block keeps its precision.
+  EXPECT_LT(scales[0], 1e-6f);
+  EXPECT_GT(scales[1], 1e-2f);
+}
+
+TEST(Int8, ANonFiniteValueShowsInItsBlockOnly) {
+  std::vector<float> x(512, 0.5f);
+  x[300] = -std::numeric_limits<float>::infinity();
+  std::vector<int8_t> q(x.size());
+  std::vector<float> scales(2), back(x.size());
+  quantize_int8(x.data(), 512, q.data(), scales.data());
+  dequantize_int8(q.data(), scales.data(), 0, 512, back.data());
+  EXPECT_FLOAT_EQ(back[0], 0.5f);
+  EXPECT_TRUE(std::isnan(back[260]));
+}
+
+// Blocks are fixed in the whole buffer: a piece carries the scales of every block it touches,
+// and decodes exactly as the whole buffer does, however the buffer was cut.
+TEST(Int8, PiecesDecodeAsTheWholeBufferDoes) {
+  const std::vector<Piece> pieces{{0, 0, 600, 0}, {1, 600, 256, 0}, {2, 856, 10, 1}};
+  const Int8Layout layout(pieces);
+  EXPECT_EQ(int8_blocks(pieces[1]), 2); // elements 600..855: blocks 2 and 3
+  EXPECT_EQ(layout.offset, (std::vector<int64_t>{0, 3, 5}));
+  EXPECT_EQ(layout.scales, 6);
+  std::vector<float> x(866), whole(866), cut(866);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = std::cos(0.11f * static_cast<float>(i)) * static_cast<float>(1 + i / 256);
+  std::vector<int8_t> q(866);
+  std::vector<float> scales(4);
+  quantize_int8(x.data(), 866, q.data(), scales.data());
+  dequantize_int8(q.data(), scales.data(), 0, 866, whole.data());
+  for (const Piece &p : pieces) {
+    // What the aggregator receives: the piece's values and its own copy of its scales.
+    std::vector<float> own(scales.begin() + first_int8_block(p),
+                           scales.begin() + first_int8_block(p) + int8_blocks(p));
+    dequantize_int8(q.data() + p.begin, own.data(), p.begin, p.length, cut.data() + p.begin);
+  }
+  EXPECT_EQ(cut, whole);
+}
+
+// Error feedback: what one round's rounding loses goes into the next, so the sum of what was sent
+// over many rounds stays within one rounding step of the sum wanted (it does not drift).
+TEST(Int8, ErrorFeedbackLosesNothingOverRounds) {
+  std::vector<float> x(1000), residual(1000, 0.0f), scales(4), back(1000);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = std::cos(1.3f * static_cast<float>(i)) * (1.0f + static_cast<float>(i % 7));
+  std::vector<int8_t> q(1000);
+  std::vector<double> sent_sum(1000, 0.0);
+  constexpr int kRounds = 50;
+  double first_error = 0;
+  for (int r = 0; r < kRounds; ++r) {
+    const double e =
+        quantize_with_feedback(x.data(), residual.data(), 1000, q.data(), scales.data());
+    if (r == 0)
+      first_error = e;
+    dequantize_int8(q.data(), scales.data(), 0, 1000, back.data());
+    for (size_t i = 0; i < x.size(); ++i)
+      sent_sum[i] += back[i];
+  }
+  EXPECT_GT(first_error, 1e-3); // one round alone loses something
+  EXPECT_LT(first_error, 1e-2);
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    err += std::pow(sent_sum[i] - kRounds * static_cast<double>(x[i]), 2);
+    norm += std::pow(kRounds * static_cast<double>(x[i]), 2);
+    ASSERT_NEAR(sent_sum[i], kRounds * x[i], std::fabs(residual[i]) + 1e-3) << i;
+  }
+  EXPECT_LT(std::sqrt(err / norm), first_error / 20);
 }

@@ -59,6 +59,15 @@ TEST(Cli, BadFlagValuesAreRefusedWithExitCode2) {
       {"zero_sync_period",
        {"--sync", "diloco", "--local-steps", "0"},
        "--local-steps: must be at least 1, got 0"},
+      {"int8_in_gradient_mode",
+       {"--wire-dtype", "int8"},
+       "--wire-dtype int8: only with --sync diloco"},
+      {"int8_in_params_mode",
+       {"--sync", "params", "--wire-dtype", "int8"},
+       "--wire-dtype int8: only with --sync diloco"},
+      {"int8_with_averaging",
+       {"--sync", "diloco", "--outer-optimizer", "average", "--wire-dtype", "int8"},
+       "--wire-dtype int8: only with --sync diloco"},
   };
   std::filesystem::create_directory(dir.path("summary-dir"));
   auto rgb = write_synthetic_dataset(dir, "rgb.h5", 10, 2, 8, 3, /*channels=*/3);
@@ -157,7 +166,7 @@ TEST(Options, EveryEnumNameRoundTrips) {
     parse_named<WireDType>("wire-dtype", "fp8");
     FAIL() << "fp8 accepted";
   } catch (const UserError &e) {
-    EXPECT_STREQ(e.what(), "--wire-dtype: 'fp8' is not one of fp32, bf16, fp16");
+    EXPECT_STREQ(e.what(), "--wire-dtype: 'fp8' is not one of fp32, bf16, fp16, int8");
   }
 }
 
@@ -359,7 +368,7 @@ TEST(Cli, BadEnumValueIsRefusedWithOneClearMessage) {
       {{"--outer-optimizer", "adam"},
        "--outer-optimizer: 'adam' is not one of nesterov, sgd, average"},
       {{"--on-trainer-loss", "retry"}, "--on-trainer-loss: 'retry' is not one of abort, continue"},
-      {{"--wire-dtype", "fp8"}, "--wire-dtype: 'fp8' is not one of fp32, bf16, fp16"},
+      {{"--wire-dtype", "fp8"}, "--wire-dtype: 'fp8' is not one of fp32, bf16, fp16, int8"},
       {{"--data-residency", "disk"}, "--data-residency: 'disk' is not one of auto, memory, stream"},
       {{"--device", "1"}, "--device: '1' is not one of auto, cuda, cpu"},
   };

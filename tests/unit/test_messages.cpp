@@ -211,10 +211,11 @@ TEST(Messages, WireWordsAreFixed) {
   stats.gpu_temperature = -1;
   stats.gpu_power = 2;
   stats.data_wait_seconds = 0.125;
+  stats.wire_relative_error = 0.5;
   EXPECT_EQ(encode(stats),
             (Words{header(2), word(0x3FE0000000000000), 11, 12, word(0x3FF8000000000000), 15, 16, 1,
                    word(0x3FD0000000000000), word(0x4090000000000000), word(0xBFF0000000000000),
-                   word(0x4000000000000000), word(0x3FC0000000000000)}));
+                   word(0x4000000000000000), word(0x3FC0000000000000), word(0x3FE0000000000000)}));
 
   // Trainer pairs, then zeros up to the world size's length.
   EXPECT_EQ(encode(ShardSetup{17, {2, 3}, {4, 6}}, 3), (Words{header(3), 17, 2, 2, 4, 3, 6, 0, 0}));
@@ -299,6 +300,7 @@ TEST(Messages, EveryFieldOfEveryMessageRoundTrips) {
   stats.gpu_temperature = 55.5;
   stats.gpu_power = 300.125;
   stats.data_wait_seconds = 0.0625;
+  stats.wire_relative_error = 0.003;
   expect_every_field_round_trips(stats, encode(stats), decode_round_stats);
 
   const ShardSetup setup{31, {5, 6}, {7, 8}};
@@ -335,7 +337,7 @@ TEST(Messages, EveryFieldOfEveryMessageRoundTrips) {
 
 // The lengths both sides post receives for, counted from the field lists.
 TEST(Messages, WordCountsFollowTheFieldLists) {
-  static_assert(RoundCommand::kWords == 11 && RoundStats::kWords == 13 && ShardAck::kWords == 5 &&
+  static_assert(RoundCommand::kWords == 11 && RoundStats::kWords == 14 && ShardAck::kWords == 5 &&
                 VerdictMessage::kWords == 66 && OptimizerStateHeader::kWords == 4);
   EXPECT_EQ(ShardSetup::words(8), 19u);
   EXPECT_EQ(ShardCommand::words(3), 11u); // 5 fixed, 2 per trainer

@@ -37,6 +37,7 @@ public:
   void *receive_buffer(size_t slot);
   // True when receive buffers are device memory (a CUDA-aware MPI receives into them directly).
   bool receives_on_device() const { return receives_on_device_; }
+  int cuda_device() const; // the CUDA path's device; -1 on the CPU path
   void begin_round(const std::vector<size_t> &slots, const std::vector<float> &weights);
   void reduce_chunk(int64_t begin, int64_t length, float *target);
   void finish();

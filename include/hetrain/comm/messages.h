@@ -25,7 +25,8 @@ using Words = std::vector<int64_t>;
 // 4: RoundCommand kOut, ShardCommand refresh and receiving (a trainer left out of the plan);
 // 5: RoundCommand kSaveOptimizer and kLoadOptimizer, OptimizerStateHeader (a trainer's own
 // optimizer in checkpoints), RoundCommand.round_steps (local steps by speed);
-// 6: ShardCommand.trainer_samples (params and diloco over --aggregators)
+// 6: ShardCommand.trainer_samples (params and diloco over --aggregators),
+// RoundStats.wire_relative_error
 inline constexpr int64_t kMessageVersion = 6;
 
 enum class MessageType : int64_t {
@@ -122,6 +123,8 @@ struct RoundStats {
   bool gpu_valid = false;
   double gpu_utilization = 0, gpu_memory_used = 0, gpu_temperature = 0, gpu_power = 0;
   double data_wait_seconds = 0; // of compute_seconds, waiting for the loader's next batch
+  // Relative L2 error of its upload after rounding to --wire-dtype; -1 where not measured
+  double wire_relative_error = -1;
   template <class Visit> static constexpr void fields(Visit &&visit) {
     using M = RoundStats;
     visit(&M::loss_sum);
@@ -136,6 +139,7 @@ struct RoundStats {
     visit(&M::gpu_temperature);
     visit(&M::gpu_power);
     visit(&M::data_wait_seconds);
+    visit(&M::wire_relative_error);
   }
   static const size_t kWords; // the header and fields()
 };

@@ -25,7 +25,7 @@ enum class OuterOptimizer { kNesterov, kSgd, kAverage };
 // --on-trainer-loss: abort (end the job) | continue (drop the trainer, re-plan, train on).
 enum class TrainerLoss { kAbort, kContinue };
 // --wire-dtype: the dtype of the trainers' uploads.
-enum class WireDType { kFp32, kBf16, kFp16 };
+enum class WireDType { kFp32, kBf16, kFp16, kInt8 };
 // --amp: autocast of the forward passes.
 enum class AmpMode { kOff, kBf16, kFp16 };
 // --device, --aggregator-device (and `hetrain bench --device`).
@@ -58,8 +58,10 @@ template <> struct EnumNames<TrainerLoss> {
                                                       {TrainerLoss::kContinue, "continue"}};
 };
 template <> struct EnumNames<WireDType> {
-  static constexpr NamedValue<WireDType> table[] = {
-      {WireDType::kFp32, "fp32"}, {WireDType::kBf16, "bf16"}, {WireDType::kFp16, "fp16"}};
+  static constexpr NamedValue<WireDType> table[] = {{WireDType::kFp32, "fp32"},
+                                                    {WireDType::kBf16, "bf16"},
+                                                    {WireDType::kFp16, "fp16"},
+                                                    {WireDType::kInt8, "int8"}};
 };
 template <> struct EnumNames<AmpMode> {
   static constexpr NamedValue<AmpMode> table[] = {

@@ -116,7 +116,8 @@ template <class Visit> void visit_train_options(Visit &&visit) {
   visit(O{"outer-momentum", dist, "diloco: momentum of the outer nesterov step"},
         &C::outer_momentum);
   visit(O{"wire-dtype", dist,
-          "fp32 | bf16 | fp16: dtype of the trainers' uploads (accumulation is fp32)"},
+          "fp32 | bf16 | fp16 | int8: dtype of the trainers' uploads (accumulation is fp32; "
+          "int8: --sync diloco's pseudo-gradients, with error feedback)"},
         &C::wire_dtype);
   visit(O{"balance", dist,
           "Shares per trainer: benchmark (by measured speed) | equal | static:a,b,..."},

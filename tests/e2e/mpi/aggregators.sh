@@ -15,8 +15,9 @@
 #    the same when the trainer's last gradient reached the shard server only (--fault-half-send-rank),
 #    so that the server stepped a round rank 0 never completed and must undo it;
 #  - the metrics show each aggregator receiving about 1/A of the gradient bytes;
-#  - --sync params and diloco (outer Nesterov, the trainers' own Adam) with A = 2 against A = 1,
-#    bit-identical, and diloco resumed from a step-8 checkpoint with A = 2;
+#  - --sync params and diloco (outer Nesterov, the trainers' own Adam; also with --wire-dtype
+#    int8, decoded by each shard) with A = 2 against A = 1, bit-identical, and diloco resumed
+#    from a step-8 checkpoint with A = 2;
 #  - too few ranks is refused with exit code 2.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
@@ -70,12 +71,14 @@ grep -q "shard server: undoing the round from step 2" "$work/half-send.log" ||
 # Nesterov state then steps along) as rank 0 does for A = 1: bit-identical parameters, outer
 # state and the trainers' own Adam states. diloco's step-8 checkpoint (A = 2), resumed with A = 2
 # (the outer state scattered to the server again), ends bit-identical too.
-for mode in params diloco; do
-  l=(--sync "$mode" --local-steps 4 --balance static:1,3)
+for variant in params diloco "diloco --wire-dtype int8"; do
+  mode=${variant// /_}
+  # shellcheck disable=SC2206 # the variant's words are flags
+  l=(--sync $variant --local-steps 4 --balance static:1,3)
   mpi 3 "$HETRAIN" train "${s[@]}" "${l[@]}" --checkpoint-dir "$work/${mode}1" | tail -n 1
   mpi 4 "$HETRAIN" train "${s[@]}" "${l[@]}" --aggregators 2 --checkpoint-every 8 \
     --checkpoint-dir "$work/${mode}2" | grep -E "aggregators:|finished"
-  echo "$mode: A = 2 against A = 1:"
+  echo "$variant: A = 2 against A = 1:"
   compare --quiet --exact --optimizer "$(ls "$work/${mode}1"/*-epoch.h5)" \
     "$(ls "$work/${mode}2"/*-epoch.h5)"
 done
