@@ -64,7 +64,7 @@ RoundEstimate RoundPlanner::estimate_current(bool links_only,
   const std::vector<AggregatorRate> aggregators = aggregator_rates(all);
   if (rates)
     *rates = aggregators;
-  return estimate_round(in_plan, plan_.micro_batches, m_, aggregators);
+  return estimate_round(in_plan, plan_.micro_batches, round_unit(), aggregators);
 }
 
 // A plan over the trainers still in the job. --balance static shares follow their trainers, so a
@@ -83,15 +83,14 @@ Plan RoundPlanner::plan_for() const {
   }
   if (policy.kind == BalancePolicy::Kind::Static && speeds.size() < trainers_.size())
     policy.static_shares = shares;
-  return make_plan(speeds, config_.global_batch / m_, m_, policy);
+  return make_plan(speeds, config_.global_batch / m_, round_unit(), policy);
 }
 
 // Every trainer's command for the round: its slice of the epoch's order by the plan, or a skip.
 void RoundPlanner::assign_round(const RoundSlice &r) {
   const int64_t epoch = r.epoch, start = r.start, count = r.count, steps = r.steps;
   const int attempt = r.attempt;
-  const RoundShard shard =
-      shard_round(plan_.micro_batches, m_ * local_steps_of(config_), start, count);
+  const RoundShard shard = shard_round(plan_.micro_batches, round_unit(), start, count);
   for (TrainerState &t : trainers_) {
     t.working = false;
     t.command = RoundCommand{}; // by name: a field added to the message cannot shift the others

@@ -72,6 +72,11 @@ private:
   const PlanSizes sizes_;
   const std::vector<HostGroup> groups_; // --host-reduce
   const int64_t m_;
+  // Samples a round holds per micro-batch of a share: --micro-batch, times --local-steps under
+  // --sync params/diloco, whose round covers that many global batches and moves its bytes once.
+  // The plan's cost model weighs a round's compute against its transfer with it, so a slow link
+  // costs a params round 1/L of what it costs an exact one.
+  int64_t round_unit() const { return m_ * local_steps_of(config_); }
   Plan plan_;
   std::optional<Plan> previous_plan_; // the plan replaced last (replan.h: hysteresis)
   int64_t rounds_since_plan_ = 0;

@@ -242,6 +242,26 @@ TEST(RoundPlanner, LeftOutTrainerIsToldOnceAndThenGetsNothing) {
   EXPECT_EQ(c.roster[0].command.count, 256);
 }
 
+// --sync params/diloco moves the bytes once per --local-steps global batches, so the plan weighs a
+// slow link against L batches of compute: a trainer behind 2 MB/s (0.4 s to move its 800 kB)
+// is out of an exact round (0.128 s of compute each) and in a round of 8 local steps.
+TEST(RoundPlanner, ASlowLinkCostsALocalStepsRoundOnce) {
+  PlannerCase exact(2);
+  RoundPlanner exact_planner(exact.config, exact.roster, exact.sizes, {});
+  EXPECT_EQ(exact_planner.plan().ranks, std::vector<int>{1});
+  PlannerCase local(2);
+  local.config.sync = SyncMode::kDiLoCo;
+  local.config.local_steps = 8;
+  RoundPlanner local_planner(local.config, local.roster, local.sizes, {});
+  EXPECT_EQ(local_planner.plan().ranks, (std::vector<int>{1, 2}));
+  // Its estimate is of the whole round: 8 batches of compute and one transfer.
+  EXPECT_GT(local_planner.plan().estimated_round_seconds, 8 * 0.128);
+  EXPECT_LT(local_planner.plan().estimated_round_seconds, 8 * 0.256);
+  // The round still cuts the samples of 8 global batches by the plan's shares.
+  local_planner.assign_round({0, 0, 0, 2048, 8, 0});
+  EXPECT_EQ(local.roster[0].command.count + local.roster[1].command.count, 2048);
+}
+
 // A trainer that became 10x slower gets a new plan at the next re-plan, with the reason; steady
 // speeds keep the plan.
 TEST(RoundPlanner, ReplansWhenSpeedsChangeAndKeepsThePlanWhenSteady) {
