@@ -82,7 +82,7 @@ import json, statistics, sys
 work, runs, out, samples, epochs, rates = sys.argv[1], int(sys.argv[2]), sys.argv[3], \
     int(sys.argv[4]), int(sys.argv[5]), sys.argv[6].split()
 modes = ["exact", "params", "diloco", "diloco-int8"]
-result = {"machine": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "),
+result = {"machine": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].split(":", 1)[1].strip(),
           "layout": "3 hosts: rank 0 (40% of CPU 0), a trainer on CPU 1, a trainer at 50% of "
                     "CPU 0; cnn, global batch 256, Adam 1e-3",
           "samples": samples, "epochs": epochs, "runs": runs, "rates": {}}
