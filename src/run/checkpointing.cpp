@@ -156,7 +156,7 @@ std::vector<TrainerOptimizerState> saved_trainer_optimizers(const ResumePoint &r
     out.push_back({t.rank, t.steps,
                    flat_state_of(t.state, flat, resume.path,
                                  fmt::format("trainer_optimizers/rank{}", t.rank))});
-  return out;
+  return states_for(config, std::move(out), resume.path);
 }
 
 } // namespace hetrain::run

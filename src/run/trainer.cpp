@@ -274,9 +274,10 @@ void Trainer::exchange_optimizer(RoundCommand::Kind kind) {
                         "gradient)");
   const double timeout = 2 * config_.straggler_timeout + 30;
   if (kind == RoundCommand::Kind::kSaveOptimizer)
-    send_own_optimizer(*local_optimizer_, job_, chunk_, timeout);
+    send_own_optimizer(*local_optimizer_, encoder_->residual(), job_, chunk_, timeout);
   else
-    receive_own_optimizer(*local_optimizer_, flat_->numel(), job_, chunk_, timeout);
+    receive_own_optimizer(*local_optimizer_, encoder_->residual(), flat_->numel(), job_, chunk_,
+                          timeout);
 }
 
 int64_t Trainer::largest_piece_bytes() const {

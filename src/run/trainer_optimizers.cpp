@@ -26,7 +26,31 @@ std::vector<std::string> trainer_state_names(const TrainConfig &config) {
   std::vector<std::string> names;
   for (const auto &[name, tensor] : Optimizer(optimizer_options(config), 0).state())
     names.push_back(name);
+  if (config.wire_dtype == WireDType::kInt8)
+    names.push_back(kWireResidual);
   return names;
+}
+
+std::vector<TrainerOptimizerState> states_for(const TrainConfig &config,
+                                              std::vector<TrainerOptimizerState> saved,
+                                              const std::string &path) {
+  const std::vector<std::string> names = trainer_state_names(config);
+  for (TrainerOptimizerState &s : saved) {
+    std::vector<std::pair<std::string, torch::Tensor>> ordered;
+    for (const std::string &name : names) {
+      auto it = std::find_if(s.state.begin(), s.state.end(),
+                             [&](const auto &p) { return p.first == name; });
+      if (it != s.state.end())
+        ordered.push_back(*it);
+      else if (name == kWireResidual && !s.state.empty())
+        ordered.emplace_back(name, torch::zeros_like(s.state.front().second));
+      else
+        throw UserError(fmt::format("--resume {}: trainer rank {}'s optimizer state has no {}",
+                                    path, s.rank, name));
+    }
+    s.state = std::move(ordered);
+  }
+  return saved;
 }
 
 ReSplit choose_resplit(const std::vector<int> &ranks_now, const std::vector<int> &ranks_saved) {
@@ -104,32 +128,42 @@ TrainerOptimizerState finish_receive(StateTransfer &in, const std::vector<std::s
   return s;
 }
 
-TrainerOptimizerState state_of(const Optimizer &optimizer) {
+TrainerOptimizerState state_of(const Optimizer &optimizer, const torch::Tensor *residual) {
   TrainerOptimizerState s;
   s.steps = optimizer.steps_taken();
   s.state = optimizer.state();
+  if (residual)
+    s.state.emplace_back(kWireResidual, *residual);
   return s;
 }
 
 } // namespace
 
-void send_own_optimizer(const Optimizer &optimizer, MPI_Comm job, int64_t chunk, double timeout) {
+void send_own_optimizer(const Optimizer &optimizer, const torch::Tensor *residual, MPI_Comm job,
+                        int64_t chunk, double timeout) {
   RequestSet set;
   StateTransfer out;
-  post_send(set, out, state_of(optimizer), 0, job, chunk, "its optimizer state to rank 0");
+  post_send(set, out, state_of(optimizer, residual), 0, job, chunk,
+            "its optimizer state to rank 0");
   set.wait_all(timeout);
 }
 
-void receive_own_optimizer(Optimizer &optimizer, int64_t numel, MPI_Comm job, int64_t chunk,
-                           double timeout) {
+void receive_own_optimizer(Optimizer &optimizer, torch::Tensor *residual, int64_t numel,
+                           MPI_Comm job, int64_t chunk, double timeout) {
   std::vector<std::string> names;
   for (const auto &[name, tensor] : optimizer.state())
     names.push_back(name);
+  if (residual)
+    names.push_back(kWireResidual);
   RequestSet set;
   StateTransfer in;
   post_receive(set, in, names.size(), numel, 0, job, chunk, "its optimizer state from rank 0");
   set.wait_all(timeout);
-  const TrainerOptimizerState s = finish_receive(in, names, numel, 0);
+  TrainerOptimizerState s = finish_receive(in, names, numel, 0);
+  if (residual) {
+    residual->copy_(s.state.back().second);
+    s.state.pop_back();
+  }
   optimizer.load_state(s.state, s.steps);
 }
 

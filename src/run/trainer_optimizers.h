@@ -30,8 +30,17 @@ struct TrainerOptimizerState {
 // --optimizer that has state (plain sgd has none).
 bool trainers_keep_optimizer_state(const TrainConfig &config);
 
-// The state tensors' names of the trainers' --optimizer, in Optimizer::state() order.
+// The state tensors' names of the trainers' --optimizer, in Optimizer::state() order, then
+// kWireResidual with --wire-dtype int8: the rounding error each trainer carries into its next
+// upload (wire_encoder.h), saved with the optimizer so that a resume continues it.
+inline constexpr const char *kWireResidual = "wire_residual";
 std::vector<std::string> trainer_state_names(const TrainConfig &config);
+// The saved states in the order trainer_state_names(config) lists, whatever the checkpoint's run
+// used: a missing kWireResidual (saved without int8) starts at zero, one this run does not use
+// is dropped; another missing state is a UserError naming the checkpoint.
+std::vector<TrainerOptimizerState> states_for(const TrainConfig &config,
+                                              std::vector<TrainerOptimizerState> saved,
+                                              const std::string &path);
 
 // Which saved state each trainer gets on resume: its own when the trainers now are exactly the
 // ones saved (by world rank); otherwise (a trainer added, lost or renumbered) every trainer starts
@@ -41,10 +50,12 @@ enum class ReSplit { kOwn, kMean, kNone };
 ReSplit choose_resplit(const std::vector<int> &ranks_now, const std::vector<int> &ranks_saved);
 TrainerOptimizerState mean_state(const std::vector<TrainerOptimizerState> &saved);
 
-// Trainer side: sends this trainer's optimizer to rank 0 / receives one from it and loads it.
-void send_own_optimizer(const Optimizer &optimizer, MPI_Comm job, int64_t chunk, double timeout);
-void receive_own_optimizer(Optimizer &optimizer, int64_t numel, MPI_Comm job, int64_t chunk,
-                           double timeout);
+// Trainer side: sends this trainer's optimizer (and `residual`, int8's carried error, when not
+// null) to rank 0 / receives them from it and loads them.
+void send_own_optimizer(const Optimizer &optimizer, const torch::Tensor *residual, MPI_Comm job,
+                        int64_t chunk, double timeout);
+void receive_own_optimizer(Optimizer &optimizer, torch::Tensor *residual, int64_t numel,
+                           MPI_Comm job, int64_t chunk, double timeout);
 
 // Rank 0: asks every trainer still in the job for its optimizer (kSaveOptimizer) and collects
 // the answers; a trainer that does not answer within `timeout` is left out of the checkpoint

@@ -32,6 +32,9 @@ public:
   // Relative L2 error of the last encode's values against what was to be sent (the upload,
   // plus the carried error with int8); -1 where not measured (fp32, 16-bit unless measured).
   double relative_error() const { return error_; }
+  // int8: the rounding error carried into the next upload, saved and restored with the trainer's
+  // optimizer (trainer_optimizers.h); nullptr for other dtypes.
+  torch::Tensor *residual() { return wire_.int8 ? &residual_ : nullptr; }
 
 private:
   torch::Tensor encode_int8(const torch::Tensor &upload, const RoundCommand &command);

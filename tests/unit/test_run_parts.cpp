@@ -491,6 +491,36 @@ TEST(TrainerOptimizers, KeptOnlyWhereTrainersStepTheirOwnStatefulOptimizer) {
   EXPECT_TRUE(trainers_keep_optimizer_state(c));
   c.optimizer = "sgd";
   EXPECT_FALSE(trainers_keep_optimizer_state(c)); // no state to keep
+  // --wire-dtype int8: the carried rounding error is kept with the optimizer, even plain sgd's.
+  c.sync = SyncMode::kDiLoCo;
+  c.wire_dtype = WireDType::kInt8;
+  EXPECT_TRUE(trainers_keep_optimizer_state(c));
+  EXPECT_EQ(trainer_state_names(c), std::vector<std::string>{"wire_residual"});
+}
+
+// A checkpoint's trainer states in the order this run's trainers expect: int8's carried error
+// starts at zero when the checkpoint's run did not use int8, and is dropped when this one does
+// not; another missing state is the user's mistake, named.
+TEST(TrainerOptimizers, StatesFollowThisRunsNamesWhateverTheCheckpointHeld) {
+  TrainConfig c;
+  c.sync = SyncMode::kDiLoCo;
+  c.optimizer = "momentum";
+  c.wire_dtype = WireDType::kInt8;
+  const torch::Tensor ones = torch::ones({5});
+  TrainerOptimizerState without{1, 3, {{"momentum_buffer", ones}}};
+  auto got = states_for(c, {without}, "c.h5");
+  ASSERT_EQ(got.at(0).state.size(), 2u);
+  EXPECT_EQ(got[0].state[0].first, "momentum_buffer");
+  EXPECT_EQ(got[0].state[1].first, "wire_residual");
+  EXPECT_EQ(got[0].state[1].second.abs().sum().item<float>(), 0.0f);
+  c.wire_dtype = WireDType::kFp32;
+  TrainerOptimizerState with{1, 3, {{"wire_residual", ones}, {"momentum_buffer", ones * 2}}};
+  got = states_for(c, {with}, "c.h5");
+  ASSERT_EQ(got.at(0).state.size(), 1u);
+  EXPECT_EQ(got[0].state[0].first, "momentum_buffer");
+  EXPECT_EQ(got[0].state[0].second.sum().item<float>(), 10.0f);
+  c.optimizer = "adam";
+  EXPECT_THROW(states_for(c, {with}, "c.h5"), UserError);
 }
 
 } // namespace hetrain::run

@@ -30,7 +30,8 @@
 #      trainers' Adam step counts in the checkpoint show it), and every sample is still used
 #      exactly once per epoch (the trainers' sample logs), partial last rounds included;
 #   9. (at the end) --wire-dtype int8: a quarter of the bytes, the rounding error in the metrics,
-#      and the master copy within 1e-2 of the fp32 run after 4 rounds;
+#      and the master copy within 1e-2 of the fp32 run after 4 rounds; the carried error is in the
+#      checkpoint: a resumed int8 run is bit-identical, and differs when it is zeroed;
 #   4. --on-trainer-loss continue: a trainer killed mid-epoch (--fault-kill-rank) is dropped,
 #      the round is redone from the unchanged master copy by the others, the job ends with exit 5
 #      and every sample is used exactly once per epoch (the trainers' own sample logs).
@@ -232,3 +233,32 @@ assert 0.25 <= ratio <= 0.27, ratio
 assert len(errors) == 8 and all(0 < e < 2e-2 for e in errors), errors
 assert 0 < rel < 1e-2, rel
 PY
+# ... and the carried rounding error is saved with each trainer's optimizer: a run resumed from
+# the int8 run's step-4 checkpoint (trainers on plain SGD, so that it is the only trainer state)
+# ends bit-identical to the one that went on; with it zeroed in the checkpoint it differs.
+i8=(--limit-train-samples 1024 --sync diloco --wire-dtype int8 --optimizer sgd --lr 0.05
+  --checkpoint-every 4 --keep-checkpoints 10)
+run "$work/i8" "${i8[@]}"
+mid=$work/i8/ckpt-s00000004-step.h5
+[ -f "$mid" ] || fail "no step checkpoint at step 4 in $work/i8"
+mkdir -p "$work/i8_resumed" "$work/i8_zeroed"
+cp "$mid" "$work/i8_resumed/"
+run "$work/i8_resumed" "${i8[@]}" --resume auto
+compare --exact "$(newest "$work/i8")" "$(newest "$work/i8_resumed")" ||
+  fail "an int8 run resumed mid-epoch differs from the one that went on"
+cp "$mid" "$work/i8_zeroed/"
+$py - "$work/i8_zeroed/$(basename "$mid")" <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    for rank in f["trainer_optimizers"]:
+        residual = f["trainer_optimizers"][rank]["wire_residual"]
+        assert sum(abs(d[()]).sum() for d in residual.values()) > 0, rank
+        for d in residual.values():
+            d[...] = 0
+PY
+run "$work/i8_zeroed" "${i8[@]}" --resume auto
+if compare --exact --quiet "$(newest "$work/i8")" "$(newest "$work/i8_zeroed")" >/dev/null; then
+  fail "resuming with the carried error zeroed changed nothing: the check above proves nothing"
+fi
+echo "9. int8: the carried rounding error is checkpointed; resumed bit-identical, differs when zeroed"
