@@ -98,6 +98,12 @@ void validate(const TrainConfig &c) {
           "--outer-optimizer/--outer-lr/--outer-momentum: only with --sync diloco");
   require(c.sync != SyncMode::kGradient || c.local_steps == defaults.local_steps,
           "--local-steps: only with --sync params or diloco (--sync gradient syncs every step)");
+  require(c.sync_seconds >= 0 && c.sync_seconds <= 86400,
+          "--sync-seconds: must be in [0, 86400] (0 = off)");
+  require(c.sync != SyncMode::kGradient || c.sync_seconds == 0,
+          "--sync-seconds: only with --sync params or diloco (--sync gradient syncs every step)");
+  require(c.sync_seconds == 0 || c.local_steps == defaults.local_steps,
+          "--sync-seconds and --local-steps: give one of them");
   // int8 keeps the error it makes and sends it with the next upload: that works for the
   // pseudo-gradients of diloco's outer step, not for a gradient applied once or for parameters.
   require(c.wire_dtype != WireDType::kInt8 || has_outer_step(c),

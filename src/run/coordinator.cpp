@@ -648,6 +648,26 @@ std::vector<std::string> link_host_names(const AdmittedJob &job, int world_size)
   return names;
 }
 
+// --sync-seconds S: rank 0 alone chooses --local-steps from the trainers' start-up speeds (the
+// trainers take their steps from each round's command), and says so.
+TrainConfig with_sync_period(const TrainConfig &config, const Roster &trainers) {
+  TrainConfig decided = config;
+  if (config.sync_seconds <= 0)
+    return decided;
+  std::vector<double> speeds;
+  for (const TrainerState &t : trainers)
+    speeds.push_back(t.speed);
+  decided.local_steps = local_steps_for_seconds(config.sync_seconds, config.global_batch, speeds);
+  double total = 0;
+  for (double s : speeds)
+    total += s;
+  log_info("--sync-seconds {:g}: {} local steps a round (a global batch of {} takes about {:.3f} "
+           "s of compute at the trainers' measured {:.0f} samples/s)",
+           config.sync_seconds, decided.local_steps, config.global_batch,
+           total > 0 ? static_cast<double>(config.global_batch) / total : 0.0, total);
+  return decided;
+}
+
 } // namespace
 
 TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &placement) {
@@ -664,7 +684,8 @@ TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &pla
     log_link_table(admitted.links, link_host_names(admitted, placement.world_size));
   torch::set_num_threads(threads_for(config, placement));
   set_leader_activity(LeaderActivity::kRound);
-  Coordinator coordinator(config, placement, meta, std::move(admitted), comms.hosts());
+  const TrainConfig decided = with_sync_period(config, admitted.trainers);
+  Coordinator coordinator(decided, placement, meta, std::move(admitted), comms.hosts());
   TrainSummary summary = coordinator.run();
   set_leader_activity(LeaderActivity::kEnding);
   comms.finish(); // the trainers have their stop command: they no longer watch

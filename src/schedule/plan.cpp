@@ -281,6 +281,17 @@ RoundShard shard_round(const std::vector<int64_t> &micro_batches, int64_t micro_
   return shard;
 }
 
+int64_t local_steps_for_seconds(double seconds, int64_t global_batch,
+                                const std::vector<double> &samples_per_sec) {
+  double total = 0;
+  for (double s : samples_per_sec)
+    total += std::max(0.0, s);
+  if (total <= 0 || global_batch <= 0)
+    return 1;
+  const double batch_seconds = static_cast<double>(global_batch) / total;
+  return std::clamp<int64_t>(std::llround(seconds / batch_seconds), 1, 100000);
+}
+
 std::vector<int64_t> local_steps_by_speed(const std::vector<int64_t> &counts, int64_t local_steps) {
   const int64_t most = counts.empty() ? 0 : *std::max_element(counts.begin(), counts.end());
   std::vector<int64_t> steps;

@@ -504,6 +504,15 @@ TEST(Advice, CommunicationTheLinksDoNotExplainBlamesNoLink) {
 // --sync params/diloco: local steps by time. Speeds 1:2:5 with --local-steps 8: the fastest
 // takes 8 steps of its 160 samples (local batch 20), the others as many steps of about that size
 // as their samples allow; a trainer without samples takes none, one with a single sample one.
+// --sync-seconds: trainers of 1000 and 3000 samples/s do a batch of 256 in 0.064 s, so a round of
+// about 1 s is 16 local steps; the bounds hold.
+TEST(LocalSteps, ForSecondsFollowTheSummedSpeed) {
+  EXPECT_EQ(local_steps_for_seconds(1.0, 256, {1000, 3000}), 16);
+  EXPECT_EQ(local_steps_for_seconds(0.001, 256, {1000, 3000}), 1);
+  EXPECT_EQ(local_steps_for_seconds(1e9, 256, {1000, 3000}), 100000);
+  EXPECT_EQ(local_steps_for_seconds(1.0, 256, {}), 1); // no speeds: sync every batch
+}
+
 TEST(LocalSteps, GoByEachTrainersTimeAtTheFastestTrainersLocalBatch) {
   EXPECT_EQ(local_steps_by_speed({32, 64, 160}, 8), (std::vector<int64_t>{2, 3, 8}));
   EXPECT_EQ(local_steps_by_speed({100, 100}, 4), (std::vector<int64_t>{4, 4}));

@@ -54,6 +54,7 @@ struct TrainConfig {
   SyncMode sync = SyncMode::kGradient; // exact gradient | params (local SGD, model averaging) |
                                        // diloco (local steps, outer optimizer)
   int64_t local_steps = 4;             // params, diloco: local optimizer steps between syncs
+  double sync_seconds = 0; // params, diloco: > 0 picks local_steps for a round of this compute
   // diloco: the outer step on the averaged pseudo-gradient (start minus end parameters)
   OuterOptimizer outer_optimizer = OuterOptimizer::kNesterov;
   double outer_lr = 0.7;

@@ -109,6 +109,10 @@ template <class Visit> void visit_train_options(Visit &&visit) {
           "step on the averaged pseudo-gradient"},
         &C::sync);
   visit(O{"local-steps", dist, "params, diloco: local optimizer steps per sync"}, &C::local_steps);
+  visit(O{"sync-seconds", dist,
+          "params, diloco: instead of --local-steps, sync about every S seconds of compute (0 = "
+          "off; the steps are chosen at start-up from the measured speeds)"},
+        &C::sync_seconds);
   visit(
       O{"outer-optimizer", dist, "diloco: nesterov | sgd | average (average equals --sync params)"},
       &C::outer_optimizer);

@@ -113,4 +113,11 @@ RoundShard shard_round(const std::vector<int64_t> &micro_batches, int64_t micro_
 // same size, not as many steps on batches five times smaller at the same learning rate.
 std::vector<int64_t> local_steps_by_speed(const std::vector<int64_t> &counts, int64_t local_steps);
 
+// --sync-seconds S: the --local-steps L whose round takes about S seconds of compute. One global
+// batch of `global_batch` samples, shared by speed, takes global_batch / (sum of the trainers'
+// samples/s); L = round(S / that), at least 1 and at most 100000. A trainer the plan leaves out
+// makes the real batch slower, so the round a little longer than S.
+int64_t local_steps_for_seconds(double seconds, int64_t global_batch,
+                                const std::vector<double> &samples_per_sec);
+
 } // namespace hetrain

@@ -32,6 +32,7 @@
 #   9. (at the end) --wire-dtype int8: a quarter of the bytes, the rounding error in the metrics,
 #      and the master copy within 1e-2 of the fp32 run after 4 rounds; the carried error is in the
 #      checkpoint: a resumed int8 run is bit-identical, and differs when it is zeroed;
+#  10. (at the end) --sync-seconds: rank 0 picks and logs the local steps; the rounds follow them;
 #   4. --on-trainer-loss continue: a trainer killed mid-epoch (--fault-kill-rank) is dropped,
 #      the round is redone from the unchanged master copy by the others, the job ends with exit 5
 #      and every sample is used exactly once per epoch (the trainers' own sample logs).
@@ -262,3 +263,22 @@ if compare --exact --quiet "$(newest "$work/i8")" "$(newest "$work/i8_zeroed")" 
   fail "resuming with the carried error zeroed changed nothing: the check above proves nothing"
 fi
 echo "9. int8: the carried rounding error is checkpointed; resumed bit-identical, differs when zeroed"
+
+# 10. --sync-seconds: rank 0 picks the local steps from the start-up speeds and says so; the run's
+#     rounds then each cover that many global batches (128 samples each here).
+rc=0
+mpi 3 "$HETRAIN" train --data "$train" --model mlp --global-batch 128 --micro-batch 32 \
+  --threads 1 --balance static:1,3 --rebalance-every 0 --link-probe-seconds 0 \
+  --progress-seconds 1000 --limit-train-samples 4096 --sync diloco --sync-seconds 0.01 \
+  --metrics "$work/secs.jsonl" --checkpoint-dir "$work/secs" >"$work/secs.log" 2>&1 || rc=$?
+expect_rc "$rc" 0 "$work/secs.log"
+steps=$(sed -n 's/.*--sync-seconds 0.01: \([0-9]*\) local steps a round.*/\1/p' "$work/secs.log")
+[ -n "$steps" ] || fail "rank 0 did not say which local steps --sync-seconds chose ($work/secs.log)"
+$py - "$work/secs.jsonl" "$steps" <<'PY'
+import json, math, sys
+rounds = [r for r in map(json.loads, open(sys.argv[1])) if r["type"] == "round"]
+L = int(sys.argv[2])
+assert len(rounds) == math.ceil(4096 / (128 * L)), (len(rounds), L)
+assert sum(r["samples"] for r in rounds) == 4096
+print(f"10. --sync-seconds 0.01: {L} local steps a round, {len(rounds)} rounds of the 4096 samples")
+PY
