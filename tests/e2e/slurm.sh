@@ -94,6 +94,9 @@ submit() {
   RC=$?
   JOB=$(cut -d';' -f1 "$work/$name.id")
   echo "$name: job $JOB, sbatch --wait exit code $RC after $((SECONDS - t0)) s"
+  # A job that outlived the timeout: what was still running, and where each process waited,
+  # before the cleanup kills it (seen once: the step did not end after hetrain had finished).
+  [ "$RC" != 124 ] || ps -eo pid,ppid,stat,etimes,wchan:24,args | grep -E "[h]etrain|[s]run" >&2
   [ "$RC" = 0 ] || { cat "$work/$name.out" >&2; fail "$name: sbatch --wait exited $RC"; }
 }
 
