@@ -51,3 +51,45 @@ mpi() {
 json_get() {
   "$py" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
+
+# Unequal machines on one host (docs/benchmarks.md "Unequal machines on one host"; root, cgroup
+# v1): a rank in a CPU cgroup with a quota is a slower machine, whatever else runs.
+#   cgroups_up GROUP...            makes the groups under $cg (set here)
+#   cgroup_quota GROUP MICROS      MICROS of CPU per 10 ms period (4000 = 40% of one core)
+#   cgroup_placement FILE R:G:C... writes FILE, a wrapper for mpirun to start each rank through:
+#                                  world rank R into group G (- for none), pinned to CPU C
+#   cgroups_down                   moves the groups' tasks back and removes the groups; call it
+#                                  from the script's EXIT trap
+cg=/sys/fs/cgroup/cpu
+cgroup_names=()
+cgroups_up() {
+  cgroup_names=("$@")
+  local g
+  for g in "$@"; do mkdir -p "$cg/$g"; done
+}
+cgroup_quota() { echo 10000 >"$cg/$1/cpu.cfs_period_us"; echo "$2" >"$cg/$1/cpu.cfs_quota_us"; }
+cgroup_placement() {
+  local file=$1 spec r g c
+  shift
+  { echo '#!/bin/sh'
+    echo 'case "$OMPI_COMM_WORLD_RANK" in'
+    for spec in "$@"; do
+      IFS=: read -r r g c <<<"$spec"
+      if [ "$g" = - ]; then
+        echo "  $r) exec taskset -c $c \"\$@\" ;;"
+      else
+        echo "  $r) echo \$\$ > $cg/$g/tasks; exec taskset -c $c \"\$@\" ;;"
+      fi
+    done
+    echo 'esac'; } >"$file"
+  chmod +x "$file"
+}
+cgroups_down() {
+  local g pid
+  for g in "${cgroup_names[@]}"; do
+    if [ -d "$cg/$g" ]; then
+      while read -r pid; do echo "$pid" >"$cg/tasks" 2>/dev/null || true; done <"$cg/$g/tasks"
+      rmdir "$cg/$g" 2>/dev/null || true
+    fi
+  done
+}

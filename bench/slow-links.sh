@@ -20,35 +20,19 @@ epochs=${EPOCHS:-3}
 rates=${RATES:-100mbit 1gbit}
 [ -x "$hetrain" ] || { echo "no $hetrain: run scripts/build.sh first" >&2; exit 2; }
 [ -f data/fashion-mnist-train.h5 ] || { echo "no data: run scripts/prepare-data.sh" >&2; exit 2; }
-cg=/sys/fs/cgroup/cpu
 [ -w "$cg" ] || { echo "no writable cgroup v1 cpu controller at $cg" >&2; exit 77; }
 work=$(mktemp -d)
 sim=
-groups=(sl_rank0 sl_slow)
 cleanup() {
   [ -z "$sim" ] || scripts/lan-sim.sh down "$sim" >/dev/null 2>&1
-  for g in "${groups[@]}"; do
-    if [ -d "$cg/$g" ]; then
-      while read -r pid; do echo "$pid" >"$cg/tasks" 2>/dev/null || true; done <"$cg/$g/tasks"
-      rmdir "$cg/$g" 2>/dev/null || true
-    fi
-  done
+  cgroups_down
   rm -rf "$work"
 }
 trap cleanup EXIT
-quota() { echo 10000 >"$cg/$1/cpu.cfs_period_us"; echo "$2" >"$cg/$1/cpu.cfs_quota_us"; }
-for g in "${groups[@]}"; do mkdir -p "$cg/$g"; done
-quota sl_rank0 4000
-quota sl_slow 5000
-cat >"$work/place.sh" <<EOF
-#!/bin/sh
-case "\$OMPI_COMM_WORLD_RANK" in
-  0) echo \$\$ > $cg/sl_rank0/tasks; exec taskset -c 0 "\$@" ;;
-  1) exec taskset -c 1 "\$@" ;;
-  2) echo \$\$ > $cg/sl_slow/tasks; exec taskset -c 0 "\$@" ;;
-esac
-EOF
-chmod +x "$work/place.sh"
+cgroups_up sl_rank0 sl_slow
+cgroup_quota sl_rank0 4000
+cgroup_quota sl_slow 5000
+cgroup_placement "$work/place.sh" 0:sl_rank0:0 1:-:1 2:sl_slow:0
 a=(--data data/fashion-mnist-train.h5 --test-data data/fashion-mnist-test.h5 --model cnn
    --epochs "$epochs" --global-batch 256 --micro-batch 32 --optimizer adam --lr 1e-3 --seed 4
    --threads 1 --limit-train-samples "$samples" --progress-seconds 1000 --straggler-timeout 600)

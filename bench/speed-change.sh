@@ -18,37 +18,20 @@
 runs=${1:-2} samples=${2:-46080}
 out=${3:-bench/results/speed-change-$(date +%F).json}
 [ "$(id -u)" -eq 0 ] || { echo "speed-change: needs root (cgroups)" >&2; exit 2; }
-cg=/sys/fs/cgroup/cpu
 [ -w "$cg" ] || { echo "speed-change: no writable cgroup v1 cpu controller at $cg" >&2; exit 2; }
 [ "$(nproc)" -ge 2 ] || { echo "speed-change: needs 2 CPUs" >&2; exit 2; }
 py=$(bench_python matplotlib)  # for scripts/plot-metrics.py
 work=$(mktemp -d)
-groups=(hsc_slow hsc_rank0)
 cleanup() {
-  local g pid
-  for g in "${groups[@]}"; do
-    if [ -d "$cg/$g" ]; then
-      while read -r pid; do echo "$pid" >"$cg/tasks" 2>/dev/null || true; done <"$cg/$g/tasks"
-      rmdir "$cg/$g" 2>/dev/null || true
-    fi
-  done
+  cgroups_down
   rm -rf "$work"
 }
 trap cleanup EXIT
-quota() { echo 10000 >"$cg/$1/cpu.cfs_period_us"; echo "$2" >"$cg/$1/cpu.cfs_quota_us"; }
-for g in "${groups[@]}"; do mkdir -p "$cg/$g"; done
-quota hsc_rank0 5000
+cgroups_up hsc_slow hsc_rank0
+cgroup_quota hsc_rank0 5000
 # The wrapper mpirun starts: rank 0 into its group on CPU 0, rank 1 alone on CPU 1, rank 2 into
 # the slow group on CPU 0.
-cat >"$work/place.sh" <<EOF
-#!/bin/sh
-case "\$OMPI_COMM_WORLD_RANK" in
-  0) echo \$\$ > $cg/hsc_rank0/tasks; exec taskset -c 0 "\$@" ;;
-  1) exec taskset -c 1 "\$@" ;;
-  2) echo \$\$ > $cg/hsc_slow/tasks; exec taskset -c 0 "\$@" ;;
-esac
-EOF
-chmod +x "$work/place.sh"
+cgroup_placement "$work/place.sh" 0:hsc_rank0:0 1:-:1 2:hsc_slow:0
 a=(--data data/fashion-mnist-train.h5 --model cnn --global-batch 256 --micro-batch 32 --threads 1
    --optimizer adam --lr 1e-3 --seed 5 --progress-seconds 1000)
 rounds=$((samples / 256))
@@ -56,7 +39,7 @@ rounds=$((samples / 256))
 standalone() {
   local cpu=$1 q=$2
   if [ -n "$q" ]; then
-    quota hsc_slow "$q"
+    cgroup_quota hsc_slow "$q"
     sh -c "echo \$\$ > $cg/hsc_slow/tasks; exec taskset -c $cpu $hetrain train ${a[*]} \
       --epochs 1 --limit-train-samples 5120 --summary-json $work/alone.json" >/dev/null 2>&1
   else
@@ -72,7 +55,7 @@ last_round() { local n; n=$(grep -c '"type":"round"' "$1" 2>/dev/null); echo "${
 one_run() {
   local name=$1 metrics=$work/$1.jsonl
   shift
-  quota hsc_slow 4000
+  cgroup_quota hsc_slow 4000
   mpi 3 --bind-to none "$work/place.sh" \
     "$hetrain" train "${a[@]}" --epochs 1 --limit-train-samples "$samples" \
     --checkpoint-dir "$work/ck-$name" --metrics "$metrics" --summary-json "$work/$name.json" \
@@ -80,10 +63,10 @@ one_run() {
   local job=$!
   while kill -0 $job 2>/dev/null && [ "$(last_round "$metrics")" -lt $((rounds / 3)) ]; do
     sleep 0.2; done
-  quota hsc_slow 1000
+  cgroup_quota hsc_slow 1000
   while kill -0 $job 2>/dev/null && [ "$(last_round "$metrics")" -lt $((2 * rounds / 3)) ]; do
     sleep 0.2; done
-  quota hsc_slow 4000
+  cgroup_quota hsc_slow 4000
   wait $job || { tail -n 20 "$work/$name.log" >&2; exit 1; }
   echo "$name: $(grep -c '"type": *"plan"' "$metrics") plans, $(json_get "$work/$name.json" 'round(d["samples_per_sec"])') samples/s"
 }

@@ -41,19 +41,19 @@ void dequantize_int8(const int8_t *q, const float *scales, int64_t begin, int64_
     out[i] = static_cast<float>(q[i]) * scales[(begin + i) / kInt8Block - first];
 }
 
+// In place: `residual` first becomes what is to be sent (x + the carried error), then what its
+// rounding lost, so a round allocates nothing.
 double quantize_with_feedback(const float *x, float *residual, int64_t numel, int8_t *q,
                               float *scales) {
-  std::vector<float> want(static_cast<size_t>(numel)), sent(want.size());
   for (int64_t i = 0; i < numel; ++i)
-    want[static_cast<size_t>(i)] = x[i] + residual[i];
-  quantize_int8(want.data(), numel, q, scales);
-  dequantize_int8(q, scales, 0, numel, sent.data());
+    residual[i] += x[i];
+  quantize_int8(residual, numel, q, scales);
   double err = 0, norm = 0;
   for (int64_t i = 0; i < numel; ++i) {
-    const auto k = static_cast<size_t>(i);
-    residual[i] = want[k] - sent[k];
+    const float want = residual[i];
+    residual[i] = want - static_cast<float>(q[i]) * scales[i / kInt8Block];
     err += static_cast<double>(residual[i]) * residual[i];
-    norm += static_cast<double>(want[k]) * want[k];
+    norm += static_cast<double>(want) * want;
   }
   return norm > 0 ? std::sqrt(err / norm) : 0.0;
 }
