@@ -72,6 +72,7 @@ cgroup_placement() {
   local file=$1 spec r g c
   shift
   { echo '#!/bin/sh'
+    # shellcheck disable=SC2016 # the wrapper reads its own rank when it runs
     echo 'case "$OMPI_COMM_WORLD_RANK" in'
     for spec in "$@"; do
       IFS=: read -r r g c <<<"$spec"
