@@ -86,9 +86,8 @@ int cmd_train(const TrainConfig &config, const FaultPlan &faults, int argc, char
   if (config.deterministic)
     use_deterministic_kernels(); // before the node probe's first CUDA call
   if (launched_world_size() > 1) {
-    MpiSession mpi(&argc, &argv,
-                   /*peers_may_die=*/config.on_trainer_loss == TrainerLoss::kContinue);
-    install_stop_handlers(); // after MPI_Init, so that ours win
+    MpiSession mpi(&argc, &argv, /*ranks_may_leave=*/true); // planned leaves, lost trainers
+    install_stop_handlers();                                // after MPI_Init, so that ours win
     if (mpi.size() > 1) {
       const int rank = mpi.rank();
       auto abort_job = [&](int code) {

@@ -66,6 +66,13 @@ HeartbeatSender::~HeartbeatSender() {
       MPI_Request_free(&r); // a beat to a rank that has left: nothing waits for it
 }
 
+void HeartbeatSender::forget(int peer) {
+  std::lock_guard<std::mutex> lock(mutex_); // beat_all runs under it
+  for (size_t i = 0; i < peers_.size(); ++i)
+    if (peers_[i] == peer)
+      gone_[i] = true;
+}
+
 void HeartbeatSender::loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_) {

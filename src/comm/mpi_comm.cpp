@@ -30,10 +30,10 @@ void fail_mpi(int code, const char *call, const char *file, int line) {
 }
 } // namespace detail
 
-MpiSession::MpiSession(int *argc, char ***argv, bool peers_may_die) {
+MpiSession::MpiSession(int *argc, char ***argv, bool ranks_may_leave) {
   // Open MPI reads its parameters from the environment during MPI_Init; an explicit setting by
   // the user (OMPI_MCA_async_mpi_finalize=0) is kept. Other MPIs ignore the variable.
-  if (peers_may_die)
+  if (ranks_may_leave)
     setenv("OMPI_MCA_async_mpi_finalize", "1", /*overwrite=*/0);
   int provided = 0;
   // MULTIPLE for rank 0's heartbeat thread (comm/heartbeat.h); every other rank calls MPI from

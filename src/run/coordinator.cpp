@@ -101,7 +101,7 @@ std::string describe_outer_step(const TrainConfig &config) {
 class Coordinator {
 public:
   Coordinator(const TrainConfig &config, const RankPlacement &placement, const DatasetMeta &meta,
-              AdmittedJob admitted, const HostMap &hosts);
+              AdmittedJob admitted, JobComms &comms);
   TrainSummary run();
 
 private:
@@ -109,6 +109,7 @@ private:
   void maybe_advise(double round_seconds, double compute_seconds, bool measured);
   RoundResult run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps);
   void drop_trainers(const std::vector<int> &world_ranks, const std::string &why);
+  void let_leave(const std::vector<int> &world_ranks);
   void record_plan(const std::string &why);
   std::string local_steps_text() const;
   void take_out_speeds();
@@ -130,6 +131,7 @@ private:
 
   const TrainConfig &config_;
   const RankPlacement placement_;
+  JobComms &comms_;
   MPI_Comm job_;
   Roster trainers_;
   std::vector<nlohmann::json> report_json_;
@@ -161,8 +163,8 @@ private:
 };
 
 Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placement,
-                         const DatasetMeta &meta, AdmittedJob admitted, const HostMap &hosts)
-    : config_(config), placement_(placement), job_(admitted.job),
+                         const DatasetMeta &meta, AdmittedJob admitted, JobComms &comms)
+    : config_(config), placement_(placement), comms_(comms), job_(admitted.job),
       trainers_(std::move(admitted.trainers)), report_json_(std::move(admitted.reports)),
       hosts_(std::move(admitted.hosts)), links_(std::move(admitted.links)),
       spec_(spec_of(config, meta)), class_labels_(meta.class_labels()),
@@ -216,7 +218,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
              "1 GB/s");
   if (metrics_.enabled())
     metrics_.write({{"type", "links"}, {"time", 0.0}, {"links", links_json(links_)}});
-  const HostGrouping grouping = job_host_groups(config, hosts);
+  const HostGrouping grouping = job_host_groups(config, comms.hosts());
   planner_ = std::make_unique<RoundPlanner>(
       config, trainers_, PlanSizes{flat_->numel(), buffer_elements(*model_), layout_},
       grouping.groups);
@@ -275,11 +277,13 @@ TrainSummary Coordinator::run() {
       progress_.round_done(count, steps);
       write_round_metrics(result, round_seconds, count, steps, epoch);
       report_progress(epoch, first, loss_sum);
+      // Signals first: a trainer that leaves is out of the re-plan that follows.
+      const bool stop = stop_requested(progress_.epoch_finished());
       if (const auto why = planner_->maybe_replan(progress_.position().global_step))
         record_plan(*why);
       if (progress_.step_checkpoint_due())
         save("step", true);
-      if (stop_requested(progress_.epoch_finished())) {
+      if (stop) {
         summary_.final_checkpoint = save("signal", true);
         summary_.stopped_by_signal = pending_signal_;
         break;
@@ -305,7 +309,7 @@ TrainSummary Coordinator::run() {
   for (const TrainerState &t : trainers_) {
     summary_.trainers.push_back({t.world_rank, t.report.host, share_in(plan(), t.job_rank),
                                  t.samples, t.compute_seconds, t.wait_seconds, t.micro_batch,
-                                 t.lost, t.data_wait_seconds, t.out_rounds, t.out_seconds,
+                                 t.lost, t.left, t.data_wait_seconds, t.out_rounds, t.out_seconds,
                                  t.speed});
     summary_.compute_seconds += t.compute_seconds;
     summary_.data_wait_seconds += t.data_wait_seconds;
@@ -352,7 +356,7 @@ RoundResult Coordinator::run_round(int64_t epoch, int64_t start, int64_t count, 
 void Coordinator::drop_trainers(const std::vector<int> &world_ranks, const std::string &why) {
   for (int r : world_ranks)
     for (TrainerState &t : trainers_)
-      if (t.world_rank == r && !t.lost) {
+      if (t.world_rank == r && !gone(t)) {
         t.lost = true;
         const std::string what =
             fmt::format("{}, last completed round {}: {}", name_of(t), t.last_round, why);
@@ -360,12 +364,12 @@ void Coordinator::drop_trainers(const std::vector<int> &world_ranks, const std::
         summary_.lost_trainers.push_back(what);
       }
   if (std::all_of(trainers_.begin(), trainers_.end(),
-                  [](const TrainerState &t) { return t.lost; })) {
+                  [](const TrainerState &t) { return gone(t); })) {
     const std::string path = save("abort");
     throw PeerTimeout(world_ranks.empty() ? 0 : world_ranks.front(),
                       fmt::format("every trainer is lost (the last {}); wrote {}", why, path));
   }
-  planner_->replan_without_lost();
+  planner_->replan_without_gone();
   record_plan(fmt::format("after round {} (without the lost rank {})",
                           progress_.position().global_step, rank_list(world_ranks)));
 }
@@ -430,15 +434,43 @@ void Coordinator::take_out_speeds() {
   }
 }
 
-// SIGTERM/SIGUSR1 here or at a trainer (it says so in its statistics): after a complete round
-// that is not the epoch's last (the epoch's end checkpoints anyway), the job stops.
+// SIGTERM/SIGUSR1 here or at a trainer (it says so in its statistics), judged after a complete
+// round (round_supervisor.h): trainers that alone got one leave now; a signal for the whole job
+// stops it after a round that is not the epoch's last (the epoch's end checkpoints anyway).
 bool Coordinator::stop_requested(bool last_round_of_epoch) {
-  for (const TrainerState &t : trainers_)
-    if (t.working && pending_signal_ == 0 && t.stats.stop_signal != 0)
-      pending_signal_ = t.stats.stop_signal;
-  if (pending_signal_ == 0)
-    pending_signal_ = stop_signal();
+  if (pending_signal_ == 0) {
+    const bool leave_possible = config_.aggregators == 1 && summary_.host_groups.empty();
+    const SignalVerdict verdict = judge_signals(stop_signal(), trainers_, leave_possible);
+    if (!verdict.leaving.empty())
+      let_leave(verdict.leaving);
+    pending_signal_ = verdict.stop_job;
+  }
   return pending_signal_ != 0 && !last_round_of_epoch;
+}
+
+// A planned leave (DESIGN §7): these trainers delivered the round just completed and got a signal
+// of their own. They are told to stop (each then leaves with exit code 0), the heartbeat forgets
+// them, and the next round runs on a plan over the others: nothing is redone, nothing saved.
+void Coordinator::let_leave(const std::vector<int> &world_ranks) {
+  const Words stop = encode(RoundCommand{RoundCommand::Kind::kStop});
+  RequestSet set;
+  const int64_t round = progress_.position().global_step;
+  for (TrainerState &t : trainers_) {
+    if (std::count(world_ranks.begin(), world_ranks.end(), t.world_rank) == 0)
+      continue;
+    t.left = true;
+    isend_words(set, stop, t.job_rank, kTagCommand, job_, "telling it to leave");
+    comms_.forget(t.job_rank);
+    const std::string reason = signal_name(t.stats.stop_signal);
+    log_info("{} leaves the job after round {} ({}, its own); the others go on", name_of(t), round,
+             reason);
+    summary_.membership_changes.push_back(
+        {t.world_rank, t.report.host, "left", reason, round, progress_.run_seconds()});
+  }
+  set.wait_all(config_.straggler_timeout);
+  planner_->replan_without_gone();
+  record_plan(fmt::format("after round {} (rank {} left: {})", round, rank_list(world_ranks),
+                          summary_.membership_changes.back().reason));
 }
 
 // Statistics of the working trainers: their totals, smoothed speeds, what they run on
@@ -564,7 +596,7 @@ void Coordinator::stop_trainers(const std::vector<int> &except) {
   const Words stop = encode(RoundCommand{RoundCommand::Kind::kStop});
   RequestSet set;
   for (const TrainerState &t : trainers_) {
-    if (t.lost || std::count(except.begin(), except.end(), t.world_rank) > 0)
+    if (gone(t) || std::count(except.begin(), except.end(), t.world_rank) > 0)
       continue;
     isend_words(set, stop, t.job_rank, kTagCommand, job_, "telling it to stop");
   }
@@ -585,7 +617,7 @@ void Coordinator::end_job() {
   const Words stop_words = encode(stop);
   RequestSet set;
   for (const TrainerState &t : trainers_)
-    if (!t.lost)
+    if (!gone(t))
       isend_words(set, stop_words, t.job_rank, kTagCommand, job_,
                   fmt::format("sending the round's command to {}", name_of(t)));
   set.wait_all(config_.straggler_timeout);
@@ -602,8 +634,8 @@ void Coordinator::gather_and_write_timeline() {
   for (int j = 1; j < config_.aggregators; ++j)
     names[static_cast<size_t>(j)] = fmt::format("rank {} shard server (no spans)", j);
   for (const TrainerState &t : trainers_) {
-    if (t.lost) {
-      names[static_cast<size_t>(t.world_rank)] = name_of(t) + " lost";
+    if (gone(t)) {
+      names[static_cast<size_t>(t.world_rank)] = name_of(t) + (t.lost ? " lost" : " left");
       continue;
     }
     names[static_cast<size_t>(t.world_rank)] = name_of(t) + " trainer";
@@ -685,7 +717,7 @@ TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &pla
   torch::set_num_threads(threads_for(config, placement));
   set_leader_activity(LeaderActivity::kRound);
   const TrainConfig decided = with_sync_period(config, admitted.trainers);
-  Coordinator coordinator(decided, placement, meta, std::move(admitted), comms.hosts());
+  Coordinator coordinator(decided, placement, meta, std::move(admitted), comms);
   TrainSummary summary = coordinator.run();
   set_leader_activity(LeaderActivity::kEnding);
   comms.finish(); // the trainers have their stop command: they no longer watch

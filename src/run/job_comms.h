@@ -37,6 +37,11 @@ public:
 
   MPI_Comm job() const { return job_; }
   const HostMap &hosts() const { return hosts_; }
+  // Rank 0: a trainer left the job (a planned leave); its heartbeat stops.
+  void forget(int job_rank) {
+    if (heart_)
+      heart_->forget(job_rank);
+  }
   // At the job's normal end (on rank 0 once the trainers have their stop command, so that they
   // no longer watch): stops the heartbeat, frees the heartbeat's and the job's communicators.
   void finish();

@@ -16,7 +16,7 @@ double account_round(Roster &trainers, const std::vector<double> &arrival_second
   double compute = 0;
   for (size_t j = 0; j < trainers.size(); ++j) {
     TrainerState &t = trainers[j];
-    if (!t.lost && !t.in_round) {
+    if (!gone(t) && !t.in_round) {
       ++t.out_rounds;
       t.out_seconds += round_seconds;
     }
@@ -65,7 +65,7 @@ std::string slowest_link_text(const TrainerState &t) {
 std::string longest_measured_transfer(const Roster &trainers) {
   const TrainerState *longest = nullptr;
   for (const TrainerState &t : trainers)
-    if (!t.lost && t.comm_seconds >= 0 && (!longest || t.comm_seconds > longest->comm_seconds))
+    if (!gone(t) && t.comm_seconds >= 0 && (!longest || t.comm_seconds > longest->comm_seconds))
       longest = &t;
   return longest ? fmt::format("{}, {:.3f} s a round", name_of(*longest), longest->comm_seconds)
                  : std::string();

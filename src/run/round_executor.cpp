@@ -298,7 +298,7 @@ LatePeers RoundExecutor::broadcast() {
   stage_parameters();
   set_ = RequestSet();
   for (const TrainerState &t : trainers_)
-    if (t.in_round && !t.lost)
+    if (t.in_round && !gone(t))
       send_parameters(set_, t, "after the round");
   try {
     set_.wait_all(config_.straggler_timeout);

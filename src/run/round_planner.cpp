@@ -19,7 +19,7 @@ RoundPlanner::RoundPlanner(const TrainConfig &config, Roster &trainers, PlanSize
   plan_ = plan_for();
 }
 
-void RoundPlanner::replan_without_lost() {
+void RoundPlanner::replan_without_gone() {
   previous_plan_ = plan_;
   plan_ = plan_for();
 }
@@ -57,7 +57,7 @@ RoundEstimate RoundPlanner::estimate_current(bool links_only,
                                              std::vector<AggregatorRate> *rates) const {
   std::vector<TrainerSpeed> all, in_plan;
   for (const TrainerState &t : trainers_)
-    if (!t.lost)
+    if (!gone(t))
       all.push_back(speed_of(t, links_only));
   for (int rank : plan_.ranks)
     in_plan.push_back(speed_of(trainer_at(trainers_, rank), links_only));
@@ -74,7 +74,7 @@ Plan RoundPlanner::plan_for() const {
   std::vector<TrainerSpeed> speeds;
   std::vector<double> shares;
   for (size_t j = 0; j < trainers_.size(); ++j) {
-    if (trainers_[j].lost)
+    if (gone(trainers_[j]))
       continue;
     const TrainerState &t = trainers_[j];
     speeds.push_back(speed_of(t));
@@ -127,7 +127,7 @@ void RoundPlanner::set_participation(int64_t round) {
   const auto now = std::chrono::steady_clock::now();
   const auto keep_alive = std::chrono::duration<double>(config_.straggler_timeout / 2);
   for (TrainerState &t : trainers_) {
-    t.in_round = !t.lost && (t.working || t.uploading);
+    t.in_round = !gone(t) && (t.working || t.uploading);
     t.refresh = t.in_round && !t.has_params;
     if (t.in_round) {
       t.send_command = true;
@@ -141,16 +141,16 @@ void RoundPlanner::set_participation(int64_t round) {
       continue;
     }
     t.command.kind = RoundCommand::Kind::kOut;
-    t.send_command = !t.lost && (t.has_params || !t.told_out || now - *t.told_out > keep_alive);
+    t.send_command = !gone(t) && (t.has_params || !t.told_out || now - *t.told_out > keep_alive);
     // Re-measured as often as the plan is reconsidered, so that a machine that recovers comes
     // back: it times 2 micro-batches on its own; nobody waits for the answer.
-    if (!t.lost && config_.rebalance_every > 0 && t.out_speed_request == MPI_REQUEST_NULL &&
+    if (!gone(t) && config_.rebalance_every > 0 && t.out_speed_request == MPI_REQUEST_NULL &&
         ++t.rounds_since_measured >= config_.rebalance_every) {
       t.rounds_since_measured = 0;
       t.command.count = 2 * m_;
       t.send_command = true;
     }
-    if (!t.lost && !t.told_out) {
+    if (!gone(t) && !t.told_out) {
       log_info("{} is out of the plan from round {}: it gets no parameters and nobody waits for "
                "it until a plan brings it back",
                name_of(t), round);
@@ -185,13 +185,13 @@ std::optional<std::string> RoundPlanner::maybe_replan(int64_t step) {
   const double keep = estimate_current().seconds;
   double noise = 0; // the noisiest working trainer's smoothed speed
   for (const TrainerState &t : trainers_)
-    if (!t.lost && share_in(plan_, t.job_rank) > 0)
+    if (!gone(t) && share_in(plan_, t.job_rank) > 0)
       noise = std::max(noise, smoothed_speed_noise(t.speed_variance));
   if (!should_adopt(next, plan_, keep, previous_plan_ ? &*previous_plan_ : nullptr, noise))
     return std::nullopt;
   std::string speeds;
   for (const TrainerState &t : trainers_)
-    if (!t.lost)
+    if (!gone(t))
       speeds += fmt::format("{}{} {:.0f}", speeds.empty() ? "" : ", ", t.world_rank, t.speed);
   const std::string why = fmt::format(
       "after round {} (estimated {:.4f} s a round against {:.4f} s keeping the plan, {:.0f}% "

@@ -53,8 +53,8 @@ public:
   // (replan.h: gain over noise, hysteresis). Returns why, for the plan history, when it adopted
   // one; `step`: the optimizer steps done.
   std::optional<std::string> maybe_replan(int64_t step);
-  // Trainers were just marked lost: a plan over the others.
-  void replan_without_lost();
+  // Trainers were just marked lost or left: a plan over the others.
+  void replan_without_gone();
 
   // The current plan under today's figures (`links_only`: the probe's rates alone, not the
   // measured transfers; `rates` receives the aggregator rates when given).

@@ -24,7 +24,7 @@ RoundRecord round_record(const RoundFacts &f, const Roster &trainers, const Plan
       bytes += f.shard_upload_bytes;
       ++uploads;
     }
-    if (!t.lost && !t.in_round)
+    if (!gone(t) && !t.in_round)
       r.out.push_back(t.world_rank); // out of the plan: no traffic this round
     if (!t.working)
       continue;
@@ -79,7 +79,7 @@ RoundRecord round_record(const RoundFacts &f, const Roster &trainers, const Plan
 std::vector<PrometheusTrainer> prometheus_trainers(const Roster &trainers, const Plan &plan) {
   std::vector<PrometheusTrainer> out;
   for (const TrainerState &t : trainers)
-    if (!t.lost)
+    if (!gone(t))
       out.push_back(
           {t.world_rank, t.report.host, share_in(plan, t.job_rank), t.speed, t.samples, t.gpu});
   return out;
@@ -92,7 +92,9 @@ void log_trainer_table(const Roster &trainers, const Plan &plan) {
     log_info("  {:>4}  {:<16} {:>6} {:>10} {:>10.1f} {:>9.1f} {:>10.0f} {:>12}{}", t.world_rank,
              t.report.host, share_in(plan, t.job_rank), t.samples, t.compute_seconds,
              t.wait_seconds, t.speed, fmt::format("{}/{:.1f}", t.out_rounds, t.out_seconds),
-             t.lost ? "  lost" : "");
+             t.lost   ? "  lost"
+             : t.left ? "  left"
+                      : "");
 }
 
 } // namespace hetrain::run

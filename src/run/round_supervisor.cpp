@@ -66,4 +66,31 @@ RoundResult supervise_round(const TrainConfig &config, RoundRunner &runner, Roun
   }
 }
 
+SignalVerdict judge_signals(int own_signal, const Roster &trainers, bool leave_possible) {
+  SignalVerdict verdict;
+  if (own_signal != 0) {
+    verdict.stop_job = own_signal;
+    return verdict;
+  }
+  int first = 0;
+  bool someone_stays = false;
+  for (const TrainerState &t : trainers) {
+    if (gone(t))
+      continue;
+    // Only a trainer that worked this round sent statistics, and with them its signal.
+    const int signal = t.working ? t.stats.stop_signal : 0;
+    if (signal == 0) {
+      someone_stays = true;
+      continue;
+    }
+    first = first == 0 ? signal : first;
+    verdict.leaving.push_back(t.world_rank);
+  }
+  if (!verdict.leaving.empty() && (!someone_stays || !leave_possible)) {
+    verdict.stop_job = first;
+    verdict.leaving.clear();
+  }
+  return verdict;
+}
+
 } // namespace hetrain::run

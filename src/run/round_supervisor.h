@@ -37,4 +37,15 @@ RoundResult supervise_round(const TrainConfig &config, RoundRunner &runner, Roun
                             const Roster &trainers, const RoundSlice &slice,
                             const RoundOrder &order, const LossHooks &hooks);
 
+// After a complete round, what SIGTERM/SIGUSR1 means (DESIGN §7 "Planned leave"). Rank 0's own
+// signal, or one at every trainer still in the job (the launcher signalled the whole job), stops
+// the job: a checkpoint, then exit 4. A signal at some trainers only is theirs alone: they leave
+// and the job goes on without them, where it can (`leave_possible`: one aggregator and no host
+// groups); where it cannot, it stops the job as before.
+struct SignalVerdict {
+  int stop_job = 0;         // the signal that stops the job (0: it goes on)
+  std::vector<int> leaving; // world ranks of the trainers that leave now
+};
+SignalVerdict judge_signals(int own_signal, const Roster &trainers, bool leave_possible);
+
 } // namespace hetrain::run

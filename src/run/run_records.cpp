@@ -195,6 +195,7 @@ std::string summary_to_json(const TrainSummary &s) {
                           {"wait_seconds", t.wait_seconds},
                           {"micro_batch", t.micro_batch},
                           {"lost", t.lost},
+                          {"left", t.left},
                           {"out_rounds", t.out_rounds},
                           {"out_seconds", t.out_seconds},
                           {"samples_per_sec", t.samples_per_sec}});
@@ -204,6 +205,15 @@ std::string summary_to_json(const TrainSummary &s) {
     j["host_groups"] = s.host_groups;
     j["uploads_per_round"] = s.uploads_per_round;
     j["lost_trainers"] = s.lost_trainers;
+    nlohmann::json changes = nlohmann::json::array();
+    for (const MembershipChange &c : s.membership_changes)
+      changes.push_back({{"rank", c.rank},
+                         {"host", c.host},
+                         {"change", c.change},
+                         {"reason", c.reason},
+                         {"round", c.round},
+                         {"time", c.time}});
+    j["membership_changes"] = changes;
     j["links"] = run::links_json(s.links);
     j["link_probe_seconds"] = s.link_probe_seconds;
     j["link_probe_wait_seconds"] = s.link_probe_wait_seconds;

@@ -115,6 +115,7 @@ private:
   bool receive_parameters(const char *when); // false: rank 0 ended the job instead
   RoundCommand next_command();
   void exchange_optimizer(RoundCommand::Kind kind);
+  void say_why_stopped() const;
   void run_round(const RoundCommand &command);
   void inject_faults_before_round(const RoundCommand &command);
   ComputeStats sum_gradients(const RoundCommand &command, RequestSet &early);
@@ -234,6 +235,7 @@ void Trainer::run() {
     if (command.kind == RoundCommand::Kind::kStop) {
       if (command.send_timeline)
         send_timeline();
+      say_why_stopped();
       break;
     }
     inbox_.post(); // the next command may come while this round runs
@@ -264,6 +266,16 @@ void Trainer::run() {
     stopped = !receive_parameters("after a round");
   }
   inbox_.cancel(); // still posted when the job ended while parameters were due
+}
+
+// A trainer that got SIGTERM/SIGUSR1 is told to stop after its round: alone, it leaves while
+// the others go on (a planned leave, DESIGN §7); with the whole job, rank 0 checkpoints and says
+// so. Either way this trainer's work is delivered and it exits with 0.
+void Trainer::say_why_stopped() const {
+  if (const int signal = stop_signal())
+    log_info("{} here: rank 0 took this trainer's last round and let it go after {} rounds of "
+             "work; leaving the job (exit 0)",
+             signal_name(signal), rounds_worked_);
 }
 
 // Rank 0 saves this trainer's optimizer into a checkpoint, or hands one back on resume

@@ -177,7 +177,7 @@ std::vector<TrainerOptimizerState> collect_trainer_optimizers(const TrainConfig 
   const Words ask_words = encode(ask);
   std::vector<const TrainerState *> asked;
   for (const TrainerState &t : trainers)
-    if (!t.lost)
+    if (!gone(t))
       asked.push_back(&t);
   std::vector<std::unique_ptr<RequestSet>> sets;
   std::vector<StateTransfer> in(asked.size());

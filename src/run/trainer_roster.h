@@ -33,6 +33,7 @@ struct TrainerState {
   int64_t last_round = 0;       // the last round it delivered (0 = none yet)
   int64_t micro_batch = 0;      // what it runs: less than --micro-batch after running out of memory
   bool lost = false;            // dropped by --on-trainer-loss continue
+  bool left = false;            // left on its own signal after a round (a planned leave)
   GpuSample gpu;                // its GPU in the last round (NVML), when it has one
   std::vector<LinkFigures> links; // to each aggregator, from the link probe (empty: probe off)
   // Smoothed transfer and wait per round as rank 0 sees it (arrival of its upload minus its
@@ -60,6 +61,8 @@ struct TrainerState {
   std::vector<float> buffers; // its BatchNorm buffers after its part
 };
 using Roster = std::vector<TrainerState>;
+// No longer in the job: lost, or left on its own signal. Plans, rounds and the end skip it.
+inline bool gone(const TrainerState &t) { return t.lost || t.left; }
 
 // "rank 2 (node7)"
 inline std::string name_of(const TrainerState &t) {

@@ -8,6 +8,7 @@
 #include "run_records.h"
 #include "trainer_optimizers.h"
 
+#include <csignal>
 #include <gtest/gtest.h>
 
 namespace hetrain::run {
@@ -275,7 +276,7 @@ TEST(RoundPlanner, ReplansWhenSpeedsChangeAndKeepsThePlanWhenSteady) {
   EXPECT_NE(why->find("after round 2"), std::string::npos) << *why;
   EXPECT_GT(planner.plan().micro_batches[0], start.micro_batches[0]);
   c.roster[1].lost = true;
-  planner.replan_without_lost();
+  planner.replan_without_gone();
   EXPECT_EQ(planner.plan().ranks, std::vector<int>{1});
 }
 
@@ -331,7 +332,7 @@ struct HookLog {
         for (TrainerState &t : roster)
           t.lost = t.lost || t.world_rank == r;
       }
-      planner.replan_without_lost();
+      planner.replan_without_gone();
     };
     return h;
   }
@@ -406,6 +407,46 @@ TEST(RoundSupervisor, ContinueDropsATrainerThatMissedTheBroadcast) {
   EXPECT_EQ(log.dropped, std::vector<int>{1});
   EXPECT_EQ(runner.discards, 1);
   EXPECT_EQ(planner.plan().ranks, std::vector<int>{2});
+}
+
+// A trainer that worked this round with a signal of its own leaves; the job stops when rank 0 has
+// one, when every trainer still in the job has one, or where the job cannot go on without it.
+Roster signalled(std::vector<int> signals) {
+  Roster roster;
+  for (size_t i = 0; i < signals.size(); ++i) {
+    roster.push_back(trainer(static_cast<int>(i) + 1, static_cast<int>(i) + 1, 1000));
+    roster.back().working = true;
+    roster.back().stats.stop_signal = signals[i];
+  }
+  return roster;
+}
+
+TEST(SignalVerdict, ATrainersOwnSignalLetsItLeaveAndTheJobGoesOn) {
+  const SignalVerdict v = judge_signals(0, signalled({0, SIGTERM, 0}), true);
+  EXPECT_EQ(v.stop_job, 0);
+  EXPECT_EQ(v.leaving, std::vector<int>{2});
+  EXPECT_EQ(judge_signals(0, signalled({0, 0, 0}), true).leaving, std::vector<int>{});
+}
+
+TEST(SignalVerdict, RankZerosSignalOrOneAtEveryTrainerStopsTheJob) {
+  SignalVerdict v = judge_signals(SIGUSR1, signalled({0, SIGTERM}), true);
+  EXPECT_EQ(v.stop_job, SIGUSR1);
+  EXPECT_TRUE(v.leaving.empty());
+  v = judge_signals(0, signalled({SIGUSR1, SIGUSR1}), true);
+  EXPECT_EQ(v.stop_job, SIGUSR1);
+  EXPECT_TRUE(v.leaving.empty());
+}
+
+TEST(SignalVerdict, GoneAndIdleTrainersDoNotCountAndNoLeaveWhereTheJobCannotGoOn) {
+  Roster roster = signalled({SIGTERM, SIGTERM, 0});
+  roster[2].lost = true; // the only trainer without a signal is gone: everyone left signalled
+  EXPECT_EQ(judge_signals(0, roster, true).stop_job, SIGTERM);
+  roster = signalled({SIGTERM, 0});
+  roster[0].working = false; // out of the plan: its statistics (and signal) did not come
+  EXPECT_EQ(judge_signals(0, roster, true).leaving, std::vector<int>{});
+  const SignalVerdict v = judge_signals(0, signalled({SIGTERM, 0}), false); // host groups
+  EXPECT_EQ(v.stop_job, SIGTERM);
+  EXPECT_TRUE(v.leaving.empty());
 }
 
 TEST(RunRecords, EpochRecordHasOneJsonFormAndTheMetricsRecordDropsAbsentTestFigures) {

@@ -74,6 +74,8 @@ public:
   ~HeartbeatSender(); // stops the thread; beats still in flight are let go
   HeartbeatSender(const HeartbeatSender &) = delete;
   HeartbeatSender &operator=(const HeartbeatSender &) = delete;
+  // A peer that left the job (a planned leave): no more beats go to it.
+  void forget(int peer);
 
 private:
   void beat_all();

@@ -15,10 +15,13 @@ namespace hetrain {
 // reaches CHECK_MPI. Records rank and world size for log lines.
 class MpiSession {
 public:
-  // `peers_may_die`: the job is meant to go on when a rank dies (--on-trainer-loss continue under
-  // mpirun --enable-recovery). Open MPI's MPI_Finalize then skips its closing fence over all
-  // ranks, which can wait forever for the dead one (4 runs in 20 on a loaded 2-core machine).
-  MpiSession(int *argc, char ***argv, bool peers_may_die = false);
+  // `ranks_may_leave`: the job goes on when a rank leaves early (a trainer's planned leave, DESIGN
+  // §7) or dies (--on-trainer-loss continue under mpirun --enable-recovery). Open MPI's
+  // MPI_Finalize then skips its closing fence over all ranks (OMPI_MCA_async_mpi_finalize=1): with
+  // the fence a leaving trainer would stay in MPI_Finalize until the whole job ends (tried: Open
+  // MPI 4.1.4), and the fence can wait forever for a dead rank (4 runs in 20 on a loaded 2-core
+  // machine).
+  MpiSession(int *argc, char ***argv, bool ranks_may_leave = false);
   // Finalizes with a deadline of 10 s and exit code 1 when finalize() was not called (a path left
   // by an exception).
   ~MpiSession();

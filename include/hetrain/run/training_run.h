@@ -19,6 +19,7 @@ struct TrainerSummary {
   double compute_seconds = 0, wait_seconds = 0;
   int64_t micro_batch = 0;      // what it ran last: below --micro-batch after running out of memory
   bool lost = false;            // dropped by --on-trainer-loss continue
+  bool left = false;            // left the job on its own signal (a planned leave)
   double data_wait_seconds = 0; // of compute_seconds: waiting for the loader's next batch
   int64_t out_rounds = 0;       // rounds it sat out of the plan (no traffic, nobody waited)
   double out_seconds = 0;       // their wall time
@@ -40,6 +41,15 @@ struct PlanMove {
   int rank = 0;
   int64_t round = 0;
   bool in_plan = false;
+};
+
+// A trainer that joined or left the running job: who, what, after which round (a global step,
+// counted from 1), when (seconds into the run) and why.
+struct MembershipChange {
+  int rank = 0;
+  std::string host, change, reason; // change: "left"
+  int64_t round = 0;
+  double time = 0;
 };
 
 struct TrainSummary {
@@ -70,6 +80,7 @@ struct TrainSummary {
   double uploads_per_round = 0;
   // --on-trainer-loss continue: the trainers dropped, e.g. "rank 2 (host) in round 17: ...".
   std::vector<std::string> lost_trainers;
+  std::vector<MembershipChange> membership_changes; // planned leaves, in order
   std::vector<LinkFigures> links; // the startup link probe's figures (empty when it was off)
   // Its duration, counted from when every rank had entered it, and the wait for that (0 when off).
   double link_probe_seconds = 0, link_probe_wait_seconds = 0;
