@@ -92,10 +92,11 @@ void validate(const TrainConfig &c) {
   // An option that the chosen mode ignores is a mistake the user should hear about, not a run
   // that silently trains another way. A value equal to the default cannot be told apart.
   const TrainConfig defaults;
-  require(c.sync == SyncMode::kDiLoCo ||
+  const bool may_diloco = c.sync == SyncMode::kDiLoCo || c.sync == SyncMode::kAuto;
+  require(may_diloco ||
               (c.outer_lr == defaults.outer_lr && c.outer_momentum == defaults.outer_momentum &&
                c.outer_optimizer == defaults.outer_optimizer),
-          "--outer-optimizer/--outer-lr/--outer-momentum: only with --sync diloco");
+          "--outer-optimizer/--outer-lr/--outer-momentum: only with --sync diloco or auto");
   require(c.sync != SyncMode::kGradient || c.local_steps == defaults.local_steps,
           "--local-steps: only with --sync params or diloco (--sync gradient syncs every step)");
   require(c.sync_seconds >= 0 && c.sync_seconds <= 86400,
@@ -104,6 +105,10 @@ void validate(const TrainConfig &c) {
           "--sync-seconds: only with --sync params or diloco (--sync gradient syncs every step)");
   require(c.sync_seconds == 0 || c.local_steps == defaults.local_steps,
           "--sync-seconds and --local-steps: give one of them");
+  require(c.auto_comm_fraction > 0 && c.auto_comm_fraction <= 100,
+          "--auto-comm-fraction: must be in (0, 100]");
+  require(c.sync == SyncMode::kAuto || c.auto_comm_fraction == defaults.auto_comm_fraction,
+          "--auto-comm-fraction: only with --sync auto");
   // int8 keeps the error it makes and sends it with the next upload: that works for the
   // pseudo-gradients of diloco's outer step, not for a gradient applied once or for parameters.
   require(c.wire_dtype != WireDType::kInt8 || has_outer_step(c),
@@ -128,7 +133,8 @@ void validate(const TrainConfig &c) {
   // trainer, and a round redone without a lost member would need the leader's sum undone.
   require(
       c.host_reduce != HostReduce::kOn || c.sync == SyncMode::kGradient,
-      "--host-reduce on needs --sync gradient (params and diloco average each trainer's model)");
+      "--host-reduce on needs --sync gradient (params, diloco and auto, which may choose diloco, "
+      "average each trainer's model)");
   require(c.host_reduce != HostReduce::kOn || c.on_trainer_loss == TrainerLoss::kAbort,
           "--host-reduce on needs --on-trainer-loss abort");
   require(c.min_relative_speed >= 0 && c.min_relative_speed <= 1,

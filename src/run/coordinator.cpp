@@ -40,6 +40,7 @@
 #include "round_supervisor.h"
 #include "run_progress.h"
 #include "run_records.h"
+#include "sync_decision.h"
 #include "train_setup.h"
 
 #include <nlohmann/json.hpp>
@@ -101,7 +102,7 @@ std::string describe_outer_step(const TrainConfig &config) {
 class Coordinator {
 public:
   Coordinator(const TrainConfig &config, const RankPlacement &placement, const DatasetMeta &meta,
-              AdmittedJob admitted, JobComms &comms);
+              AdmittedJob admitted, JobComms &comms, const std::string &sync_choice);
   TrainSummary run();
 
 private:
@@ -163,7 +164,8 @@ private:
 };
 
 Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placement,
-                         const DatasetMeta &meta, AdmittedJob admitted, JobComms &comms)
+                         const DatasetMeta &meta, AdmittedJob admitted, JobComms &comms,
+                         const std::string &sync_choice)
     : config_(config), placement_(placement), comms_(comms), job_(admitted.job),
       trainers_(std::move(admitted.trainers)), report_json_(std::move(admitted.reports)),
       hosts_(std::move(admitted.hosts)), links_(std::move(admitted.links)),
@@ -192,6 +194,9 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   summary_.epochs = config.epochs;
   summary_.aggregator_device = place_.device.str();
   summary_.amp = name_of(config.amp);
+  summary_.sync = name_of(config.sync);
+  summary_.local_steps = local_steps_of(config);
+  summary_.sync_choice = sync_choice;
   // --resume: rank 0 alone reads the checkpoint; the trainers get the parameters as at any start,
   // and each round's command says where in which epoch it is.
   const std::string fingerprint = model_fingerprint(*model_, spec_);
@@ -684,7 +689,7 @@ std::vector<std::string> link_host_names(const AdmittedJob &job, int world_size)
 // trainers take their steps from each round's command), and says so.
 TrainConfig with_sync_period(const TrainConfig &config, const Roster &trainers) {
   TrainConfig decided = config;
-  if (config.sync_seconds <= 0)
+  if (config.sync_seconds <= 0 || config.sync == SyncMode::kGradient)
     return decided;
   std::vector<double> speeds;
   for (const TrainerState &t : trainers)
@@ -716,8 +721,10 @@ TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &pla
     log_link_table(admitted.links, link_host_names(admitted, placement.world_size));
   torch::set_num_threads(threads_for(config, placement));
   set_leader_activity(LeaderActivity::kRound);
-  const TrainConfig decided = with_sync_period(config, admitted.trainers);
-  Coordinator coordinator(decided, placement, meta, std::move(admitted), comms);
+  const SyncDecision sync = decide_sync(config, admitted, comms.hosts(), meta); // --sync auto
+  const TrainConfig decided =
+      share_sync_decision(with_sync_period(sync.config, admitted.trainers), admitted.job);
+  Coordinator coordinator(decided, placement, meta, std::move(admitted), comms, sync.why);
   TrainSummary summary = coordinator.run();
   set_leader_activity(LeaderActivity::kEnding);
   comms.finish(); // the trainers have their stop command: they no longer watch

@@ -205,6 +205,9 @@ std::string summary_to_json(const TrainSummary &s) {
     j["host_groups"] = s.host_groups;
     j["uploads_per_round"] = s.uploads_per_round;
     j["lost_trainers"] = s.lost_trainers;
+    j["sync"] = s.sync;
+    j["local_steps"] = s.local_steps;
+    j["sync_choice"] = s.sync_choice;
     nlohmann::json changes = nlohmann::json::array();
     for (const MembershipChange &c : s.membership_changes)
       changes.push_back({{"rank", c.rank},

@@ -29,6 +29,7 @@
 #include "pipelined_reduce.h"
 #include "protocol.h"
 #include "roles.h"
+#include "sync_decision.h"
 #include "train_setup.h"
 
 #include <torch/torch.h>
@@ -278,8 +279,9 @@ TrainSummary run_shard_server(const TrainConfig &config, const RankPlacement &pl
   CHECK_MPI(MPI_Comm_set_errhandler(job, MPI_ERRORS_RETURN));
   JobComms comms(config, job, JobRole::kShardServer); // its host map is not needed here
   probe_links_server(config, comms.job());
+  const TrainConfig decided = share_sync_decision(config, comms.job()); // --sync auto
   torch::set_num_threads(threads_for(config, placement));
-  ShardServer(config, placement, comms.job()).run();
+  ShardServer(decided, placement, comms.job()).run();
   comms.finish();
   return summary;
 }

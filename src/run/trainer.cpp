@@ -35,6 +35,7 @@
 #include "pinned_memory.h"
 #include "protocol.h"
 #include "roles.h"
+#include "sync_decision.h"
 #include "train_setup.h"
 #include "trainer_optimizers.h"
 #include "wire_encoder.h"
@@ -108,8 +109,6 @@ public:
           torch::Device device, const std::optional<GpuInfo> &gpu, MPI_Comm job,
           const HostMap &hosts);
   void run();
-  // The largest piece of the flat-buffer layout in bytes: the link probe's message size.
-  int64_t largest_piece_bytes() const;
 
 private:
   bool receive_parameters(const char *when); // false: rank 0 ended the job instead
@@ -290,13 +289,6 @@ void Trainer::exchange_optimizer(RoundCommand::Kind kind) {
   else
     receive_own_optimizer(*local_optimizer_, encoder_->residual(), flat_->numel(), job_, chunk_,
                           timeout);
-}
-
-int64_t Trainer::largest_piece_bytes() const {
-  int64_t largest = 0;
-  for (const Piece &p : layout_.pieces)
-    largest = std::max(largest, p.length);
-  return largest * 4;
 }
 
 RoundCommand Trainer::next_command() {
@@ -564,6 +556,19 @@ void Trainer::log_samples(const RoundCommand &c) {
   sample_log_.flush(); // what a trainer killed later did use must be on disk
 }
 
+// The largest piece of the flat-buffer layout in bytes: the link probe's message size. From a
+// model built here on the CPU, before the Trainer (which is built for the sync mode the probe
+// decides); the Trainer seeds the global generator again for its own.
+int64_t largest_piece_bytes(const TrainConfig &config, const ModelSpec &spec) {
+  torch::NoGradGuard no_grad;
+  const std::shared_ptr<Model> model = make_model(spec);
+  const FlatParameters flat(*model);
+  int64_t largest = 0;
+  for (const Piece &p : shard_layout_checked(flat.numel(), config).pieces)
+    largest = std::max(largest, p.length);
+  return largest * 4;
+}
+
 } // namespace
 
 TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placement) {
@@ -581,10 +586,12 @@ TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placeme
   if (job == MPI_COMM_NULL)
     return summary;
   JobComms comms(config, job, JobRole::kTrainer);
+  probe_links_trainer(config, comms.job(), comms.hosts().host_of, placement.world_rank,
+                      largest_piece_bytes(config, spec));
+  // --sync auto: the mode rank 0 chose from the probe; everything below is built for it.
+  const TrainConfig decided = share_sync_decision(config, comms.job());
   {
-    Trainer trainer(config, placement, spec, device, gpu, comms.job(), comms.hosts());
-    probe_links_trainer(config, comms.job(), comms.hosts().host_of, placement.world_rank,
-                        trainer.largest_piece_bytes());
+    Trainer trainer(decided, placement, spec, device, gpu, comms.job(), comms.hosts());
     trainer.run();
   }
   comms.finish();

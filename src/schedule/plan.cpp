@@ -292,6 +292,24 @@ int64_t local_steps_for_seconds(double seconds, int64_t global_batch,
   return std::clamp<int64_t>(std::llround(seconds / batch_seconds), 1, 100000);
 }
 
+SyncChoice choose_sync(const RoundEstimate &exact_round, double max_fraction,
+                       int64_t given_local_steps) {
+  SyncChoice choice;
+  choice.compute_seconds = std::max(0.0, exact_round.compute_seconds);
+  choice.comm_seconds = std::max(0.0, exact_round.seconds - choice.compute_seconds);
+  const double allowed = max_fraction * choice.compute_seconds;
+  if (choice.comm_seconds <= allowed)
+    return choice;
+  choice.exact = false;
+  constexpr int64_t kMost = 1000;
+  const double needed = allowed > 0 ? std::ceil(choice.comm_seconds / allowed) : kMost;
+  choice.local_steps =
+      given_local_steps > 0
+          ? given_local_steps
+          : std::clamp<int64_t>(static_cast<int64_t>(std::min<double>(needed, kMost)), 2, kMost);
+  return choice;
+}
+
 std::vector<int64_t> local_steps_by_speed(const std::vector<int64_t> &counts, int64_t local_steps) {
   const int64_t most = counts.empty() ? 0 : *std::max_element(counts.begin(), counts.end());
   std::vector<int64_t> steps;

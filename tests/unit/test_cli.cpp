@@ -66,6 +66,18 @@ TEST(Cli, BadFlagValuesAreRefusedWithExitCode2) {
       {"negative_sync_seconds",
        {"--sync", "params", "--sync-seconds", "-1"},
        "--sync-seconds: must be in [0, 86400]"},
+      {"auto_comm_fraction_without_auto",
+       {"--auto-comm-fraction", "0.5"},
+       "--auto-comm-fraction: only with --sync auto"},
+      {"auto_comm_fraction_zero",
+       {"--sync", "auto", "--auto-comm-fraction", "0"},
+       "--auto-comm-fraction: must be in (0, 100]"},
+      {"int8_with_auto",
+       {"--sync", "auto", "--wire-dtype", "int8"},
+       "--wire-dtype int8: only with"},
+      {"auto_with_host_reduce_on",
+       {"--sync", "auto", "--host-reduce", "on"},
+       "--host-reduce on needs --sync gradient"},
       {"int8_in_gradient_mode",
        {"--wire-dtype", "int8"},
        "--wire-dtype int8: only with --sync diloco"},
@@ -372,7 +384,7 @@ TEST(Cli, HiddenTestingOptionsAreAccepted) {
 
 TEST(Cli, BadEnumValueIsRefusedWithOneClearMessage) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--sync", "gradients"}, "--sync: 'gradients' is not one of gradient, params, diloco"},
+      {{"--sync", "gradients"}, "--sync: 'gradients' is not one of gradient, params, diloco, auto"},
       {{"--outer-optimizer", "adam"},
        "--outer-optimizer: 'adam' is not one of nesterov, sgd, average"},
       {{"--on-trainer-loss", "retry"}, "--on-trainer-loss: 'retry' is not one of abort, continue"},

@@ -520,3 +520,27 @@ TEST(LocalSteps, GoByEachTrainersTimeAtTheFastestTrainersLocalBatch) {
   EXPECT_EQ(local_steps_by_speed({3, 4}, 8), (std::vector<int64_t>{3, 4})); // at most one a sample
   EXPECT_EQ(local_steps_by_speed({}, 8), (std::vector<int64_t>{}));
 }
+
+// --sync auto: exact while the round's communication stays within the fraction of its compute;
+// otherwise the fewest local steps that bring one sync within that fraction of their compute.
+TEST(SyncChoice, ExactWhileTheLinksKeepUpElseEnoughLocalStepsToHideThem) {
+  RoundEstimate round;
+  round.compute_seconds = 0.1;
+  round.seconds = 0.12; // 0.02 s on the wire: 0.2 of compute
+  SyncChoice c = choose_sync(round, 0.25, 0);
+  EXPECT_TRUE(c.exact);
+  EXPECT_EQ(c.local_steps, 1);
+  EXPECT_NEAR(c.comm_seconds, 0.02, 1e-12);
+  round.seconds = 0.46; // 0.36 s on the wire (a ResNet-18 gradient at 1 Gbit/s): 3.6x compute
+  c = choose_sync(round, 0.25, 0);
+  EXPECT_FALSE(c.exact);
+  EXPECT_EQ(c.local_steps, 15); // ceil(0.36 / 0.025) = 15: 0.36 s per 1.5 s of compute
+  EXPECT_EQ(choose_sync(round, 0.25, 8).local_steps, 8); // --local-steps given: kept
+  round.seconds = 0.126;                                 // just over: at least 2 steps, never 1
+  EXPECT_EQ(choose_sync(round, 0.25, 0).local_steps, 2);
+  round.seconds = 1e6; // a link that barely moves: capped
+  EXPECT_EQ(choose_sync(round, 0.25, 0).local_steps, 1000);
+  round.compute_seconds = 0; // no compute figure: nothing to hide the wire behind
+  round.seconds = 0.01;
+  EXPECT_EQ(choose_sync(round, 0.25, 0).local_steps, 1000);
+}

@@ -18,8 +18,10 @@
 namespace hetrain {
 
 // --sync: gradient (the exact gradient of the global batch) | params (local SGD, averaging) |
-// diloco (local steps, then an outer optimizer step on the averaged pseudo-gradient).
-enum class SyncMode { kGradient, kParams, kDiLoCo };
+// diloco (local steps, then an outer optimizer step on the averaged pseudo-gradient) | auto
+// (gradient or diloco, chosen by rank 0 from the measured links; replaced by the choice before
+// anything that depends on the mode is built).
+enum class SyncMode { kGradient, kParams, kDiLoCo, kAuto };
 // --outer-optimizer of --sync diloco: Nesterov momentum (DiLoCo), plain SGD, or plain averaging.
 enum class OuterOptimizer { kNesterov, kSgd, kAverage };
 // --on-trainer-loss: abort (end the job) | continue (drop the trainer, re-plan, train on).
@@ -46,7 +48,8 @@ template <class E> struct EnumNames;
 template <> struct EnumNames<SyncMode> {
   static constexpr NamedValue<SyncMode> table[] = {{SyncMode::kGradient, "gradient"},
                                                    {SyncMode::kParams, "params"},
-                                                   {SyncMode::kDiLoCo, "diloco"}};
+                                                   {SyncMode::kDiLoCo, "diloco"},
+                                                   {SyncMode::kAuto, "auto"}};
 };
 template <> struct EnumNames<OuterOptimizer> {
   static constexpr NamedValue<OuterOptimizer> table[] = {{OuterOptimizer::kNesterov, "nesterov"},

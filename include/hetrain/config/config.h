@@ -55,6 +55,7 @@ struct TrainConfig {
                                        // diloco (local steps, outer optimizer)
   int64_t local_steps = 4;             // params, diloco: local optimizer steps between syncs
   double sync_seconds = 0; // params, diloco: > 0 picks local_steps for a round of this compute
+  double auto_comm_fraction = 0.25; // auto: exact while communication <= this share of compute
   // diloco: the outer step on the averaged pseudo-gradient (start minus end parameters)
   OuterOptimizer outer_optimizer = OuterOptimizer::kNesterov;
   double outer_lr = 0.7;

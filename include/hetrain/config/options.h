@@ -106,13 +106,18 @@ template <class Visit> void visit_train_options(Visit &&visit) {
   visit(O{"sync", dist,
           "gradient: exact gradient of the global batch | params: local steps, then "
           "sample-weighted parameter averaging | diloco: local steps, then an outer optimizer "
-          "step on the averaged pseudo-gradient"},
+          "step on the averaged pseudo-gradient | auto: gradient where the measured links allow, "
+          "else diloco (rank 0 decides at start-up and says why)"},
         &C::sync);
   visit(O{"local-steps", dist, "params, diloco: local optimizer steps per sync"}, &C::local_steps);
   visit(O{"sync-seconds", dist,
           "params, diloco: instead of --local-steps, sync about every S seconds of compute (0 = "
           "off; the steps are chosen at start-up from the measured speeds)"},
         &C::sync_seconds);
+  visit(O{"auto-comm-fraction", dist,
+          "auto: exact gradients while the exact round's communication is at most this fraction "
+          "of its compute; else diloco, syncing every L steps to keep it there (default 0.25)"},
+        &C::auto_comm_fraction);
   visit(
       O{"outer-optimizer", dist, "diloco: nesterov | sgd | average (average equals --sync params)"},
       &C::outer_optimizer);

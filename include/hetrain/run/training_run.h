@@ -59,6 +59,11 @@ struct TrainSummary {
   std::string aggregator_device = "cpu"; // where the master parameters were stepped
   int aggregators = 1;                   // --aggregators: ranks that each stepped a shard
   std::string amp = "off";
+  // The sync mode the job ran (--sync auto: the one rank 0 chose), its local steps per sync (1
+  // for gradient), and why auto chose it ("" when the user chose).
+  std::string sync = "gradient";
+  int64_t local_steps = 1;
+  std::string sync_choice;
   int stopped_by_signal = 0; // SIGTERM/SIGUSR1 ended the run early (final_checkpoint has it)
   int64_t epochs = 0, steps = 0, samples = 0;
   int64_t resumed_step = -1; // --resume: the checkpoint's global step (-1: started afresh)

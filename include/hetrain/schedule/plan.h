@@ -120,4 +120,18 @@ std::vector<int64_t> local_steps_by_speed(const std::vector<int64_t> &counts, in
 int64_t local_steps_for_seconds(double seconds, int64_t global_batch,
                                 const std::vector<double> &samples_per_sec);
 
+// --sync auto (DESIGN §5 "Choosing the sync mode"), from the start-up plan's exact round (one
+// global batch: compute, then every upload and download over the measured links): exact gradients
+// when its communication (the round minus its compute) is at most `max_fraction` of its compute;
+// otherwise local steps with an outer step, L steps between syncs so that one sync costs at most
+// that fraction of L steps' compute: L = ceil(communication / (max_fraction x compute)), within
+// [2, 1000], or `given_local_steps` when > 0.
+struct SyncChoice {
+  bool exact = true;
+  int64_t local_steps = 1;
+  double comm_seconds = 0, compute_seconds = 0; // of the exact round
+};
+SyncChoice choose_sync(const RoundEstimate &exact_round, double max_fraction,
+                       int64_t given_local_steps);
+
 } // namespace hetrain
