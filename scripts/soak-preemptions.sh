@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# A soak of preemptions (issue 17 item 7): one training run through at least N interruptions, each
-# resumed with another number of trainers, checked for lost or repeated work and for accuracy.
+# A soak of preemptions (issue 17 item 7) and membership changes (issue 26): one training run
+# through at least N interruptions, each resumed with another number of trainers, with trainers
+# lost and trainers leaving on their own signal between them, checked for lost or repeated work
+# and for accuracy.
 #
 #   scripts/soak-preemptions.sh [--preemptions N] [--seed S] [--out DIR]
 #   env: HETRAIN (build/hetrain), DATA (data/), MODEL (cnn), EPOCHS (3), SAMPLES (20000: the
@@ -9,9 +11,14 @@
 # Each run (mpirun --enable-recovery, --on-trainer-loss continue, --resume auto from the same
 # checkpoint folder) gets a world of 3, 4 or 5 ranks (1 aggregator + 2..4 trainers) drawn from
 # --seed; in every other run a random trainer is SIGKILLed in its 3rd round (--fault-kill-rank),
-# which rank 0 survives by redoing that round without it; and once training has started (and the
-# lost trainer has been dropped), SIGUSR1 goes to mpirun after a random 0.5-3.4 s: rank 0 finishes the round, writes ckpt-*-signal.h5 and
-# exits 4 (a preemption). When N preemptions are done the last run trains to the end.
+# which rank 0 survives by redoing that round without it; in every other run a random trainer gets
+# SIGTERM of its own once training has started (a planned leave, DESIGN §7: it leaves after its
+# round, the others go on, nothing redone); and once training has started (and the lost trainer
+# has been dropped, or the leaver has left), SIGUSR1 goes to mpirun after a random 0.5-3.4 s:
+# rank 0 finishes the round, writes ckpt-*-signal.h5 and exits 4 (a preemption; the next run, on
+# another world size, is a restart that adds or removes trainers). When N preemptions are done
+# the last run trains to the end. Membership changes counted: preemption restarts, lost
+# trainers, planned leaves.
 # Then, from the trainers' own --debug-sample-log records (tests/tools/check_soak.py): every sample
 # of every epoch used exactly once, and no step up to a run's checkpoint computed again later
 # (nothing lost before the checkpoint; a round abandoned after it is counted); and the final test
@@ -65,7 +72,17 @@ mpi 4 "$work/straight.log" "${s[@]}" --checkpoint-dir "$work/straight" --summary
 finish
 [ "$RC" = 0 ] || { tail -n 20 "$work/straight.log"; echo "soak: the reference run failed ($RC)" >&2; exit 1; }
 
-done_preemptions=0 kills=0 run=0 prefixes=() worlds=() last_step=0
+# trainer_pid LOG RANK: the pid of world rank RANK of the job writing LOG (its environment says)
+trainer_pid() {
+  local p
+  for p in $(pgrep -f "$HETRAIN train --data"); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+      echo "$p"
+      return
+    fi
+  done
+}
+done_preemptions=0 kills=0 leaves=0 run=0 prefixes=() worlds=() last_step=0
 while :; do
   run=$((run + 1))
   np=$((3 + RANDOM % 3))
@@ -84,7 +101,12 @@ while :; do
     # A run that loses a trainer is preempted only after rank 0 has gone on without it (its
     # --straggler-timeout), so that the round redone on the survivors is part of the soak.
     if [ ${#extra[@]} -gt 0 ]; then
-      for _ in $(seq 600); do grep -q "re-plan without the lost" "$log" 2>/dev/null && break; kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done
+      for _ in $(seq 600); do grep -q "(without the lost rank" "$log" 2>/dev/null && break; kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done
+    else # a planned leave: SIGTERM to one trainer alone, once it has worked a round
+      sleep 1 # a few rounds: a trainer's signal is judged after a round it worked in
+      leaver=$(trainer_pid "$log" $((1 + RANDOM % (np - 1))))
+      [ -z "$leaver" ] || kill -TERM "$leaver" 2>/dev/null || true
+      for _ in $(seq 600); do grep -q "leaves the job" "$log" 2>/dev/null && break; kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done
     fi
     sleep "$((RANDOM % 6 / 2)).$((RANDOM % 10))"  # 0.0 .. 2.9 s, drawn from --seed
     sleep 0.5
@@ -95,6 +117,7 @@ while :; do
   [ -z "$resumed" ] || [ "$resumed" = "$last_step" ] ||
     { echo "soak: run $run resumed at step $resumed, but the last checkpoint was at step $last_step" >&2; exit 1; }
   grep -q "dying (SIGKILL)" "$log" && kills=$((kills + 1))
+  grep -q "leaves the job" "$log" && leaves=$((leaves + 1))
   case $RC in
     4) done_preemptions=$((done_preemptions + 1))
        # "stopped at step N ... wrote ckpt-sN-signal.h5", or, when the signal came while rank 0
@@ -110,12 +133,14 @@ done
 [ "$done_preemptions" -ge "$preemptions" ] ||
   { echo "soak: training ended after $done_preemptions preemptions, fewer than $preemptions (use more EPOCHS or SAMPLES)" >&2; exit 1; }
 checks=$($py tests/tools/check_soak.py "$SAMPLES" "$EPOCHS" "${prefixes[@]}")
-$py - "$work/straight.json" "$work/run$run.json" "$checks" "$done_preemptions" "$kills" "${worlds[*]}" <<'PY'
+$py - "$work/straight.json" "$work/run$run.json" "$checks" "$done_preemptions" "$kills" "${worlds[*]}" "$leaves" <<'PY'
 import json, sys
 straight, soak = (json.load(open(p)) for p in sys.argv[1:3])
 checks = json.loads(sys.argv[3])
 gap = 100 * (soak["test_accuracy"] - straight["test_accuracy"])
+changes = int(sys.argv[4]) + int(sys.argv[5]) + int(sys.argv[7])
 out = {"preemptions": int(sys.argv[4]), "trainers_killed": int(sys.argv[5]),
+       "planned_leaves": int(sys.argv[7]), "membership_changes": changes,
        "worlds": [int(w) for w in sys.argv[6].split()], **checks,
        "test_accuracy": soak["test_accuracy"], "uninterrupted_test_accuracy": straight["test_accuracy"],
        "accuracy_gap_points": round(gap, 3), "steps": soak["steps"], "uninterrupted_steps": straight["steps"]}
