@@ -136,6 +136,14 @@ TrainingPosition restore_training(const ResumePoint &resume, Model &model, FlatP
     summary.epoch_seconds.push_back(r.seconds);
   summary.final_checkpoint = resume.path;
   summary.resumed_step = c.position.global_step;
+  if (c.world_size != summary.world_size) // a restart that added or removed ranks
+    summary.membership_changes.push_back(
+        {0, "", "restart",
+         fmt::format("resumed on {} ranks from a checkpoint of {}", summary.world_size,
+                     c.world_size),
+         c.position.global_step, 0.0,
+         fmt::format("work after step {} was not in the checkpoint; the start-up again",
+                     c.position.global_step)});
   log_info("resuming from {}: epoch {}, {} samples into it, step {}", resume.path,
            c.position.epoch + 1, c.position.epoch_position, c.position.global_step);
   return c.position;

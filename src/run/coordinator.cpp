@@ -367,6 +367,10 @@ void Coordinator::drop_trainers(const std::vector<int> &world_ranks, const std::
             fmt::format("{}, last completed round {}: {}", name_of(t), t.last_round, why);
         log_error("lost {}; going on without it (--on-trainer-loss continue)", what);
         summary_.lost_trainers.push_back(what);
+        summary_.membership_changes.push_back(
+            {t.world_rank, t.report.host, "lost", why, progress_.position().global_step,
+             progress_.run_seconds(),
+             fmt::format("round {} redone on the others", progress_.position().global_step + 1)});
       }
   if (std::all_of(trainers_.begin(), trainers_.end(),
                   [](const TrainerState &t) { return gone(t); })) {
@@ -469,8 +473,8 @@ void Coordinator::let_leave(const std::vector<int> &world_ranks) {
     const std::string reason = signal_name(t.stats.stop_signal);
     log_info("{} leaves the job after round {} ({}, its own); the others go on", name_of(t), round,
              reason);
-    summary_.membership_changes.push_back(
-        {t.world_rank, t.report.host, "left", reason, round, progress_.run_seconds()});
+    summary_.membership_changes.push_back({t.world_rank, t.report.host, "left", reason, round,
+                                           progress_.run_seconds(), "nothing redone"});
   }
   set.wait_all(config_.straggler_timeout);
   planner_->replan_without_gone();

@@ -215,7 +215,8 @@ std::string summary_to_json(const TrainSummary &s) {
                          {"change", c.change},
                          {"reason", c.reason},
                          {"round", c.round},
-                         {"time", c.time}});
+                         {"time", c.time},
+                         {"cost", c.cost}});
     j["membership_changes"] = changes;
     j["links"] = run::links_json(s.links);
     j["link_probe_seconds"] = s.link_probe_seconds;

@@ -43,13 +43,16 @@ struct PlanMove {
   bool in_plan = false;
 };
 
-// A trainer that joined or left the running job: who, what, after which round (a global step,
-// counted from 1), when (seconds into the run) and why.
+// A change of the job's trainers: who (rank 0 for a whole restart), what ("left": a planned
+// leave; "lost": dropped under --on-trainer-loss continue; "restart": resumed on another world
+// size), after which round (a global step, counted from 1), when (seconds into this run), why,
+// and what it cost the job.
 struct MembershipChange {
   int rank = 0;
-  std::string host, change, reason; // change: "left"
+  std::string host, change, reason;
   int64_t round = 0;
   double time = 0;
+  std::string cost;
 };
 
 struct TrainSummary {
@@ -85,7 +88,7 @@ struct TrainSummary {
   double uploads_per_round = 0;
   // --on-trainer-loss continue: the trainers dropped, e.g. "rank 2 (host) in round 17: ...".
   std::vector<std::string> lost_trainers;
-  std::vector<MembershipChange> membership_changes; // planned leaves, in order
+  std::vector<MembershipChange> membership_changes; // in order
   std::vector<LinkFigures> links; // the startup link probe's figures (empty when it was off)
   // Its duration, counted from when every rank had entered it, and the wait for that (0 when off).
   double link_probe_seconds = 0, link_probe_wait_seconds = 0;

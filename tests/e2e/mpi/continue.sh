@@ -34,6 +34,8 @@ s = json.load(open(sys.argv[2]))
 assert len(s["lost_trainers"]) == 1 and s["lost_trainers"][0].startswith("rank 2 "), s["lost_trainers"]
 lost = [t["rank"] for t in s["trainers"] if t["lost"]]
 assert lost == [2], lost
+changes = [(c["rank"], c["change"], c["cost"]) for c in s["membership_changes"]]
+assert len(changes) == 1 and changes[0][:2] == (2, "lost") and "redone" in changes[0][2], changes
 assert s["steps"] == 20, s["steps"]
 assert sum(r["samples"] for r in s["history"]) == 2 * 2480, s["history"]
 acc = s["test_accuracy"]

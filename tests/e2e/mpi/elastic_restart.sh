@@ -54,5 +54,8 @@ summary_check "$work/s.json" 's["world_size"] == 4 and len(s["trainers"]) == 3' 
 summary_check "$work/s.json" "s['resumed_step'] == $stopped and 3 <= $stopped < 20" \
   "it resumed from the signal checkpoint"
 summary_check "$work/s.json" 's["steps"] == 20' "the run completed"
+summary_check "$work/s.json" \
+  "[(c['change'], c['round']) for c in s['membership_changes']] == [('restart', $stopped)]" \
+  "the summary names the restart on another world size"
 echo "restarted on 4 slots after step $stopped; against the uninterrupted run:"
 compare --quiet "$work/straight/$final" "$work/ck/$final" "$early_rtol"

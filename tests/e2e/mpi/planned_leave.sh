@@ -51,7 +51,7 @@ $py "$tools/check_samples.py" "$work/samples" 2480 2 3
 [ -z "$(find "$work/ck" -name 'ckpt-*-signal.h5')" ] || fail "a planned leave wrote a checkpoint"
 awk '$3 != 0 { bad = 1 } END { exit bad }' "$work"/samples.rank* || fail "a round was redone"
 summary_check "$work/s.json" \
-  '[(c["rank"], c["change"], c["reason"]) for c in s["membership_changes"]] == [(2, "left", "SIGTERM")]' \
+  '[(c["rank"], c["change"], c["reason"], c["cost"]) for c in s["membership_changes"]] == [(2, "left", "SIGTERM", "nothing redone")]' \
   "the summary names rank 2's leave"
 summary_check "$work/s.json" \
   '[t["rank"] for t in s["trainers"] if t["left"]] == [2] and not any(t["lost"] for t in s["trainers"])' \
