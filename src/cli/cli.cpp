@@ -19,6 +19,7 @@
 #include "hetrain/data/image_set.h"
 #include "hetrain/model/models.h"
 #include "hetrain/run/distributed_evaluate.h"
+#include "hetrain/run/join.h"
 #include "hetrain/run/training_run.h"
 #include "hetrain/train/compute.h"
 
@@ -387,7 +388,11 @@ int cmd_evaluate(const std::string &checkpoint, const std::string &data, bool js
 // What the command line fills: each subcommand (null until added) and its options' variables.
 struct Commands {
   CLI::App *train = nullptr, *bench = nullptr, *import_idx = nullptr, *import_cifar = nullptr,
-           *import_images = nullptr, *info = nullptr, *inspect = nullptr, *evaluate = nullptr;
+           *import_images = nullptr, *info = nullptr, *inspect = nullptr, *evaluate = nullptr,
+           *join = nullptr;
+  std::string join_file; // join: the job's --accept-joins file
+  DeviceChoice join_device = DeviceChoice::kAuto;
+  int join_threads = 0;
   TrainConfig config;
   FaultPlan faults;        // train's testing-only options
   std::string config_path; // train --config: expanded before parsing (expand_config_file)
@@ -408,6 +413,56 @@ void add_train_command(CLI::App &app, Commands &c) {
   c.train->add_option("--config", c.config_path,
                       "Read options from a TOML/INI file (keys are the long flag names)");
   add_train_options(*c.train, c.config, c.faults);
+}
+
+void add_join_command(CLI::App &app, Commands &c) {
+  c.join = app.add_subcommand("join", "Add this machine's trainer to a running job (under "
+                                      "mpirun --ompi-server; the job ran --accept-joins FILE)");
+  c.join->add_option("file", c.join_file, "The job's --accept-joins file")->required();
+  add_named_option(*c.join, "device", c.join_device, "auto | cuda | cpu: this trainer's device");
+  c.join->add_option("--threads", c.join_threads, "Torch threads (0 = this machine's cores)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+// The job's `hetrain train` options from its --accept-joins file, parsed as train would (its
+// testing-only --fault-* and --debug-sample-log too: they name ranks, and a joiner has one).
+TrainConfig joined_config(const std::string &file, DeviceChoice device, int threads,
+                          FaultPlan &faults) {
+  CLI::App app;
+  TrainConfig config;
+  add_train_options(app, config, faults);
+  std::vector<std::string> args = join_command(file);
+  std::reverse(args.begin(), args.end()); // CLI11 takes the arguments back to front
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError &e) {
+    throw UserError(
+        fmt::format("{}: the job's options do not parse here ({})", file, first_line(e.what())));
+  }
+  config.device = device;
+  config.threads = threads;
+  validate(config);
+  return config;
+}
+
+int cmd_join(const Commands &c, int argc, char **argv) {
+  FaultPlan faults;
+  const TrainConfig config = joined_config(c.join_file, c.join_device, c.join_threads, faults);
+  arm_faults(faults);
+  MpiSession mpi(&argc, &argv, /*ranks_may_leave=*/true);
+  install_stop_handlers();
+  int code = kExitOk;
+  try {
+    run_joiner(config, c.join_file);
+  } catch (const UserError &e) {
+    log_error("{}", e.what());
+    code = kExitBadInput;
+  } catch (const PeerTimeout &e) {
+    log_error("{}; this joiner leaves", e.what());
+    code = kExitPeerLost;
+  }
+  mpi.finalize(code, config.straggler_timeout);
+  return code;
 }
 
 void add_bench_command(CLI::App &app, Commands &c) {
@@ -478,6 +533,8 @@ void add_checkpoint_commands(CLI::App &app, Commands &c) {
 int run_command(Commands &c, int argc, char **argv) {
   if (*c.train)
     return cmd_train(c.config, c.faults, argc, argv);
+  if (*c.join)
+    return cmd_join(c, argc, argv);
   if (*c.bench)
     return cmd_bench(c.json, c.bench_seconds, c.bench_model, c.bench_micro_batch, c.bench_data,
                      c.bench_device);
@@ -526,6 +583,7 @@ int run_cli(int argc, char **argv) {
   app.set_version_flag("--version", HETRAIN_VERSION);
   Commands commands;
   add_train_command(app, commands);
+  add_join_command(app, commands);
   add_bench_command(app, commands);
   add_data_commands(app, commands);
   add_checkpoint_commands(app, commands);
@@ -533,7 +591,9 @@ int run_cli(int argc, char **argv) {
   try {
     std::vector<std::string> args(argv, argv + argc);
     args = expand_config_file(args);
-    args.erase(args.begin());               // the program name
+    args.erase(args.begin());                // the program name
+    if (!args.empty() && args[0] == "train") // for --accept-joins, as given
+      commands.config.command_line.assign(args.begin() + 1, args.end());
     std::reverse(args.begin(), args.end()); // CLI11 takes the arguments back to front
     app.parse(args);
   } catch (const UserError &e) {

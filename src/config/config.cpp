@@ -127,6 +127,9 @@ void validate(const TrainConfig &c) {
   require(!c.aggregators_per_host || c.on_trainer_loss == TrainerLoss::kAbort,
           "--aggregators-per-host needs --on-trainer-loss abort");
   // A round redone on survivors would need every shard server's step rolled back mid-round.
+  // A joiner reaches rank 0 alone, over a communicator of its own (DESIGN §7 "Live join").
+  require(c.accept_joins.empty() || (c.aggregators == 1 && !c.aggregators_per_host),
+          "--accept-joins needs --aggregators 1 (a joiner reaches rank 0 alone)");
   require(c.aggregators == 1 || c.on_trainer_loss == TrainerLoss::kAbort,
           "--aggregators > 1 needs --on-trainer-loss abort");
   // A leader's upload carries its members' gradients: params mode averages whole models per

@@ -11,6 +11,8 @@
 //   end of epoch: evaluate, epoch checkpoint
 //   stop everyone, gather the timeline, summary
 #include "hetrain/aggregate/weighted_sum_cuda.h"
+#include "hetrain/cluster/admission.h"
+#include "hetrain/cluster/report_message.h"
 #include "hetrain/comm/check_mpi.h"
 #include "hetrain/comm/heartbeat.h"
 #include "hetrain/comm/messages.h"
@@ -29,6 +31,7 @@
 #include "checkpointing.h"
 #include "host_reduce.h"
 #include "job_comms.h"
+#include "joining.h"
 #include "link_probe.h"
 #include "model_buffers.h"
 #include "protocol.h"
@@ -49,8 +52,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <csignal>
 #include <optional>
+
+#include <unistd.h>
 
 namespace hetrain::run {
 using namespace protocol;
@@ -111,6 +117,10 @@ private:
   RoundResult run_round(int64_t epoch, int64_t start, int64_t count, int64_t steps);
   void drop_trainers(const std::vector<int> &world_ranks, const std::string &why);
   void let_leave(const std::vector<int> &world_ranks);
+  void open_for_joins(const std::string &fingerprint);
+  void admit_joiner();
+  AdmissionVerdict judge_joiner(MPI_Comm inter, TrainerReport &report);
+  void rebuild_executor();
   void record_plan(const std::string &why);
   std::string local_steps_text() const;
   void take_out_speeds();
@@ -161,6 +171,9 @@ private:
   int64_t uploads_ = 0, upload_rounds_ = 0; // uploads rank 0 received over the completed rounds
   bool advised_ = false;                    // the communication-bound warning is given once
   MeasuredRound measured_;                  // smoothed, for that warning
+  // --accept-joins: the service name joiners publish under, and the next joiner's rank.
+  std::string join_service_;
+  int next_join_rank_ = 0;
 };
 
 Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placement,
@@ -231,9 +244,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   servers_ = std::make_unique<ShardServers>(config, layout_, job_, placement.world_size, *flat_,
                                             *optimizer_);
   servers_->setup(trainers_);
-  executor_ = std::make_unique<RoundExecutor>(config, job_, *model_, *flat_, *optimizer_, layout_,
-                                              *servers_, trainers_, timeline_, place_.reduce,
-                                              place_.device, threads_for(config, placement));
+  rebuild_executor();
   log_info("model {}: {} parameters{}", spec_.label(), flat_->numel(), describe_frozen(*model_));
   log_info("aggregator: master parameters and optimizer on {}; reduce on {}", place_.device.str(),
            executor_->reduce_description());
@@ -242,6 +253,8 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
              config.local_steps, config.optimizer, describe_outer_step(config));
   record_plan("start-up");
   maybe_advise(plan().estimated_round_seconds, -1, false);
+  if (!config.accept_joins.empty())
+    open_for_joins(fingerprint);
 }
 
 TrainSummary Coordinator::run() {
@@ -282,6 +295,7 @@ TrainSummary Coordinator::run() {
       progress_.round_done(count, steps);
       write_round_metrics(result, round_seconds, count, steps, epoch);
       report_progress(epoch, first, loss_sum);
+      admit_joiner(); // --accept-joins: one waiting joiner, if any, is in the next plan
       // Signals first: a trainer that leaves is out of the re-plan that follows.
       const bool stop = stop_requested(progress_.epoch_finished());
       if (const auto why = planner_->maybe_replan(progress_.position().global_step))
@@ -383,6 +397,128 @@ void Coordinator::drop_trainers(const std::vector<int> &world_ranks, const std::
                           progress_.position().global_step, rank_list(world_ranks)));
 }
 
+// The round executor sizes its buffers by the roster: built again when a trainer joins.
+void Coordinator::rebuild_executor() {
+  executor_ = std::make_unique<RoundExecutor>(config_, job_, *model_, *flat_, *optimizer_, layout_,
+                                              *servers_, trainers_, timeline_, place_.reduce,
+                                              place_.device, threads_for(config_, placement_));
+}
+
+// --accept-joins FILE: the ticket `hetrain join FILE` reads (DESIGN §7 "Live join").
+void Coordinator::open_for_joins(const std::string &fingerprint) {
+  CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN));
+  const ProcessIdentity &id = process_identity();
+  join_service_ = fmt::format("hetrain-join-{}-{}", id.host, getpid());
+  next_join_rank_ = placement_.world_size;
+  try {
+    publish_running(join_service_);
+  } catch (const LibraryError &e) {
+    throw UserError(fmt::format("--accept-joins: cannot publish the job's name ({}); start "
+                                "ompi-server and give mpirun --ompi-server file:URI",
+                                e.what()));
+  }
+  write_join_ticket(config_.accept_joins, {join_service_, kMessageVersion, kProtocolVersion,
+                                           fingerprint, config_.command_line, id.host});
+  log_info("joins: `hetrain join {}` (under mpirun --ompi-server) adds a trainer at a round's end",
+           config_.accept_joins);
+}
+
+// The joiner's report and the start-up rules against the trainers in the job now.
+AdmissionVerdict Coordinator::judge_joiner(MPI_Comm inter, TrainerReport &report) {
+  std::vector<uint8_t> raw(kReportMessageBytes + 64);
+  MPI_Request r;
+  CHECK_MPI(
+      MPI_Irecv(raw.data(), static_cast<int>(raw.size()), MPI_BYTE, 0, kTagReport, inter, &r));
+  const auto start = Clock::now();
+  int done = 0, count = 0;
+  MPI_Status status;
+  while (!done) {
+    CHECK_MPI(MPI_Test(&r, &done, &status));
+    if (!done && seconds_since(start) > config_.join_timeout) {
+      MPI_Cancel(&r);
+      MPI_Request_free(&r);
+      throw PeerTimeout(next_join_rank_, fmt::format("a joiner connected but sent no report "
+                                                     "within {} s",
+                                                     config_.join_timeout));
+    }
+  }
+  CHECK_MPI(MPI_Get_count(&status, MPI_BYTE, &count));
+  raw.resize(static_cast<size_t>(count));
+  AdmissionVerdict verdict;
+  verdict.rank = next_join_rank_;
+  try {
+    report = decode_report(raw);
+  } catch (const UserError &e) {
+    verdict.reason = e.what();
+    return verdict;
+  }
+  report.rank = next_join_rank_;
+  if (!summary_.host_groups.empty()) {
+    verdict.reason = "this job has --host-reduce groups, which a joiner cannot join";
+    return verdict;
+  }
+  std::vector<TrainerReport> reports{report};
+  for (const TrainerState &t : trainers_)
+    if (!gone(t))
+      reports.push_back(t.report);
+  const AdmissionPolicy policy{config_.require_gpu, config_.min_relative_speed,
+                               config_.require_bf16};
+  for (const AdmissionVerdict &v : decide_admission(reports, policy))
+    if (v.rank == next_join_rank_)
+      verdict = v;
+  return verdict;
+}
+
+// --accept-joins, after a round: a joiner waiting to be taken is judged, told, and (admitted)
+// planned in from the next round on; it gets the parameters with its first command.
+void Coordinator::admit_joiner() {
+  if (join_service_.empty())
+    return;
+  const std::optional<MPI_Comm> inter = connect_waiting_joiner(join_service_);
+  if (!inter)
+    return;
+  const auto start = Clock::now();
+  TrainerReport report;
+  AdmissionVerdict verdict;
+  try { // a joiner that fails here is dropped; the job goes on
+    verdict = judge_joiner(*inter, report);
+    const Words verdict_words = encode(VerdictMessage{verdict.admitted, verdict.reason});
+    const std::array<int64_t, 3> assigned{next_join_rank_, static_cast<int64_t>(config_.sync),
+                                          config_.local_steps};
+    RequestSet set;
+    isend_words(set, verdict_words, 0, kTagVerdict, *inter, "sending the joiner its verdict");
+    MPI_Request r;
+    CHECK_MPI(MPI_Isend(assigned.data(), 3, MPI_INT64_T, 0, kTagVerdict, *inter, &r));
+    set.add(r, next_join_rank_, "sending the joiner its rank");
+    set.wait_all(config_.join_timeout);
+  } catch (const PeerTimeout &e) {
+    log_warn("joins: joiner {} dropped: {}", next_join_rank_++, e.what());
+    return;
+  }
+  const int64_t round = progress_.position().global_step;
+  if (!verdict.admitted) {
+    log_warn("joins: rank {} ({}) not admitted: {}", next_join_rank_, report.host, verdict.reason);
+    ++next_join_rank_;
+    return;
+  }
+  TrainerState t;
+  t.world_rank = t.job_rank = next_join_rank_++;
+  t.report = report;
+  t.speed = report.probe_samples_per_sec;
+  t.micro_batch = config_.micro_batch;
+  t.joined = *inter;
+  trainers_.push_back(t);
+  rebuild_executor();
+  planner_->replan_without_gone();
+  const double seconds = seconds_since(start);
+  log_info("{} joined the job after round {} (its report, verdict: {:.2f} s of rank 0's time)",
+           name_of(t), round, seconds);
+  summary_.membership_changes.push_back(
+      {t.world_rank, report.host, "joined", "hetrain join", round, progress_.run_seconds(),
+       fmt::format("{:.2f} s of rank 0 between rounds", seconds)});
+  record_plan(fmt::format("after round {} (rank {} joined)", round, t.world_rank));
+}
+
 // A plan just adopted (the first: at start-up), with why: its notes (who is left out and why) and
 // the plan in the log, the summary's plan_history and a "plan" record of --metrics (the shares plot
 // marks it).
@@ -468,7 +604,7 @@ void Coordinator::let_leave(const std::vector<int> &world_ranks) {
     if (std::count(world_ranks.begin(), world_ranks.end(), t.world_rank) == 0)
       continue;
     t.left = true;
-    isend_words(set, stop, t.job_rank, kTagCommand, job_, "telling it to leave");
+    isend_words(set, stop, peer_of(t), kTagCommand, comm_of(t, job_), "telling it to leave");
     comms_.forget(t.job_rank);
     const std::string reason = signal_name(t.stats.stop_signal);
     log_info("{} leaves the job after round {} ({}, its own); the others go on", name_of(t), round,
@@ -607,7 +743,7 @@ void Coordinator::stop_trainers(const std::vector<int> &except) {
   for (const TrainerState &t : trainers_) {
     if (gone(t) || std::count(except.begin(), except.end(), t.world_rank) > 0)
       continue;
-    isend_words(set, stop, t.job_rank, kTagCommand, job_, "telling it to stop");
+    isend_words(set, stop, peer_of(t), kTagCommand, comm_of(t, job_), "telling it to stop");
   }
   try {
     set.wait_all(std::min(5.0, config_.straggler_timeout));
@@ -620,6 +756,8 @@ void Coordinator::stop_trainers(const std::vector<int> &except) {
 // The end of a job that completed or stopped on a signal: every trainer is told to stop (and to
 // send its --timeline spans), then the shard servers.
 void Coordinator::end_job() {
+  if (!join_service_.empty())
+    unpublish_running(join_service_); // a joiner started from now on is told at once
   executor_->cancel_out_speeds();
   RoundCommand stop{RoundCommand::Kind::kStop};
   stop.send_timeline = timeline_.enabled();
@@ -627,7 +765,7 @@ void Coordinator::end_job() {
   RequestSet set;
   for (const TrainerState &t : trainers_)
     if (!gone(t))
-      isend_words(set, stop_words, t.job_rank, kTagCommand, job_,
+      isend_words(set, stop_words, peer_of(t), kTagCommand, comm_of(t, job_),
                   fmt::format("sending the round's command to {}", name_of(t)));
   set.wait_all(config_.straggler_timeout);
   servers_->stop();
@@ -651,7 +789,7 @@ void Coordinator::gather_and_write_timeline() {
     int64_t length = 0;
     RequestSet set;
     MPI_Request r;
-    CHECK_MPI(MPI_Irecv(&length, 1, MPI_INT64_T, t.job_rank, kTagTimeline, job_, &r));
+    CHECK_MPI(MPI_Irecv(&length, 1, MPI_INT64_T, peer_of(t), kTagTimeline, comm_of(t, job_), &r));
     set.add(r, t.world_rank, fmt::format("the timeline's length from {}", name_of(t)));
     set.wait_all(config_.straggler_timeout);
     // 4 doubles a span; a trainer records a few per round, far fewer than 2^28 doubles (2 GiB).
@@ -660,8 +798,8 @@ void Coordinator::gather_and_write_timeline() {
           fmt::format("{} announced a timeline of {} values (not 4 per span)", name_of(t), length));
     std::vector<double> spans(static_cast<size_t>(length));
     RequestSet data;
-    irecv_chunks(data, spans.data(), length, chunk, MPI_DOUBLE, 8, t.job_rank, kTagTimeline, job_,
-                 fmt::format("the timeline from {}", name_of(t)));
+    irecv_chunks(data, spans.data(), length, chunk, MPI_DOUBLE, 8, peer_of(t), kTagTimeline,
+                 comm_of(t, job_), fmt::format("the timeline from {}", name_of(t)));
     data.wait_all(config_.straggler_timeout);
     timeline_.add_encoded(t.world_rank, spans);
   }

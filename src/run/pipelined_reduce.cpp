@@ -9,17 +9,18 @@ PipelinedReduce::PipelinedReduce(ChunkReducer &reducer, const std::vector<Piece>
       comm_(comm), timeline_(timeline), round_(round), reduced_(pieces.size(), false),
       receive_from_us_(wall_microseconds()) {}
 
-void PipelinedReduce::post(RequestSet &set, size_t slot, int peer, const std::string &what) {
+void PipelinedReduce::post(RequestSet &set, size_t slot, int peer, MPI_Comm comm,
+                           const std::string &what) {
   slots_.push_back(slot);
   first_request_.push_back(set.size());
   for (const Piece &p : pieces_)
     if (int8_)
       protocol::irecv_upload_piece(
-          set, int8_->values[slot].data(), shard_begin_, p, wire_, chunk_, peer, comm_, what,
+          set, int8_->values[slot].data(), shard_begin_, p, wire_, chunk_, peer, comm, what,
           int8_->scales[slot].data() + int8_->layout.offset[static_cast<size_t>(p.index)]);
     else
       protocol::irecv_upload_piece(set, reducer_.receive_buffer(slot), shard_begin_, p, wire_,
-                                   chunk_, peer, comm_, what);
+                                   chunk_, peer, comm, what);
 }
 
 // int8: piece `piece` of slot `slot`, from the staging buffers into the reducer's fp32 receive

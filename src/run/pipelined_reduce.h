@@ -45,7 +45,11 @@ public:
   // --wire-dtype int8: receive into `staging` and decode each piece before reducing it.
   void decode_int8_from(Int8Staging *staging) { int8_ = staging; }
   // Posts the receives of every piece from trainer `peer` (job rank) into receive slot `slot`.
-  void post(RequestSet &set, size_t slot, int peer, const std::string &what);
+  void post(RequestSet &set, size_t slot, int peer, const std::string &what) {
+    post(set, slot, peer, comm_, what);
+  }
+  // The same from `peer` of `comm` (a trainer that joined the running job has its own).
+  void post(RequestSet &set, size_t slot, int peer, MPI_Comm comm, const std::string &what);
   // Reduces every piece whose copies have all arrived into `target`. The round's first reduce
   // begins it with the posted slots and `weights()` (asked once, in the order of post()).
   void reduce_ready(const RequestSet &set, float *target,

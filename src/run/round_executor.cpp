@@ -88,11 +88,11 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
     if (!t.send_command)
       continue;
     command_words_[j] = encode(t.command);
-    isend_words(set_, command_words_[j], t.job_rank, kTagCommand, job_,
+    isend_words(set_, command_words_[j], peer_of(t), kTagCommand, comm_of(t, job_),
                 fmt::format("sending the round's command to {}", name_of(t)));
     if (t.command.kind == RoundCommand::Kind::kOut && t.command.count > 0)
-      CHECK_MPI(MPI_Irecv(trainers_[j].out_speed.data(), 2, MPI_DOUBLE, t.job_rank, kTagOutSpeed,
-                          job_, &trainers_[j].out_speed_request));
+      CHECK_MPI(MPI_Irecv(trainers_[j].out_speed.data(), 2, MPI_DOUBLE, peer_of(t), kTagOutSpeed,
+                          comm_of(t, job_), &trainers_[j].out_speed_request));
     // Back in the plan: the current parameters first. They leave from the master (or its pinned
     // copy), which the step changes only after this set is complete.
     if (t.refresh) {
@@ -120,14 +120,14 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
     TrainerState &t = trainers_[j];
     // A --host-reduce leader uploads its host's sum, also when it has no samples itself.
     if (t.uploading)
-      pipe.post(set_, j, t.job_rank,
+      pipe.post(set_, j, peer_of(t), comm_of(t, job_),
                 fmt::format("round {} {} from {}", order.round_number, what, name_of(t)));
     if (!t.working)
       continue;
     stats_request_[j] = set_.size();
-    irecv_words(set_, stats_words_[j], t.job_rank, kTagStats, job_,
+    irecv_words(set_, stats_words_[j], peer_of(t), kTagStats, comm_of(t, job_),
                 fmt::format("round {} statistics from {}", order.round_number, name_of(t)));
-    irecv_chunks(set_, t.buffers.data(), nbuf_, chunk_, t.job_rank, kTagBuffers, job_,
+    irecv_chunks(set_, t.buffers.data(), nbuf_, chunk_, peer_of(t), kTagBuffers, comm_of(t, job_),
                  fmt::format("round {} buffers from {}", order.round_number, name_of(t)));
     requests_end_[j] = set_.size();
   }
@@ -287,9 +287,10 @@ void RoundExecutor::stage_parameters() {
 
 void RoundExecutor::send_parameters(RequestSet &set, const TrainerState &t, const char *when) {
   for (const Piece &p : my_pieces_)
-    isend_chunks(set, params_out_.data_ptr<float>() + p.begin, p.length, chunk_, t.job_rank,
-                 kTagParams, job_, fmt::format("sending parameters to {} {}", name_of(t), when));
-  isend_chunks(set, buffers_.data(), nbuf_, chunk_, t.job_rank, kTagParamBuffers, job_,
+    isend_chunks(set, params_out_.data_ptr<float>() + p.begin, p.length, chunk_, peer_of(t),
+                 kTagParams, comm_of(t, job_),
+                 fmt::format("sending parameters to {} {}", name_of(t), when));
+  isend_chunks(set, buffers_.data(), nbuf_, chunk_, peer_of(t), kTagParamBuffers, comm_of(t, job_),
                fmt::format("sending buffers to {} {}", name_of(t), when));
 }
 

@@ -25,7 +25,8 @@ void prepare_outputs(const TrainConfig &config) {
       {"--summary-json", &config.summary_json},
       {"--metrics", &config.metrics},
       {"--timeline", &config.timeline},
-      {"--prometheus", &config.prometheus}};
+      {"--prometheus", &config.prometheus},
+      {"--accept-joins", &config.accept_joins}};
   for (const auto &[flag, path] : files) {
     if (path->empty())
       continue;

@@ -20,8 +20,11 @@
 #include "hetrain/common/faults.h"
 #include "hetrain/common/log.h"
 #include "hetrain/common/signals.h"
+#include "hetrain/common/system_info.h"
+#include "hetrain/model/models.h"
 #include "hetrain/observe/gpu_monitor.h"
 #include "hetrain/observe/timeline.h"
+#include "hetrain/run/join.h"
 #include "hetrain/schedule/plan.h"
 #include "hetrain/train/amp.h"
 #include "hetrain/train/compute.h"
@@ -30,6 +33,7 @@
 #include "host_reduce.h"
 #include "host_relay.h"
 #include "job_comms.h"
+#include "joining.h"
 #include "link_probe.h"
 #include "model_buffers.h"
 #include "pinned_memory.h"
@@ -599,3 +603,47 @@ TrainSummary run_trainer(const TrainConfig &config, const RankPlacement &placeme
 }
 
 } // namespace hetrain::run
+
+namespace hetrain {
+
+std::vector<std::string> join_command(const std::string &file) {
+  return run::read_join_ticket(file).command;
+}
+
+TrainSummary run_joiner(const TrainConfig &given, const std::string &file) {
+  using namespace run;
+  const JoinTicket ticket = read_join_ticket(file);
+  TrainConfig config = given;
+  config.host_reduce = HostReduce::kOff; // a joiner uploads to rank 0 itself
+  TrainSummary summary;
+  const DatasetMeta meta = read_dataset_meta(data_source(config));
+  const ModelSpec spec = spec_of(config, meta);
+  {
+    torch::manual_seed(config.seed);
+    const std::shared_ptr<Model> model = make_model(spec);
+    if (model_fingerprint(*model, spec) != ticket.model_fingerprint)
+      throw UserError(fmt::format("{}: the job trains another model than this hetrain builds from "
+                                  "its options (fingerprints differ)",
+                                  file));
+  }
+  const torch::Device device = choose_device(config.device, 0);
+  RankPlacement placement;
+  placement.threads = config.threads > 0 ? config.threads : static_cast<int>(usable_cores());
+  torch::set_num_threads(threads_for(config, placement));
+  std::optional<GpuInfo> gpu;
+  const TrainerReport report = measure_this_trainer(config, spec, device, 0, gpu);
+  JoinAssignment assigned;
+  const MPI_Comm inter = wait_to_be_taken(config, ticket, file, report, assigned);
+  if (inter == MPI_COMM_NULL)
+    return summary;
+  placement.world_rank = static_cast<int>(assigned.rank);
+  set_process_rank(placement.world_rank, placement.world_rank + 1);
+  config.sync = static_cast<SyncMode>(assigned.sync); // --sync auto: the job's choice
+  config.local_steps = assigned.local_steps;
+  log_info("joined the job on {} as rank {}", ticket.host, assigned.rank);
+  Trainer trainer(config, placement, spec, device, gpu, inter, HostMap{});
+  trainer.run();
+  return summary;
+}
+
+} // namespace hetrain

@@ -185,9 +185,10 @@ std::vector<TrainerOptimizerState> collect_trainer_optimizers(const TrainConfig 
   for (size_t i = 0; i < asked.size(); ++i) {
     const TrainerState &t = *asked[i];
     const std::string what = fmt::format("the optimizer state of rank {}", t.world_rank);
-    isend_words(commands, ask_words, t.job_rank, kTagCommand, job, what);
+    isend_words(commands, ask_words, peer_of(t), kTagCommand, comm_of(t, job), what);
     sets.push_back(std::make_unique<RequestSet>());
-    post_receive(*sets.back(), in[i], names.size(), numel, t.job_rank, job, chunk, what);
+    post_receive(*sets.back(), in[i], names.size(), numel, peer_of(t), comm_of(t, job), chunk,
+                 what);
   }
   std::vector<TrainerOptimizerState> out;
   for (size_t i = 0; i < asked.size(); ++i) {
@@ -235,12 +236,12 @@ void hand_back_trainer_optimizers(const TrainConfig &config, MPI_Comm job, const
   for (size_t i = 0; i < trainers.size(); ++i) {
     const TrainerState &t = trainers[i];
     const std::string what = fmt::format("the optimizer state to rank {}", t.world_rank);
-    isend_words(set, load_words, t.job_rank, kTagCommand, job, what);
+    isend_words(set, load_words, peer_of(t), kTagCommand, comm_of(t, job), what);
     const TrainerOptimizerState *state = &mean;
     for (const TrainerOptimizerState &s : saved)
       if (split == ReSplit::kOwn && s.rank == t.world_rank)
         state = &s;
-    post_send(set, out[i], *state, t.job_rank, job, chunk, what);
+    post_send(set, out[i], *state, peer_of(t), comm_of(t, job), chunk, what);
   }
   set.wait_all(config.straggler_timeout);
 }

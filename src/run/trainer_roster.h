@@ -34,7 +34,10 @@ struct TrainerState {
   int64_t micro_batch = 0;      // what it runs: less than --micro-batch after running out of memory
   bool lost = false;            // dropped by --on-trainer-loss continue
   bool left = false;            // left on its own signal after a round (a planned leave)
-  GpuSample gpu;                // its GPU in the last round (NVML), when it has one
+  // A trainer that joined the running job (hetrain join) is reached over an intercommunicator of
+  // its own, where it is rank 0 of the remote group; the others over the job communicator.
+  MPI_Comm joined = MPI_COMM_NULL;
+  GpuSample gpu;                  // its GPU in the last round (NVML), when it has one
   std::vector<LinkFigures> links; // to each aggregator, from the link probe (empty: probe off)
   // Smoothed transfer and wait per round as rank 0 sees it (arrival of its upload minus its
   // compute); -1 until it has worked a round.
@@ -63,6 +66,11 @@ struct TrainerState {
 using Roster = std::vector<TrainerState>;
 // No longer in the job: lost, or left on its own signal. Plans, rounds and the end skip it.
 inline bool gone(const TrainerState &t) { return t.lost || t.left; }
+// Where rank 0 reaches a trainer: the communicator, and its rank there.
+inline MPI_Comm comm_of(const TrainerState &t, MPI_Comm job) {
+  return t.joined != MPI_COMM_NULL ? t.joined : job;
+}
+inline int peer_of(const TrainerState &t) { return t.joined != MPI_COMM_NULL ? 0 : t.job_rank; }
 
 // "rank 2 (node7)"
 inline std::string name_of(const TrainerState &t) {

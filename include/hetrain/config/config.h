@@ -84,7 +84,11 @@ struct TrainConfig {
   std::string resume; // "" (start afresh) | auto (newest valid in checkpoint_dir) | a file
   int64_t checkpoint_every = 0; // also every R steps (0 = at epoch ends and at the end only)
   int64_t keep_checkpoints = 3;
-  std::string summary_json;      // write a JSON summary here at the end
+  std::string summary_json; // write a JSON summary here at the end
+  std::string accept_joins; // publish where `hetrain join` finds the job (DESIGN §7)
+  // Not an option: the train command's own arguments as given (after --config was expanded), which
+  // --accept-joins hands to joiners so that they train the same way.
+  std::vector<std::string> command_line;
   std::string metrics;           // --metrics FILE.jsonl: a record per round and per epoch
   std::string timeline;          // --timeline FILE.json: Chrome trace, one row per rank
   std::string prometheus;        // --prometheus FILE.prom: node_exporter textfile

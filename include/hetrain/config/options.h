@@ -150,6 +150,11 @@ template <class Visit> void visit_train_options(Visit &&visit) {
           "CPU trainers send each gradient chunk as soon as the last backward pass has finished "
           "it, overlapping the upload with the rest of backward"},
         &C::overlap);
+  visit(O{"accept-joins", dist,
+          "Write FILE so that `hetrain join FILE` (under its own mpirun) can add a trainer to "
+          "this running job at a round boundary; both mpiruns need --ompi-server (README "
+          "\"Machines that come and go\")"},
+        &C::accept_joins);
   visit(O{"host-reduce", dist,
           "auto | on | off: trainers on one host sum their gradients there and one of them "
           "uploads the host's sum (auto: on where an aggregator rank sits on another host; "
