@@ -183,7 +183,7 @@ TEST(Options, EveryEnumNameRoundTrips) {
   expect_names_round_trip<AmpMode>();
   expect_names_round_trip<DeviceChoice>();
   expect_names_round_trip<DataResidency>();
-  EXPECT_EQ(names_of<SyncMode>(), "gradient, params, diloco");
+  EXPECT_EQ(names_of<SyncMode>(), "gradient, params, diloco, auto");
   try {
     parse_named<WireDType>("wire-dtype", "fp8");
     FAIL() << "fp8 accepted";
@@ -237,11 +237,13 @@ TEST(Options, ConfigJsonKeepsTheKeysAndNamesCheckpointsStore) {
   EXPECT_EQ(j["model"], "cnn");
   EXPECT_EQ(j["seed"], 7u);
   // Every key that checkpoints store: keys may be added (outer_* for --sync diloco), never renamed.
-  const std::set<std::string> stored_keys = {"aggregator_device",
+  const std::set<std::string> stored_keys = {"accept_joins",
+                                             "aggregator_device",
                                              "aggregators",
                                              "aggregators_per_host",
                                              "amp",
                                              "augment",
+                                             "auto_comm_fraction",
                                              "balance",
                                              "beta1",
                                              "beta2",

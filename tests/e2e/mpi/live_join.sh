@@ -15,18 +15,18 @@
 # the run ends where the uninterrupted run of 2 trainers does (--sync gradient: the exact
 # gradient whatever the shares, summed in another order): compared at step 20, before rounding
 # differences grow (see common.sh), within $early_rtol; both joins and the leave happen before
-# it (checked). The run goes on to step 40 so that the job outlasts the joins (a joiner takes about
-# 3 s to start); its drift there is printed, not checked: splits of this run (4096 one-sample
-# micro-batches a step) drift apart by 6e-8 to 8e-6 at step 40 (measured 2026-12 on the 2-core VM
-# at --lr 0.01; 8.8e-4 at --lr 0.05, hence the low rate). Prints the time from each `hetrain join`
-# to its first computed round. About 0.4 s a round on the 2-core VM.
+# it (checked). The run goes on to step 30 so that the job outlasts the joins (a joiner takes about
+# 3 s to start); splits of this run (4096 one-sample micro-batches a step) drift apart by 6e-8 to
+# 8e-6 by step 40 (measured 2026-12 on the 2-core VM at --lr 0.01; 8.8e-4 at --lr 0.05, hence the
+# low rate), so later steps are not compared. Prints the time from each `hetrain join` to its first
+# computed round. About 0.4 s a round on the 2-core VM.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 command -v ompi-server >/dev/null || skip "no ompi-server (Open MPI's rendezvous server)"
-s=(--data "$train" --model mlp --epochs 4 --optimizer momentum --lr 0.01 --global-batch 4096
+s=(--data "$train" --model mlp --epochs 3 --optimizer momentum --lr 0.01 --global-batch 4096
    --micro-batch 1 --limit-train-samples 40960 --threads 1 --seed 7 --progress-seconds 1000)
-final=ckpt-s00000040-epoch.h5
-mpi 3 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/straight" | tail -n 1
+step20=ckpt-s00000020-epoch.h5
+mpi 3 "$HETRAIN" train "${s[@]}" --epochs 2 --checkpoint-dir "$work/straight" | tail -n 1
 ompi-server --no-daemonize --report-uri "$work/uri" >"$work/ompi-server.log" 2>&1 &
 for _ in $(seq 1 100); do [ -s "$work/uri" ] && break; sleep 0.1; done
 [ -s "$work/uri" ] || fail "ompi-server wrote no URI"
@@ -71,7 +71,7 @@ wait_for "a round of joiner 2" worked 4 1
 echo "joiner 2: its first round $(awk -v a="$(now)" -v b="$STARTED" 'BEGIN { printf "%.1f", a - b }') s after hetrain join started"
 # A joiner that comes as the job ends (its start-up takes longer than the last rounds) is not
 # taken: it says so in one line and exits 2, at once (not after its deadline).
-wait_for "round 37" rounds_from 37
+wait_for "round 27" rounds_from 27
 late_start=$(now)
 late=0
 "$MPIEXEC" "${server[@]}" -np 1 "$HETRAIN" join "$work/join.json" --threads 1 \
@@ -90,15 +90,13 @@ grep -E "joined|leaves the job" "$work/log" | cut -c1-200
 summary_check "$work/s.json" \
   '[(c["change"], c["rank"]) for c in s["membership_changes"]] == [("joined", 3), ("left", 3), ("joined", 4)]' \
   "the summary names the joins and the leave in order"
-summary_check "$work/s.json" 's["steps"] == 40 and all(t["samples"] > 0 for t in s["trainers"])' \
+summary_check "$work/s.json" 's["steps"] == 30 and all(t["samples"] > 0 for t in s["trainers"])' \
   "every trainer worked and the run completed"
-$py "$tools/check_samples.py" "$work/samples" 40960 4 4
+$py "$tools/check_samples.py" "$work/samples" 40960 3 4
 summary_check "$work/s.json" 'max(c["round"] for c in s["membership_changes"]) < 20' \
   "the joins and the leave came before step 20, where the runs are compared"
-step20=ckpt-s00000020-epoch.h5
 echo "at step 20, against the uninterrupted run:"
 compare --quiet "$work/straight/$step20" "$work/ck/$step20" "$early_rtol"
-echo "at step 40 (not checked): $(drift "$work/straight/$final" "$work/ck/$final")"
 # Bad input: one line, exit 2, at once (not after the joiner's deadline).
 bad_join() { # bad_join WHY FILE EXPECTED: `hetrain join FILE` fails with EXPECTED in its output
   local rc=0 start
