@@ -52,7 +52,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 #include <csignal>
 #include <optional>
 
@@ -221,10 +220,6 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   source_ = CheckpointSource{
       &config,          spec_,      normalization,        model_.get(), flat_.get(),
       optimizer_.get(), &schedule_, placement.world_size, {},           fingerprint};
-  for (TrainerState &t : trainers_)
-    for (const LinkFigures &f : links_)
-      if (f.trainer_rank == t.world_rank)
-        t.links.push_back(f);
   summary_.links = links_;
   summary_.link_probe_seconds = admitted.link_probe_seconds;
   summary_.link_probe_wait_seconds = admitted.link_probe_wait_seconds;
@@ -425,25 +420,8 @@ void Coordinator::open_for_joins(const std::string &fingerprint) {
 
 // The joiner's report and the start-up rules against the trainers in the job now.
 AdmissionVerdict Coordinator::judge_joiner(MPI_Comm inter, TrainerReport &report) {
-  std::vector<uint8_t> raw(kReportMessageBytes + 64);
-  MPI_Request r;
-  CHECK_MPI(
-      MPI_Irecv(raw.data(), static_cast<int>(raw.size()), MPI_BYTE, 0, kTagReport, inter, &r));
-  const auto start = Clock::now();
-  int done = 0, count = 0;
-  MPI_Status status;
-  while (!done) {
-    CHECK_MPI(MPI_Test(&r, &done, &status));
-    if (!done && seconds_since(start) > config_.join_timeout) {
-      MPI_Cancel(&r);
-      MPI_Request_free(&r);
-      throw PeerTimeout(next_join_rank_, fmt::format("a joiner connected but sent no report "
-                                                     "within {} s",
-                                                     config_.join_timeout));
-    }
-  }
-  CHECK_MPI(MPI_Get_count(&status, MPI_BYTE, &count));
-  raw.resize(static_cast<size_t>(count));
+  const std::vector<uint8_t> raw =
+      receive_joiner_report(inter, next_join_rank_, config_.join_timeout);
   AdmissionVerdict verdict;
   verdict.rank = next_join_rank_;
   try {
@@ -482,15 +460,9 @@ void Coordinator::admit_joiner() {
   AdmissionVerdict verdict;
   try { // a joiner that fails here is dropped; the job goes on
     verdict = judge_joiner(*inter, report);
-    const Words verdict_words = encode(VerdictMessage{verdict.admitted, verdict.reason});
-    const std::array<int64_t, 3> assigned{next_join_rank_, static_cast<int64_t>(config_.sync),
-                                          config_.local_steps};
-    RequestSet set;
-    isend_words(set, verdict_words, 0, kTagVerdict, *inter, "sending the joiner its verdict");
-    MPI_Request r;
-    CHECK_MPI(MPI_Isend(assigned.data(), 3, MPI_INT64_T, 0, kTagVerdict, *inter, &r));
-    set.add(r, next_join_rank_, "sending the joiner its rank");
-    set.wait_all(config_.join_timeout);
+    answer_joiner(*inter, verdict.admitted, verdict.reason,
+                  {next_join_rank_, static_cast<int64_t>(config_.sync), config_.local_steps},
+                  config_.join_timeout);
   } catch (const PeerTimeout &e) {
     log_warn("joins: joiner {} dropped: {}", next_join_rank_++, e.what());
     return;
@@ -861,6 +833,11 @@ TrainSummary run_coordinator(const TrainConfig &config, const RankPlacement &pla
                                            &admitted.link_probe_wait_seconds);
   if (!admitted.links.empty())
     log_link_table(admitted.links, link_host_names(admitted, placement.world_size));
+  // Each trainer's own figures, for every plan from here on (--sync auto's estimate first).
+  for (TrainerState &t : admitted.trainers)
+    for (const LinkFigures &f : admitted.links)
+      if (f.trainer_rank == t.world_rank)
+        t.links.push_back(f);
   torch::set_num_threads(threads_for(config, placement));
   set_leader_activity(LeaderActivity::kRound);
   const SyncDecision sync = decide_sync(config, admitted, comms.hosts(), meta); // --sync auto

@@ -88,6 +88,43 @@ std::optional<MPI_Comm> connect_waiting_joiner(const std::string &service) {
   return inter;
 }
 
+std::vector<uint8_t> receive_joiner_report(MPI_Comm inter, int rank, double timeout) {
+  std::vector<uint8_t> raw(kReportMessageBytes + 64);
+  MPI_Request r;
+  CHECK_MPI(
+      MPI_Irecv(raw.data(), static_cast<int>(raw.size()), MPI_BYTE, 0, kTagReport, inter, &r));
+  // Polled rather than RequestSet::wait_all, which keeps no status: the report's length is needed.
+  const auto start = Clock::now();
+  int done = 0, count = 0;
+  MPI_Status status;
+  CHECK_MPI(MPI_Test(&r, &done, &status));
+  while (!done) {
+    if (seconds_since(start) > timeout) {
+      MPI_Cancel(&r);
+      MPI_Request_free(&r);
+      throw PeerTimeout(rank,
+                        fmt::format("a joiner connected but sent no report within {} s", timeout));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    CHECK_MPI(MPI_Test(&r, &done, &status));
+  }
+  CHECK_MPI(MPI_Get_count(&status, MPI_BYTE, &count));
+  raw.resize(static_cast<size_t>(count));
+  return raw;
+}
+
+void answer_joiner(MPI_Comm inter, bool admitted, const std::string &reason,
+                   const JoinAssignment &assignment, double timeout) {
+  const Words verdict = encode(VerdictMessage{admitted, reason});
+  const std::array<int64_t, 3> words{assignment.rank, assignment.sync, assignment.local_steps};
+  RequestSet set;
+  isend_words(set, verdict, 0, kTagVerdict, inter, "sending the joiner its verdict");
+  MPI_Request r;
+  CHECK_MPI(MPI_Isend(words.data(), 3, MPI_INT64_T, 0, kTagVerdict, inter, &r));
+  set.add(r, static_cast<int>(assignment.rank), "sending the joiner its rank");
+  set.wait_all(timeout);
+}
+
 namespace {
 
 // MPI_Comm_accept has no deadline of its own: a watchdog ends the process when rank 0 has not

@@ -45,6 +45,11 @@ void unpublish_running(const std::string &service);
 
 // Rank 0, after a round: the intercommunicator with a joiner waiting under `service`, if any.
 std::optional<MPI_Comm> connect_waiting_joiner(const std::string &service);
+// Rank 0: the joiner's report as sent (PeerTimeout naming `rank` when none came in `timeout` s).
+std::vector<uint8_t> receive_joiner_report(MPI_Comm inter, int rank, double timeout);
+// Rank 0: the verdict, then the assignment (sent with every verdict: the joiner waits for both).
+void answer_joiner(MPI_Comm inter, bool admitted, const std::string &reason,
+                   const JoinAssignment &assignment, double timeout);
 
 // The joiner's side (`hetrain join`): waits to be taken, reports, learns its verdict. Returns
 // MPI_COMM_NULL when refused (it says why). `report` is sent as is.

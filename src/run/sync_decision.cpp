@@ -29,11 +29,7 @@ RoundEstimate exact_round(const TrainConfig &exact, const AdmittedJob &admitted,
   torch::NoGradGuard no_grad;
   const std::shared_ptr<Model> model = make_model(spec_of(exact, meta));
   const FlatParameters flat(*model);
-  Roster trainers = admitted.trainers;
-  for (TrainerState &t : trainers)
-    for (const LinkFigures &f : admitted.links)
-      if (f.trainer_rank == t.world_rank)
-        t.links.push_back(f);
+  Roster trainers = admitted.trainers; // the planner's own copy; their links are attached
   const PlanSizes sizes{flat.numel(), buffer_elements(*model),
                         protocol::shard_layout_checked(flat.numel(), exact)};
   const RoundPlanner planner(exact, trainers, sizes, job_host_groups(exact, hosts).groups);

@@ -22,7 +22,8 @@ struct SyncDecision {
   std::string why;    // for the log and the summary ("" when the user chose the mode)
 };
 
-// Rank 0: the decision (the config unchanged unless --sync auto).
+// Rank 0: the decision (the config unchanged unless --sync auto). `admitted.trainers` carry
+// their link figures.
 SyncDecision decide_sync(const TrainConfig &config, const AdmittedJob &admitted,
                          const HostMap &hosts, const DatasetMeta &meta);
 

@@ -628,7 +628,7 @@ TrainSummary run_joiner(const TrainConfig &given, const std::string &file) {
   }
   const torch::Device device = choose_device(config.device, 0);
   RankPlacement placement;
-  placement.threads = config.threads > 0 ? config.threads : static_cast<int>(usable_cores());
+  placement.threads = usable_cores(); // the machine is this trainer's alone
   torch::set_num_threads(threads_for(config, placement));
   std::optional<GpuInfo> gpu;
   const TrainerReport report = measure_this_trainer(config, spec, device, 0, gpu);

@@ -17,13 +17,10 @@ lan 4 --map-by node "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/ck" \
   --metrics "$work/m.jsonl" --debug-sample-log "$work/samples" --summary-json "$work/s.json" \
   >"$work/log" 2>&1 &
 job=$!
-rounds_done() { local n; n=$(grep -c '"type":"round"' "$work/m.jsonl" 2>/dev/null); echo "${n:-0}"; }
 leaver=""
 for _ in $(seq 1 1200); do # the metrics say when round 2 is done (not a check)
-  if [ "$(rounds_done)" -ge 2 ]; then
-    for p in $(pgrep -f "$HETRAIN train --data"); do
-      tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=2 && leaver=$p
-    done
+  if [ "$(rounds_done "$work/m.jsonl")" -ge 2 ]; then
+    leaver=$(rank_pid 2)
     break
   fi
   sleep 0.05
@@ -31,7 +28,7 @@ done
 [ -n "$leaver" ] || { tail -n 20 "$work/log"; fail "round 2 or rank 2's process not found in 60 s"; }
 kill -TERM "$leaver"
 while kill -0 "$leaver" 2>/dev/null; do sleep 0.05; done
-rounds_when_gone=$(rounds_done)
+rounds_when_gone=$(rounds_done "$work/m.jsonl")
 rc=0
 wait "$job" || rc=$?
 grep -E "leaves the job|leaving the job" "$work/log" | cut -c1-200

@@ -17,6 +17,8 @@
 #   expect_rc GOT WANT LOG    fail with the log's tail unless GOT == WANT
 #   summary_get FILE EXPR     prints EXPR, a python expression on s = the --summary-json FILE
 #   summary_check FILE EXPR WHY   fails with WHY unless EXPR (as above) is true
+#   rounds_done METRICS       round records in a --metrics file so far
+#   rank_pid RANK             the pid of the running hetrain train of world rank RANK
 #
 # Facts of a run (speeds, shares, plans, verdicts, who was lost or out) are checked in the summary
 # (--summary-json, DESIGN §8), not in the log: log lines are worded for people and change. A case
@@ -112,6 +114,19 @@ summary_check() { # summary_check FILE EXPR WHY
   got=$(summary_get "$1" "$2") || fail "$3 (summary $1: $2 raised)"
   [ "$got" = True ] || fail "$3 (summary $1: $2 is $got)"
   echo "summary: $2"
+}
+# rounds_done METRICS: the round records in a --metrics file so far (0 before the file exists).
+rounds_done() { local n; n=$(grep -c '"type":"round"' "$1" 2>/dev/null); echo "${n:-0}"; }
+# rank_pid RANK: the pid of the running `hetrain train` of world rank RANK (Open MPI gives each
+# process its rank in OMPI_COMM_WORLD_RANK); nothing when there is none.
+rank_pid() {
+  local p
+  for p in $(pgrep -f "$HETRAIN train --data"); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
+      echo "$p"
+      return
+    fi
+  done
 }
 # step_ckpt DIR STEP: the path of DIR's step checkpoint at STEP (need not exist).
 step_ckpt() { printf '%s/ckpt-s%08d-step.h5' "$1" "$2"; }

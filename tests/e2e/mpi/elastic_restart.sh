@@ -20,12 +20,11 @@ MPIRUN=$MPIEXEC "$repo/scripts/elastic.sh" --poll 0.2 --settle 0 "$work/hosts" -
   --mca mpi_yield_when_idle 1 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/ck" \
   --metrics "$work/m.jsonl" --summary-json "$work/s.json" >"$work/log" 2>&1 &
 job=$!
-rounds_done() { local n; n=$(grep -c '"type":"round"' "$work/m.jsonl" 2>/dev/null); echo "${n:-0}"; }
 for _ in $(seq 1 1200); do # the metrics say when round 3 is done (not a check)
-  [ "$(rounds_done)" -ge 3 ] && break
+  [ "$(rounds_done "$work/m.jsonl")" -ge 3 ] && break
   sleep 0.05
 done
-[ "$(rounds_done)" -ge 3 ] || { tail -n 20 "$work/log"; fail "no round 3 within 60 s"; }
+[ "$(rounds_done "$work/m.jsonl")" -ge 3 ] || { tail -n 20 "$work/log"; fail "no round 3 within 60 s"; }
 echo "localhost slots=4" >"$work/hosts"
 changed=$(now)
 # The new job's first round: a round record past the signal checkpoint's step (the metrics file

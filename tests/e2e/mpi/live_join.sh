@@ -35,7 +35,6 @@ mpi 3 "${server[@]}" "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/ck" \
   --accept-joins "$work/join.json" --metrics "$work/m.jsonl" --debug-sample-log "$work/samples" \
   --summary-json "$work/s.json" >"$work/log" 2>&1 &
 job=$!
-rounds_done() { local n; n=$(grep -c '"type":"round"' "$work/m.jsonl" 2>/dev/null); echo "${n:-0}"; }
 wait_for() { # wait_for WHAT CONDITION...: up to 60 s (not a check: what follows checks)
   local what=$1
   shift
@@ -43,7 +42,7 @@ wait_for() { # wait_for WHAT CONDITION...: up to 60 s (not a check: what follows
   tail -n 20 "$work/log"
   fail "no $what within 60 s"
 }
-rounds_from() { [ "$(rounds_done)" -ge "$1" ]; }
+rounds_from() { [ "$(rounds_done "$work/m.jsonl")" -ge "$1" ]; }
 worked() { # worked RANK N: the trainer's sample log has N rounds
   [ "$(cut -d' ' -f2 "$work/samples.rank$1" 2>/dev/null | sort -u | wc -l)" -ge "$2" ]
 }

@@ -20,13 +20,10 @@ mpi 4 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/straight" | tail -n 1
 mpi 4 "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/ck" --metrics "$work/m.jsonl" \
   --debug-sample-log "$work/samples" --summary-json "$work/s.json" >"$work/log" 2>&1 &
 job=$!
-rounds_done() { local n; n=$(grep -c '"type":"round"' "$work/m.jsonl" 2>/dev/null); echo "${n:-0}"; }
 leaver=""
 for _ in $(seq 1 1200); do # the metrics say when round 2 is done (not a check)
-  if [ "$(rounds_done)" -ge 2 ]; then
-    for p in $(pgrep -f "$HETRAIN train --data"); do
-      tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=2 && leaver=$p
-    done
+  if [ "$(rounds_done "$work/m.jsonl")" -ge 2 ]; then
+    leaver=$(rank_pid 2)
     break
   fi
   sleep 0.05
@@ -35,7 +32,7 @@ done
 kill -TERM "$leaver"
 sent=$(now)
 while kill -0 "$leaver" 2>/dev/null; do sleep 0.05; done
-rounds_when_gone=$(rounds_done)
+rounds_when_gone=$(rounds_done "$work/m.jsonl")
 left_after=$(awk -v a="$(now)" -v b="$sent" 'BEGIN { printf "%.1f", a - b }')
 rc=0
 wait "$job" || rc=$?
