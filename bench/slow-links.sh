@@ -6,8 +6,9 @@
 # of CPU 0. The cnn on Fashion-MNIST, SAMPLES (15360) samples, EPOCHS (3) epochs, global batch
 # 256, Adam 1e-3, test accuracy after every epoch. Modes: exact (--sync gradient), params
 # (--sync params --local-steps 8), diloco (--sync diloco --local-steps 8, Nesterov 0.7/0.9),
-# diloco-int8 (the same with --wire-dtype int8). RUNS runs of each at each rate in RATES
-# ("100mbit 1gbit"), interleaved. The target is the exact runs' median final accuracy minus 1
+# diloco-int8 (the same with --wire-dtype int8), diloco-overlap and diloco-overlap-int8 (the
+# two with --sync-overlap). RUNS runs of each at each rate in RATES ("100mbit 1gbit"), of each mode
+# in MODES (all of them; exact must be among them), interleaved. The target is the exact runs' median final accuracy minus 1
 # point; a run's time to it is the training time (evaluation excluded) at the end of the first
 # epoch whose test accuracy reaches it. Prints and writes JSON; exits 1 when a run fails.
 #   bench/slow-links.sh [RUNS=2] [OUT=bench/results/slow-links-DATE.json]
@@ -36,10 +37,12 @@ cgroup_placement "$work/place.sh" 0:sl_rank0:0 1:-:1 2:sl_slow:0
 a=(--data data/fashion-mnist-train.h5 --test-data data/fashion-mnist-test.h5 --model cnn
    --epochs "$epochs" --global-batch 256 --micro-batch 32 --optimizer adam --lr 1e-3 --seed 4
    --threads 1 --limit-train-samples "$samples" --progress-seconds 1000 --straggler-timeout 600)
-modes=(exact params diloco diloco-int8)
+read -r -a modes <<<"${MODES:-exact params diloco diloco-int8 diloco-overlap diloco-overlap-int8}"
 declare -A flags=([exact]="--sync gradient" [params]="--sync params --local-steps 8"
                   [diloco]="--sync diloco --local-steps 8"
-                  [diloco-int8]="--sync diloco --local-steps 8 --wire-dtype int8")
+                  [diloco-int8]="--sync diloco --local-steps 8 --wire-dtype int8"
+                  [diloco-overlap]="--sync diloco --local-steps 8 --sync-overlap"
+                  [diloco-overlap-int8]="--sync diloco --local-steps 8 --sync-overlap --wire-dtype int8")
 for rate in $rates; do
   sim=sl$$
   scripts/lan-sim.sh up "$sim" --hosts 3 --rate "$rate" --slots 1 >/dev/null
@@ -61,11 +64,11 @@ for rate in $rates; do
   scripts/lan-sim.sh down "$sim" >/dev/null
   sim=
 done
-"$py" - "$work" "$runs" "$out" "$samples" "$epochs" "$rates" <<'PY'
+"$py" - "$work" "$runs" "$out" "$samples" "$epochs" "$rates" "${modes[*]}" <<'PY'
 import json, statistics, sys
 work, runs, out, samples, epochs, rates = sys.argv[1], int(sys.argv[2]), sys.argv[3], \
     int(sys.argv[4]), int(sys.argv[5]), sys.argv[6].split()
-modes = ["exact", "params", "diloco", "diloco-int8"]
+modes = sys.argv[7].split()
 result = {"machine": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].split(":", 1)[1].strip(),
           "layout": "3 hosts: rank 0 (40% of CPU 0), a trainer on CPU 1, a trainer at 50% of "
                     "CPU 0; cnn, global batch 256, Adam 1e-3",
@@ -96,6 +99,8 @@ for rate in rates:
         reached = [t for t in times if t is not None]
         r["modes"][m] = {"seconds_to_target": times, "final_test_accuracy": accs,
                          "samples_per_sec": rates_, "busiest_link_bytes_per_sample": bps,
+                         "overlapped_rounds": [sum(t.get("overlapped_rounds", 0)
+                                                   for t in s["trainers"]) for s in runs_of[m]],
                          "median_seconds_to_target":
                              statistics.median(reached) if len(reached) == len(times) else None,
                          "median_bytes_per_sample": statistics.median(bps)}

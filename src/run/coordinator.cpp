@@ -209,6 +209,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   summary_.sync = name_of(config.sync);
   summary_.local_steps = local_steps_of(config);
   summary_.sync_choice = sync_choice;
+  summary_.sync_overlap = config.sync_overlap && config.sync == SyncMode::kDiLoCo;
   // --resume: rank 0 alone reads the checkpoint; the trainers get the parameters as at any start,
   // and each round's command says where in which epoch it is.
   const std::string fingerprint = model_fingerprint(*model_, spec_);
@@ -244,8 +245,11 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   log_info("aggregator: master parameters and optimizer on {}; reduce on {}", place_.device.str(),
            executor_->reduce_description());
   if (config.sync == SyncMode::kDiLoCo)
-    log_info("sync: diloco, {} local steps of --optimizer {} per round, then the outer step: {}",
-             config.local_steps, config.optimizer, describe_outer_step(config));
+    log_info("sync: diloco, {} local steps of --optimizer {} per round, then the outer step: {}{}",
+             config.local_steps, config.optimizer, describe_outer_step(config),
+             config.sync_overlap ? "; --sync-overlap: each round computes while the previous "
+                                   "round's sync is in flight, its update applied one round late"
+                                 : "");
   record_plan("start-up");
   maybe_advise(plan().estimated_round_seconds, -1, false);
   if (!config.accept_joins.empty())
@@ -324,7 +328,7 @@ TrainSummary Coordinator::run() {
     summary_.trainers.push_back({t.world_rank, t.report.host, share_in(plan(), t.job_rank),
                                  t.samples, t.compute_seconds, t.wait_seconds, t.micro_batch,
                                  t.lost, t.left, t.data_wait_seconds, t.out_rounds, t.out_seconds,
-                                 t.speed});
+                                 t.speed, t.overlapped_rounds});
     summary_.compute_seconds += t.compute_seconds;
     summary_.data_wait_seconds += t.data_wait_seconds;
   }

@@ -30,6 +30,7 @@ double account_round(Roster &trainers, const std::vector<double> &arrival_second
     t.samples += s.samples;
     t.compute_seconds += s.compute_seconds;
     t.data_wait_seconds += s.data_wait_seconds;
+    t.overlapped_rounds += s.overlapped_steps > 0 ? 1 : 0;
     t.wait_seconds += std::max(0.0, round_seconds - s.compute_seconds);
     t.last_round = round_number;
     if (s.micro_batch != t.micro_batch)

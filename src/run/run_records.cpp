@@ -199,7 +199,8 @@ std::string summary_to_json(const TrainSummary &s) {
                           {"left", t.left},
                           {"out_rounds", t.out_rounds},
                           {"out_seconds", t.out_seconds},
-                          {"samples_per_sec", t.samples_per_sec}});
+                          {"samples_per_sec", t.samples_per_sec},
+                          {"overlapped_rounds", t.overlapped_rounds}});
     j["trainers"] = trainers;
     j["plan_history"] = s.plan_history;
     j["plan_notes"] = s.plan_notes;
@@ -209,6 +210,7 @@ std::string summary_to_json(const TrainSummary &s) {
     j["sync"] = s.sync;
     j["local_steps"] = s.local_steps;
     j["sync_choice"] = s.sync_choice;
+    j["sync_overlap"] = s.sync_overlap;
     nlohmann::json changes = nlohmann::json::array();
     for (const MembershipChange &c : s.membership_changes)
       changes.push_back({{"rank", c.rank},

@@ -40,6 +40,7 @@
 #include "protocol.h"
 #include "roles.h"
 #include "sync_decision.h"
+#include "sync_overlap.h"
 #include "train_setup.h"
 #include "trainer_optimizers.h"
 #include "wire_encoder.h"
@@ -51,6 +52,7 @@
 #include <algorithm>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -119,11 +121,25 @@ private:
   RoundCommand next_command();
   void exchange_optimizer(RoundCommand::Kind kind);
   void say_why_stopped() const;
+  struct Computed {
+    ComputeStats stats;
+    double seconds = 0;
+    bool complete = true; // false: a speculative round given up (rank 0 sent another command)
+  };
   void run_round(const RoundCommand &command);
+  Computed compute_round(const RoundCommand &command, const std::function<bool()> &go_on = {});
+  void deliver_round(const RoundCommand &command, const Computed &computed);
   void inject_faults_before_round(const RoundCommand &command);
   ComputeStats sum_gradients(const RoundCommand &command, RequestSet &early);
-  ComputeStats take_local_steps(const RoundCommand &command);
+  ComputeStats take_local_steps(const RoundCommand &command, const std::function<bool()> &go_on,
+                                bool &complete);
   RoundStats round_stats(const ComputeStats &stats, double compute_seconds);
+  void run_overlapped(RoundCommand command);
+  Computed speculate(const std::optional<RoundCommand> &guess);
+  void post_landing();
+  void take_landing(const RoundCommand &next);
+  void save_round_start();
+  void restore_round_start();
   void inject_half_send(const RoundCommand &command, const torch::Tensor &wire_upload);
   void send_round(const RoundStats &stats, const torch::Tensor &wire_upload, RequestSet &early);
   void begin_relay(const RoundCommand &command);
@@ -168,6 +184,22 @@ private:
   std::unique_ptr<WireEncoder> encoder_; // the upload in --wire-dtype
   bool overlap_now_ = false; // this round pieces leave during backward (a leader: not in fp32
                              // unless it relays)
+  RequestSet early_;         // --overlap: gradient pieces sent during the last backward pass
+  // --sync-overlap (DESIGN §4 "Sync overlap"): the master that the round just sent produces lands
+  // in landing_ while the next round computes; saved_ is the state at that round's start, to go
+  // back to when rank 0 sends another command than the one guessed.
+  bool sync_overlap_ = false, overlapped_ = false;
+  RequestSet landing_set_;
+  torch::Tensor landing_;
+  std::vector<float> landing_buffers_;
+  struct Saved {
+    torch::Tensor params;
+    std::vector<std::pair<std::string, torch::Tensor>> optimizer;
+    int64_t optimizer_steps = 0;
+    std::vector<float> buffers;
+    std::optional<MixedPrecision> amp;
+  } saved_;
+  std::optional<RoundCommand> taken_; // read while overlapping; run()'s loop handles it next
 };
 
 Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, const ModelSpec &spec,
@@ -213,6 +245,13 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
              "trainer sends after backward");
   if (upload_delta_)
     round_start_ = torch::empty_like(flat_->params());
+  // --sync auto may have chosen gradient: then there is no period to overlap.
+  sync_overlap_ = config.sync_overlap && config.sync == SyncMode::kDiLoCo;
+  if (sync_overlap_) {
+    landing_ = host_ ? torch::empty_like(flat_->params())
+                     : host_buffer(flat_->numel(), torch::kFloat32, true);
+    landing_buffers_.resize(static_cast<size_t>(nbuf_));
+  }
   if (params_mode_) {
     local_optimizer_ =
         std::make_unique<Optimizer>(optimizer_options(config), flat_->numel(), device);
@@ -259,6 +298,10 @@ void Trainer::run() {
     if (stale && !receive_parameters("before its first round in the plan"))
       break;
     out = stale = false;
+    if (command.kind == RoundCommand::Kind::kRound && sync_overlap_) {
+      run_overlapped(command); // ends having taken the parameters and the next command
+      continue;
+    }
     if (command.kind == RoundCommand::Kind::kRound)
       run_round(command);
     else if (relay_.leader() && command.members != 0) {
@@ -296,6 +339,11 @@ void Trainer::exchange_optimizer(RoundCommand::Kind kind) {
 }
 
 RoundCommand Trainer::next_command() {
+  if (taken_) {
+    const RoundCommand command = *taken_;
+    taken_.reset();
+    return command;
+  }
   if (!inbox_.poll()) {
     ScopedSpan span(timeline_, Span::kWait);
     // Rank 0 evaluates and checkpoints between epochs: allow for that on top of a round.
@@ -331,43 +379,158 @@ bool Trainer::receive_parameters(const char *when) {
 }
 
 void Trainer::run_round(const RoundCommand &command) {
-  ++rounds_worked_;
+  deliver_round(command, compute_round(command));
+}
+
+// The round's compute: gradient sums, or local steps and (diloco) the pseudo-gradient in
+// round_start_. `go_on`, asked before each local step, gives up a speculative round.
+Trainer::Computed Trainer::compute_round(const RoundCommand &command,
+                                         const std::function<bool()> &go_on) {
   inject_faults_before_round(command);
   use_epoch_order(command.epoch);
   const auto start = Clock::now();
   const double start_us = wall_microseconds();
-  RequestSet early; // --overlap: gradient pieces sent during the last backward pass
+  early_ = RequestSet();
   begin_relay(command);
   if (upload_delta_)
     round_start_.copy_(flat_->params());
-  const ComputeStats stats =
-      params_mode_ ? take_local_steps(command) : sum_gradients(command, early);
+  Computed out;
+  out.stats = params_mode_ ? take_local_steps(command, go_on, out.complete)
+                           : sum_gradients(command, early_);
   if (upload_delta_)
     round_start_.sub_(flat_->params()); // start minus end: the pseudo-gradient
+  if (!host_)
+    torch::cuda::synchronize(); // compute time is the GPU's, not just the launches'
+  out.seconds = seconds_since(start);
+  timeline_.add(Span::kCompute, start_us, wall_microseconds(), command.global_step + 1);
+  return out;
+}
+
+void Trainer::deliver_round(const RoundCommand &command, const Computed &computed) {
+  ++rounds_worked_;
   const torch::Tensor upload = upload_delta_  ? round_start_
                                : params_mode_ ? flat_->params()
                                               : flat_->grads();
   // A leader's relay converts the host's sum itself.
   const torch::Tensor wire_upload = relay_.active() ? upload : encoder_->encode(upload, command);
-  if (!host_)
-    torch::cuda::synchronize(); // compute time is the GPU's, not just the launches'
-  const double compute = seconds_since(start);
-  timeline_.add(Span::kCompute, start_us, wall_microseconds(), command.global_step + 1);
   ScopedSpan send_span(timeline_, Span::kSend, command.global_step + 1);
   log_samples(command);
-  const RoundStats out = round_stats(stats, compute);
+  RoundStats out = round_stats(computed.stats, computed.seconds);
+  out.overlapped_steps = overlapped_ ? command.local_steps : 0;
   flatten_buffers(*model_, buffers_.data());
   inject_half_send(command, wire_upload);
-  send_round(out, wire_upload, early);
+  send_round(out, wire_upload, early_);
+}
+
+// --sync-overlap (DESIGN §4 "Sync overlap"): rounds back to back. A round that directly follows
+// this trainer's previous one starts from its own end of that round instead of waiting for the
+// master that round's sync produces; when the master lands, the trainer moves by what the sync
+// changed (the master minus the round's start): the one-period delay of Streaming and
+// Asynchronous DiLoCo. To hide the wire, it computes on a guess of rank 0's next command while
+// the sync is in flight; another command sends it back to the round's saved start, so the result
+// never depends on timing. Any command but the next round ends the chain: the trainer takes the
+// master, as in every other mode, and run()'s loop handles that command.
+void Trainer::run_overlapped(RoundCommand command) {
+  overlapped_ = false;
+  run_round(command);
+  for (;;) {
+    post_landing();
+    save_round_start();
+    const RoundCommand last = command;
+    const std::optional<RoundCommand> guess = guess_next_round(last, config_.global_batch, n_);
+    Computed computed = speculate(guess);
+    command = next_command();
+    overlapped_ = guess && computed.complete && encode(*guess) == encode(command);
+    if (!overlapped_)
+      restore_round_start();
+    if (!continues_round(last, command)) {
+      take_landing(command);
+      taken_ = command;
+      return;
+    }
+    inbox_.post(); // the command after this one
+    if (!overlapped_)
+      computed = compute_round(command);
+    {
+      ScopedSpan span(timeline_, Span::kWait);
+      landing_set_.wait_all(2 * config_.straggler_timeout + 30);
+    }
+    torch::NoGradGuard no_grad;
+    flat_->params().add_(landing_.to(device_) - saved_.params);
+    deliver_round(command, computed);
+  }
+}
+
+// The next round computed on the guess of its command, given up when another command arrives.
+Trainer::Computed Trainer::speculate(const std::optional<RoundCommand> &guess) {
+  if (!guess) {
+    Computed none;
+    none.complete = false;
+    return none;
+  }
+  const Words expected = encode(*guess);
+  return compute_round(*guess, [&] { return !inbox_.poll() || inbox_.words() == expected; });
+}
+
+// The master (and buffers) that the round just sent produces: rank 0 sends them to every
+// trainer in the round, as it does without overlap.
+void Trainer::post_landing() {
+  landing_set_ = RequestSet();
+  for (const Piece &p : layout_.pieces)
+    irecv_chunks(landing_set_, landing_.data_ptr<float>() + p.begin, p.length, chunk_, p.owner,
+                 kTagParams, job_,
+                 fmt::format("parameters from rank {} (the sync in flight)", p.owner));
+  irecv_chunks(landing_set_, landing_buffers_.data(), nbuf_, chunk_, 0, kTagParamBuffers, job_,
+               "buffers from rank 0 (the sync in flight)");
+}
+
+// Out of the chain: the master becomes this trainer's parameters. Before a stop rank 0 may have
+// sent none (the job ends after another trainer was lost): what has not come is cancelled.
+void Trainer::take_landing(const RoundCommand &next) {
+  if (next.kind == RoundCommand::Kind::kStop) {
+    if (!landing_set_.test_all())
+      landing_set_.cancel_pending();
+    return;
+  }
+  {
+    ScopedSpan span(timeline_, Span::kWait);
+    landing_set_.wait_all(2 * config_.straggler_timeout + 30);
+  }
+  torch::NoGradGuard no_grad;
+  flat_->params().copy_(landing_);
+  load_buffers(*model_, landing_buffers_.data());
+}
+
+// What a given-up speculative round changes: parameters, the local optimizer, BatchNorm buffers
+// and the fp16 loss scale (the data order and augmentation follow from the positions).
+void Trainer::save_round_start() {
+  torch::NoGradGuard no_grad;
+  saved_.params = flat_->params().clone();
+  saved_.optimizer.clear();
+  for (const auto &[name, tensor] : local_optimizer_->state())
+    saved_.optimizer.emplace_back(name, tensor.clone());
+  saved_.optimizer_steps = local_optimizer_->steps_taken();
+  saved_.buffers.resize(static_cast<size_t>(nbuf_));
+  flatten_buffers(*model_, saved_.buffers.data());
+  saved_.amp = amp_;
+}
+
+void Trainer::restore_round_start() {
+  torch::NoGradGuard no_grad;
+  flat_->params().copy_(saved_.params);
+  local_optimizer_->load_state(saved_.optimizer, saved_.optimizer_steps);
+  load_buffers(*model_, saved_.buffers.data());
+  amp_ = *saved_.amp;
 }
 
 void Trainer::inject_faults_before_round(const RoundCommand &command) {
-  if (fault_stalls_in_round(placement_.world_rank, rounds_worked_)) {
+  const int64_t round = rounds_worked_ + 1; // the round this trainer is about to work
+  if (fault_stalls_in_round(placement_.world_rank, round)) {
     // Testing hook (--fault-stall-rank): a hung trainer, for the deadline tests.
     log_warn("--fault-stall-rank: stalling instead of computing round {}", command.global_step + 1);
     std::this_thread::sleep_for(std::chrono::duration<double>(config_.straggler_timeout * 4));
   }
-  if (fault_kills_in_round(placement_.world_rank, rounds_worked_)) {
+  if (fault_kills_in_round(placement_.world_rank, round)) {
     // Testing hook (--fault-kill-rank): a trainer whose node dies, for the failure tests.
     log_warn("--fault-kill-rank: dying (SIGKILL) in round {}", command.global_step + 1);
     std::raise(SIGKILL);
@@ -407,8 +570,10 @@ ComputeStats Trainer::sum_gradients(const RoundCommand &command, RequestSet &ear
   return amp_.gradients(*model_, loss_, data_, samples, config_.micro_batch, *flat_, ready);
 }
 
-// params: `local_steps` optimizer steps over consecutive parts of the slice.
-ComputeStats Trainer::take_local_steps(const RoundCommand &command) {
+// params: `local_steps` optimizer steps over consecutive parts of the slice. Before each step
+// `go_on` (when given) may stop them: `complete` is then false.
+ComputeStats Trainer::take_local_steps(const RoundCommand &command,
+                                       const std::function<bool()> &go_on, bool &complete) {
   ComputeStats stats;
   const std::vector<int64_t> parts = largest_remainder(
       std::vector<double>(static_cast<size_t>(command.local_steps), 1.0), command.count, 0);
@@ -417,6 +582,10 @@ ComputeStats Trainer::take_local_steps(const RoundCommand &command) {
     const int64_t part = parts[static_cast<size_t>(s)];
     if (part == 0)
       continue;
+    if (go_on && !go_on()) {
+      complete = false;
+      return stats;
+    }
     const SampleRun samples{order_.data() + at, part, config_.seed, command.epoch, at};
     ComputeStats p = amp_.gradients(*model_, loss_, data_, samples, config_.micro_batch, *flat_);
     flat_->grads().mul_(1.0 / static_cast<double>(part));

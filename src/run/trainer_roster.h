@@ -47,6 +47,7 @@ struct TrainerState {
   bool has_params = false; // false at the start and after kOut
   std::optional<std::chrono::steady_clock::time_point> told_out; // when kOut last went to it
   int64_t out_rounds = 0;
+  int64_t overlapped_rounds = 0; // --sync-overlap: computed while the last sync was in flight
   double out_seconds = 0;
   // While out: its speed is measured every --rebalance-every rounds (kOut with a count); the
   // answer {samples, seconds} lands here, tested after each round, never waited for.

@@ -163,7 +163,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
   Words other_version = command;
   other_version[0] += 1; // the version is the header's low 16 bits
   expect_protocol_error([&] { decode_round_command(other_version); },
-                        "a round command of protocol version 7, this hetrain speaks 6");
+                        "a round command of protocol version 8, this hetrain speaks 7");
   Words short_one(command.begin(), command.end() - 1);
   expect_protocol_error([&] { decode_round_command(short_one); },
                         "a round command of 10 words, expected 11");
@@ -181,7 +181,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
 // change of the encoder that still round-trips (another field order, another bool or enum
 // encoding, another header) fails: ranks of two builds must keep understanding each other.
 TEST(Messages, WireWordsAreFixed) {
-  const auto header = [](int64_t type) { return int64_t{0x4854} << 32 | type << 16 | 6; };
+  const auto header = [](int64_t type) { return int64_t{0x4854} << 32 | type << 16 | 7; };
   const auto word = [](uint64_t bits) { return static_cast<int64_t>(bits); };
 
   RoundCommand command;
@@ -212,10 +212,12 @@ TEST(Messages, WireWordsAreFixed) {
   stats.gpu_power = 2;
   stats.data_wait_seconds = 0.125;
   stats.wire_relative_error = 0.5;
-  EXPECT_EQ(encode(stats),
-            (Words{header(2), word(0x3FE0000000000000), 11, 12, word(0x3FF8000000000000), 15, 16, 1,
-                   word(0x3FD0000000000000), word(0x4090000000000000), word(0xBFF0000000000000),
-                   word(0x4000000000000000), word(0x3FC0000000000000), word(0x3FE0000000000000)}));
+  stats.overlapped_steps = 3;
+  EXPECT_EQ(
+      encode(stats),
+      (Words{header(2), word(0x3FE0000000000000), 11, 12, word(0x3FF8000000000000), 15, 16, 1,
+             word(0x3FD0000000000000), word(0x4090000000000000), word(0xBFF0000000000000),
+             word(0x4000000000000000), word(0x3FC0000000000000), word(0x3FE0000000000000), 3}));
 
   // Trainer pairs, then zeros up to the world size's length.
   EXPECT_EQ(encode(ShardSetup{17, {2, 3}, {4, 6}}, 3), (Words{header(3), 17, 2, 2, 4, 3, 6, 0, 0}));
@@ -301,6 +303,7 @@ TEST(Messages, EveryFieldOfEveryMessageRoundTrips) {
   stats.gpu_power = 300.125;
   stats.data_wait_seconds = 0.0625;
   stats.wire_relative_error = 0.003;
+  stats.overlapped_steps = 7;
   expect_every_field_round_trips(stats, encode(stats), decode_round_stats);
 
   const ShardSetup setup{31, {5, 6}, {7, 8}};
@@ -337,7 +340,7 @@ TEST(Messages, EveryFieldOfEveryMessageRoundTrips) {
 
 // The lengths both sides post receives for, counted from the field lists.
 TEST(Messages, WordCountsFollowTheFieldLists) {
-  static_assert(RoundCommand::kWords == 11 && RoundStats::kWords == 14 && ShardAck::kWords == 5 &&
+  static_assert(RoundCommand::kWords == 11 && RoundStats::kWords == 15 && ShardAck::kWords == 5 &&
                 VerdictMessage::kWords == 66 && OptimizerStateHeader::kWords == 4);
   EXPECT_EQ(ShardSetup::words(8), 19u);
   EXPECT_EQ(ShardCommand::words(3), 11u); // 5 fixed, 2 per trainer

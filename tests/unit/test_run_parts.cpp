@@ -6,6 +6,7 @@
 #include "round_supervisor.h"
 #include "run_progress.h"
 #include "run_records.h"
+#include "sync_overlap.h"
 #include "trainer_optimizers.h"
 
 #include <csignal>
@@ -220,6 +221,44 @@ TEST(RoundPlanner, AssignsEverySampleOfTheRoundOnce) {
   EXPECT_EQ(total, 200);
   planner.assign_round({11, 0, 712, 200, 1, 0});
   EXPECT_FALSE(c.roster[0].refresh); // it holds the current parameters now
+}
+
+// --sync-overlap: a trainer's guess of its next command, made from its last one, is what the
+// planner really sends while the plan holds (so the round computed on it is kept), and no guess
+// is made where the next round is not a full one. continues_round tells the next round from a
+// redone one, a checkpoint's command and a stop.
+TEST(SyncOverlap, GuessIsThePlannersNextCommandWhileThePlanHolds) {
+  PlannerCase c(1000);
+  c.config.sync = SyncMode::kDiLoCo;
+  c.config.local_steps = 4;
+  RoundPlanner planner(c.config, c.roster, c.sizes, {});
+  const int64_t n = 2500, round = 256 * 4; // rounds of 1024: two full, then 452
+  planner.assign_round({0, 0, 0, round, 4, 0});
+  std::vector<std::optional<RoundCommand>> guesses;
+  for (const TrainerState &t : c.roster)
+    guesses.push_back(guess_next_round(t.command, c.config.global_batch, n));
+  planner.assign_round({4, 0, round, round, 4, 0});
+  for (size_t j = 0; j < c.roster.size(); ++j) {
+    const RoundCommand &real = c.roster[j].command;
+    ASSERT_TRUE(guesses[j].has_value()) << j;
+    EXPECT_EQ(encode(*guesses[j]), encode(real)) << j;
+  }
+  // After the second full round the next one is short (452 samples): no guess, since each
+  // trainer's slice of a full round would run past the epoch.
+  for (const TrainerState &t : c.roster)
+    EXPECT_FALSE(guess_next_round(t.command, 256, n).has_value());
+  RoundCommand last = c.roster[0].command, next = last;
+  next.global_step = last.global_step + last.round_steps;
+  EXPECT_TRUE(continues_round(last, next));
+  next.attempt = 1; // the round redone after a trainer was lost: take the master
+  EXPECT_FALSE(continues_round(last, next));
+  next.attempt = 0;
+  next.kind = RoundCommand::Kind::kSaveOptimizer; // a checkpoint comes first
+  EXPECT_FALSE(continues_round(last, next));
+  next = last; // the same round again
+  EXPECT_FALSE(continues_round(last, next));
+  last.attempt = 1; // no guess after a redone round
+  EXPECT_FALSE(guess_next_round(last, 256, n).has_value());
 }
 
 // A trainer whose link costs more than it saves is out: told kOut once, then left alone.

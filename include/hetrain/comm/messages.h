@@ -27,7 +27,7 @@ using Words = std::vector<int64_t>;
 // optimizer in checkpoints), RoundCommand.round_steps (local steps by speed);
 // 6: ShardCommand.trainer_samples (params and diloco over --aggregators),
 // RoundStats.wire_relative_error
-inline constexpr int64_t kMessageVersion = 6;
+inline constexpr int64_t kMessageVersion = 7;
 
 enum class MessageType : int64_t {
   kRoundCommand = 1,
@@ -125,6 +125,9 @@ struct RoundStats {
   double data_wait_seconds = 0; // of compute_seconds, waiting for the loader's next batch
   // Relative L2 error of its upload after rounding to --wire-dtype; -1 where not measured
   double wire_relative_error = -1;
+  // --sync-overlap: local steps computed while the previous round's sync was in flight (all of
+  // the round's, or 0)
+  int64_t overlapped_steps = 0;
   template <class Visit> static constexpr void fields(Visit &&visit) {
     using M = RoundStats;
     visit(&M::loss_sum);
@@ -140,6 +143,7 @@ struct RoundStats {
     visit(&M::gpu_power);
     visit(&M::data_wait_seconds);
     visit(&M::wire_relative_error);
+    visit(&M::overlapped_steps);
   }
   static const size_t kWords; // the header and fields()
 };

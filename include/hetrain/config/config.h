@@ -60,6 +60,9 @@ struct TrainConfig {
   OuterOptimizer outer_optimizer = OuterOptimizer::kNesterov;
   double outer_lr = 0.7;
   double outer_momentum = 0.9;
+  // diloco: the next period's local steps start while the previous sync is in flight; its outer
+  // update is applied when it lands (one-period delay; DESIGN §4 "Sync overlap")
+  bool sync_overlap = false;
   WireDType wire_dtype = WireDType::kFp32; // trainers' uploads on the wire
   std::string balance = "benchmark";       // benchmark | equal | static:a,b,...
   int64_t rebalance_every = 5;    // re-plan from measured round times every R rounds (0 = never)

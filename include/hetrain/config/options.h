@@ -124,6 +124,10 @@ template <class Visit> void visit_train_options(Visit &&visit) {
   visit(O{"outer-lr", dist, "diloco: learning rate of the outer step"}, &C::outer_lr);
   visit(O{"outer-momentum", dist, "diloco: momentum of the outer nesterov step"},
         &C::outer_momentum);
+  visit(O{"sync-overlap", dist,
+          "diloco: start the next period's local steps while the previous sync is in flight and "
+          "apply its outer update when it lands (one period late), hiding the wire behind compute"},
+        &C::sync_overlap);
   visit(O{"wire-dtype", dist,
           "fp32 | bf16 | fp16 | int8: dtype of the trainers' uploads (accumulation is fp32; "
           "int8: --sync diloco's pseudo-gradients, with error feedback)"},

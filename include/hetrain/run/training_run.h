@@ -24,6 +24,8 @@ struct TrainerSummary {
   int64_t out_rounds = 0;       // rounds it sat out of the plan (no traffic, nobody waited)
   double out_seconds = 0;       // their wall time
   double samples_per_sec = 0;   // rank 0's smoothed figure of its speed, what re-plans use
+  // --sync-overlap: rounds it computed while the previous round's sync was in flight
+  int64_t overlapped_rounds = 0;
 };
 
 // A trainer's admission (DESIGN §3), for every rank whose report rank 0 could read.
@@ -67,6 +69,7 @@ struct TrainSummary {
   std::string sync = "gradient";
   int64_t local_steps = 1;
   std::string sync_choice;
+  bool sync_overlap = false; // --sync-overlap in effect (diloco only)
   int stopped_by_signal = 0; // SIGTERM/SIGUSR1 ended the run early (final_checkpoint has it)
   int64_t epochs = 0, steps = 0, samples = 0;
   int64_t resumed_step = -1; // --resume: the checkpoint's global step (-1: started afresh)
