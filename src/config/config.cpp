@@ -108,6 +108,9 @@ void validate(const TrainConfig &c) {
   require(c.auto_comm_fraction > 0 && c.auto_comm_fraction <= 100,
           "--auto-comm-fraction: must be in (0, 100]");
   require(may_diloco || !c.sync_overlap, "--sync-overlap: only with --sync diloco or auto");
+  require(c.sync_overlap_steps >= 0, "--sync-overlap-steps: must be >= 0 (0 = the whole round)");
+  require(c.sync_overlap || c.sync_overlap_steps == 0,
+          "--sync-overlap-steps: only with --sync-overlap");
   require(c.sync == SyncMode::kAuto || c.auto_comm_fraction == defaults.auto_comm_fraction,
           "--auto-comm-fraction: only with --sync auto");
   // int8 keeps the error it makes and sends it with the next upload: that works for the

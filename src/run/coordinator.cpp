@@ -104,6 +104,19 @@ std::string describe_outer_step(const TrainConfig &config) {
                      config.outer_momentum);
 }
 
+std::string describe_overlap(const TrainConfig &config) {
+  if (!config.sync_overlap)
+    return "";
+  const std::string when =
+      config.sync_overlap_steps == 0
+          ? "after the next round"
+          : fmt::format("before the next round's local step {} (--sync-overlap-steps)",
+                        config.sync_overlap_steps + 1);
+  return fmt::format("; --sync-overlap: each round computes while the previous round's sync is in "
+                     "flight, its update applied {}",
+                     when);
+}
+
 class Coordinator {
 public:
   Coordinator(const TrainConfig &config, const RankPlacement &placement, const DatasetMeta &meta,
@@ -247,9 +260,7 @@ Coordinator::Coordinator(const TrainConfig &config, const RankPlacement &placeme
   if (config.sync == SyncMode::kDiLoCo)
     log_info("sync: diloco, {} local steps of --optimizer {} per round, then the outer step: {}{}",
              config.local_steps, config.optimizer, describe_outer_step(config),
-             config.sync_overlap ? "; --sync-overlap: each round computes while the previous "
-                                   "round's sync is in flight, its update applied one round late"
-                                 : "");
+             describe_overlap(config));
   record_plan("start-up");
   maybe_advise(plan().estimated_round_seconds, -1, false);
   if (!config.accept_joins.empty())

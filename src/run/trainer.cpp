@@ -127,15 +127,18 @@ private:
     bool complete = true; // false: a speculative round given up (rank 0 sent another command)
   };
   void run_round(const RoundCommand &command);
-  Computed compute_round(const RoundCommand &command, const std::function<bool()> &go_on = {});
+  using StepHook = std::function<bool(int64_t step)>;
+  Computed compute_round(const RoundCommand &command, const StepHook &before_step = {});
   void deliver_round(const RoundCommand &command, const Computed &computed);
   void inject_faults_before_round(const RoundCommand &command);
   ComputeStats sum_gradients(const RoundCommand &command, RequestSet &early);
-  ComputeStats take_local_steps(const RoundCommand &command, const std::function<bool()> &go_on,
+  ComputeStats take_local_steps(const RoundCommand &command, const StepHook &before_step,
                                 bool &complete);
   RoundStats round_stats(const ComputeStats &stats, double compute_seconds);
   void run_overlapped(RoundCommand command);
   Computed speculate(const std::optional<RoundCommand> &guess);
+  bool land_before(int64_t step, const std::function<void()> &while_waiting = {});
+  void apply_landing(bool mid_round);
   void post_landing();
   void take_landing(const RoundCommand &next);
   void save_round_start();
@@ -188,7 +191,10 @@ private:
   // --sync-overlap (DESIGN §4 "Sync overlap"): the master that the round just sent produces lands
   // in landing_ while the next round computes; saved_ is the state at that round's start, to go
   // back to when rank 0 sends another command than the one guessed.
-  bool sync_overlap_ = false, overlapped_ = false;
+  bool sync_overlap_ = false, overlapped_ = false, landed_ = false;
+  int64_t overlap_steps_ = 0; // --sync-overlap-steps: apply the landed sync before this local
+                              // step (0: after the round's last)
+  double landing_wait_ = 0;   // of this round's compute time, waiting for the landing sync
   RequestSet landing_set_;
   torch::Tensor landing_;
   std::vector<float> landing_buffers_;
@@ -247,6 +253,7 @@ Trainer::Trainer(const TrainConfig &config, const RankPlacement &placement, cons
     round_start_ = torch::empty_like(flat_->params());
   // --sync auto may have chosen gradient: then there is no period to overlap.
   sync_overlap_ = config.sync_overlap && config.sync == SyncMode::kDiLoCo;
+  overlap_steps_ = config.sync_overlap_steps;
   if (sync_overlap_) {
     landing_ = host_ ? torch::empty_like(flat_->params())
                      : host_buffer(flat_->numel(), torch::kFloat32, true);
@@ -383,25 +390,25 @@ void Trainer::run_round(const RoundCommand &command) {
 }
 
 // The round's compute: gradient sums, or local steps and (diloco) the pseudo-gradient in
-// round_start_. `go_on`, asked before each local step, gives up a speculative round.
-Trainer::Computed Trainer::compute_round(const RoundCommand &command,
-                                         const std::function<bool()> &go_on) {
+// round_start_. `before_step(s)`, asked before local step s, may give up a speculative round.
+Trainer::Computed Trainer::compute_round(const RoundCommand &command, const StepHook &before_step) {
   inject_faults_before_round(command);
   use_epoch_order(command.epoch);
   const auto start = Clock::now();
   const double start_us = wall_microseconds();
   early_ = RequestSet();
+  landing_wait_ = 0;
   begin_relay(command);
   if (upload_delta_)
     round_start_.copy_(flat_->params());
   Computed out;
-  out.stats = params_mode_ ? take_local_steps(command, go_on, out.complete)
+  out.stats = params_mode_ ? take_local_steps(command, before_step, out.complete)
                            : sum_gradients(command, early_);
   if (upload_delta_)
     round_start_.sub_(flat_->params()); // start minus end: the pseudo-gradient
   if (!host_)
     torch::cuda::synchronize(); // compute time is the GPU's, not just the launches'
-  out.seconds = seconds_since(start);
+  out.seconds = seconds_since(start) - landing_wait_;
   timeline_.add(Span::kCompute, start_us, wall_microseconds(), command.global_step + 1);
   return out;
 }
@@ -438,6 +445,7 @@ void Trainer::run_overlapped(RoundCommand command) {
     save_round_start();
     const RoundCommand last = command;
     const std::optional<RoundCommand> guess = guess_next_round(last, config_.global_batch, n_);
+    landed_ = false;
     Computed computed = speculate(guess);
     command = next_command();
     overlapped_ = guess && computed.complete && encode(*guess) == encode(command);
@@ -449,27 +457,68 @@ void Trainer::run_overlapped(RoundCommand command) {
       return;
     }
     inbox_.post(); // the command after this one
-    if (!overlapped_)
-      computed = compute_round(command);
-    {
+    if (!overlapped_) {
+      landed_ = false;
+      computed = compute_round(command, [&](int64_t step) { return land_before(step); });
+    }
+    if (!landed_) { // --sync-overlap-steps 0, or more than this trainer's local steps
       ScopedSpan span(timeline_, Span::kWait);
       landing_set_.wait_all(2 * config_.straggler_timeout + 30);
+      apply_landing(false);
     }
-    torch::NoGradGuard no_grad;
-    flat_->params().add_(landing_.to(device_) - saved_.params);
     deliver_round(command, computed);
   }
 }
 
-// The next round computed on the guess of its command, given up when another command arrives.
+// The next round computed on the guess of its command, given up when another command arrives
+// (also while it waits for the landing sync: before a stop, rank 0 may send none).
 Trainer::Computed Trainer::speculate(const std::optional<RoundCommand> &guess) {
   if (!guess) {
     Computed none;
     none.complete = false;
     return none;
   }
+  struct GuessWrong {};
   const Words expected = encode(*guess);
-  return compute_round(*guess, [&] { return !inbox_.poll() || inbox_.words() == expected; });
+  const auto right = [&] { return !inbox_.poll() || inbox_.words() == expected; };
+  try {
+    return compute_round(*guess, [&](int64_t step) {
+      return right() && land_before(step, [&] {
+               if (!right())
+                 throw GuessWrong{};
+             });
+    });
+  } catch (const GuessWrong &) {
+    Computed given_up;
+    given_up.complete = false;
+    return given_up;
+  }
+}
+
+// --sync-overlap-steps T: before local step T the sync in flight must have landed; it is applied
+// there, so that the round's later steps start from the new master (Streaming DiLoCo's overlap of
+// T inner steps). Always true: the round goes on.
+bool Trainer::land_before(int64_t step, const std::function<void()> &while_waiting) {
+  if (landed_ || overlap_steps_ == 0 || step != overlap_steps_)
+    return true;
+  ScopedSpan span(timeline_, Span::kWait);
+  const auto start = Clock::now();
+  landing_set_.wait_all(2 * config_.straggler_timeout + 30, while_waiting);
+  landing_wait_ += seconds_since(start); // not compute: rank 0's speeds must not count it
+  apply_landing(true);
+  return true;
+}
+
+// The trainer moves by what the sync changed, the master minus the round's start. Mid-round the
+// round's start moves with it, so that the pseudo-gradient stays what the local steps did (after
+// the round round_start_ holds that pseudo-gradient already).
+void Trainer::apply_landing(bool mid_round) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor change = landing_.to(device_) - saved_.params;
+  flat_->params().add_(change);
+  if (upload_delta_ && mid_round)
+    round_start_.add_(change);
+  landed_ = true;
 }
 
 // The master (and buffers) that the round just sent produces: rank 0 sends them to every
@@ -571,9 +620,9 @@ ComputeStats Trainer::sum_gradients(const RoundCommand &command, RequestSet &ear
 }
 
 // params: `local_steps` optimizer steps over consecutive parts of the slice. Before each step
-// `go_on` (when given) may stop them: `complete` is then false.
-ComputeStats Trainer::take_local_steps(const RoundCommand &command,
-                                       const std::function<bool()> &go_on, bool &complete) {
+// `before_step(s)` (when given) may stop them before step s: `complete` is then false.
+ComputeStats Trainer::take_local_steps(const RoundCommand &command, const StepHook &before_step,
+                                       bool &complete) {
   ComputeStats stats;
   const std::vector<int64_t> parts = largest_remainder(
       std::vector<double>(static_cast<size_t>(command.local_steps), 1.0), command.count, 0);
@@ -582,7 +631,7 @@ ComputeStats Trainer::take_local_steps(const RoundCommand &command,
     const int64_t part = parts[static_cast<size_t>(s)];
     if (part == 0)
       continue;
-    if (go_on && !go_on()) {
+    if (before_step && !before_step(s)) {
       complete = false;
       return stats;
     }

@@ -63,6 +63,8 @@ struct TrainConfig {
   // diloco: the next period's local steps start while the previous sync is in flight; its outer
   // update is applied when it lands (one-period delay; DESIGN §4 "Sync overlap")
   bool sync_overlap = false;
+  // --sync-overlap: the local steps before the landed sync is applied (0: after the round's last)
+  int64_t sync_overlap_steps = 0;
   WireDType wire_dtype = WireDType::kFp32; // trainers' uploads on the wire
   std::string balance = "benchmark";       // benchmark | equal | static:a,b,...
   int64_t rebalance_every = 5;    // re-plan from measured round times every R rounds (0 = never)

@@ -128,6 +128,10 @@ template <class Visit> void visit_train_options(Visit &&visit) {
           "diloco: start the next period's local steps while the previous sync is in flight and "
           "apply its outer update when it lands (one period late), hiding the wire behind compute"},
         &C::sync_overlap);
+  visit(O{"sync-overlap-steps", dist,
+          "sync-overlap: apply the landed sync before this local step, so the round's later steps "
+          "start from the new master (0 = after the round's last step: the whole round overlaps)"},
+        &C::sync_overlap_steps);
   visit(O{"wire-dtype", dist,
           "fp32 | bf16 | fp16 | int8: dtype of the trainers' uploads (accumulation is fp32; "
           "int8: --sync diloco's pseudo-gradients, with error feedback)"},

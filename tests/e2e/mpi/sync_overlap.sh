@@ -15,7 +15,11 @@
 #      went on: at a checkpoint every trainer takes the master, so the checkpoint is all there is;
 #   4. a trainer lost under --on-trainer-loss continue while the others compute on their guess:
 #      they go back to the saved start, redo the round from the unchanged master, exit 5, and
-#      every sample is still used exactly once per epoch.
+#      every sample is still used exactly once per epoch;
+#   5. --sync-overlap-steps 1 (the landed sync applied before each round's second local step):
+#      rank 0 says so, every sample is used once, and the result differs from both the
+#      whole-round overlap of item 2 and no overlap; run again, it is bit-identical (the waits
+#      for the landing sync, of whatever length, change nothing).
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 common=(--data "$train" --model mlp --global-batch 128 --micro-batch 32 --threads 1
@@ -74,3 +78,18 @@ expect_rc "$rc" 5 "$work/lost.log"
 grep -q "going on without it" "$work/lost.log" || fail "rank 2 was not dropped (log: $work/lost.log)"
 $py "$tools/check_samples.py" "$work/lost_samples" 2560 2 3
 echo "4. a lost trainer: dropped, its round redone, every sample once"
+
+# 5. --sync-overlap-steps 1
+run 3 "$work/tau" "${two[@]}" --sync-overlap --sync-overlap-steps 1 --debug-sample-log "$work/tau_samples"
+grep -q "applied before the next round's local step 2 (--sync-overlap-steps)" "$work/tau.log" ||
+  fail "rank 0 did not say where the sync is applied ($work/tau.log)"
+$py "$tools/check_samples.py" "$work/tau_samples" 2560 2 2
+for other in two two_plain; do
+  if compare --exact --quiet "$(newest "$work/tau")" "$(newest "$work/$other")" >/dev/null; then
+    fail "--sync-overlap-steps 1 ends where $other does: the step of the landing changed nothing"
+  fi
+done
+run 3 "$work/tau_again" "${two[@]}" --sync-overlap --sync-overlap-steps 1
+compare --exact "$(newest "$work/tau")" "$(newest "$work/tau_again")" ||
+  fail "--sync-overlap-steps 1 is not repeatable"
+echo "5. --sync-overlap-steps 1: every sample once, differs from whole-round and no overlap, repeatable"
