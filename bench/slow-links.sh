@@ -7,7 +7,10 @@
 # 256, Adam 1e-3, test accuracy after every epoch. Modes: exact (--sync gradient), params
 # (--sync params --local-steps 8), diloco (--sync diloco --local-steps 8, Nesterov 0.7/0.9),
 # diloco-int8 (the same with --wire-dtype int8), diloco-overlap and diloco-overlap-int8 (the
-# two with --sync-overlap). RUNS runs of each at each rate in RATES ("100mbit 1gbit"), of each mode
+# two with --sync-overlap), and on request (MODES) diloco-overlap-m05 (--outer-momentum 0.5) and
+# diloco-overlap-avg (--outer-optimizer average) with --sync-overlap, and diloco-overlap-t2,
+# -t4 and -t4-int8 (--sync-overlap-steps 2 or 4: the sync applied before local step 3 or 5).
+# RUNS runs of each at each rate in RATES ("100mbit 1gbit"), of each mode
 # in MODES (all of them; exact must be among them), interleaved. The target is the exact runs' median final accuracy minus 1
 # point; a run's time to it is the training time (evaluation excluded) at the end of the first
 # epoch whose test accuracy reaches it. Prints and writes JSON; exits 1 when a run fails.
@@ -42,7 +45,12 @@ declare -A flags=([exact]="--sync gradient" [params]="--sync params --local-step
                   [diloco]="--sync diloco --local-steps 8"
                   [diloco-int8]="--sync diloco --local-steps 8 --wire-dtype int8"
                   [diloco-overlap]="--sync diloco --local-steps 8 --sync-overlap"
-                  [diloco-overlap-int8]="--sync diloco --local-steps 8 --sync-overlap --wire-dtype int8")
+                  [diloco-overlap-int8]="--sync diloco --local-steps 8 --sync-overlap --wire-dtype int8"
+                  [diloco-overlap-m05]="--sync diloco --local-steps 8 --sync-overlap --outer-momentum 0.5"
+                  [diloco-overlap-avg]="--sync diloco --local-steps 8 --sync-overlap --outer-optimizer average"
+                  [diloco-overlap-t2]="--sync diloco --local-steps 8 --sync-overlap --sync-overlap-steps 2"
+                  [diloco-overlap-t4]="--sync diloco --local-steps 8 --sync-overlap --sync-overlap-steps 4"
+                  [diloco-overlap-t4-int8]="--sync diloco --local-steps 8 --sync-overlap --sync-overlap-steps 4 --wire-dtype int8")
 for rate in $rates; do
   sim=sl$$
   scripts/lan-sim.sh up "$sim" --hosts 3 --rate "$rate" --slots 1 >/dev/null
