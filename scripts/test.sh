@@ -10,7 +10,9 @@ scripts/prepare-data.sh
 if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-(cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 600 "$@")
+# Tests that take the machine (mpi, lan, slurm, accuracy: RUN_SERIAL) run alone; the rest (unit
+# tests, fuzz replays) two or more at a time, one per core.
+(cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 600 -j "$(nproc)" "$@")
 # Every libFuzzer target 20 s (two at a time), replaying its seed and regression inputs first.
 # With arguments (a ctest selection such as -L unit) only those tests run.
 if [ $# -eq 0 ]; then

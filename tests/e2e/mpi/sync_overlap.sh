@@ -19,7 +19,9 @@
 #   5. --sync-overlap-steps 1 (the landed sync applied before each round's second local step):
 #      rank 0 says so, every sample is used once, and the result differs from both the
 #      whole-round overlap of item 2 and no overlap; run again, it is bit-identical (the waits
-#      for the landing sync, of whatever length, change nothing).
+#      for the landing sync, of whatever length, change nothing);
+#   6. --aggregators 2 (the landing comes piece by piece from each shard's owner): one epoch
+#      ends bit-identical to the same epoch with one aggregator.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 common=(--data "$train" --model mlp --global-batch 128 --micro-batch 32 --threads 1
@@ -93,3 +95,11 @@ run 3 "$work/tau_again" "${two[@]}" --sync-overlap --sync-overlap-steps 1
 compare --exact "$(newest "$work/tau")" "$(newest "$work/tau_again")" ||
   fail "--sync-overlap-steps 1 is not repeatable"
 echo "5. --sync-overlap-steps 1: every sample once, differs from whole-round and no overlap, repeatable"
+
+# 6. two aggregators: the same epoch as one, bit for bit
+shards=(--balance static:1,3 --optimizer adam --lr 1e-3 --epochs 1 --sync-overlap)
+run 3 "$work/one_shard" "${shards[@]}"
+run 4 "$work/two_shards" "${shards[@]}" --aggregators 2
+compare --exact "$(newest "$work/one_shard")" "$(newest "$work/two_shards")" ||
+  fail "--sync-overlap with --aggregators 2 differs from one aggregator"
+echo "6. two aggregators: bit-identical to one"
