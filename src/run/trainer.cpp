@@ -137,7 +137,7 @@ private:
   RoundStats round_stats(const ComputeStats &stats, double compute_seconds);
   void run_overlapped(RoundCommand command);
   Computed speculate(const std::optional<RoundCommand> &guess);
-  bool land_before(int64_t step, const std::function<void()> &while_waiting = {});
+  void land_before(int64_t step, const std::function<void()> &while_waiting = {});
   void apply_landing(bool mid_round);
   void post_landing();
   void take_landing(const RoundCommand &next);
@@ -459,7 +459,10 @@ void Trainer::run_overlapped(RoundCommand command) {
     inbox_.post(); // the command after this one
     if (!overlapped_) {
       landed_ = false;
-      computed = compute_round(command, [&](int64_t step) { return land_before(step); });
+      computed = compute_round(command, [&](int64_t step) {
+        land_before(step);
+        return true;
+      });
     }
     if (!landed_) { // --sync-overlap-steps 0, or more than this trainer's local steps
       ScopedSpan span(timeline_, Span::kWait);
@@ -473,40 +476,39 @@ void Trainer::run_overlapped(RoundCommand command) {
 // The next round computed on the guess of its command, given up when another command arrives
 // (also while it waits for the landing sync: before a stop, rank 0 may send none).
 Trainer::Computed Trainer::speculate(const std::optional<RoundCommand> &guess) {
-  if (!guess) {
-    Computed none;
-    none.complete = false;
-    return none;
-  }
+  Computed given_up;
+  given_up.complete = false;
+  if (!guess)
+    return given_up;
   struct GuessWrong {};
   const Words expected = encode(*guess);
   const auto right = [&] { return !inbox_.poll() || inbox_.words() == expected; };
   try {
     return compute_round(*guess, [&](int64_t step) {
-      return right() && land_before(step, [&] {
-               if (!right())
-                 throw GuessWrong{};
-             });
+      if (!right())
+        return false;
+      land_before(step, [&] {
+        if (!right())
+          throw GuessWrong{};
+      });
+      return true;
     });
   } catch (const GuessWrong &) {
-    Computed given_up;
-    given_up.complete = false;
     return given_up;
   }
 }
 
 // --sync-overlap-steps T: before local step T the sync in flight must have landed; it is applied
 // there, so that the round's later steps start from the new master (Streaming DiLoCo's overlap of
-// T inner steps). Always true: the round goes on.
-bool Trainer::land_before(int64_t step, const std::function<void()> &while_waiting) {
+// T inner steps).
+void Trainer::land_before(int64_t step, const std::function<void()> &while_waiting) {
   if (landed_ || overlap_steps_ == 0 || step != overlap_steps_)
-    return true;
+    return;
   ScopedSpan span(timeline_, Span::kWait);
   const auto start = Clock::now();
   landing_set_.wait_all(2 * config_.straggler_timeout + 30, while_waiting);
   landing_wait_ += seconds_since(start); // not compute: rank 0's speeds must not count it
   apply_landing(true);
-  return true;
 }
 
 // The trainer moves by what the sync changed, the master minus the round's start. Mid-round the
