@@ -3,7 +3,8 @@
 # tests/e2e/slurm.sh. No systemd, no /etc/slurm: munged, slurmctld and slurmd run as root on
 # loopback, with every config, state, spool, log and pid file under one folder.
 #
-#   scripts/slurm-local.sh start [--nodes 1|2]   start it (prints the export line for clients)
+#   scripts/slurm-local.sh start [--nodes 1|2] [--preemption]
+#                                                start it (prints the export line for clients)
 #   scripts/slurm-local.sh stop                  stop the daemons (the folder stays, for the logs)
 #   scripts/slurm-local.sh status                sinfo, or "not running" (exit 1)
 #
@@ -15,6 +16,12 @@
 #   what heterogeneous jobs (#SBATCH hetjob) need: on a single node they never start, the backfill
 #   planner reserves whole nodes. MPI across the fake nodes needs OMPI_MCA_btl=self,tcp (shared
 #   memory crashes across them).
+# --preemption (with --nodes 2): preemption by partition priority, as on a cluster with a
+#   scavenger partition. Partitions: debug (n1, n2; default; never preempted), scavenger (n2,
+#   PriorityTier 1, PreemptMode=REQUEUE, GraceTime=$HETRAIN_SLURM_GRACE s, default 20) and
+#   owner (n2, PriorityTier 10). A job in owner that needs n2's CPUs preempts the scavenger jobs
+#   there: SLURM sends them SIGTERM, kills them GraceTime later, and puts them back in the
+#   queue (README "SLURM", preemptible nodes).
 # Clients (sinfo, sbatch, srun, scontrol) need SLURM_CONF=<folder>/slurm.conf; `start` prints it.
 #
 # Packages (Debian 12, SLURM 22.05): slurm-wlm slurmctld slurmd slurm-client munge
@@ -59,7 +66,7 @@ pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 running() { pid_alive "$dir/run/slurmctld.pid"; }
 
 write_conf() {
-  local nodes=$1 mem ctl_port slurmd_port n1_port n2_port
+  local nodes=$1 preemption=$2 mem ctl_port slurmd_port n1_port n2_port
   free_port; ctl_port=$PORT
   free_port; slurmd_port=$PORT
   free_port; n1_port=$PORT
@@ -109,21 +116,33 @@ EOF
     cat >> "$conf" <<EOF
 NodeName=n1 NodeHostname=localhost NodeAddr=127.0.0.1 Port=$n1_port CPUs=2 RealMemory=$((mem / 2)) State=UNKNOWN
 NodeName=n2 NodeHostname=localhost NodeAddr=127.0.0.1 Port=$n2_port CPUs=2 RealMemory=$((mem / 2)) State=UNKNOWN
-PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
 EOF
+    if [ "$preemption" = 1 ]; then
+      cat >> "$conf" <<EOF
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP PriorityTier=5 PreemptMode=OFF
+PartitionName=scavenger Nodes=n2 MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=${HETRAIN_SLURM_GRACE:-20}
+PartitionName=owner Nodes=n2 MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+EOF
+    else
+      echo "PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP" >> "$conf"
+    fi
   fi
 }
 
 start() {
-  local nodes=1
+  local nodes=1 preemption=0
   while [ $# -gt 0 ]; do
     case $1 in
       --nodes) nodes=${2:-}; shift 2 || die "--nodes needs 1 or 2" ;;
       --nodes=*) nodes=${1#--nodes=}; shift ;;
-      *) die "unknown option '$1' (start [--nodes 1|2])" ;;
+      --preemption) preemption=1; shift ;;
+      *) die "unknown option '$1' (start [--nodes 1|2] [--preemption])" ;;
     esac
   done
   case $nodes in 1|2) ;; *) die "--nodes must be 1 or 2, not '$nodes'" ;; esac
+  [ "$preemption" = 0 ] || [ "$nodes" = 2 ] || die "--preemption needs --nodes 2 (it preempts jobs on n2)"
   [ "$(id -u)" -eq 0 ] || die "must run as root (slurmd and this private munged run as root)"
   need_packages
   if running; then
@@ -144,7 +163,7 @@ start() {
            --pid-file="$dir/munge/munged.pid" --seed-file="$dir/munge/seed" \
            --log-file="$dir/munge/munged.log" ||
     die "munged failed to start (see $dir/munge/munged.log)"
-  write_conf "$nodes"
+  write_conf "$nodes" "$preemption"
   export SLURM_CONF=$conf
   local n names=localhost
   [ "$nodes" = 2 ] && names="n1 n2"

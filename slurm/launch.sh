@@ -85,6 +85,39 @@ hetrain_launcher_for_continue() {
   fi
 }
 
+# JOIN_FILE set: trainers may join the running job (README "Machines that come and go",
+# slurm/join-node.sbatch). Joining needs Open MPI's rendezvous server and mpirun: this starts
+# `ompi-server` here on the batch node (its address in $JOIN_FILE.uri, which joiners read; it
+# listens on every interface, so nodes that reach this one reach it), gives mpirun its address
+# and hetrain `--accept-joins $JOIN_FILE`, and stops the server when this script ends. The
+# launch mode becomes mpirun: connect/accept across launches is untried under srun --mpi=pmix.
+# Call it after MPIRUN_ARGS and HETRAIN_ARGS are set.
+hetrain_accept_joins() {
+  [ -n "${JOIN_FILE:-}" ] || return 0
+  command -v ompi-server >/dev/null ||
+    hetrain_die "JOIN_FILE is set but there is no ompi-server in PATH (Open MPI's rendezvous server)" 2
+  [ "${MPIRUN_ARGS+set}" = set ] || hetrain_die "JOIN_FILE: this job layout cannot use mpirun, which joins need" 2
+  if [ "$HETRAIN_LAUNCH" = srun ]; then
+    [ "${HETRAIN_LAUNCH_ASKED:-auto}" = srun ] &&
+      hetrain_die "HETRAIN_LAUNCH=srun with JOIN_FILE: joins need mpirun --ompi-server; use HETRAIN_LAUNCH=auto or mpirun" 2
+    HETRAIN_LAUNCH=mpirun
+    hetrain_log "launch mode: mpirun instead of srun (JOIN_FILE: joins need mpirun --ompi-server)"
+  fi
+  mkdir -p "$(dirname "$JOIN_FILE")" || hetrain_die "cannot create the folder of JOIN_FILE=$JOIN_FILE" 2
+  rm -f "$JOIN_FILE" "$JOIN_FILE.uri"
+  ompi-server --no-daemonize --report-uri "$JOIN_FILE.uri" >"$JOIN_FILE.ompi-server.log" 2>&1 &
+  _hetrain_ompi_server=$!
+  trap '[ -n "$_hetrain_ompi_server" ] && kill "$_hetrain_ompi_server" 2>/dev/null' EXIT
+  local _
+  for _ in $(seq 100); do [ -s "$JOIN_FILE.uri" ] && break; sleep 0.1; done
+  [ -s "$JOIN_FILE.uri" ] || hetrain_die "ompi-server wrote no address in 10 s (see $JOIN_FILE.ompi-server.log)"
+  MPIRUN_ARGS+=(--ompi-server "file:$JOIN_FILE.uri")
+  HETRAIN_ARGS+=(--accept-joins "$JOIN_FILE")
+  _hetrain_joins=1
+  hetrain_log "accepting joins: sbatch slurm/join-node.sbatch $JOIN_FILE (ompi-server pid $_hetrain_ompi_server)"
+}
+_hetrain_ompi_server="" _hetrain_joins=0
+
 # hetrain_run -- hetrain train ...
 # Runs the command under the launcher picked above, with the launcher options the calling script
 # put in the arrays SRUN_ARGS and MPIRUN_ARGS (MPIRUN_ARGS unset: this layout cannot use
@@ -92,6 +125,8 @@ hetrain_launcher_for_continue() {
 hetrain_run() {
   [ "${1:-}" = -- ] && shift
   local launcher=()
+  [ -z "${JOIN_FILE:-}" ] || [ "$_hetrain_joins" = 1 ] ||
+    hetrain_die "JOIN_FILE is set, but only slurm/train-node.sbatch takes joiners" 2
   hetrain_launcher_for_continue "$@"
   if [ "$HETRAIN_LAUNCH" = srun ]; then
     launcher=(srun --mpi=pmix "${SRUN_ARGS[@]}")

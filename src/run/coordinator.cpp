@@ -593,7 +593,7 @@ void Coordinator::let_leave(const std::vector<int> &world_ranks) {
     t.left = true;
     isend_words(set, stop, peer_of(t), kTagCommand, comm_of(t, job_), "telling it to leave");
     comms_.forget(t.job_rank);
-    const std::string reason = signal_name(t.stats.stop_signal);
+    const std::string reason = signal_name(t.working ? t.stats.stop_signal : t.out_signal);
     log_info("{} leaves the job after round {} ({}, its own); the others go on", name_of(t), round,
              reason);
     summary_.membership_changes.push_back({t.world_rank, t.report.host, "left", reason, round,

@@ -91,7 +91,7 @@ void RoundExecutor::post_round(const RoundOrder &order, PipelinedReduce &pipe) {
     isend_words(set_, command_words_[j], peer_of(t), kTagCommand, comm_of(t, job_),
                 fmt::format("sending the round's command to {}", name_of(t)));
     if (t.command.kind == RoundCommand::Kind::kOut && t.command.count > 0)
-      CHECK_MPI(MPI_Irecv(trainers_[j].out_speed.data(), 2, MPI_DOUBLE, peer_of(t), kTagOutSpeed,
+      CHECK_MPI(MPI_Irecv(trainers_[j].out_speed.data(), 3, MPI_DOUBLE, peer_of(t), kTagOutSpeed,
                           comm_of(t, job_), &trainers_[j].out_speed_request));
     // Back in the plan: the current parameters first. They leave from the master (or its pinned
     // copy), which the step changes only after this set is complete.
@@ -242,7 +242,10 @@ std::optional<double> RoundExecutor::out_speed(TrainerState &t) {
     return std::nullopt;
   int done = 0;
   CHECK_MPI(MPI_Test(&t.out_speed_request, &done, MPI_STATUS_IGNORE));
-  if (!done || t.out_speed[0] <= 0 || !(t.out_speed[1] > 0))
+  if (!done)
+    return std::nullopt;
+  t.out_signal = static_cast<int>(t.out_speed[2]); // it got SIGTERM/SIGUSR1: it measured nothing
+  if (t.out_speed[0] <= 0 || !(t.out_speed[1] > 0))
     return std::nullopt;
   return t.out_speed[0] / t.out_speed[1];
 }

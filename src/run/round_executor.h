@@ -87,6 +87,7 @@ public:
   void discard_round() override;
   // A trainer out of the plan that was asked to measure itself: its samples/s once the answer is
   // in (tested, never waited for); cancel_out_speeds() at the end of the job.
+  // Its answer also sets t.out_signal (a signal of its own while out: it wants to leave).
   std::optional<double> out_speed(TrainerState &t);
   void cancel_out_speeds();
   LatePeers broadcast() override;

@@ -77,8 +77,9 @@ SignalVerdict judge_signals(int own_signal, const Roster &trainers, bool leave_p
   for (const TrainerState &t : trainers) {
     if (gone(t))
       continue;
-    // Only a trainer that worked this round sent statistics, and with them its signal.
-    const int signal = t.working ? t.stats.stop_signal : 0;
+    // Only a trainer that worked this round sent statistics, and with them its signal; one out
+    // of the plan says so in its answer to a measurement request (trainer_roster.h).
+    const int signal = t.working ? t.stats.stop_signal : t.out_signal;
     if (signal == 0) {
       someone_stays = true;
       continue;

@@ -741,18 +741,24 @@ void Trainer::use_epoch_order(int64_t epoch) {
 // machine that recovered comes back). The BatchNorm buffers it moves are replaced with the
 // parameters before its next round; nobody waits for this.
 void Trainer::report_out_speed(const RoundCommand &command) {
-  use_epoch_order(command.epoch);
-  const SampleRun samples{order_.data(), std::min(command.count, n_), config_.seed, command.epoch,
-                          0};
-  const auto start = Clock::now();
-  const ComputeStats stats =
-      amp_.gradients(*model_, loss_, data_, samples, config_.micro_batch, *flat_);
-  if (!host_)
-    torch::cuda::synchronize();
-  const std::vector<double> figures{static_cast<double>(stats.samples), seconds_since(start)};
+  // {samples, seconds, signal}; after a signal of its own, {0, 0, signal}: measuring nothing, it
+  // asks to leave, and rank 0 answers with kStop (a planned leave, DESIGN §7).
+  std::vector<double> figures{0, 0, static_cast<double>(stop_signal())};
+  if (figures[2] == 0) {
+    use_epoch_order(command.epoch);
+    const SampleRun samples{order_.data(), std::min(command.count, n_), config_.seed, command.epoch,
+                            0};
+    const auto start = Clock::now();
+    const ComputeStats stats =
+        amp_.gradients(*model_, loss_, data_, samples, config_.micro_batch, *flat_);
+    if (!host_)
+      torch::cuda::synchronize();
+    figures[0] = static_cast<double>(stats.samples);
+    figures[1] = seconds_since(start);
+  }
   RequestSet set;
   MPI_Request r;
-  CHECK_MPI(MPI_Isend(figures.data(), 2, MPI_DOUBLE, 0, kTagOutSpeed, job_, &r));
+  CHECK_MPI(MPI_Isend(figures.data(), 3, MPI_DOUBLE, 0, kTagOutSpeed, job_, &r));
   set.add(r, 0, "sending rank 0 this trainer's speed (out of the plan)");
   set.wait_all(config_.straggler_timeout);
 }

@@ -50,9 +50,11 @@ struct TrainerState {
   int64_t overlapped_rounds = 0; // --sync-overlap: computed while the last sync was in flight
   double out_seconds = 0;
   // While out: its speed is measured every --rebalance-every rounds (kOut with a count); the
-  // answer {samples, seconds} lands here, tested after each round, never waited for.
+  // answer {samples, seconds, signal} lands here, tested after each round, never waited for. A
+  // trainer that got SIGTERM/SIGUSR1 while out answers {0, 0, signal} and leaves (out_signal).
   int64_t rounds_since_measured = 0;
-  std::array<double, 2> out_speed{};
+  std::array<double, 3> out_speed{};
+  int out_signal = 0;
   MPI_Request out_speed_request = MPI_REQUEST_NULL;
   // This round (the coordinator decides these, the round executor acts on them)
   bool working = false;       // it has samples in the round

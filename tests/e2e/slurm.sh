@@ -18,13 +18,16 @@
 #           step 16.
 #   hetjob  slurm/train-hetjob.sbatch on two fake nodes (component 0: the aggregator on n1,
 #           component 1: 2 CPU trainers on n2), one MPI job through srun --het-group; same checks.
+#   preempt  a preemptible node: slurm/join-node.sbatch joins a running train-node.sbatch job
+#           (JOIN_FILE) from the scavenger partition, is preempted by a job of a higher tier
+#           (planned leave, the script requeues it) and joins again (see the case below).
 # Exit 77 (skipped, with the reason) when SLURM cannot run here: not root, a package missing,
 # daemons not starting; or when the data is missing. No numbers are compared: step counts only.
 # On 2 cores: node about 1 min (its requeue waits ~10 s for SLURM to restart the job), hetjob
 # about 15 s. scripts/slurm-local.sh sets cred_expire=10 (SLURM's default, 120 s, is the wait).
 set -uo pipefail
 case_name=${1:-}
-case $case_name in node|hetjob|continue) ;; *) echo "usage: $0 node|hetjob|continue" >&2; exit 2 ;; esac
+case $case_name in node|hetjob|continue|preempt) ;; *) echo "usage: $0 node|hetjob|continue|preempt" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 : "${HETRAIN:?set HETRAIN to the hetrain binary}" "${DATA:?set DATA to the data folder}"
@@ -53,19 +56,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-nodes=1
-[ "$case_name" = hetjob ] && nodes=2
-if ! "$repo/scripts/slurm-local.sh" start --nodes "$nodes" >"$work/start.log" 2>&1; then
+start=(--nodes 1)
+[ "$case_name" = hetjob ] && start=(--nodes 2)
+[ "$case_name" = preempt ] && start=(--nodes 2 --preemption)
+if ! "$repo/scripts/slurm-local.sh" start "${start[@]}" >"$work/start.log" 2>&1; then
   cat "$work/start.log"
   tail -n 5 "$work"/slurm/log/*.log 2>/dev/null
   skip "SLURM does not start on this machine (above)"
 fi
-echo "private SLURM up ($nodes node(s)) in $HETRAIN_SLURM_DIR"
+echo "private SLURM up (${start[*]}) in $HETRAIN_SLURM_DIR"
 
 # What every job gets (sbatch passes the environment on to the batch script).
 export HETRAIN DATA MODEL=mlp EPOCHS=1 THREADS=1
 export OMPI_MCA_mpi_yield_when_idle=1 # 3 ranks on 2 cores
-[ "$case_name" = hetjob ] && export OMPI_MCA_btl=self,tcp # shared memory crashes across fake nodes
+# Shared memory crashes across fake nodes (hetjob); a joiner on n2 reaches the job on n1 by TCP.
+case $case_name in hetjob | preempt) export OMPI_MCA_btl=self,tcp ;; esac
 
 job_state() { scontrol show job "$1" | grep -o 'JobState=[A-Z_]*' | head -n 1 | cut -d= -f2; }
 newest_ckpt() { find "$1" -name 'ckpt-*.h5' | sort | tail -n 1; }
@@ -172,6 +177,75 @@ continue)
   grep -q "dying (SIGKILL)" "$log" || fail "$name: trainer rank 2 did not die"
   grep -q "completed without 1 lost trainer(s): rank 2 " "$log" || fail "$name: rank 0 did not name the lost rank 2"
   inspect "$(newest_ckpt "$work/ckpt-$name")" 16
+  ;;
+preempt)
+  # A preemptible node (README "SLURM", preemptible nodes): the job (1 aggregator + 1 trainer)
+  # runs on n1 in debug, which is never preempted, with JOIN_FILE; n2 is in scavenger and owner.
+  #  1. once round 2 is done, slurm/join-node.sbatch in scavenger on n2 joins the job (rank 2);
+  #  2. once it has worked 2 rounds, a job in owner takes n2's CPUs: SLURM preempts the joiner,
+  #     whose `hetrain join` gets SIGTERM in its step and leaves (planned leave); the script
+  #     requeues its job;
+  #  3. when the owner job has ended, the requeued joiner runs again on n2 and joins (rank 3).
+  # Checked: the job COMPLETED with exit 0; the summary's membership_changes are joined 2, left
+  # 2, joined 3; every sample used once per epoch (the 3 trainers' sample logs); the joiner's job
+  # ran twice (Restarts=1) and COMPLETED, its first run left after the preemption. About 60 s.
+  name=preempt
+  export JOIN_FILE=$work/join/join.json
+  # 40 rounds of 4096 samples; rank 0 sleeps 1 s in every round's checkpoint
+  # (--fault-slow-checkpoint, a slow disk), so that the job outlasts a join, a preemption, a
+  # requeue (SLURM holds a requeued job about 10 s) and a join on any CPU, without using it. The
+  # rounds' compute keeps the joiner in the plan (with rounds of 0.03 s its upload did not pay).
+  OMPI_MCA_ras=^slurm OMPI_MCA_plm=rsh TEST="" CKPT=$work/ckpt-$name EPOCHS=4 \
+    sbatch --parsable --chdir="$work" --output="$work/$name.out" --time=5 --job-name=$name -p debug -w n1 --gres=none --ntasks=2 "$repo/slurm/train-node.sbatch" \
+    --global-batch 4096 --micro-batch 16 --limit-train-samples 40960 --checkpoint-every 1 \
+    --fault-slow-checkpoint 1 --progress-seconds 1000 --metrics "$work/m.jsonl" \
+    --debug-sample-log "$work/samples" --summary-json "$work/s.json" >"$work/$name.id" ||
+    fail "sbatch of the job failed"
+  JOB=$(cut -d';' -f1 "$work/$name.id")
+  unset JOIN_FILE
+  rounds_from() { local n; n=$(grep -c '"type":"round"' "$work/m.jsonl" 2>/dev/null); [ "${n:-0}" -ge "$1" ]; }
+  worked() { [ "$(cut -d' ' -f2 "$work/samples.rank$1" 2>/dev/null | sort -u | wc -l)" -ge "$2" ]; }
+  wait_for() { # wait_for WHAT CONDITION...: up to 90 s
+    local what=$1
+    shift
+    for _ in $(seq 900); do "$@" && return 0; sleep 0.1; done
+    tail -n 20 "$work/$name.out" "$work/join.out" 2>/dev/null >&2
+    fail "no $what within 90 s"
+  }
+  t0=$SECONDS
+  wait_for "round 2 of the job" rounds_from 2
+  sbatch --parsable --chdir="$work" --output="$work/join.out" --time=5 -p scavenger -w n2 \
+    "$repo/slurm/join-node.sbatch" "$work/join/join.json" --threads 1 >"$work/join.id" ||
+    fail "sbatch of the joiner failed"
+  joiner=$(cut -d';' -f1 "$work/join.id")
+  wait_for "2 rounds of the joiner (rank 2)" worked 2 2
+  echo "joiner (job $joiner) trains as rank 2 after $((SECONDS - t0)) s; the owner takes n2"
+  sbatch --parsable --chdir="$work" --output="$work/owner.out" --time=5 -p owner -w n2 -n 2 \
+    --wrap "sleep 2" >/dev/null || fail "sbatch of the owner's job failed"
+  wait_for "the joiner's requeue" grep -q "preempted at .*scontrol requeue" "$work/join.out"
+  echo "joiner preempted and requeued after $((SECONDS - t0)) s"
+  wait_for "the joiner back (rank 3)" worked 3 1
+  echo "joiner back as rank 3 after $((SECONDS - t0)) s"
+  for _ in $(seq 900); do # the job's and the joiner's end (not a check: what follows checks)
+    case "$(job_state "$JOB") $(job_state "$joiner")" in COMPLETED\ COMPLETED | *FAIL* | *CANCEL*) break ;; esac
+    sleep 0.1
+  done
+  grep -E "launch mode|accepting joins|joined|leaves the job|left the job" "$work/$name.out" | cut -c1-200
+  grep -E "hetrain-join|CANCELLED" "$work/join.out" | cut -c1-200
+  [ "$(job_state "$JOB")" = COMPLETED ] || { cat "$work/$name.out" >&2; fail "job state $(job_state "$JOB"), not COMPLETED"; }
+  [ "$(job_state "$joiner")" = COMPLETED ] || { cat "$work/join.out" >&2; fail "joiner's state $(job_state "$joiner"), not COMPLETED"; }
+  scontrol show job "$joiner" | grep -q 'Restarts=1 ' || fail "the joiner's job did not run twice (Restarts=1)"
+  [ "$(grep -c 'hetrain join exited with code 0' "$work/join.out")" = 2 ] ||
+    fail "the joiner's two runs did not both exit 0"
+  python3 - "$work/s.json" <<'PY' || fail "the summary does not name the join, the leave and the join again"
+import json, sys
+s = json.load(open(sys.argv[1]))
+changes = [(c["change"], c["rank"]) for c in s["membership_changes"]]
+print("  membership_changes:", changes)
+assert changes == [("joined", 2), ("left", 2), ("joined", 3)], changes
+PY
+  python3 "$repo/tests/tools/check_samples.py" "$work/samples" 40960 4 3 ||
+    fail "a sample was not used exactly once per epoch"
   ;;
 hetjob)
   # Command-line options: component 0's before ':', component 1's after (overriding the GPU

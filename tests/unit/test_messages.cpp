@@ -163,7 +163,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
   Words other_version = command;
   other_version[0] += 1; // the version is the header's low 16 bits
   expect_protocol_error([&] { decode_round_command(other_version); },
-                        "a round command of protocol version 8, this hetrain speaks 7");
+                        "a round command of protocol version 9, this hetrain speaks 8");
   Words short_one(command.begin(), command.end() - 1);
   expect_protocol_error([&] { decode_round_command(short_one); },
                         "a round command of 10 words, expected 11");
@@ -181,7 +181,7 @@ TEST(Messages, WrongTypeVersionLengthOrKindIsRefused) {
 // change of the encoder that still round-trips (another field order, another bool or enum
 // encoding, another header) fails: ranks of two builds must keep understanding each other.
 TEST(Messages, WireWordsAreFixed) {
-  const auto header = [](int64_t type) { return int64_t{0x4854} << 32 | type << 16 | 7; };
+  const auto header = [](int64_t type) { return int64_t{0x4854} << 32 | type << 16 | 8; };
   const auto word = [](uint64_t bits) { return static_cast<int64_t>(bits); };
 
   RoundCommand command;

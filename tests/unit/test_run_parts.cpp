@@ -483,6 +483,8 @@ TEST(SignalVerdict, GoneAndIdleTrainersDoNotCountAndNoLeaveWhereTheJobCannotGoOn
   roster = signalled({SIGTERM, 0});
   roster[0].working = false; // out of the plan: its statistics (and signal) did not come
   EXPECT_EQ(judge_signals(0, roster, true).leaving, std::vector<int>{});
+  roster[0].out_signal = SIGTERM; // out of the plan, it said so in its answer to a measurement
+  EXPECT_EQ(judge_signals(0, roster, true).leaving, std::vector<int>{roster[0].world_rank});
   const SignalVerdict v = judge_signals(0, signalled({SIGTERM, 0}), false); // host groups
   EXPECT_EQ(v.stop_job, SIGTERM);
   EXPECT_TRUE(v.leaving.empty());

@@ -27,7 +27,7 @@ using Words = std::vector<int64_t>;
 // optimizer in checkpoints), RoundCommand.round_steps (local steps by speed);
 // 6: ShardCommand.trainer_samples (params and diloco over --aggregators),
 // RoundStats.wire_relative_error
-inline constexpr int64_t kMessageVersion = 7;
+inline constexpr int64_t kMessageVersion = 8;
 
 enum class MessageType : int64_t {
   kRoundCommand = 1,
