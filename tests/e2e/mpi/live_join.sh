@@ -15,16 +15,17 @@
 # the run ends where the uninterrupted run of 2 trainers does (--sync gradient: the exact
 # gradient whatever the shares, summed in another order): compared at step 20, before rounding
 # differences grow (see common.sh), within $early_rtol; both joins and the leave happen before
-# it (checked). The run goes on to step 30 so that the job outlasts the joins (a joiner takes about
-# 3 s to start); splits of this run (4096 one-sample micro-batches a step) drift apart by 6e-8 to
-# 8e-6 by step 40 (measured 2026-12 on the 2-core VM at --lr 0.01; 8.8e-4 at --lr 0.05, hence the
-# low rate), so later steps are not compared. Prints the time from each `hetrain join` to its first
-# computed round. About 0.4 s a round on the 2-core VM.
+# it (checked). Rank 0 sleeps 1 s in every second round's checkpoint (--fault-slow-checkpoint,
+# a slow disk), so that the 30 rounds outlast the joins (a joiner takes about 3 s to start) on
+# any CPU without using it; --lr 0.01, since splits of such runs drift apart by 6e-8 to 8e-6 by
+# step 40 at that rate (measured 2026-12 on the 2-core VM; 8.8e-4 at --lr 0.05). Prints the time
+# from each `hetrain join` to its first computed round.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 command -v ompi-server >/dev/null || skip "no ompi-server (Open MPI's rendezvous server)"
 s=(--data "$train" --model mlp --epochs 3 --optimizer momentum --lr 0.01 --global-batch 4096
-   --micro-batch 1 --limit-train-samples 40960 --threads 1 --seed 7 --progress-seconds 1000)
+   --micro-batch 16 --limit-train-samples 40960 --threads 1 --seed 7 --progress-seconds 1000
+   --keep-checkpoints 100)
 step20=ckpt-s00000020-epoch.h5
 mpi 3 "$HETRAIN" train "${s[@]}" --epochs 2 --checkpoint-dir "$work/straight" | tail -n 1
 ompi-server --no-daemonize --report-uri "$work/uri" >"$work/ompi-server.log" 2>&1 &
@@ -32,7 +33,8 @@ for _ in $(seq 1 100); do [ -s "$work/uri" ] && break; sleep 0.1; done
 [ -s "$work/uri" ] || fail "ompi-server wrote no URI"
 server=(--ompi-server "file:$work/uri")
 mpi 3 "${server[@]}" "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/ck" \
-  --accept-joins "$work/join.json" --metrics "$work/m.jsonl" --debug-sample-log "$work/samples" \
+  --checkpoint-every 2 --fault-slow-checkpoint 1 --accept-joins "$work/join.json" \
+  --metrics "$work/m.jsonl" --debug-sample-log "$work/samples" \
   --summary-json "$work/s.json" >"$work/log" 2>&1 &
 job=$!
 wait_for() { # wait_for WHAT CONDITION...: up to 60 s (not a check: what follows checks)
