@@ -4,10 +4,12 @@ instead. Debian's python3-torch, gloo backend, DistributedSampler (an even split
 batch), the same Mlp / Cnn as bench/pytorch_reference.py, Adam, micro-batches accumulated under
 no_sync() with one all-reduce per global batch.
 
-Started once per rank by bench/hetero.sh with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT in the
+Started once per rank by bench/hetero.sh (and by bench/slow-links.sh, in each simulated host's
+namespace with GLOO_SOCKET_IFNAME) with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT in the
 environment (and pinned with taskset, which pins every thread the process will start). Rank 0
 prints one JSON line: samples/s over the timed loop, each rank's own forward+backward seconds and
-the test accuracy.
+the test accuracy; with --epochs, `history` holds each epoch's training seconds (evaluation,
+by rank 0 while the others wait, not counted) and test accuracy, as hetrain's summary does.
 
 Facts that shaped it (Debian torch 1.13, Python 3.11): torchrun needs `-r 1 -t 1`, so ranks are
 started directly; gloo can deadlock at exit, so every rank ends with a barrier and os._exit(0);
@@ -39,6 +41,7 @@ def main():
     p.add_argument("--micro-batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=1)
     a = p.parse_args()
 
     dist.init_process_group("gloo")
@@ -59,12 +62,52 @@ def main():
     per_rank = a.global_batch // world
     sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True,
                                  seed=a.seed, drop_last=False)
-    sampler.set_epoch(0)
-    mine = torch.tensor(list(sampler))
-    steps = (len(mine) + per_rank - 1) // per_rank
-
+    tx = ty = None
+    if a.test_data and rank == 0:
+        tx, ty, _, _ = load(a.test_data, mean, std)
+    seconds, compute, samples, history = 0.0, 0.0, 0, []
+    for epoch in range(a.epochs):
+        sampler.set_epoch(epoch)
+        mine = torch.tensor(list(sampler))
+        dist.barrier()
+        start = time.perf_counter()
+        done, used = train_epoch(a, ddp, opt, x, y, mine, per_rank)
+        dist.barrier()
+        history.append({"epoch": epoch + 1, "seconds": time.perf_counter() - start})
+        seconds += history[-1]["seconds"]
+        compute += done
+        samples += used
+        if tx is not None:
+            history[-1]["test_accuracy"] = evaluate(model, tx, ty)
+    figures = torch.tensor([float(samples), compute])
+    gathered = [torch.zeros(2) for _ in range(world)]
+    dist.all_gather(gathered, figures)
+    if rank == 0:
+        total = sum(int(g[0]) for g in gathered)
+        result = {"tool": "ddp", "torch": torch.__version__, "model": a.model, "world": world,
+                  "samples": total, "seconds": seconds, "samples_per_sec": total / seconds,
+                  "per_rank": [{"rank": r, "samples": int(g[0]), "compute_seconds": float(g[1])}
+                               for r, g in enumerate(gathered)]}
+        if tx is not None:
+            result["test_accuracy"] = history[-1]["test_accuracy"]
+            result["history"] = history
+        print(json.dumps(result), flush=True)
     dist.barrier()
-    start = time.perf_counter()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def evaluate(model, tx, ty):
+    model.eval()
+    with torch.no_grad():
+        accuracy = float((model(tx).argmax(1) == ty).float().mean())
+    model.train()
+    return accuracy
+
+
+def train_epoch(a, ddp, opt, x, y, mine, per_rank):
+    """One epoch of this rank's sample indices `mine`; returns (compute seconds, samples)."""
+    steps = (len(mine) + per_rank - 1) // per_rank
     compute = 0.0
     samples = 0
     ddp.train()
@@ -90,26 +133,7 @@ def main():
                 compute += time.perf_counter() - t0
         samples += len(step)
         opt.step()
-    dist.barrier()
-    seconds = time.perf_counter() - start
-    figures = torch.tensor([float(samples), compute])
-    gathered = [torch.zeros(2) for _ in range(world)]
-    dist.all_gather(gathered, figures)
-    if rank == 0:
-        total = sum(int(g[0]) for g in gathered)
-        result = {"tool": "ddp", "torch": torch.__version__, "model": a.model, "world": world,
-                  "samples": total, "seconds": seconds, "samples_per_sec": total / seconds,
-                  "per_rank": [{"rank": r, "samples": int(g[0]), "compute_seconds": float(g[1])}
-                               for r, g in enumerate(gathered)]}
-        if a.test_data:
-            tx, ty, _, _ = load(a.test_data, mean, std)
-            model.eval()
-            with torch.no_grad():
-                result["test_accuracy"] = float((model(tx).argmax(1) == ty).float().mean())
-        print(json.dumps(result), flush=True)
-    dist.barrier()
-    sys.stdout.flush()
-    os._exit(0)
+    return compute, samples
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@
 # diloco-int8 (the same with --wire-dtype int8), diloco-overlap and diloco-overlap-int8 (the
 # two with --sync-overlap), and on request (MODES) diloco-overlap-m05 (--outer-momentum 0.5) and
 # diloco-overlap-avg (--outer-optimizer average) with --sync-overlap, and diloco-overlap-t2,
-# -t4 and -t4-int8 (--sync-overlap-steps 2 or 4: the sync applied before local step 3 or 5).
+# -t4 and -t4-int8 (--sync-overlap-steps 2 or 4: the sync applied before local step 3 or 5), and
+# ddp: PyTorch DDP (bench/ddp_reference.py, gloo, the same cnn, batch, optimizer and data, an even
+# split of every batch) on the two trainer hosts, each pinned as hetrain's trainer there; host 0
+# (hetrain's aggregator) idles.
 # RUNS runs of each at each rate in RATES ("100mbit 1gbit"), of each mode
 # in MODES (all of them; exact must be among them), interleaved. The target is the exact runs' median final accuracy minus 1
 # point; a run's time to it is the training time (evaluation excluded) at the end of the first
@@ -51,6 +54,29 @@ declare -A flags=([exact]="--sync gradient" [params]="--sync params --local-step
                   [diloco-overlap-t2]="--sync diloco --local-steps 8 --sync-overlap --sync-overlap-steps 2"
                   [diloco-overlap-t4]="--sync diloco --local-steps 8 --sync-overlap --sync-overlap-steps 4"
                   [diloco-overlap-t4-int8]="--sync diloco --local-steps 8 --sync-overlap --sync-overlap-steps 4 --wire-dtype int8")
+py=$(bench_python torch h5py)
+# run_ddp TAG: DDP rank r on host r + 1 in its namespace, pinned (and capped) as hetrain's
+# trainer there; rank 0's JSON (with a per-epoch history) in $work/TAG.json.
+run_ddp() {
+  local tag=$1 r pids=() port=$((29500 + RANDOM % 1000)) env_file veths
+  env_file=$(scripts/lan-sim.sh env "$sim")
+  # shellcheck disable=SC1090
+  . "$env_file"
+  read -r -a addrs <<<"$LAN_SIM_ADDRS"
+  mapfile -t veths < <("$py" -c 'import json,sys; [print(h["veth"] + "p") for h in json.load(open(sys.argv[1]))["hosts"]]' "$LAN_SIM_DIR/hosts.json")
+  for r in 0 1; do
+    scripts/lan-sim.sh exec "$sim" $((r + 1)) -- env RANK=$r WORLD_SIZE=2 MASTER_ADDR="${addrs[1]}" \
+      MASTER_PORT=$port GLOO_SOCKET_IFNAME="${veths[r + 1]}" OMPI_COMM_WORLD_RANK=$((r + 1)) \
+      "$work/place.sh" "$py" bench/ddp_reference.py --data data/fashion-mnist-train.h5 \
+      --test-data data/fashion-mnist-test.h5 --model cnn --epochs "$epochs" --samples "$samples" \
+      --global-batch 256 --micro-batch 32 --lr 1e-3 --seed 4 >"$work/$tag.$r.out" 2>"$work/$tag.$r.err" &
+    pids+=($!)
+  done
+  for r in 0 1; do
+    wait "${pids[r]}" || { tail -n 20 "$work/$tag".*.err >&2; exit 1; }
+  done
+  tail -n 1 "$work/$tag.0.out" >"$work/$tag.json"
+}
 for rate in $rates; do
   sim=sl$$
   scripts/lan-sim.sh up "$sim" --hosts 3 --rate "$rate" --slots 1 >/dev/null
@@ -58,11 +84,15 @@ for rate in $rates; do
     for m in "${modes[@]}"; do
       tag=$rate-$m-$k
       scripts/lan-sim.sh counters "$sim" >"$work/$tag.before.json"
-      # shellcheck disable=SC2086 # flags hold several words
-      scripts/lan-sim.sh run "$sim" -- --oversubscribe -np 3 --map-by node \
-        --mca mpi_yield_when_idle 1 "$work/place.sh" "$hetrain" train "${a[@]}" ${flags[$m]} \
-        --checkpoint-dir "$work/ckpt-$tag" --summary-json "$work/$tag.json" >"$work/$tag.log" 2>&1 ||
-        { tail -n 20 "$work/$tag.log" >&2; exit 1; }
+      if [ "$m" = ddp ]; then
+        run_ddp "$tag"
+      else
+        # shellcheck disable=SC2086 # flags hold several words
+        scripts/lan-sim.sh run "$sim" -- --oversubscribe -np 3 --map-by node \
+          --mca mpi_yield_when_idle 1 "$work/place.sh" "$hetrain" train "${a[@]}" ${flags[$m]} \
+          --checkpoint-dir "$work/ckpt-$tag" --summary-json "$work/$tag.json" >"$work/$tag.log" 2>&1 ||
+          { tail -n 20 "$work/$tag.log" >&2; exit 1; }
+      fi
       scripts/lan-sim.sh counters "$sim" >"$work/$tag.after.json"
       rm -rf "$work/ckpt-$tag"
       echo "$rate $m run $k: $(json_get "$work/$tag.json" 'round(d["samples_per_sec"])') samples/s," \
@@ -108,7 +138,8 @@ for rate in rates:
         r["modes"][m] = {"seconds_to_target": times, "final_test_accuracy": accs,
                          "samples_per_sec": rates_, "busiest_link_bytes_per_sample": bps,
                          "overlapped_rounds": [sum(t.get("overlapped_rounds", 0)
-                                                   for t in s["trainers"]) for s in runs_of[m]],
+                                                   for t in s.get("trainers", []))
+                                               for s in runs_of[m]],
                          "median_seconds_to_target":
                              statistics.median(reached) if len(reached) == len(times) else None,
                          "median_bytes_per_sample": statistics.median(bps)}
