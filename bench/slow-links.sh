@@ -9,7 +9,8 @@
 # diloco-int8 (the same with --wire-dtype int8), diloco-overlap and diloco-overlap-int8 (the
 # two with --sync-overlap), and on request (MODES) diloco-overlap-m05 (--outer-momentum 0.5) and
 # diloco-overlap-avg (--outer-optimizer average) with --sync-overlap, and diloco-overlap-t2,
-# -t4 and -t4-int8 (--sync-overlap-steps 2 or 4: the sync applied before local step 3 or 5), and
+# -t4 and -t4-int8 (--sync-overlap-steps 2 or 4: the sync applied before local step 3 or 5),
+# diloco-l32-int8 and -l64-int8 (--local-steps 32 or 64 with int8: fewer bytes), and
 # ddp: PyTorch DDP (bench/ddp_reference.py, gloo, the same cnn, batch, optimizer and data, an even
 # split of every batch) on the two trainer hosts, each pinned as hetrain's trainer there; host 0
 # (hetrain's aggregator) idles.
@@ -53,7 +54,9 @@ declare -A flags=([exact]="--sync gradient" [params]="--sync params --local-step
                   [diloco-overlap-avg]="--sync diloco --local-steps 8 --sync-overlap --outer-optimizer average"
                   [diloco-overlap-t2]="--sync diloco --local-steps 8 --sync-overlap --sync-overlap-steps 2"
                   [diloco-overlap-t4]="--sync diloco --local-steps 8 --sync-overlap --sync-overlap-steps 4"
-                  [diloco-overlap-t4-int8]="--sync diloco --local-steps 8 --sync-overlap --sync-overlap-steps 4 --wire-dtype int8")
+                  [diloco-overlap-t4-int8]="--sync diloco --local-steps 8 --sync-overlap --sync-overlap-steps 4 --wire-dtype int8"
+                  [diloco-l32-int8]="--sync diloco --local-steps 32 --wire-dtype int8"
+                  [diloco-l64-int8]="--sync diloco --local-steps 64 --wire-dtype int8")
 py=$(bench_python torch h5py)
 # run_ddp TAG: DDP rank r on host r + 1 in its namespace, pinned (and capped) as hetrain's
 # trainer there; rank 0's JSON (with a per-epoch history) in $work/TAG.json.
