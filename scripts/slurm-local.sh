@@ -19,8 +19,8 @@
 # --preemption (with --nodes 2): preemption by partition priority, as on a cluster with a
 #   scavenger partition. Partitions: debug (n1, n2; default; never preempted), scavenger (n2,
 #   PriorityTier 1, PreemptMode=REQUEUE, GraceTime=$HETRAIN_SLURM_GRACE s, default 20) and
-#   owner (n2, PriorityTier 10). A job in owner that needs n2's CPUs preempts the scavenger jobs
-#   there: SLURM sends them SIGTERM, kills them GraceTime later, and puts them back in the
+#   owner (n2, PriorityTier 10). A job in owner (or in debug) that needs n2's CPUs preempts the
+#   scavenger jobs there: SLURM sends them SIGTERM, kills them GraceTime later, and puts them back in the
 #   queue (README "SLURM", preemptible nodes).
 # Clients (sinfo, sbatch, srun, scontrol) need SLURM_CONF=<folder>/slurm.conf; `start` prints it.
 #

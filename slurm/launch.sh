@@ -100,6 +100,7 @@ hetrain_accept_joins() {
   if [ "$HETRAIN_LAUNCH" = srun ]; then
     [ "${HETRAIN_LAUNCH_ASKED:-auto}" = srun ] &&
       hetrain_die "HETRAIN_LAUNCH=srun with JOIN_FILE: joins need mpirun --ompi-server; use HETRAIN_LAUNCH=auto or mpirun" 2
+    command -v mpirun >/dev/null || hetrain_die "JOIN_FILE: joins need mpirun, but there is no mpirun in PATH" 2
     HETRAIN_LAUNCH=mpirun
     hetrain_log "launch mode: mpirun instead of srun (JOIN_FILE: joins need mpirun --ompi-server)"
   fi
@@ -149,11 +150,15 @@ hetrain_run() {
   if [ "$_hetrain_usr1" = 1 ]; then # USR1 came while we were starting it
     kill -USR1 "$_hetrain_child" 2>/dev/null
   fi
+  hetrain_launcher_watchdog "$_hetrain_child" &
+  local watchdog=$!
   # A trapped signal interrupts `wait` (status > 128): wait again until the launcher has ended,
   # then once more for its real status (bash keeps it).
   while kill -0 "$_hetrain_child" 2>/dev/null; do wait "$_hetrain_child"; done
   wait "$_hetrain_child"
   local launcher_rc=$?
+  pkill -P "$watchdog" 2>/dev/null # its sleep
+  kill "$watchdog" 2>/dev/null
   HETRAIN_RC=$launcher_rc
   if [ -s "$HETRAIN_EXIT_CODE_FILE" ]; then
     HETRAIN_RC=$(cat "$HETRAIN_EXIT_CODE_FILE")
@@ -163,6 +168,25 @@ hetrain_run() {
   fi
   rm -f "$HETRAIN_EXIT_CODE_FILE"
   hetrain_log "hetrain exited with code $HETRAIN_RC (launcher: $launcher_rc)"
+}
+
+# hetrain_launcher_watchdog PID: ends the launcher when it outlives rank 0 by
+# HETRAIN_LAUNCHER_GRACE seconds (default 20). Seen twice on the local SLURM (22.05.8): `srun
+# --mpi=pmix --het-group=0-1` stayed in a futex wait after both components' tasks had exited and
+# slurmd had logged "done with job" for each, so the job never ended. Rank 0's exit code file,
+# written as it exits, says that the training is over.
+hetrain_launcher_watchdog() {
+  local pid=$1
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ -s "$HETRAIN_EXIT_CODE_FILE" ]; then
+      sleep "${HETRAIN_LAUNCHER_GRACE:-20}"
+      kill -0 "$pid" 2>/dev/null || return 0
+      hetrain_log "the launcher (pid $pid) is still running ${HETRAIN_LAUNCHER_GRACE:-20} s after rank 0 exited: ending it"
+      kill -TERM "$pid" 2>/dev/null
+      return 0
+    fi
+    sleep 1
+  done
 }
 
 # hetrain_finish: exit with hetrain's code, or requeue the job when it was stopped by a signal.

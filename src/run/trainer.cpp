@@ -326,8 +326,8 @@ void Trainer::run() {
 // so. Either way this trainer's work is delivered and it exits with 0.
 void Trainer::say_why_stopped() const {
   if (const int signal = stop_signal())
-    log_info("{} here: rank 0 took this trainer's last round and let it go after {} rounds of "
-             "work; leaving the job (exit 0)",
+    log_info("{} here: rank 0 let this trainer go (its last round taken, or none due while out "
+             "of the plan) after {} rounds of work; leaving the job (exit 0)",
              signal_name(signal), rounds_worked_);
 }
 
@@ -755,6 +755,7 @@ void Trainer::report_out_speed(const RoundCommand &command) {
       torch::cuda::synchronize();
     figures[0] = static_cast<double>(stats.samples);
     figures[1] = seconds_since(start);
+    figures[2] = static_cast<double>(stop_signal()); // one that came while it measured
   }
   RequestSet set;
   MPI_Request r;

@@ -26,7 +26,9 @@ using Words = std::vector<int64_t>;
 // 5: RoundCommand kSaveOptimizer and kLoadOptimizer, OptimizerStateHeader (a trainer's own
 // optimizer in checkpoints), RoundCommand.round_steps (local steps by speed);
 // 6: ShardCommand.trainer_samples (params and diloco over --aggregators),
-// RoundStats.wire_relative_error
+// RoundStats.wire_relative_error; 7: RoundStats.overlapped_steps (--sync-overlap);
+// 8: a trainer out of the plan answers a measurement with {samples, seconds, signal}
+// (kTagOutSpeed; a planned leave while out)
 inline constexpr int64_t kMessageVersion = 8;
 
 enum class MessageType : int64_t {

@@ -5,7 +5,8 @@
 # own mpirun on its host, as a user starts it on a machine that became free:
 #  1. once round 2 is done, `hetrain join` by its own mpirun on host 2 is taken as rank 3;
 #  2. once it has worked 2 rounds it gets SIGTERM of its own: a planned leave (exit 0);
-#  3. a second `hetrain join` on host 1 (a machine back) is taken as rank 4 and trains to the end.
+#  3. once it has exited, a second `hetrain join` on host 1 (a machine back) is taken as rank 4
+#     and trains to the end.
 # Checked: every process exits 0; the summary's membership_changes are joined 3, left 3, joined 4
 # in that order, before step 20; every sample used exactly once per epoch (the 4 trainers'
 # sample logs); and the run ends where one process does (--sync gradient: the exact gradient
@@ -66,14 +67,14 @@ wait_for "a round of joiner 1" worked 3 1
 echo "joiner 1 (host 2): its first round $(since "$STARTED") s after hetrain join started"
 wait_for "2 rounds of joiner 1" worked 3 2
 pid=""
-for p in $(pgrep -f "$HETRAIN join"); do pid=$p; done
+for p in $(pgrep -f "^$HETRAIN join"); do pid=$p; done # the process, not its mpirun
 [ -n "$pid" ] || fail "joiner 1's hetrain process not found"
 kill -TERM "$pid"
-join 2 1 # a machine back: it starts while joiner 1 leaves
-second=$JOINER
 rc=0
 wait "$first" || rc=$?
 expect_rc "$rc" 0 "$work/join1.log"
+join 2 1 # a machine back, once joiner 1 is gone (so that the leave comes before this join)
+second=$JOINER
 wait_for "a round of joiner 2" worked 4 1
 echo "joiner 2 (host 1): its first round $(since "$STARTED") s after hetrain join started"
 rc=0

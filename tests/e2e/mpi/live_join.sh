@@ -5,8 +5,8 @@
 #  1. `hetrain join FILE`, started by its own mpirun once round 2 is done, is taken at a round's
 #     end as rank 3 and trains;
 #  2. once it has worked 2 rounds it gets SIGTERM of its own: a planned leave (exit 0);
-#  3. a second `hetrain join FILE` (the machine back), started at once, is taken as rank 4 and
-#     trains to the end;
+#  3. a second `hetrain join FILE` (the machine back), started once joiner 1 has exited, is taken
+#     as rank 4 and trains to the end;
 #  4. a third joiner started once the last round is done is not taken: one line, exit 2, at once;
 #  5. bad input, each one line and exit 2 without waiting: the same FILE once the job has ended
 #     (stale), a missing FILE, a FILE of another protocol version, and a job of another model.
@@ -18,7 +18,8 @@
 # it (checked). Rank 0 sleeps 1 s in every second round's checkpoint (--fault-slow-checkpoint,
 # a slow disk), so that the 30 rounds outlast the joins (a joiner takes about 3 s to start) on
 # any CPU without using it; --lr 0.01, since splits of such runs drift apart by 6e-8 to 8e-6 by
-# step 40 at that rate (measured 2026-12 on the 2-core VM; 8.8e-4 at --lr 0.05). Prints the time
+# step 40 at that rate (measured 2026-12 on the 2-core VM with micro-batches of 1; 8.8e-4 at
+# --lr 0.05; lan.live_join measured 1.9e-5 at step 20 with micro-batches of 16 at 0.05). Prints the time
 # from each `hetrain join` to its first computed round.
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
@@ -60,14 +61,14 @@ wait_for "a round of joiner 1" worked 3 1
 echo "joiner 1: its first round $(awk -v a="$(now)" -v b="$STARTED" 'BEGIN { printf "%.1f", a - b }') s after hetrain join started"
 wait_for "2 rounds of joiner 1" worked 3 2
 pid=""
-for p in $(pgrep -f "$HETRAIN join"); do pid=$p; done
+for p in $(pgrep -f "^$HETRAIN join"); do pid=$p; done # the process, not its mpirun
 [ -n "$pid" ] || fail "joiner 1's hetrain process not found"
 kill -TERM "$pid"
-join 2 # the machine back: it starts while joiner 1 leaves
-second=$JOINER
 rc=0
 wait "$first" || rc=$?
 expect_rc "$rc" 0 "$work/join1.log"
+join 2 # the machine back, once joiner 1 is gone (so that the leave comes before this join)
+second=$JOINER
 wait_for "a round of joiner 2" worked 4 1
 echo "joiner 2: its first round $(awk -v a="$(now)" -v b="$STARTED" 'BEGIN { printf "%.1f", a - b }') s after hetrain join started"
 # A joiner that comes as the job ends is not taken: it says so in one line and exits 2, at once
