@@ -32,7 +32,7 @@
 # what the launcher returns.
 
 hetrain_log() { echo "hetrain-slurm $(date '+%F %T'): $*"; }
-hetrain_die() { echo "hetrain-slurm: $*" >&2; exit "${2:-1}"; }
+hetrain_die() { echo "hetrain-slurm: $1" >&2; exit "${2:-1}"; }
 
 # Sets HETRAIN_LAUNCH to srun or mpirun and logs which one and why.
 hetrain_pick_launcher() {
@@ -65,6 +65,20 @@ hetrain_pick_launcher() {
 # --enable-recovery inside the allocation keeps them, so the launch mode becomes mpirun (an
 # explicit HETRAIN_LAUNCH=srun, or a layout only srun can start, is refused with the reason).
 _hetrain_continue=0
+# hetrain_need_mpirun WHAT WHY MODE: WHAT (an option or variable) needs mpirun, because WHY. A
+# layout only srun can start, or an explicit HETRAIN_LAUNCH=srun, is refused (exit 2) with the
+# reason; the auto choice of srun becomes mpirun, logged as `launch mode: MODE instead of srun`.
+hetrain_need_mpirun() {
+  local what=$1 why=$2 mode=$3
+  [ "${MPIRUN_ARGS+set}" = set ] ||
+    hetrain_die "$what needs $mode, but this job layout can only be started by srun ($why)" 2
+  [ "$HETRAIN_LAUNCH" = srun ] || return 0
+  [ "${HETRAIN_LAUNCH_ASKED:-auto}" = srun ] &&
+    hetrain_die "HETRAIN_LAUNCH=srun with $what: $why; use HETRAIN_LAUNCH=auto or mpirun" 2
+  command -v mpirun >/dev/null || hetrain_die "$what needs mpirun ($why), but there is no mpirun in PATH" 2
+  HETRAIN_LAUNCH=mpirun
+  hetrain_log "launch mode: $mode instead of srun ($what: $why)"
+}
 hetrain_launcher_for_continue() {
   local prev="" a
   for a in "$@"; do
@@ -74,15 +88,8 @@ hetrain_launcher_for_continue() {
     prev=$a
   done
   [ "$_hetrain_continue" = 1 ] || return 0
-  [ "${MPIRUN_ARGS+set}" = set ] ||
-    hetrain_die "--on-trainer-loss continue needs mpirun --enable-recovery, but this job layout can only be started by srun, which ends every task when one dies; use --on-trainer-loss abort here" 2
-  if [ "$HETRAIN_LAUNCH" = srun ]; then
-    [ "${HETRAIN_LAUNCH_ASKED:-auto}" = srun ] &&
-      hetrain_die "HETRAIN_LAUNCH=srun with --on-trainer-loss continue: srun --mpi=pmix cancels the whole step when one task dies; use HETRAIN_LAUNCH=auto or mpirun" 2
-    command -v mpirun >/dev/null || hetrain_die "--on-trainer-loss continue needs mpirun (srun ends every task when one dies), but there is no mpirun in PATH" 2
-    HETRAIN_LAUNCH=mpirun
-    hetrain_log "launch mode: mpirun --enable-recovery instead of srun (--on-trainer-loss continue: srun --mpi=pmix cancels the step when one task dies)"
-  fi
+  hetrain_need_mpirun "--on-trainer-loss continue" "srun --mpi=pmix cancels the step when one task dies" \
+    "mpirun --enable-recovery"
 }
 
 # JOIN_FILE set: trainers may join the running job (README "Machines that come and go",
@@ -96,14 +103,7 @@ hetrain_accept_joins() {
   [ -n "${JOIN_FILE:-}" ] || return 0
   command -v ompi-server >/dev/null ||
     hetrain_die "JOIN_FILE is set but there is no ompi-server in PATH (Open MPI's rendezvous server)" 2
-  [ "${MPIRUN_ARGS+set}" = set ] || hetrain_die "JOIN_FILE: this job layout cannot use mpirun, which joins need" 2
-  if [ "$HETRAIN_LAUNCH" = srun ]; then
-    [ "${HETRAIN_LAUNCH_ASKED:-auto}" = srun ] &&
-      hetrain_die "HETRAIN_LAUNCH=srun with JOIN_FILE: joins need mpirun --ompi-server; use HETRAIN_LAUNCH=auto or mpirun" 2
-    command -v mpirun >/dev/null || hetrain_die "JOIN_FILE: joins need mpirun, but there is no mpirun in PATH" 2
-    HETRAIN_LAUNCH=mpirun
-    hetrain_log "launch mode: mpirun instead of srun (JOIN_FILE: joins need mpirun --ompi-server)"
-  fi
+  hetrain_need_mpirun JOIN_FILE "joins need mpirun --ompi-server" mpirun
   mkdir -p "$(dirname "$JOIN_FILE")" || hetrain_die "cannot create the folder of JOIN_FILE=$JOIN_FILE" 2
   rm -f "$JOIN_FILE" "$JOIN_FILE.uri"
   ompi-server --no-daemonize --report-uri "$JOIN_FILE.uri" >"$JOIN_FILE.ompi-server.log" 2>&1 &

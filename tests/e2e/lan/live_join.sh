@@ -43,32 +43,18 @@ server=(--ompi-server "file:$work/uri")
   --metrics "$work/m.jsonl" --debug-sample-log "$work/samples" --summary-json "$work/s.json" \
   >"$work/log" 2>&1 &
 job=$!
-wait_for() { # wait_for WHAT CONDITION...: up to 60 s (not a check: what follows checks)
-  local what=$1
-  shift
-  for _ in $(seq 1 1200); do "$@" && return 0; sleep 0.05; done
-  tail -n 20 "$work/log" "$work"/join*.log
-  fail "no $what within 60 s"
-}
-rounds_from() { [ "$(rounds_done "$work/m.jsonl")" -ge "$1" ]; }
-worked() { # worked RANK N: the trainer's sample log has N rounds
-  [ "$(cut -d' ' -f2 "$work/samples.rank$1" 2>/dev/null | sort -u | wc -l)" -ge "$2" ]
-}
 join() { # join N HOST: `hetrain join` on simulated host HOST as joiner N; sets JOINER, STARTED
   "$lan_sim" exec "$sim" "$2" -- "$MPIEXEC" -np 1 --mca btl tcp,self "${server[@]}" \
     "$HETRAIN" join "$work/join.json" --threads 1 >"$work/join$1.log" 2>&1 &
   JOINER=$! STARTED=$(now)
 }
-since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; }
 wait_for "round 2" rounds_from 2
 join 1 2
 first=$JOINER
 wait_for "a round of joiner 1" worked 3 1
 echo "joiner 1 (host 2): its first round $(since "$STARTED") s after hetrain join started"
 wait_for "2 rounds of joiner 1" worked 3 2
-pid=""
-for p in $(pgrep -f "^$HETRAIN join"); do pid=$p; done # the process, not its mpirun
-[ -n "$pid" ] || fail "joiner 1's hetrain process not found"
+pid=$(joiner_pid) || fail "joiner 1's hetrain process not found"
 kill -TERM "$pid"
 rc=0
 wait "$first" || rc=$?

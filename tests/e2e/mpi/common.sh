@@ -128,6 +128,24 @@ rank_pid() {
     fi
   done
 }
+# The live-join cases (mpi.live_join, lan.live_join): a job writing $work/log, $work/m.jsonl and
+# $work/samples.rank<R>, joiners writing $work/join<N>.log.
+# wait_for WHAT CONDITION...: up to 60 s (not a check: what follows checks); on a timeout the
+# logs' ends and a failure naming WHAT.
+wait_for() {
+  local what=$1
+  shift
+  for _ in $(seq 1 1200); do "$@" && return 0; sleep 0.05; done
+  tail -n 20 "$work/log" "$work"/join*.log 2>/dev/null
+  fail "no $what within 60 s"
+}
+rounds_from() { [ "$(rounds_done "$work/m.jsonl")" -ge "$1" ]; }
+worked() { # worked RANK N: the trainer's sample log has N rounds
+  [ "$(cut -d' ' -f2 "$work/samples.rank$1" 2>/dev/null | sort -u | wc -l)" -ge "$2" ]
+}
+since() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; } # seconds since $1
+# joiner_pid: the newest `hetrain join` process (the process, not its mpirun); nothing if none.
+joiner_pid() { pgrep -n -f "^$HETRAIN join"; }
 # step_ckpt DIR STEP: the path of DIR's step checkpoint at STEP (need not exist).
 step_ckpt() { printf '%s/ckpt-s%08d-step.h5' "$1" "$2"; }
 newest() { find "$1" -name 'ckpt-*-epoch.h5' | sort | tail -n 1; }

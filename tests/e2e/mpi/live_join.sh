@@ -38,17 +38,6 @@ mpi 3 "${server[@]}" "$HETRAIN" train "${s[@]}" --checkpoint-dir "$work/ck" \
   --metrics "$work/m.jsonl" --debug-sample-log "$work/samples" \
   --summary-json "$work/s.json" >"$work/log" 2>&1 &
 job=$!
-wait_for() { # wait_for WHAT CONDITION...: up to 60 s (not a check: what follows checks)
-  local what=$1
-  shift
-  for _ in $(seq 1 1200); do "$@" && return 0; sleep 0.05; done
-  tail -n 20 "$work/log"
-  fail "no $what within 60 s"
-}
-rounds_from() { [ "$(rounds_done "$work/m.jsonl")" -ge "$1" ]; }
-worked() { # worked RANK N: the trainer's sample log has N rounds
-  [ "$(cut -d' ' -f2 "$work/samples.rank$1" 2>/dev/null | sort -u | wc -l)" -ge "$2" ]
-}
 join() { # join N: `hetrain join` in the background as joiner N; sets JOINER and STARTED
   "$MPIEXEC" "${server[@]}" -np 1 "$HETRAIN" join "$work/join.json" --threads 1 \
     >"$work/join$1.log" 2>&1 &
@@ -58,11 +47,9 @@ wait_for "round 2" rounds_from 2
 join 1
 first=$JOINER
 wait_for "a round of joiner 1" worked 3 1
-echo "joiner 1: its first round $(awk -v a="$(now)" -v b="$STARTED" 'BEGIN { printf "%.1f", a - b }') s after hetrain join started"
+echo "joiner 1: its first round $(since "$STARTED") s after hetrain join started"
 wait_for "2 rounds of joiner 1" worked 3 2
-pid=""
-for p in $(pgrep -f "^$HETRAIN join"); do pid=$p; done # the process, not its mpirun
-[ -n "$pid" ] || fail "joiner 1's hetrain process not found"
+pid=$(joiner_pid) || fail "joiner 1's hetrain process not found"
 kill -TERM "$pid"
 rc=0
 wait "$first" || rc=$?
@@ -70,7 +57,7 @@ expect_rc "$rc" 0 "$work/join1.log"
 join 2 # the machine back, once joiner 1 is gone (so that the leave comes before this join)
 second=$JOINER
 wait_for "a round of joiner 2" worked 4 1
-echo "joiner 2: its first round $(awk -v a="$(now)" -v b="$STARTED" 'BEGIN { printf "%.1f", a - b }') s after hetrain join started"
+echo "joiner 2: its first round $(since "$STARTED") s after hetrain join started"
 # A joiner that comes as the job ends is not taken: it says so in one line and exits 2, at once
 # (not after its deadline). It starts once the last round's record is written: rank 0 looks for
 # joiners once more right after that, long before a joiner's start-up (3 s) is done. (Started 3
